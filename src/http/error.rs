@@ -1,0 +1,100 @@
+//! The one API error type: every failure answers `{code, reason, message, details}` with a
+//! matching status. Internal detail is logged, never returned.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::spec::SpecError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "a valid bearer token is required (Authorization: Bearer TOKEN; the admin token is in DATA/admin.token)",
+        )
+    }
+
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!("{context}: {error}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("{context} failed; the server log has the details"),
+        )
+    }
+
+    /// 422 with every validation error, each naming its document, line and field.
+    pub fn invalid(errors: Vec<SpecError>) -> Self {
+        let summary = match errors.as_slice() {
+            [one] => one.to_string(),
+            many => format!("{} errors; the first: {}", many.len(), many[0]),
+        };
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            reason: "Invalid",
+            message: summary,
+            details: Some(json!({ "causes": errors })),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "Conflict", m),
+            StoreError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
+            other => ApiError::internal("the store", other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "code": self.status.as_u16(),
+            "reason": self.reason,
+            "message": self.message,
+        });
+        if let Some(d) = self.details {
+            body["details"] = d;
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

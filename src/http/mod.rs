@@ -1,0 +1,472 @@
+//! The REST API under `/api/v1`: apply bundles (with dry-run plans and diffs), CRUD on apps,
+//! label-selected lists, events and spec-file problems; plus `/healthz` and `/readyz`.
+//!
+//! Handlers parse and validate input, then call the store; they never call Docker except to
+//! observe for a dry-run plan. `router(state)` builds everything, so tests drive it with
+//! `oneshot` and no socket.
+
+pub mod error;
+pub mod selector;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, watch};
+
+use crate::reconcile::Health;
+use crate::reconcile::plan::{Desired, DesiredApp, Observed, ObservedContainer, plan};
+use crate::runtime::{Runtime, labels};
+use crate::spec::validate::{AppKey, check_name, check_namespace};
+use crate::spec::{Format, SpecError, Validated, parse_documents, parse_values, validate_bundle};
+use crate::store::{ObjectRecord, SOURCE_API, Store, WriteItem, WriteOutcome};
+use error::{ApiError, ApiResult};
+use selector::Selector;
+
+/// Default request body limit.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub runtime: Arc<dyn Runtime>,
+    pub wake: Arc<Notify>,
+    /// SHA-256 of the admin token.
+    pub token_sha256: [u8; 32],
+    pub health: watch::Receiver<Health>,
+    pub instance: String,
+    pub max_body: usize,
+}
+
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.trim().as_bytes()).into()
+}
+
+pub fn router(state: ApiState) -> Router {
+    let api = Router::new()
+        .route("/apply", post(apply))
+        .route("/apps", get(list_all))
+        .route("/sources", get(sources))
+        .route("/namespaces/{ns}/apps", get(list_namespace))
+        .route(
+            "/namespaces/{ns}/apps/{name}",
+            get(get_app).put(put_app).patch(patch_app).delete(delete_app),
+        )
+        .route("/namespaces/{ns}/apps/{name}/events", get(app_events))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(token_digest);
+    // Compare digests without an early exit.
+    let ok = presented.is_some_and(|d| d.iter().zip(state.token_sha256.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
+    if !ok {
+        return ApiError::unauthorized().into_response();
+    }
+    next.run(request).await
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    let health = state.health.borrow().clone();
+    let status = if health.docker_connected && health.passes > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(health)).into_response()
+}
+
+/// The body, or 413 / 400 in the API's error shape.
+fn body(bytes: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    bytes.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "RequestEntityTooLarge", "request body is larger than the server's limit (--max-body)")
+        } else {
+            ApiError::bad_request(rejection.body_text())
+        }
+    })
+}
+
+fn body_format(headers: &HeaderMap) -> Format {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if json { Format::Json } else { Format::Yaml }
+}
+
+fn read_documents(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Vec<Validated>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let parsed = parse_documents(text, body_format(headers), None).map_err(ApiError::invalid)?;
+    if parsed.is_empty() {
+        return Err(ApiError::invalid(vec![SpecError::message("the body holds no document")]));
+    }
+    validate_bundle(parsed, None).map_err(ApiError::invalid)
+}
+
+fn items(docs: &[Validated]) -> Vec<WriteItem> {
+    docs.iter()
+        .map(|v| WriteItem {
+            key: v.app.key.clone(),
+            doc: v.wire.clone(),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplyQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn outcome_json(outcome: &str, record: &ObjectRecord) -> Value {
+    json!({
+        "kind": record.kind,
+        "namespace": record.key.namespace,
+        "name": record.key.name,
+        "result": outcome,
+        "uid": record.uid,
+        "generation": record.generation,
+        "resourceVersion": record.resource_version.to_string(),
+    })
+}
+
+async fn apply(
+    State(state): State<ApiState>,
+    Query(query): Query<ApplyQuery>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let bytes = body(bytes)?;
+    let docs = read_documents(&headers, &bytes)?;
+    if query.dry_run {
+        return dry_run(&state, &docs).await.map(Json);
+    }
+    let results = state.store.apply(&items(&docs), SOURCE_API).await?;
+    if results.iter().any(|(o, _)| *o != WriteOutcome::Unchanged) {
+        state.wake.notify_one();
+    }
+    let items: Vec<Value> = results
+        .iter()
+        .map(|(o, r)| outcome_json(&serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), r))
+        .collect();
+    Ok(Json(json!({ "dryRun": false, "items": items })))
+}
+
+/// YAML of what `diff` compares: labels, annotations and spec.
+fn diff_text(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>, spec: &Value) -> String {
+    let mut doc = json!({ "spec": spec });
+    if !labels.is_empty() || !annotations.is_empty() {
+        doc["metadata"] = json!({ "labels": labels, "annotations": annotations });
+    }
+    serde_saphyr::to_string(&doc).unwrap_or_else(|_| serde_json::to_string_pretty(&doc).unwrap_or_default())
+}
+
+async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
+    let mut out = Vec::new();
+    let mut desired = Desired {
+        instance: state.instance.clone(),
+        ..Desired::default()
+    };
+    for v in docs {
+        let current = state.store.get(&v.app.key).await?;
+        let new_spec = serde_json::to_value(&v.wire.spec).unwrap_or(Value::Null);
+        let new_text = diff_text(&v.wire.metadata.labels, &v.wire.metadata.annotations, &new_spec);
+        let (result, old_text, uid, generation) = match &current {
+            None => ("created", String::new(), format!("dry-run-{}", v.app.key), 1),
+            Some(r) => {
+                if r.source != SOURCE_API {
+                    return Err(crate::store::StoreError::Conflict(format!(
+                        "App {} is managed by the spec file {}; change it there",
+                        v.app.key,
+                        r.source.trim_start_matches("file:")
+                    ))
+                    .into());
+                }
+                let old = diff_text(&r.labels, &r.annotations, &r.spec);
+                let result = if old == new_text && !r.is_terminating() { "unchanged" } else { "configured" };
+                let generation = r.generation + i64::from(r.spec != new_spec);
+                (result, old, r.uid.clone(), generation)
+            }
+        };
+        let diff = similar::TextDiff::from_lines(&old_text, &new_text)
+            .unified_diff()
+            .header("current", "applied")
+            .to_string();
+        let hashes = v.app.hashes();
+        desired.apps.insert(
+            v.app.key.clone(),
+            DesiredApp {
+                uid,
+                generation,
+                spec: v.app.clone(),
+                hashes,
+                deleting: false,
+                hold_until: None,
+                repairs: 0,
+            },
+        );
+        out.push(json!({
+            "kind": "App",
+            "namespace": v.app.key.namespace,
+            "name": v.app.key.name,
+            "result": result,
+            "diff": diff,
+        }));
+    }
+    let planned = dry_run_plan(state, desired).await;
+    for item in &mut out {
+        let key = AppKey {
+            namespace: item["namespace"].as_str().unwrap_or_default().to_string(),
+            name: item["name"].as_str().unwrap_or_default().to_string(),
+        };
+        match &planned {
+            Ok(plans) => {
+                let steps = plans.get(&key).cloned().unwrap_or_default();
+                item["plan"] = json!(steps);
+            }
+            Err(why) => item["planError"] = json!(why),
+        }
+    }
+    Ok(json!({ "dryRun": true, "items": out }))
+}
+
+/// Plans the given apps against a fresh observation, without acting.
+async fn dry_run_plan(state: &ApiState, desired: Desired) -> Result<BTreeMap<AppKey, Vec<Value>>, String> {
+    let uids: BTreeSet<&str> = desired.apps.values().map(|a| a.uid.as_str()).collect();
+    let containers = state
+        .runtime
+        .list(&state.instance)
+        .await
+        .map_err(|e| format!("no plan: {e}"))?;
+    let mut observed = Observed::default();
+    for c in containers {
+        if !c.labels.get(labels::UID).is_some_and(|u| uids.contains(u.as_str())) {
+            continue;
+        }
+        let details = state.runtime.inspect(&c.id).await.ok();
+        observed.containers.push(ObservedContainer { summary: c, details });
+    }
+    let the_plan = plan(&desired, &observed, tokio::time::Instant::now());
+    Ok(desired
+        .apps
+        .keys()
+        .map(|key| {
+            let steps = the_plan
+                .apps
+                .get(key)
+                .map(|p| {
+                    p.steps
+                        .iter()
+                        .map(|s| json!({ "action": s.action.verb(), "reason": s.reason }))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (key.clone(), steps)
+        })
+        .collect())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    label_selector: Option<String>,
+    owner: Option<String>,
+}
+
+fn list_response(records: Vec<ObjectRecord>, query: &ListQuery) -> ApiResult<Json<Value>> {
+    let selector = Selector::parse(query.label_selector.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))?;
+    let items: Vec<Value> = records
+        .iter()
+        .filter(|r| selector.matches(&r.labels))
+        .filter(|r| {
+            query
+                .owner
+                .as_deref()
+                .is_none_or(|o| r.spec.get("owner").and_then(|v| v.as_str()) == Some(o))
+        })
+        .map(ObjectRecord::to_document)
+        .collect();
+    Ok(Json(json!({ "apiVersion": "wharf/v1", "kind": "AppList", "items": items })))
+}
+
+async fn list_all(State(state): State<ApiState>, Query(query): Query<ListQuery>) -> ApiResult<Json<Value>> {
+    list_response(state.store.list(None).await?, &query)
+}
+
+async fn list_namespace(
+    State(state): State<ApiState>,
+    Path(ns): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    check_namespace(&ns).map_err(ApiError::bad_request)?;
+    list_response(state.store.list(Some(&ns)).await?, &query)
+}
+
+fn key_from_path(ns: String, name: String) -> ApiResult<AppKey> {
+    check_namespace(&ns).map_err(ApiError::bad_request)?;
+    check_name(&name).map_err(ApiError::bad_request)?;
+    Ok(AppKey { namespace: ns, name })
+}
+
+async fn get_app(State(state): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let key = key_from_path(ns, name)?;
+    let record = state.store.get(&key).await?.ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    Ok(Json(record.to_document()))
+}
+
+async fn app_events(State(state): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let key = key_from_path(ns, name)?;
+    let record = state.store.get(&key).await?.ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let events = state.store.events(&record.uid).await?;
+    Ok(Json(json!({ "items": events })))
+}
+
+fn check_path_matches(key: &AppKey, v: &Validated) -> ApiResult<()> {
+    if v.app.key != *key {
+        return Err(ApiError::invalid(vec![SpecError::field(
+            "metadata",
+            format!("the document names App {}, but the URL names {key}", v.app.key),
+        )]));
+    }
+    Ok(())
+}
+
+async fn write_one(state: &ApiState, key: &AppKey, mut docs: Vec<Validated>) -> ApiResult<Response> {
+    if docs.len() != 1 {
+        return Err(ApiError::bad_request("send exactly one document"));
+    }
+    let v = docs.remove(0);
+    check_path_matches(key, &v)?;
+    let mut results = state.store.apply(&items(&[v]), SOURCE_API).await?;
+    let (outcome, record) = results.remove(0);
+    if outcome != WriteOutcome::Unchanged {
+        state.wake.notify_one();
+    }
+    let status = if outcome == WriteOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(record.to_document())).into_response())
+}
+
+async fn put_app(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let key = key_from_path(ns, name)?;
+    let bytes = body(bytes)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    // A document without a namespace takes the URL's.
+    let mut values: Vec<Value> = match body_format(&headers) {
+        Format::Json => match serde_json::from_str::<Value>(text) {
+            Ok(v) => vec![v],
+            Err(e) => {
+                return Err(ApiError::invalid(vec![SpecError {
+                    line: Some(e.line() as u64),
+                    column: Some(e.column() as u64),
+                    ..SpecError::message(e.to_string())
+                }]));
+            }
+        },
+        Format::Yaml => {
+            let docs = read_documents(&headers, &bytes)?;
+            docs.into_iter().map(|d| serde_json::to_value(d.wire).unwrap_or(Value::Null)).collect()
+        }
+    };
+    for v in &mut values {
+        if v.pointer("/metadata/namespace").is_none()
+            && let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("namespace".into(), json!(key.namespace));
+        }
+    }
+    let docs = validate_bundle(parse_values(values).map_err(ApiError::invalid)?, None).map_err(ApiError::invalid)?;
+    write_one(&state, &key, docs).await
+}
+
+/// JSON merge patch (RFC 7386) of an app; YAML bodies are read as the same patch.
+async fn patch_app(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let key = key_from_path(ns, name)?;
+    let bytes = body(bytes)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let patch: Value = match body_format(&headers) {
+        Format::Json => serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("patch is not JSON: {e}")))?,
+        Format::Yaml => serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("patch is not YAML: {e}")))?,
+    };
+    if !patch.is_object() {
+        return Err(ApiError::bad_request("a merge patch must be an object"));
+    }
+    let record = state.store.get(&key).await?.ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let mut doc = record.to_document();
+    if let Some(obj) = doc.as_object_mut() {
+        obj.remove("status");
+    }
+    if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+        for server_set in ["uid", "generation", "creationTimestamp", "deletionTimestamp", "source"] {
+            meta.remove(server_set);
+        }
+    }
+    // The version read above guards the write unless the patch names its own.
+    json_patch::merge(&mut doc, &patch);
+    let docs = validate_bundle(parse_values(vec![doc]).map_err(ApiError::invalid)?, None).map_err(ApiError::invalid)?;
+    write_one(&state, &key, docs).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct DeleteQuery {
+    resource_version: Option<String>,
+}
+
+async fn delete_app(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(query): Query<DeleteQuery>,
+) -> ApiResult<Json<Value>> {
+    let key = key_from_path(ns, name)?;
+    let record = state.store.delete(&key, Some(SOURCE_API), query.resource_version.as_deref()).await?;
+    state.wake.notify_one();
+    Ok(Json(record.to_document()))
+}
+
+async fn sources(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
+    let errors = state.store.source_errors().await?;
+    Ok(Json(json!({ "errors": errors })))
+}

@@ -1,0 +1,193 @@
+//! The `wharf` binary: `wharf serve` runs the reconciler; every other command is a client.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use wharf::cli::{self, Client, Exit, Output};
+use wharf::reconcile::ControllerConfig;
+use wharf::runtime::docker::Deadlines;
+use wharf::server::{ServeConfig, Server};
+
+#[derive(Parser)]
+#[command(name = "wharf", version, about = "A declarative reconciler for Docker")]
+struct Args {
+    /// wharf server URL (client commands).
+    #[arg(long, global = true, env = "WHARF_SERVER", default_value = "http://127.0.0.1:7999")]
+    server: String,
+    /// Bearer token (client commands); default: DATA/admin.token.
+    #[arg(long, global = true, env = "WHARF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Data directory: database and admin token.
+    #[arg(long, global = true, env = "WHARF_DATA", default_value = ".wharf")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the reconciler and the API.
+    Serve {
+        /// Watched directory of spec files (recursive).
+        #[arg(long, default_value = "specs")]
+        specs: PathBuf,
+        /// Do not watch a directory.
+        #[arg(long, conflicts_with = "specs")]
+        no_specs: bool,
+        #[arg(long, default_value = "127.0.0.1:7999")]
+        listen: SocketAddr,
+        /// Separates this wharf's containers from another wharf's on the same engine.
+        #[arg(long, default_value = "default")]
+        instance: String,
+        /// Full reconcile pass at least this often.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        resync: Duration,
+        /// Container operations in flight at once.
+        #[arg(long, default_value_t = 4)]
+        max_ops: usize,
+        /// Largest request body, in bytes.
+        #[arg(long, default_value_t = wharf::http::DEFAULT_MAX_BODY)]
+        max_body: usize,
+        /// Deadline of each Docker call (stop and remove add the grace period).
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        docker_timeout: Duration,
+    },
+    /// Create or update objects from files, directories or stdin (-).
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Show the plan and diff; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until every app is ready at its new generation.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// List apps, or show one.
+    Get {
+        /// Resource type: apps.
+        #[arg(value_parser = ["apps", "app"])]
+        resource: String,
+        name: Option<String>,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Label selector, e.g. team=astro,tier in (web).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Show an app with its status and events.
+    Describe {
+        #[arg(value_parser = ["app", "apps"])]
+        resource: String,
+        name: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+    /// Delete an app by name, or the objects declared in files.
+    Delete {
+        #[arg(value_parser = ["app", "apps"], required_unless_present = "files")]
+        resource: Option<String>,
+        name: Option<String>,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[arg(short = 'f', long = "filename")]
+        files: Vec<PathBuf>,
+    },
+    /// Show what applying files would change (exit 1 when anything would).
+    Diff {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check files offline (for CI lint); non-zero exit on any error.
+    Validate {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schemas of wharf's documents, or write them to a directory.
+    Schema {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
+    let Command::Serve { specs, no_specs, listen, instance, resync, max_ops, max_body, docker_timeout } = command else {
+        unreachable!("serve is only called for the serve command");
+    };
+    let config = ServeConfig {
+        data_dir: args.data.clone(),
+        specs_dir: (!no_specs).then(|| specs.clone()),
+        listen: *listen,
+        controller: ControllerConfig {
+            instance: instance.clone(),
+            resync: *resync,
+            max_ops: *max_ops,
+        },
+        max_body: *max_body,
+        deadlines: Deadlines {
+            call: *docker_timeout,
+            ..Deadlines::default()
+        },
+    };
+    if !listen.ip().is_loopback() {
+        tracing::warn!("listening on {listen}, which is not a loopback address: the API is reachable from the network without TLS");
+    }
+    let server = Server::start(config).await?;
+    tracing::info!(token_file = %args.data.join(wharf::server::TOKEN_FILE).display(), "ready");
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn client_command(args: &Args) -> cli::CliResult {
+    let client = || Client::new(&args.server, args.token.clone(), &args.data);
+    match &args.command {
+        Command::Serve { .. } => unreachable!("serve is handled before"),
+        Command::Validate { files } => cli::validate(files),
+        Command::Schema { out } => cli::schema(out.as_deref()),
+        Command::Apply { files, dry_run, wait, timeout } => cli::apply(&client()?, files, *dry_run, *wait, *timeout).await,
+        Command::Diff { files } => cli::diff(&client()?, files).await,
+        Command::Get { name, namespace, selector, output, .. } => {
+            cli::get_apps(&client()?, namespace.as_deref(), name.as_deref(), selector.as_deref(), *output).await
+        }
+        Command::Describe { name, namespace, .. } => cli::describe(&client()?, namespace, name).await,
+        Command::Delete { name, namespace, files, .. } => {
+            cli::delete(&client()?, namespace, name.as_deref(), files).await
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Command::Serve { .. } = &args.command {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
+            )
+            .init();
+        return match serve(&args, &args.command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                Exit::Failure.into()
+            }
+        };
+    }
+    match client_command(&args).await {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            cli::report(&e);
+            e.exit.into()
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! The reconcile loop: wake-ups carry no data; each pass observes everything, plans, stores
+//! status, and hands each app's steps to a worker.
+//!
+//! - Wakes on Docker events, store writes, finished work, requeue times and a periodic resync.
+//! - A pass whose listing failed plans nothing (never "remove everything" on an empty error).
+//! - Work is bounded-parallel across apps (a semaphore over container operations) and serial per
+//!   app: an app with work in flight is skipped until that work finishes.
+//! - Retry policy lives here, in one place: a failed or repairing app is held back with a per-app
+//!   exponential backoff (1 s doubling to 5 min, reset by a spec change or 10 min of health).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::execute::execute;
+use super::plan::{AppPlan, Desired, DesiredApp, Observed, ObservedContainer, plan};
+use super::status::{self, AppStatus, Failure};
+use crate::runtime::{ContainerState, Runtime, labels};
+use crate::spec::validate::{AppKey, validate_app};
+use crate::store::{ObjectRecord, Store, now_rfc3339};
+
+/// How long an app must stay up before its repair backoff resets.
+const HEALTHY_RESET: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Label value separating this wharf's containers from another's on the same engine.
+    pub instance: String,
+    /// Full pass at least this often, events or not.
+    pub resync: Duration,
+    /// Container operations in flight at once, across all apps.
+    pub max_ops: usize,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            instance: "default".into(),
+            resync: Duration::from_secs(30),
+            max_ops: 4,
+        }
+    }
+}
+
+/// What `/readyz` and the logs say about the loop.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub docker_connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_error: Option<String>,
+    /// Passes that observed Docker completely.
+    pub passes: u64,
+}
+
+fn app_backoff() -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_factor(2.0)
+        .with_max_delay(Duration::from_secs(300))
+        .without_max_times()
+        .build()
+}
+
+fn outage_backoff() -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_factor(2.0)
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// What the loop remembers about an app between passes (lost on restart, by design: a
+/// restarted wharf gives every app a fresh chance).
+struct AppMemory {
+    generation: i64,
+    backoff: ExponentialBackoff,
+    repairs: u32,
+    hold_until: Option<Instant>,
+    last_repair: Option<Instant>,
+    failure: Option<Failure>,
+}
+
+impl AppMemory {
+    fn new(generation: i64) -> Self {
+        Self {
+            generation,
+            backoff: app_backoff(),
+            repairs: 0,
+            hold_until: None,
+            last_repair: None,
+            failure: None,
+        }
+    }
+
+    fn hold(&mut self, now: Instant) {
+        let delay = self.backoff.next().unwrap_or(Duration::from_secs(300));
+        self.hold_until = Some(now + delay);
+    }
+}
+
+#[derive(Default)]
+struct LoopState {
+    inflight: BTreeSet<AppKey>,
+    apps: HashMap<String, AppMemory>,
+    docker_down: bool,
+    outage: Option<ExponentialBackoff>,
+}
+
+pub struct Controller {
+    store: Store,
+    runtime: Arc<dyn Runtime>,
+    config: ControllerConfig,
+    wake: Arc<Notify>,
+    ops: Arc<Semaphore>,
+    // std Mutex: held only for short, synchronous bookkeeping, never across an .await.
+    state: Mutex<LoopState>,
+    health: watch::Sender<Health>,
+}
+
+impl Controller {
+    pub fn new(store: Store, runtime: Arc<dyn Runtime>, config: ControllerConfig, wake: Arc<Notify>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            runtime,
+            ops: Arc::new(Semaphore::new(config.max_ops.max(1))),
+            config,
+            wake,
+            state: Mutex::new(LoopState {
+                docker_down: true,
+                ..LoopState::default()
+            }),
+            health: watch::channel(Health::default()).0,
+        })
+    }
+
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.health.subscribe()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LoopState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the loop and the event watcher; abort the handles to stop them.
+    pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        vec![
+            tokio::spawn(Arc::clone(self).run()),
+            tokio::spawn(Arc::clone(self).watch_events()),
+        ]
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut next: Option<Duration> = Some(Duration::ZERO);
+        loop {
+            let sleep = next.unwrap_or(self.config.resync).min(self.config.resync);
+            tokio::select! {
+                _ = self.wake.notified() => {
+                    // Let a burst of events (kill, die, stop) land before looking.
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                }
+                _ = tokio::time::sleep(sleep) => {}
+            }
+            next = self.pass().await;
+        }
+    }
+
+    async fn watch_events(self: Arc<Self>) {
+        let mut backoff = outage_backoff();
+        loop {
+            let started = Instant::now();
+            let mut stream = self.runtime.events(&self.config.instance);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(e) => {
+                        tracing::debug!(container = %e.container_id, action = %e.action, "docker event");
+                        self.wake.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::debug!("Docker event stream: {e}");
+                        break;
+                    }
+                }
+            }
+            // The stream ended: the engine went away or restarted. Look again, then
+            // re-subscribe with backoff.
+            self.wake.notify_one();
+            if started.elapsed() > Duration::from_secs(10) {
+                backoff = outage_backoff();
+            }
+            tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+        }
+    }
+
+    fn docker_failed(&self, error: String) -> Option<Duration> {
+        let mut state = self.lock();
+        if !state.docker_down {
+            tracing::error!("lost the Docker Engine: {error}; retrying with backoff");
+        }
+        state.docker_down = true;
+        let delay = state
+            .outage
+            .get_or_insert_with(outage_backoff)
+            .next()
+            .unwrap_or(Duration::from_secs(30));
+        drop(state);
+        self.health.send_modify(|h| {
+            h.docker_connected = false;
+            h.docker_error = Some(error);
+        });
+        Some(delay)
+    }
+
+    /// One full pass. Returns when the next pass is due at the latest.
+    pub async fn pass(self: &Arc<Self>) -> Option<Duration> {
+        if self.lock().docker_down {
+            match self.runtime.ping().await {
+                Ok(version) => {
+                    tracing::info!(%version, "connected to the Docker Engine");
+                    let mut state = self.lock();
+                    state.docker_down = false;
+                    state.outage = None;
+                    drop(state);
+                    self.health.send_modify(|h| {
+                        h.docker_connected = true;
+                        h.docker_version = Some(version);
+                        h.docker_error = None;
+                    });
+                }
+                Err(e) => return self.docker_failed(e.to_string()),
+            }
+        }
+        let containers = match self.runtime.list(&self.config.instance).await {
+            Ok(c) => c,
+            Err(e) => return self.docker_failed(e.to_string()),
+        };
+        let records = match self.store.list(None).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("reading the store failed, skipping this pass: {e}");
+                return Some(Duration::from_secs(1));
+            }
+        };
+        let now = Instant::now();
+        let (mut desired, by_uid) = self.desired(&records, now);
+
+        // Inspect only what needs it: containers not running, not matching their spec, or
+        // not yet known to the status. A converged app costs no call beyond the list.
+        let need_details: Vec<String> = containers
+            .iter()
+            .filter(|c| {
+                let Some(uid) = c.labels.get(labels::UID) else { return false };
+                let Some(record) = by_uid.get(uid.as_str()) else { return c.state != ContainerState::Running };
+                let app = desired.apps.get(&record.key);
+                let status_id = record
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.get("containerId"))
+                    .and_then(|v| v.as_str());
+                c.state != ContainerState::Running
+                    || status_id != Some(c.id.as_str())
+                    || app.is_some_and(|a| {
+                        c.labels.get(labels::HASH_RECREATE) != Some(&a.hashes.recreate)
+                            || c.labels.get(labels::HASH_UPDATE) != Some(&a.hashes.update)
+                    })
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        let runtime = &self.runtime;
+        let inspected: HashMap<String, _> = futures::stream::iter(need_details)
+            .map(|id| async move {
+                let details = runtime.inspect(&id).await;
+                (id, details)
+            })
+            .buffer_unordered(self.config.max_ops.max(1))
+            .collect()
+            .await;
+        let mut observed = Observed::default();
+        for c in containers {
+            let details = match inspected.get(&c.id) {
+                None => None,
+                Some(Ok(d)) => Some(d.clone()),
+                // Gone between list and inspect: the next pass sees it.
+                Some(Err(crate::runtime::RuntimeError::NotFound(_))) => continue,
+                Some(Err(e)) => {
+                    // Never plan on incomplete input: leave this app alone for now.
+                    tracing::warn!(container = %c.name, "inspect failed, app skipped this pass: {e}");
+                    if let Some(uid) = c.labels.get(labels::UID) {
+                        desired.apps.retain(|_, a| &a.uid != uid);
+                        desired.frozen_uids.insert(uid.clone());
+                    }
+                    None
+                }
+            };
+            observed.containers.push(ObservedContainer { summary: c, details });
+        }
+
+        let the_plan = plan(&desired, &observed, now);
+        self.health.send_modify(|h| h.passes += 1);
+        self.reset_healthy(&desired, &observed, now);
+        self.write_statuses(&desired, &observed, &the_plan.apps, &by_uid).await;
+
+        for (key, app_plan) in the_plan.apps.iter() {
+            if app_plan.steps.is_empty() {
+                continue;
+            }
+            {
+                let mut state = self.lock();
+                if !state.inflight.insert(key.clone()) {
+                    continue;
+                }
+            }
+            let record = app_plan.uid.as_deref().and_then(|u| by_uid.get(u)).cloned();
+            let this = Arc::clone(self);
+            let key = key.clone();
+            let app_plan = app_plan.clone();
+            tokio::spawn(async move { this.work(key, record, app_plan).await });
+        }
+        the_plan.requeue_after()
+    }
+
+    fn desired<'a>(&self, records: &'a [ObjectRecord], now: Instant) -> (Desired, HashMap<&'a str, ObjectRecord>) {
+        let mut desired = Desired {
+            instance: self.config.instance.clone(),
+            ..Desired::default()
+        };
+        let mut by_uid = HashMap::new();
+        let mut state = self.lock();
+        for record in records {
+            by_uid.insert(record.uid.as_str(), record.clone());
+            let spec = record
+                .to_app_document()
+                .map_err(|e| e.to_string())
+                .and_then(|doc| {
+                    validate_app(&doc).map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+                });
+            let spec = match spec {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(app = %record.key, "stored spec no longer validates; its container is left alone: {e}");
+                    desired.frozen_uids.insert(record.uid.clone());
+                    continue;
+                }
+            };
+            let memory = state
+                .apps
+                .entry(record.uid.clone())
+                .or_insert_with(|| AppMemory::new(record.generation));
+            if memory.generation != record.generation {
+                // A new spec gets a fresh chance.
+                *memory = AppMemory::new(record.generation);
+            }
+            let hashes = spec.hashes();
+            desired.apps.insert(
+                record.key.clone(),
+                DesiredApp {
+                    uid: record.uid.clone(),
+                    generation: record.generation,
+                    spec,
+                    hashes,
+                    deleting: record.is_terminating(),
+                    hold_until: memory.hold_until.filter(|t| *t > now),
+                    repairs: memory.repairs,
+                },
+            );
+        }
+        let live: BTreeSet<&str> = records.iter().map(|r| r.uid.as_str()).collect();
+        state.apps.retain(|uid, _| live.contains(uid.as_str()));
+        (desired, by_uid)
+    }
+
+    fn reset_healthy(&self, desired: &Desired, observed: &Observed, now: Instant) {
+        let mut state = self.lock();
+        for app in desired.apps.values() {
+            let running = observed.containers.iter().any(|c| {
+                c.summary.labels.get(labels::UID) == Some(&app.uid) && c.summary.state == ContainerState::Running
+            });
+            if let Some(m) = state.apps.get_mut(&app.uid)
+                && running
+                && m.last_repair.is_some_and(|t| now.duration_since(t) >= HEALTHY_RESET)
+            {
+                tracing::info!(app = %app.spec.key, "healthy for 10 minutes; repair backoff reset");
+                *m = AppMemory::new(app.generation);
+            }
+        }
+    }
+
+    async fn write_statuses(
+        &self,
+        desired: &Desired,
+        observed: &Observed,
+        plans: &BTreeMap<AppKey, AppPlan>,
+        by_uid: &HashMap<&str, ObjectRecord>,
+    ) {
+        let now = now_rfc3339();
+        for (key, app) in &desired.apps {
+            let (inflight, failure) = {
+                let state = self.lock();
+                (
+                    state.inflight.contains(key),
+                    state.apps.get(&app.uid).and_then(|m| m.failure.clone()),
+                )
+            };
+            if inflight {
+                continue;
+            }
+            let Some(record) = by_uid.get(app.uid.as_str()) else { continue };
+            let container = observed
+                .containers
+                .iter()
+                .filter(|c| c.summary.labels.get(labels::UID) == Some(&app.uid))
+                .max_by_key(|c| {
+                    (
+                        c.summary.labels.get(labels::HASH_RECREATE) == Some(&app.hashes.recreate),
+                        c.summary.created,
+                    )
+                });
+            let previous: Option<AppStatus> = record.status.clone().and_then(|s| serde_json::from_value(s).ok());
+            let computed = status::compute(app, container, plans.get(key), failure.as_ref(), previous.as_ref(), &now);
+            let Ok(value) = serde_json::to_value(&computed) else { continue };
+            if let Err(e) = self.store.set_status(&app.uid, &value).await {
+                tracing::warn!(app = %key, "could not store status: {e}");
+            }
+        }
+    }
+
+    /// Runs one app's plan, records what happened, updates the backoff, and wakes the loop.
+    async fn work(self: Arc<Self>, key: AppKey, record: Option<ObjectRecord>, app_plan: AppPlan) {
+        let execution = execute(self.runtime.as_ref(), &self.store, &self.ops, &app_plan).await;
+        for outcome in &execution.outcomes {
+            let step = &outcome.step;
+            match &outcome.result {
+                Ok(detail) => {
+                    tracing::info!(app = %key, "{} {detail}: {}", step.action.verb(), step.reason);
+                    if let Some(record) = &record {
+                        let message = if detail.is_empty() {
+                            step.reason.clone()
+                        } else {
+                            format!("{detail}: {}", step.reason)
+                        };
+                        self.event(record, "Normal", step.action.verb(), &message).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(app = %key, "{} failed ({}): {e}", step.action.verb(), step.reason);
+                    if let Some(record) = &record {
+                        let message = format!("{} failed ({}): {e}", step.action.verb(), step.reason);
+                        self.event(record, "Warning", e.reason(), &message).await;
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        {
+            let mut state = self.lock();
+            if let Some(uid) = &app_plan.uid
+                && let Some(memory) = state.apps.get_mut(uid)
+            {
+                match execution.error() {
+                    Some((step, e)) => {
+                        memory.failure = Some(Failure {
+                            generation: memory.generation,
+                            reason: e.reason().to_string(),
+                            message: format!("{} failed: {e}", step.action.verb()),
+                        });
+                        memory.repairs += u32::from(app_plan.repair);
+                        memory.hold(now);
+                    }
+                    None => {
+                        memory.failure = None;
+                        if app_plan.repair {
+                            memory.repairs += 1;
+                            memory.last_repair = Some(now);
+                            memory.hold(now);
+                        }
+                    }
+                }
+            }
+            state.inflight.remove(&key);
+        }
+        self.wake.notify_one();
+    }
+
+    async fn event(&self, record: &ObjectRecord, kind: &str, reason: &str, message: &str) {
+        if let Err(e) = self.store.record_event(record, kind, reason, message).await {
+            tracing::warn!(app = %record.key, "could not record event: {e}");
+        }
+    }
+}

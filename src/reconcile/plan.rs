@@ -1,0 +1,699 @@
+//! The planner: a pure function from desired and observed state to a plan of steps, each with
+//! the reason it is needed.
+//!
+//! No I/O, no clock of its own (`now` is an argument), deterministic order (BTreeMap). The
+//! executor interprets the plan and decides nothing; the loop feeds it fresh, complete
+//! observations only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::runtime::{ContainerDetails, ContainerState, ContainerSummary, CreateSpec, labels};
+use crate::spec::quantity::format_bytes;
+use crate::spec::validate::{AppKey, AppSpec, Hashes, Limits, Restart};
+use crate::spec::wire::DesiredState;
+
+/// One app as the store holds it.
+#[derive(Clone, Debug)]
+pub struct DesiredApp {
+    pub uid: String,
+    pub generation: i64,
+    pub spec: AppSpec,
+    pub hashes: Hashes,
+    pub deleting: bool,
+    /// Repairs and retries for this app are held back until then (per-app backoff).
+    pub hold_until: Option<Instant>,
+    /// Repairs already made in this crash loop (on-failure `maxRetries` counts them).
+    pub repairs: u32,
+}
+
+/// Everything the planner needs to know about what should exist.
+#[derive(Clone, Debug, Default)]
+pub struct Desired {
+    pub instance: String,
+    pub apps: BTreeMap<AppKey, DesiredApp>,
+    /// Objects whose stored spec no longer validates: their containers are left alone.
+    pub frozen_uids: BTreeSet<String>,
+}
+
+/// A container with, when it was needed, its inspect details.
+#[derive(Clone, Debug)]
+pub struct ObservedContainer {
+    pub summary: ContainerSummary,
+    pub details: Option<ContainerDetails>,
+}
+
+impl ObservedContainer {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.summary.labels.get(key).map(String::as_str)
+    }
+}
+
+/// All of this instance's containers. Built only from a complete listing.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub containers: Vec<ObservedContainer>,
+}
+
+/// Which container a step acts on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Id(String),
+    /// The container created by an earlier step of the same plan.
+    Created,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    EnsureVolume { name: String, labels: BTreeMap<String, String> },
+    Create(Box<CreateSpec>),
+    Start(Target),
+    Stop { target: Target, grace_seconds: Option<u64> },
+    Pause(Target),
+    Unpause(Target),
+    Update { target: Target, limits: Limits },
+    Remove { id: String },
+    /// The app's containers are gone: delete the object from the store.
+    Forget { uid: String },
+}
+
+impl Action {
+    /// A short verb for events ("Created", "Started", ...).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::EnsureVolume { .. } => "VolumeReady",
+            Action::Create(_) => "Created",
+            Action::Start(_) => "Started",
+            Action::Stop { .. } => "Stopped",
+            Action::Pause(_) => "Paused",
+            Action::Unpause(_) => "Unpaused",
+            Action::Update { .. } => "Updated",
+            Action::Remove { .. } => "Removed",
+            Action::Forget { .. } => "Deleted",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub action: Action,
+    pub reason: String,
+}
+
+/// The plan for one app (or for the orphaned containers of a deleted one).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppPlan {
+    /// The object's uid, when the object exists.
+    pub uid: Option<String>,
+    pub steps: Vec<Step>,
+    /// The steps repair drift (a container that died or vanished); they count for backoff.
+    pub repair: bool,
+    /// Why nothing is done now although something is wrong (backoff, Docker busy).
+    pub waiting: Option<String>,
+    /// Look again after this long even without an event.
+    pub requeue_after: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub apps: BTreeMap<AppKey, AppPlan>,
+}
+
+impl Plan {
+    pub fn requeue_after(&self) -> Option<Duration> {
+        self.apps.values().filter_map(|p| p.requeue_after).min()
+    }
+}
+
+/// Name of an app's container: `{namespace}.{name}` (namespaces have no dots, so it is unique).
+pub fn container_name(key: &AppKey) -> String {
+    format!("{}.{}", key.namespace, key.name)
+}
+
+/// Docker name of a declared volume: shared by the apps of one namespace.
+pub fn volume_name(namespace: &str, volume: &str) -> String {
+    format!("wharf.{namespace}.{volume}")
+}
+
+fn container_labels(instance: &str, app: &DesiredApp) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
+        (labels::INSTANCE.to_string(), instance.to_string()),
+        (labels::NAMESPACE.to_string(), app.spec.key.namespace.clone()),
+        (labels::APP.to_string(), app.spec.key.name.clone()),
+        (labels::UID.to_string(), app.uid.clone()),
+        (labels::GENERATION.to_string(), app.generation.to_string()),
+        (labels::HASH_RECREATE.to_string(), app.hashes.recreate.clone()),
+        (labels::HASH_UPDATE.to_string(), app.hashes.update.clone()),
+    ])
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Computes the plan. Pure and deterministic.
+pub fn plan(desired: &Desired, observed: &Observed, now: Instant) -> Plan {
+    let mut by_uid: BTreeMap<&str, Vec<&ObservedContainer>> = BTreeMap::new();
+    for c in &observed.containers {
+        if let Some(uid) = c.label(labels::UID) {
+            by_uid.entry(uid).or_default().push(c);
+        }
+    }
+    for list in by_uid.values_mut() {
+        // Newest first; ties by id for determinism.
+        list.sort_by(|a, b| b.summary.created.cmp(&a.summary.created).then(a.summary.id.cmp(&b.summary.id)));
+    }
+
+    let mut out = Plan::default();
+    // Orphans first: their steps must run before a same-named app creates its container.
+    let live: BTreeSet<&str> = desired.apps.values().map(|a| a.uid.as_str()).collect();
+    for (uid, containers) in &by_uid {
+        if live.contains(uid) || desired.frozen_uids.contains(*uid) {
+            continue;
+        }
+        for c in containers {
+            let key = AppKey {
+                namespace: c.label(labels::NAMESPACE).unwrap_or("").to_string(),
+                name: c.label(labels::APP).unwrap_or("").to_string(),
+            };
+            let plan = out.apps.entry(key.clone()).or_default();
+            remove_steps(
+                plan,
+                c,
+                None,
+                format!("orphan: its object {key} (uid {uid}) no longer exists"),
+            );
+        }
+    }
+
+    for (key, app) in &desired.apps {
+        let containers = by_uid.get(app.uid.as_str()).cloned().unwrap_or_default();
+        let plan = out.apps.entry(key.clone()).or_default();
+        plan.uid = Some(app.uid.clone());
+        plan_app(desired, app, &containers, now, plan);
+    }
+    out.apps.retain(|_, p| p.uid.is_some() || !p.steps.is_empty());
+    out
+}
+
+fn remove_steps(plan: &mut AppPlan, c: &ObservedContainer, grace: Option<u64>, reason: String) {
+    let id = c.summary.id.clone();
+    if c.summary.state == ContainerState::Running {
+        plan.steps.push(Step {
+            action: Action::Stop {
+                target: Target::Id(id.clone()),
+                grace_seconds: grace,
+            },
+            reason: reason.clone(),
+        });
+    }
+    plan.steps.push(Step {
+        action: Action::Remove { id },
+        reason,
+    });
+}
+
+fn plan_app(desired: &Desired, app: &DesiredApp, containers: &[&ObservedContainer], now: Instant, plan: &mut AppPlan) {
+    let grace = app.spec.container.stop_grace_seconds;
+    if app.deleting {
+        for c in containers {
+            remove_steps(plan, c, grace, "the app is being deleted".to_string());
+        }
+        plan.steps.push(Step {
+            action: Action::Forget { uid: app.uid.clone() },
+            reason: "its containers are removed".to_string(),
+        });
+        return;
+    }
+
+    // Keep one container: the newest with the current recreate hash, else the newest.
+    let keep = containers
+        .iter()
+        .position(|c| c.label(labels::HASH_RECREATE) == Some(app.hashes.recreate.as_str()))
+        .unwrap_or(0);
+    for (i, c) in containers.iter().enumerate() {
+        if i != keep {
+            remove_steps(plan, c, grace, format!("duplicate container {} of the app", short(&c.summary.id)));
+        }
+    }
+    let held = app.hold_until.filter(|t| *t > now);
+    let repair_or_wait = |plan: &mut AppPlan, why: String, steps: Vec<Step>| {
+        if let Some(until) = held {
+            let wait = until - now;
+            plan.waiting = Some(format!("{why}; backing off, next attempt in {}s", wait.as_secs_f64().ceil()));
+            plan.requeue_after = Some(wait);
+        } else {
+            plan.repair = true;
+            plan.steps.extend(steps);
+        }
+    };
+
+    let Some(current) = containers.get(keep) else {
+        let steps = create_steps(desired, app, "no container".to_string());
+        // A first creation is not a repair; a container that vanished is.
+        if app.repairs > 0 || app.hold_until.is_some() {
+            repair_or_wait(plan, "container missing".into(), steps);
+        } else {
+            plan.steps.extend(steps);
+        }
+        return;
+    };
+    let id = current.summary.id.clone();
+    let target = Target::Id(id.clone());
+
+    match current.summary.state {
+        ContainerState::Removing => {
+            plan.waiting = Some("Docker is removing the container".into());
+            plan.requeue_after = Some(Duration::from_secs(1));
+            return;
+        }
+        ContainerState::Dead => {
+            let mut steps = vec![Step {
+                action: Action::Remove { id: id.clone() },
+                reason: "container is dead".into(),
+            }];
+            steps.extend(create_steps(desired, app, "replacing the dead container".into()));
+            repair_or_wait(plan, "container is dead".into(), steps);
+            return;
+        }
+        _ => {}
+    }
+
+    if current.label(labels::HASH_RECREATE) != Some(app.hashes.recreate.as_str()) {
+        let why = recreate_reason(app, current);
+        remove_steps(plan, current, grace, why.clone());
+        plan.steps.extend(create_steps(desired, app, why));
+        return;
+    }
+
+    if current.label(labels::HASH_UPDATE) != Some(app.hashes.update.as_str()) {
+        match update_reason(&app.spec.limits, current.details.as_ref()) {
+            Ok(why) => plan.steps.push(Step {
+                action: Action::Update {
+                    target: target.clone(),
+                    limits: app.spec.limits.clone(),
+                },
+                reason: why,
+            }),
+            Err(why) => {
+                remove_steps(plan, current, grace, why.clone());
+                plan.steps.extend(create_steps(desired, app, why));
+                return;
+            }
+        }
+    }
+
+    let state = current.summary.state;
+    let exit = current.details.as_ref().and_then(|d| d.exit_code);
+    let step = |action: Action, reason: &str| Step {
+        action,
+        reason: reason.to_string(),
+    };
+    match (app.spec.state, state) {
+        (_, ContainerState::Restarting) => {
+            plan.waiting = Some("Docker is restarting the container".into());
+            plan.requeue_after = Some(Duration::from_secs(2));
+        }
+        (DesiredState::Running, ContainerState::Running)
+        | (DesiredState::Paused, ContainerState::Paused)
+        | (DesiredState::Stopped, ContainerState::Exited | ContainerState::Created) => {}
+        (DesiredState::Running, ContainerState::Paused) => {
+            plan.steps.push(step(Action::Unpause(target), "paused, declared running"))
+        }
+        (DesiredState::Running | DesiredState::Paused, ContainerState::Created) => {
+            plan.steps.push(step(Action::Start(target.clone()), "created, not started"));
+            if app.spec.state == DesiredState::Paused {
+                plan.steps.push(step(Action::Pause(target), "declared paused"));
+            }
+        }
+        (DesiredState::Running | DesiredState::Paused, ContainerState::Exited | ContainerState::Unknown) => {
+            let code = exit.map(|c| format!(" with code {c}")).unwrap_or_default();
+            let restarts = app.repairs as i64 + current.details.as_ref().map(|d| d.restart_count).unwrap_or(0);
+            let allowed = match app.spec.limits.restart {
+                Restart::No => Err("restart policy is \"no\"".to_string()),
+                Restart::OnFailure { .. } if exit == Some(0) => {
+                    Err("it completed (exit code 0) and the restart policy is on-failure".to_string())
+                }
+                Restart::OnFailure { max_retries } if max_retries > 0 && restarts >= i64::from(max_retries) => {
+                    Err(format!("on-failure restart limit of {max_retries} reached"))
+                }
+                _ => Ok(()),
+            };
+            match allowed {
+                Err(why) => plan.waiting = Some(format!("container exited{code}; not restarted: {why}")),
+                Ok(()) => {
+                    let why = format!("container exited{code}, declared {}", app.spec.state);
+                    let mut steps = vec![step(Action::Start(target.clone()), &why)];
+                    if app.spec.state == DesiredState::Paused {
+                        steps.push(step(Action::Pause(target), "declared paused"));
+                    }
+                    repair_or_wait(plan, why, steps);
+                }
+            }
+        }
+        (DesiredState::Paused, ContainerState::Running) => {
+            plan.steps.push(step(Action::Pause(target), "running, declared paused"))
+        }
+        (DesiredState::Stopped, ContainerState::Running) => plan.steps.push(step(
+            Action::Stop {
+                target,
+                grace_seconds: grace,
+            },
+            "running, declared stopped",
+        )),
+        (DesiredState::Stopped, ContainerState::Paused) => {
+            plan.steps.push(step(Action::Unpause(target.clone()), "paused, declared stopped"));
+            plan.steps.push(step(
+                Action::Stop {
+                    target,
+                    grace_seconds: grace,
+                },
+                "declared stopped",
+            ));
+        }
+        (DesiredState::Stopped, ContainerState::Unknown) => {}
+        (_, ContainerState::Removing | ContainerState::Dead) => {}
+    }
+}
+
+fn create_steps(desired: &Desired, app: &DesiredApp, reason: String) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut volume_names = BTreeMap::new();
+    for v in &app.spec.container.volumes {
+        let name = volume_name(&app.spec.key.namespace, &v.name);
+        volume_names.insert(v.name.clone(), name.clone());
+        if steps.iter().any(|s: &Step| matches!(&s.action, Action::EnsureVolume { name: n, .. } if *n == name)) {
+            continue;
+        }
+        steps.push(Step {
+            action: Action::EnsureVolume {
+                name,
+                labels: BTreeMap::from([
+                    (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
+                    (labels::NAMESPACE.to_string(), app.spec.key.namespace.clone()),
+                ]),
+            },
+            reason: format!("volume {} is mounted at {}", v.name, v.mount_path),
+        });
+    }
+    steps.push(Step {
+        action: Action::Create(Box::new(CreateSpec {
+            name: container_name(&app.spec.key),
+            labels: container_labels(&desired.instance, app),
+            config: app.spec.container.clone(),
+            limits: app.spec.limits.clone(),
+            volume_names,
+        })),
+        reason,
+    });
+    match app.spec.state {
+        DesiredState::Running => steps.push(Step {
+            action: Action::Start(Target::Created),
+            reason: "declared running".into(),
+        }),
+        DesiredState::Paused => {
+            steps.push(Step {
+                action: Action::Start(Target::Created),
+                reason: "declared paused (started, then paused)".into(),
+            });
+            steps.push(Step {
+                action: Action::Pause(Target::Created),
+                reason: "declared paused".into(),
+            });
+        }
+        DesiredState::Stopped => {}
+    }
+    steps
+}
+
+fn recreate_reason(app: &DesiredApp, current: &ObservedContainer) -> String {
+    let old = current.label(labels::HASH_RECREATE).unwrap_or("none");
+    let mut why = format!(
+        "recreate-class config changed (hash {old} → {})",
+        app.hashes.recreate
+    );
+    if current.summary.image != app.spec.container.image {
+        why.push_str(&format!(": image {} → {}", current.summary.image, app.spec.container.image));
+    }
+    why
+}
+
+/// Describes an in-place update, or says why it cannot be done in place.
+fn update_reason(limits: &Limits, details: Option<&ContainerDetails>) -> Result<String, String> {
+    let Some(d) = details else {
+        return Ok("update-class config changed (in place)".into());
+    };
+    let o = &d.limits;
+    let mut changes = Vec::new();
+    let cpus = |n: i64| format!("{}", n as f64 / 1e9);
+    let unset = |what: &str| {
+        Err(format!(
+            "{what} limit removed; Docker cannot lift it in place, so the container is replaced"
+        ))
+    };
+    match limits.memory {
+        None if o.memory > 0 => return unset("memory"),
+        Some(m) if m != o.memory => changes.push(format!(
+            "memory {}→{}",
+            if o.memory > 0 { format_bytes(o.memory as u64) } else { "unlimited".into() },
+            format_bytes(m as u64)
+        )),
+        _ => {}
+    }
+    if let Some(s) = limits.memory_swap
+        && s != o.memory_swap
+    {
+        changes.push(format!("memory+swap {}→{}", format_bytes(o.memory_swap.max(0) as u64), format_bytes(s as u64)));
+    }
+    match limits.nano_cpus {
+        None if o.nano_cpus > 0 => return unset("cpu"),
+        Some(n) if n != o.nano_cpus => changes.push(format!(
+            "cpus {}→{}",
+            if o.nano_cpus > 0 { cpus(o.nano_cpus) } else { "unlimited".into() },
+            cpus(n)
+        )),
+        _ => {}
+    }
+    let pids = limits.pids.unwrap_or(0);
+    if pids != o.pids.max(0) {
+        let show = |p: i64| if p > 0 { p.to_string() } else { "unlimited".into() };
+        changes.push(format!("pids {}→{}", show(o.pids), show(pids)));
+    }
+    if limits.restart.docker_name() != o.restart {
+        changes.push(format!("restart policy {}→{}", o.restart, limits.restart.docker_name()));
+    }
+    if changes.is_empty() {
+        changes.push("limits relabelled".into());
+    }
+    Ok(format!("{} (in place)", changes.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ObservedLimits;
+    use crate::spec::{Document, Format, parse_documents, validate_app};
+
+    fn spec(extra: &str) -> AppSpec {
+        let yaml = format!(
+            "apiVersion: wharf/v1\nkind: App\nmetadata: {{name: web, namespace: demo}}\nspec:\n  image: busybox:1\n{extra}"
+        );
+        let docs = parse_documents(&yaml, Format::Yaml, None).expect("parses");
+        let Document::App(doc) = &docs[0].document;
+        validate_app(doc).expect("valid")
+    }
+
+    fn desired_with(app_spec: AppSpec) -> Desired {
+        let hashes = app_spec.hashes();
+        let app = DesiredApp {
+            uid: "u1".into(),
+            generation: 1,
+            spec: app_spec,
+            hashes,
+            deleting: false,
+            hold_until: None,
+            repairs: 0,
+        };
+        Desired {
+            instance: "test".into(),
+            apps: BTreeMap::from([(app.spec.key.clone(), app)]),
+            frozen_uids: BTreeSet::new(),
+        }
+    }
+
+    fn container_for(d: &Desired, state: ContainerState) -> ObservedContainer {
+        let app = d.apps.values().next().unwrap();
+        ObservedContainer {
+            summary: ContainerSummary {
+                id: "c1".into(),
+                name: container_name(&app.spec.key),
+                image: app.spec.container.image.clone(),
+                image_id: "sha256:x".into(),
+                state,
+                labels: container_labels(&d.instance, app),
+                created: 10,
+            },
+            details: Some(ContainerDetails {
+                exit_code: Some(137),
+                limits: ObservedLimits {
+                    memory: app.spec.limits.memory.unwrap_or(0),
+                    memory_swap: app.spec.limits.memory_swap.unwrap_or(0),
+                    nano_cpus: app.spec.limits.nano_cpus.unwrap_or(0),
+                    pids: app.spec.limits.pids.unwrap_or(0),
+                    restart: app.spec.limits.restart.docker_name().into(),
+                },
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn verbs(p: &Plan) -> Vec<&'static str> {
+        p.apps.values().flat_map(|a| a.steps.iter().map(|s| s.action.verb())).collect()
+    }
+
+    fn observed(cs: Vec<ObservedContainer>) -> Observed {
+        Observed { containers: cs }
+    }
+
+    #[test]
+    fn table() {
+        struct Case {
+            name: &'static str,
+            desired: &'static str,
+            /// spec the container was created from, and its state
+            container: Option<(&'static str, ContainerState)>,
+            want: &'static [&'static str],
+        }
+        let cases = [
+            Case { name: "missing container is created and started", desired: "", container: None, want: &["Created", "Started"] },
+            Case { name: "declared stopped creates without starting", desired: "  state: stopped\n", container: None, want: &["Created"] },
+            Case { name: "declared paused starts then pauses", desired: "  state: paused\n", container: None, want: &["Created", "Started", "Paused"] },
+            Case { name: "volumes are ensured first", desired: "  volumes: [{name: work, mountPath: /w}]\n", container: None, want: &["VolumeReady", "Created", "Started"] },
+            Case { name: "converged app needs nothing", desired: "", container: Some(("", ContainerState::Running)), want: &[] },
+            Case { name: "limit change is in place", desired: "  resources: {memory: 512Mi}\n", container: Some(("  resources: {memory: 256Mi}\n", ContainerState::Running)), want: &["Updated"] },
+            Case { name: "image change replaces", desired: "  command: [sleep, '1']\n", container: Some(("", ContainerState::Running)), want: &["Stopped", "Removed", "Created", "Started"] },
+            Case { name: "lifting a memory limit replaces", desired: "", container: Some(("  resources: {memory: 256Mi}\n", ContainerState::Running)), want: &["Stopped", "Removed", "Created", "Started"] },
+            Case { name: "pause", desired: "  state: paused\n", container: Some(("  state: paused\n", ContainerState::Running)), want: &["Paused"] },
+            Case { name: "unpause", desired: "", container: Some(("", ContainerState::Paused)), want: &["Unpaused"] },
+            Case { name: "stop", desired: "  state: stopped\n", container: Some(("", ContainerState::Running)), want: &["Stopped"] },
+            Case { name: "stop a paused container", desired: "  state: stopped\n", container: Some(("", ContainerState::Paused)), want: &["Unpaused", "Stopped"] },
+            Case { name: "start a stopped container", desired: "", container: Some(("", ContainerState::Exited)), want: &["Started"] },
+            Case { name: "restart policy no leaves an exited container", desired: "  restartPolicy: {name: 'no'}\n", container: Some(("  restartPolicy: {name: 'no'}\n", ContainerState::Exited)), want: &[] },
+            Case { name: "Docker restarting: wait", desired: "", container: Some(("", ContainerState::Restarting)), want: &[] },
+            Case { name: "dead container is replaced", desired: "", container: Some(("", ContainerState::Dead)), want: &["Removed", "Created", "Started"] },
+        ];
+        for case in cases {
+            let d = desired_with(spec(case.desired));
+            let obs = match case.container {
+                None => observed(vec![]),
+                Some((old, state)) => {
+                    let old_d = desired_with(spec(old));
+                    observed(vec![container_for(&old_d, state)])
+                }
+            };
+            let p = plan(&d, &obs, Instant::now());
+            assert_eq!(verbs(&p), case.want, "{}", case.name);
+            for s in p.apps.values().flat_map(|a| &a.steps) {
+                assert!(!s.reason.is_empty(), "{}: every step has a reason", case.name);
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_reason_names_old_and_new_values() {
+        let d = desired_with(spec("  resources: {memory: 512Mi, cpus: 1}\n"));
+        let old = desired_with(spec("  resources: {memory: 256Mi, cpus: 0.5}\n"));
+        let p = plan(&d, &observed(vec![container_for(&old, ContainerState::Running)]), Instant::now());
+        let step = &p.apps.values().next().unwrap().steps[0];
+        assert_eq!(step.reason, "memory 256Mi→512Mi, memory+swap 256Mi→512Mi, cpus 0.5→1 (in place)");
+    }
+
+    #[test]
+    fn orphans_are_removed_and_foreign_containers_never_seen() {
+        let d = desired_with(spec(""));
+        let mut orphan = container_for(&d, ContainerState::Running);
+        orphan.summary.labels.insert(labels::UID.into(), "gone".into());
+        orphan.summary.labels.insert(labels::APP.into(), "old".into());
+        orphan.summary.id = "c9".into();
+        let current = container_for(&d, ContainerState::Running);
+        let p = plan(&d, &observed(vec![orphan, current]), Instant::now());
+        assert_eq!(verbs(&p), ["Stopped", "Removed"]);
+        let key = AppKey { namespace: "demo".into(), name: "old".into() };
+        assert!(p.apps[&key].steps[0].reason.starts_with("orphan"));
+    }
+
+    #[test]
+    fn frozen_objects_keep_their_containers() {
+        let mut d = desired_with(spec(""));
+        let c = container_for(&d, ContainerState::Running);
+        d.apps.clear();
+        d.frozen_uids.insert("u1".into());
+        assert!(verbs(&plan(&d, &observed(vec![c]), Instant::now())).is_empty());
+    }
+
+    #[test]
+    fn deletion_removes_then_forgets() {
+        let mut d = desired_with(spec(""));
+        let c = container_for(&d, ContainerState::Running);
+        d.apps.values_mut().next().unwrap().deleting = true;
+        assert_eq!(verbs(&plan(&d, &observed(vec![c]), Instant::now())), ["Stopped", "Removed", "Deleted"]);
+        assert_eq!(verbs(&plan(&d, &observed(vec![]), Instant::now())), ["Deleted"]);
+    }
+
+    #[test]
+    fn repairs_wait_for_the_backoff() {
+        let mut d = desired_with(spec(""));
+        let c = container_for(&d, ContainerState::Exited);
+        let now = Instant::now();
+        let app = d.apps.values_mut().next().unwrap();
+        app.hold_until = Some(now + Duration::from_secs(4));
+        app.repairs = 3;
+        let p = plan(&d, &observed(vec![c.clone()]), now);
+        let a = p.apps.values().next().unwrap();
+        assert!(a.steps.is_empty());
+        assert!(a.waiting.as_deref().unwrap().contains("backing off"));
+        assert_eq!(p.requeue_after(), Some(Duration::from_secs(4)));
+        // Once the hold expires, the repair happens and is flagged as one.
+        let p = plan(&d, &observed(vec![c]), now + Duration::from_secs(5));
+        let a = p.apps.values().next().unwrap();
+        assert!(a.repair);
+        assert_eq!(verbs(&p), ["Started"]);
+    }
+
+    #[test]
+    fn on_failure_stops_at_max_retries_and_after_success() {
+        let mut d = desired_with(spec("  restartPolicy: {name: on-failure, maxRetries: 2}\n"));
+        let mut c = container_for(&d, ContainerState::Exited);
+        d.apps.values_mut().next().unwrap().repairs = 2;
+        assert!(verbs(&plan(&d, &observed(vec![c.clone()]), Instant::now())).is_empty());
+        d.apps.values_mut().next().unwrap().repairs = 0;
+        c.details.as_mut().unwrap().exit_code = Some(0);
+        assert!(verbs(&plan(&d, &observed(vec![c]), Instant::now())).is_empty());
+    }
+
+    #[test]
+    fn duplicates_keep_the_current_one() {
+        let d = desired_with(spec(""));
+        let mut a = container_for(&d, ContainerState::Running);
+        let mut b = container_for(&d, ContainerState::Running);
+        a.summary.id = "old".into();
+        a.summary.created = 1;
+        b.summary.id = "new".into();
+        b.summary.created = 2;
+        let p = plan(&d, &observed(vec![a, b]), Instant::now());
+        let steps = &p.apps.values().next().unwrap().steps;
+        assert_eq!(steps.last().unwrap().action, Action::Remove { id: "old".into() });
+    }
+
+    #[test]
+    fn plans_are_deterministic() {
+        let d = desired_with(spec("  resources: {memory: 512Mi}\n"));
+        let now = Instant::now();
+        let a = plan(&d, &observed(vec![]), now);
+        let b = plan(&d, &observed(vec![]), now);
+        assert_eq!(a, b);
+    }
+}

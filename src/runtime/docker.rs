@@ -1,0 +1,404 @@
+//! The Docker Engine adapter: the only module that knows bollard.
+//!
+//! It maps wharf's types to the Engine API and back, negotiates the API version (Debian's engine
+//! speaks 1.41), and puts a deadline on every call so a wedged engine call becomes a `Timeout`
+//! error for that one app instead of a stalled loop. It never shells out and never decides.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountType, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum, ThrottleDevice, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, EventsOptions, ListContainersOptions, RemoveContainerOptions,
+    StopContainerOptions,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use super::{
+    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ObservedLimits, Runtime,
+    RuntimeError, RuntimeEvent, RuntimeResult, labels,
+};
+use crate::spec::validate::{Limits, Restart, Throttle};
+
+/// Deadlines for engine calls.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// Any call but stop and remove.
+    pub call: Duration,
+    /// Added to the stop grace period for stop and forced remove.
+    pub stop_extra: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            call: Duration::from_secs(30),
+            stop_extra: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Docker's own default stop grace period.
+const DOCKER_DEFAULT_GRACE: u64 = 10;
+
+pub struct DockerRuntime {
+    docker: Docker,
+    negotiated: AtomicBool,
+    deadlines: Deadlines,
+}
+
+impl DockerRuntime {
+    /// Connects lazily to the local engine (`DOCKER_HOST` or the default socket); the first
+    /// `ping` negotiates the API version.
+    pub fn connect_local(deadlines: Deadlines) -> RuntimeResult<Self> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
+            // bollard's own timeout is a backstop; ours below is the real deadline.
+            .with_timeout(deadlines.call + deadlines.stop_extra + Duration::from_secs(600));
+        Ok(Self {
+            docker,
+            negotiated: AtomicBool::new(false),
+            deadlines,
+        })
+    }
+
+    async fn deadline<T>(
+        &self,
+        op: &'static str,
+        limit: Duration,
+        call: impl Future<Output = Result<T, BollardError>>,
+    ) -> RuntimeResult<T> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result.map_err(|e| map_error(op, e)),
+            Err(_) => Err(RuntimeError::Timeout {
+                op,
+                seconds: limit.as_secs(),
+            }),
+        }
+    }
+
+    fn instance_filters(instance: &str) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
+                format!("{}={instance}", labels::INSTANCE),
+            ],
+        )])
+    }
+}
+
+fn map_error(op: &'static str, e: BollardError) -> RuntimeError {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => match status_code {
+            404 => RuntimeError::NotFound(message),
+            409 => RuntimeError::Conflict(message),
+            status => RuntimeError::Engine {
+                op,
+                status,
+                message,
+            },
+        },
+        BollardError::RequestTimeoutError => RuntimeError::Timeout { op, seconds: 0 },
+        BollardError::JsonDataError { .. }
+        | BollardError::JsonSerdeError { .. }
+        | BollardError::APIVersionParseError { .. } => RuntimeError::Engine {
+            op,
+            status: 0,
+            message: e.to_string(),
+        },
+        other => RuntimeError::Unavailable(other.to_string()),
+    }
+}
+
+fn throttles(list: &[Throttle]) -> Option<Vec<ThrottleDevice>> {
+    (!list.is_empty()).then(|| {
+        list.iter()
+            .map(|t| ThrottleDevice {
+                path: Some(t.path.clone()),
+                rate: Some(t.rate.min(i64::MAX as u64) as i64),
+            })
+            .collect()
+    })
+}
+
+fn restart_policy(restart: Restart) -> RestartPolicy {
+    let (name, retries) = match restart {
+        Restart::No => (RestartPolicyNameEnum::NO, None),
+        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Restart::OnFailure { max_retries } => (RestartPolicyNameEnum::ON_FAILURE, Some(i64::from(max_retries))),
+    };
+    RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: retries,
+    }
+}
+
+fn create_body(spec: &CreateSpec) -> ContainerCreateBody {
+    let c = &spec.config;
+    let l = &spec.limits;
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &c.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        exposed.push(key.clone());
+        if let Some(host_port) = p.host_port {
+            bindings.entry(key).or_default().get_or_insert_with(Vec::new).push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(host_port.to_string()),
+            });
+        }
+    }
+    let mounts: Vec<Mount> = c
+        .volumes
+        .iter()
+        .map(|v| Mount {
+            target: Some(v.mount_path.clone()),
+            source: Some(spec.volume_names.get(&v.name).cloned().unwrap_or_else(|| v.name.clone())),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(v.read_only),
+            ..Default::default()
+        })
+        .collect();
+    let host_config = HostConfig {
+        memory: l.memory,
+        memory_swap: l.memory_swap,
+        nano_cpus: l.nano_cpus,
+        pids_limit: l.pids,
+        blkio_device_read_bps: throttles(&c.blkio.device_read_bps),
+        blkio_device_write_bps: throttles(&c.blkio.device_write_bps),
+        blkio_device_read_iops: throttles(&c.blkio.device_read_iops),
+        blkio_device_write_iops: throttles(&c.blkio.device_write_iops),
+        restart_policy: Some(restart_policy(l.restart)),
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(c.image.clone()),
+        cmd: c.command.clone(),
+        entrypoint: c.entrypoint.clone(),
+        working_dir: c.working_dir.clone(),
+        env: (!c.env.is_empty()).then(|| c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        healthcheck: c.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: h.interval_ns,
+            timeout: h.timeout_ns,
+            retries: h.retries,
+            start_period: h.start_period_ns,
+            start_interval: None,
+        }),
+        stop_timeout: c.stop_grace_seconds.map(|s| s.min(i64::MAX as u64) as i64),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+fn update_body(l: &Limits) -> ContainerUpdateBody {
+    ContainerUpdateBody {
+        memory: l.memory,
+        memory_swap: l.memory_swap,
+        nano_cpus: l.nano_cpus,
+        // -1 lifts a pids limit in place; memory and CPU limits cannot be lifted by an update
+        // (0 means "unchanged"), which the planner handles by recreating.
+        pids_limit: Some(l.pids.unwrap_or(-1)),
+        restart_policy: Some(restart_policy(l.restart)),
+        ..Default::default()
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    async fn ping(&self) -> RuntimeResult<String> {
+        if !self.negotiated.load(Ordering::Acquire) {
+            let negotiated = self
+                .deadline("negotiate version", self.deadlines.call, self.docker.clone().negotiate_version())
+                .await?;
+            tracing::info!(api_version = %negotiated.client_version(), "negotiated Docker API version");
+            self.negotiated.store(true, Ordering::Release);
+        }
+        let version = self
+            .deadline("version", self.deadlines.call, self.docker.version())
+            .await
+            .inspect_err(|_| self.negotiated.store(false, Ordering::Release))?;
+        Ok(version.version.unwrap_or_default())
+    }
+
+    async fn list(&self, instance: &str) -> RuntimeResult<Vec<ContainerSummary>> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(Self::instance_filters(instance)),
+            ..Default::default()
+        };
+        let list = self
+            .deadline("list containers", self.deadlines.call, self.docker.list_containers(Some(options)))
+            .await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let labels: BTreeMap<String, String> = c.labels.unwrap_or_default().into_iter().collect();
+                Some(ContainerSummary {
+                    id: c.id?,
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    image_id: c.image_id.unwrap_or_default(),
+                    state: c
+                        .state
+                        .map(|s| ContainerState::parse(&s.to_string()))
+                        .unwrap_or(ContainerState::Unknown),
+                    labels,
+                    created: c.created.unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails> {
+        let c = self
+            .deadline("inspect container", self.deadlines.call, self.docker.inspect_container(id, None))
+            .await?;
+        let state = c.state.unwrap_or_default();
+        let host = c.host_config.unwrap_or_default();
+        Ok(ContainerDetails {
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
+            error: state.error.filter(|e| !e.is_empty()),
+            started_at: state.started_at,
+            finished_at: state.finished_at,
+            restart_count: c.restart_count.unwrap_or_default(),
+            limits: ObservedLimits {
+                memory: host.memory.unwrap_or_default(),
+                memory_swap: host.memory_swap.unwrap_or_default(),
+                nano_cpus: host.nano_cpus.unwrap_or_default(),
+                pids: host.pids_limit.unwrap_or_default(),
+                restart: host
+                    .restart_policy
+                    .and_then(|r| r.name)
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+            },
+        })
+    }
+
+    async fn ensure_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> RuntimeResult<()> {
+        match self
+            .deadline("inspect volume", self.deadlines.call, self.docker.inspect_volume(name))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(RuntimeError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            ..Default::default()
+        };
+        self.deadline("create volume", self.deadlines.call, self.docker.create_volume(request))
+            .await
+            .map(|_| ())
+    }
+
+    async fn create(&self, spec: &CreateSpec) -> RuntimeResult<String> {
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let response = self
+            .deadline(
+                "create container",
+                self.deadlines.call,
+                self.docker.create_container(Some(options), create_body(spec)),
+            )
+            .await?;
+        for warning in response.warnings.iter().filter(|w| !w.is_empty()) {
+            tracing::warn!(container = %spec.name, "Docker: {warning}");
+        }
+        Ok(response.id)
+    }
+
+    async fn start(&self, id: &str) -> RuntimeResult<()> {
+        self.deadline("start container", self.deadlines.call, self.docker.start_container(id, None))
+            .await
+    }
+
+    async fn stop(&self, id: &str, grace_seconds: Option<u64>) -> RuntimeResult<()> {
+        let grace = grace_seconds.unwrap_or(DOCKER_DEFAULT_GRACE);
+        let options = StopContainerOptions {
+            t: grace_seconds.map(|g| g.min(i32::MAX as u64) as i32),
+            signal: None,
+        };
+        let limit = Duration::from_secs(grace) + self.deadlines.stop_extra;
+        self.deadline("stop container", limit, self.docker.stop_container(id, Some(options)))
+            .await
+    }
+
+    async fn pause(&self, id: &str) -> RuntimeResult<()> {
+        self.deadline("pause container", self.deadlines.call, self.docker.pause_container(id))
+            .await
+    }
+
+    async fn unpause(&self, id: &str) -> RuntimeResult<()> {
+        self.deadline("unpause container", self.deadlines.call, self.docker.unpause_container(id))
+            .await
+    }
+
+    async fn update(&self, id: &str, limits: &Limits) -> RuntimeResult<()> {
+        self.deadline("update container", self.deadlines.call, self.docker.update_container(id, update_body(limits)))
+            .await
+    }
+
+    async fn remove(&self, id: &str, force: bool) -> RuntimeResult<()> {
+        let options = RemoveContainerOptions {
+            force,
+            v: false,
+            link: false,
+        };
+        let limit = self.deadlines.call + self.deadlines.stop_extra;
+        match self
+            .deadline("remove container", limit, self.docker.remove_container(id, Some(options)))
+            .await
+        {
+            Err(RuntimeError::NotFound(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn events(&self, instance: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+        let mut filters = Self::instance_filters(instance);
+        filters.insert("type".to_string(), vec!["container".to_string()]);
+        let options = EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.docker
+            .events(Some(options))
+            .map(|event| {
+                let event = event.map_err(|e| map_error("events", e))?;
+                Ok(RuntimeEvent {
+                    container_id: event.actor.and_then(|a| a.id).unwrap_or_default(),
+                    action: event.action.unwrap_or_default(),
+                })
+            })
+            .boxed()
+    }
+}

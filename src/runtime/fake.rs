@@ -1,0 +1,310 @@
+//! An in-memory runtime that records every call, for planner and loop tests.
+//!
+//! It models just enough of Docker (states, labels, limits, names unique, events) for the loop
+//! to converge against it, and lets tests inject failures, hangs and drift. It is never the only
+//! proof of a behaviour: the real-engine tests under `tests/` cover what users rely on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::broadcast;
+
+use super::{
+    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ObservedLimits, Runtime,
+    RuntimeError, RuntimeEvent, RuntimeResult, labels,
+};
+use crate::spec::validate::Limits;
+
+#[derive(Default)]
+struct State {
+    containers: BTreeMap<String, (ContainerSummary, ContainerDetails)>,
+    volumes: BTreeSet<String>,
+    calls: Vec<String>,
+    next_id: u64,
+    failures: Vec<(String, RuntimeError)>,
+    hangs: BTreeSet<String>,
+    down: bool,
+}
+
+pub struct FakeRuntime {
+    state: Mutex<State>,
+    events: broadcast::Sender<RuntimeEvent>,
+}
+
+impl Default for FakeRuntime {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            events: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl FakeRuntime {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic in another test thread must not hide this test's result.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every call so far, as `"op target"` strings.
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// All containers, any owner.
+    pub fn containers(&self) -> Vec<ContainerSummary> {
+        self.lock().containers.values().map(|(s, _)| s.clone()).collect()
+    }
+
+    pub fn details(&self, id: &str) -> Option<ContainerDetails> {
+        self.lock().containers.get(id).map(|(_, d)| d.clone())
+    }
+
+    /// The next call whose `"op target"` starts with `prefix` fails with `error`.
+    pub fn fail_next(&self, prefix: &str, error: RuntimeError) {
+        self.lock().failures.push((prefix.to_string(), error));
+    }
+
+    /// Calls starting with `prefix` never answer.
+    pub fn hang(&self, prefix: &str) {
+        self.lock().hangs.insert(prefix.to_string());
+    }
+
+    /// Makes every call fail as if the engine were gone (or back).
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// Simulates `docker stop`/`docker kill` behind wharf's back.
+    pub fn external_exit(&self, id: &str, exit_code: i64) {
+        let mut s = self.lock();
+        if let Some((sum, det)) = s.containers.get_mut(id) {
+            sum.state = ContainerState::Exited;
+            det.exit_code = Some(exit_code);
+        }
+        drop(s);
+        self.emit(id, "die");
+    }
+
+    /// Simulates `docker rm -f` behind wharf's back.
+    pub fn external_remove(&self, id: &str) {
+        self.lock().containers.remove(id);
+        self.emit(id, "destroy");
+    }
+
+    /// Adds a container wharf did not create.
+    pub fn add_foreign(&self, name: &str, container_labels: BTreeMap<String, String>) -> String {
+        let mut s = self.lock();
+        s.next_id += 1;
+        let id = format!("foreign{:04}", s.next_id);
+        s.containers.insert(
+            id.clone(),
+            (
+                ContainerSummary {
+                    id: id.clone(),
+                    name: name.to_string(),
+                    image: "busybox".into(),
+                    image_id: "sha256:foreign".into(),
+                    state: ContainerState::Running,
+                    labels: container_labels,
+                    created: 0,
+                },
+                ContainerDetails::default(),
+            ),
+        );
+        id
+    }
+
+    fn emit(&self, id: &str, action: &str) {
+        let _ignored_when_nobody_listens = self.events.send(RuntimeEvent {
+            container_id: id.to_string(),
+            action: action.to_string(),
+        });
+    }
+
+    async fn enter(&self, op: &str, target: &str) -> RuntimeResult<()> {
+        let call = format!("{op} {target}");
+        let (hang, result) = {
+            let mut s = self.lock();
+            s.calls.push(call.clone());
+            if s.down {
+                return Err(RuntimeError::Unavailable("fake engine is down".into()));
+            }
+            let hang = s.hangs.iter().any(|h| call.starts_with(h.as_str()));
+            let failure = s.failures.iter().position(|(p, _)| call.starts_with(p.as_str()));
+            (hang, failure.map(|i| s.failures.remove(i).1))
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
+        match result {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn with<T>(&self, id: &str, f: impl FnOnce(&mut ContainerSummary, &mut ContainerDetails) -> RuntimeResult<T>) -> RuntimeResult<T> {
+        let mut s = self.lock();
+        match s.containers.get_mut(id) {
+            Some((sum, det)) => f(sum, det),
+            None => Err(RuntimeError::NotFound(format!("No such container: {id}"))),
+        }
+    }
+}
+
+fn observed(limits: &Limits) -> ObservedLimits {
+    ObservedLimits {
+        memory: limits.memory.unwrap_or(0),
+        memory_swap: limits.memory_swap.unwrap_or(0),
+        nano_cpus: limits.nano_cpus.unwrap_or(0),
+        pids: limits.pids.unwrap_or(0),
+        restart: limits.restart.docker_name().to_string(),
+    }
+}
+
+#[async_trait]
+impl Runtime for FakeRuntime {
+    async fn ping(&self) -> RuntimeResult<String> {
+        self.enter("ping", "").await?;
+        Ok("fake".into())
+    }
+
+    async fn list(&self, instance: &str) -> RuntimeResult<Vec<ContainerSummary>> {
+        self.enter("list", instance).await?;
+        Ok(self
+            .lock()
+            .containers
+            .values()
+            .filter(|(s, _)| {
+                s.labels.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE)
+                    && s.labels.get(labels::INSTANCE).map(String::as_str) == Some(instance)
+            })
+            .map(|(s, _)| s.clone())
+            .collect())
+    }
+
+    async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails> {
+        self.enter("inspect", id).await?;
+        self.with(id, |_, d| Ok(d.clone()))
+    }
+
+    async fn ensure_volume(&self, name: &str, _: &BTreeMap<String, String>) -> RuntimeResult<()> {
+        self.enter("volume", name).await?;
+        self.lock().volumes.insert(name.to_string());
+        Ok(())
+    }
+
+    async fn create(&self, spec: &CreateSpec) -> RuntimeResult<String> {
+        self.enter("create", &spec.name).await?;
+        let mut s = self.lock();
+        if s.containers.values().any(|(c, _)| c.name == spec.name) {
+            return Err(RuntimeError::Conflict(format!("name {} is already in use", spec.name)));
+        }
+        s.next_id += 1;
+        let id = format!("c{:04}", s.next_id);
+        s.containers.insert(
+            id.clone(),
+            (
+                ContainerSummary {
+                    id: id.clone(),
+                    name: spec.name.clone(),
+                    image: spec.config.image.clone(),
+                    image_id: format!("sha256:{}", spec.config.image),
+                    state: ContainerState::Created,
+                    labels: spec.labels.clone(),
+                    created: 0,
+                },
+                ContainerDetails {
+                    limits: observed(&spec.limits),
+                    ..ContainerDetails::default()
+                },
+            ),
+        );
+        Ok(id)
+    }
+
+    async fn start(&self, id: &str) -> RuntimeResult<()> {
+        self.enter("start", id).await?;
+        self.with(id, |s, d| {
+            s.state = ContainerState::Running;
+            d.exit_code = None;
+            Ok(())
+        })?;
+        self.emit(id, "start");
+        Ok(())
+    }
+
+    async fn stop(&self, id: &str, _: Option<u64>) -> RuntimeResult<()> {
+        self.enter("stop", id).await?;
+        self.with(id, |s, d| {
+            s.state = ContainerState::Exited;
+            d.exit_code = Some(0);
+            Ok(())
+        })
+    }
+
+    async fn pause(&self, id: &str) -> RuntimeResult<()> {
+        self.enter("pause", id).await?;
+        self.with(id, |s, _| {
+            if s.state != ContainerState::Running {
+                return Err(RuntimeError::Conflict(format!("container {id} is not running")));
+            }
+            s.state = ContainerState::Paused;
+            Ok(())
+        })
+    }
+
+    async fn unpause(&self, id: &str) -> RuntimeResult<()> {
+        self.enter("unpause", id).await?;
+        self.with(id, |s, _| {
+            s.state = ContainerState::Running;
+            Ok(())
+        })
+    }
+
+    async fn update(&self, id: &str, limits: &Limits) -> RuntimeResult<()> {
+        self.enter("update", id).await?;
+        self.with(id, |_, d| {
+            d.limits = observed(limits);
+            Ok(())
+        })
+    }
+
+    async fn remove(&self, id: &str, force: bool) -> RuntimeResult<()> {
+        self.enter("remove", id).await?;
+        let mut s = self.lock();
+        match s.containers.get(id) {
+            Some((c, _)) if c.state == ContainerState::Running && !force => {
+                Err(RuntimeError::Conflict(format!("container {id} is running")))
+            }
+            _ => {
+                s.containers.remove(id);
+                Ok(())
+            }
+        }
+    }
+
+    fn events(&self, _: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+        tokio_stream_from(self.events.subscribe())
+    }
+}
+
+fn tokio_stream_from(rx: broadcast::Receiver<RuntimeEvent>) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => return Some((Ok(e), rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}

@@ -1,0 +1,178 @@
+//! The Docker seam: one narrow trait in wharf's own types.
+//!
+//! `docker.rs` is the only module that sees bollard; `fake.rs` is an in-memory recording
+//! runtime for planner and loop tests. Every call the daemon makes through this trait has a
+//! deadline (enforced by the adapter), so a wedged engine call surfaces as `Timeout` instead of
+//! stalling its caller. Nothing here decides anything: callers say what to do.
+
+pub mod docker;
+pub mod fake;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::spec::validate::{ContainerConfig, Limits};
+
+/// Labels wharf puts on every object it creates. Objects without `managed-by` are never touched.
+pub mod labels {
+    pub const MANAGED_BY: &str = "wharf.managed-by";
+    pub const MANAGED_BY_VALUE: &str = "wharf";
+    /// Which wharf (data directory) owns the object; several can share one engine.
+    pub const INSTANCE: &str = "wharf.instance";
+    pub const NAMESPACE: &str = "wharf.namespace";
+    pub const APP: &str = "wharf.app";
+    pub const UID: &str = "wharf.uid";
+    pub const GENERATION: &str = "wharf.generation";
+    pub const HASH_RECREATE: &str = "wharf.hash.recreate";
+    pub const HASH_UPDATE: &str = "wharf.hash.update";
+}
+
+/// A container's state as Docker reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    Unknown,
+}
+
+impl ContainerState {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "created" => Self::Created,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "restarting" => Self::Restarting,
+            "removing" => Self::Removing,
+            "exited" => Self::Exited,
+            "dead" => Self::Dead,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// One line of the container list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub state: ContainerState,
+    pub labels: BTreeMap<String, String>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// What an inspect adds to the summary: exit details and the limits in force.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContainerDetails {
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub restart_count: i64,
+    pub limits: ObservedLimits,
+}
+
+/// The limits Docker reports for a container (0 = unset, as Docker says).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObservedLimits {
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+    pub restart: String,
+}
+
+/// Everything needed to create one container.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreateSpec {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub config: ContainerConfig,
+    pub limits: Limits,
+    /// Docker volume names by the spec's volume name.
+    pub volume_names: BTreeMap<String, String>,
+}
+
+/// A container event (start, die, destroy, ...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuntimeEvent {
+    pub container_id: String,
+    pub action: String,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum RuntimeError {
+    #[error("no such container or object: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("Docker call `{op}` did not answer within {seconds}s")]
+    Timeout { op: &'static str, seconds: u64 },
+    #[error("Docker Engine unavailable: {0}")]
+    Unavailable(String),
+    #[error("Docker Engine refused `{op}` ({status}): {message}")]
+    Engine {
+        op: &'static str,
+        status: u16,
+        message: String,
+    },
+}
+
+impl RuntimeError {
+    /// Errors worth retrying soon: the engine may answer next time.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RuntimeError::Timeout { .. } | RuntimeError::Unavailable(_))
+            || matches!(self, RuntimeError::Engine { status, .. } if *status >= 500)
+    }
+
+    /// A short machine-readable reason for conditions and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RuntimeError::NotFound(_) => "NotFound",
+            RuntimeError::Conflict(_) => "Conflict",
+            RuntimeError::Timeout { .. } => "DockerTimeout",
+            RuntimeError::Unavailable(_) => "DockerUnavailable",
+            RuntimeError::Engine { .. } => "DockerError",
+        }
+    }
+}
+
+pub type RuntimeResult<T> = Result<T, RuntimeError>;
+
+/// The operations wharf performs on a container engine.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Checks the engine answers (negotiating the API version on first contact or after an
+    /// outage); returns its version string.
+    async fn ping(&self) -> RuntimeResult<String>;
+    /// All containers (any state) carrying `wharf.managed-by` and this instance's label.
+    async fn list(&self, instance: &str) -> RuntimeResult<Vec<ContainerSummary>>;
+    async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails>;
+    /// Creates a named volume if it does not exist yet.
+    async fn ensure_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> RuntimeResult<()>;
+    /// Creates a container and returns its id.
+    async fn create(&self, spec: &CreateSpec) -> RuntimeResult<String>;
+    async fn start(&self, id: &str) -> RuntimeResult<()>;
+    /// Stops with SIGTERM, then SIGKILL after `grace_seconds` (Docker's default when `None`).
+    async fn stop(&self, id: &str, grace_seconds: Option<u64>) -> RuntimeResult<()>;
+    async fn pause(&self, id: &str) -> RuntimeResult<()>;
+    async fn unpause(&self, id: &str) -> RuntimeResult<()>;
+    /// Applies update-class limits in place.
+    async fn update(&self, id: &str, limits: &Limits) -> RuntimeResult<()>;
+    /// Removes a container (force: kill it first if running).
+    async fn remove(&self, id: &str, force: bool) -> RuntimeResult<()>;
+    /// Container events for this instance's containers. The stream ends or errors when the
+    /// connection to the engine is lost; callers re-subscribe.
+    fn events(&self, instance: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>>;
+}

@@ -1,0 +1,320 @@
+//! Reading documents: multi-document YAML (`---`) or JSON (an object or an array of objects)
+//! into wire documents, every failure located by file, document, line, column and field path.
+//!
+//! A bundle is all-or-nothing: callers get every document or the list of every error.
+
+use serde::Deserialize;
+
+use super::wire::AppDocument;
+use super::{Document, SpecError};
+
+/// Which syntax to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// Picks JSON for `.json` files, YAML otherwise.
+    pub fn for_path(path: &std::path::Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Format::Json,
+            _ => Format::Yaml,
+        }
+    }
+}
+
+/// One document read from an input, with where it started.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// 1-based position of the document in its input.
+    pub index: usize,
+    /// 1-based line of the document's first line (YAML); 1 for JSON.
+    pub line: u64,
+    pub document: Document,
+}
+
+/// Largest document wharf reads; larger ones are refused before parsing.
+pub const MAX_INPUT_BYTES: usize = 4 << 20;
+
+/// Reads every document of `text`. `file` only labels errors.
+pub fn parse_documents(
+    text: &str,
+    format: Format,
+    file: Option<&str>,
+) -> Result<Vec<Parsed>, Vec<SpecError>> {
+    let located = |mut e: SpecError| {
+        e.file = file.map(str::to_string);
+        e
+    };
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(vec![located(SpecError::message(format!(
+            "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
+            text.len()
+        )))]);
+    }
+    let result = match format {
+        Format::Yaml => parse_yaml(text),
+        Format::Json => parse_json(text),
+    };
+    result.map_err(|errors| errors.into_iter().map(located).collect())
+}
+
+/// Splits a YAML stream at document markers, keeping each document's first line number so
+/// errors point into the whole input. A `---` at column 0 always starts a document in YAML,
+/// even inside a block scalar, so a line split is exact for what wharf reads.
+fn split_yaml(text: &str) -> Vec<(u64, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start = 1u64;
+    for (i, line) in text.lines().enumerate() {
+        let number = i as u64 + 1;
+        let marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        let end = line == "..." || line.starts_with("... ");
+        if marker || end {
+            docs.push((start, std::mem::take(&mut current)));
+            start = number;
+            if marker {
+                // Keep the line (blanked) so columns and line numbers stay true.
+                let rest = &line[3..];
+                current.push_str("   ");
+                current.push_str(rest);
+            }
+            current.push('\n');
+            if end {
+                start = number + 1;
+                current.clear();
+            }
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    docs.push((start, current));
+    docs.retain(|(_, d)| !is_blank_yaml(d));
+    docs
+}
+
+fn is_blank_yaml(doc: &str) -> bool {
+    doc.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t.starts_with('%')
+    })
+}
+
+#[derive(Deserialize)]
+struct KindProbe {
+    kind: Option<serde_json::Value>,
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::Options::default()
+}
+
+fn parse_yaml(text: &str) -> Result<Vec<Parsed>, Vec<SpecError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, (first_line, doc)) in split_yaml(text).into_iter().enumerate() {
+        let index = i + 1;
+        // Line numbers inside `doc` count from the document's first line.
+        let offset = first_line - 1;
+        match parse_yaml_document(&doc) {
+            Ok(document) => out.push(Parsed {
+                index,
+                line: first_line,
+                document,
+            }),
+            Err(mut e) => {
+                e.document = Some(index);
+                e.line = e.line.map(|l| l + offset).or(Some(first_line));
+                errors.push(e);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn parse_yaml_document(doc: &str) -> Result<Document, SpecError> {
+    let probe: KindProbe = serde_saphyr::from_str_with_options(doc, yaml_options())
+        .map_err(|e| saphyr_error(&e, None))?;
+    match kind_of(&probe)? {
+        DocKind::App => {
+            let mut path = None;
+            serde_saphyr::with_deserializer_from_str_with_options(doc, yaml_options(), |de| {
+                serde_path_to_error::deserialize::<_, AppDocument>(de).map_err(|e| {
+                    path = Some(e.path().to_string());
+                    e.into_inner()
+                })
+            })
+            .map(Document::App)
+            .map_err(|e| saphyr_error(&e, path))
+        }
+    }
+}
+
+enum DocKind {
+    App,
+}
+
+fn kind_of(probe: &KindProbe) -> Result<DocKind, SpecError> {
+    match probe.kind.as_ref().and_then(|k| k.as_str()) {
+        Some("App") => Ok(DocKind::App),
+        Some(other) => Err(SpecError::field(
+            "kind",
+            format!("unknown kind {other:?} (this wharf knows: App)"),
+        )),
+        None => Err(SpecError::field(
+            "kind",
+            "missing field `kind` (this wharf knows: App)",
+        )),
+    }
+}
+
+fn saphyr_error(e: &serde_saphyr::Error, path: Option<String>) -> SpecError {
+    let location = e.location();
+    let mut message = e.without_snippet().to_string();
+    // The rendered message ends with " at line L, column C"; the location is kept separately.
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    if let Some(rest) = message.strip_prefix("error: ") {
+        message = rest.to_string();
+    }
+    SpecError {
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+        field: path.filter(|p| !p.is_empty() && p != "."),
+        message,
+        ..SpecError::default()
+    }
+}
+
+fn parse_json(text: &str) -> Result<Vec<Parsed>, Vec<SpecError>> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        vec![SpecError {
+            line: Some(e.line() as u64),
+            column: Some(e.column() as u64),
+            message: e.to_string(),
+            ..SpecError::default()
+        }]
+    })?;
+    let values = match value {
+        serde_json::Value::Array(items) => items,
+        other => vec![other],
+    };
+    parse_values(values)
+}
+
+/// Reads documents that are already JSON values (the API's JSON bodies).
+pub fn parse_values(values: Vec<serde_json::Value>) -> Result<Vec<Parsed>, Vec<SpecError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, value) in values.into_iter().enumerate() {
+        let index = i + 1;
+        match parse_json_document(value) {
+            Ok(document) => out.push(Parsed {
+                index,
+                line: 1,
+                document,
+            }),
+            Err(mut e) => {
+                e.document = Some(index);
+                errors.push(e);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn parse_json_document(value: serde_json::Value) -> Result<Document, SpecError> {
+    if !value.is_object() {
+        return Err(SpecError::message("a document must be a JSON object"));
+    }
+    let probe = KindProbe {
+        kind: value.get("kind").cloned(),
+    };
+    match kind_of(&probe)? {
+        DocKind::App => serde_path_to_error::deserialize::<_, AppDocument>(value)
+            .map(Document::App)
+            .map_err(|e| SpecError {
+                field: Some(e.path().to_string()).filter(|p| p != "."),
+                message: e.inner().to_string(),
+                ..SpecError::default()
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = "apiVersion: wharf/v1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: busybox\n";
+
+    #[test]
+    fn multi_document_yaml_keeps_line_numbers() {
+        let text = format!("# leading comment\n---\n{APP}---\n{APP}  resources:\n    memory: lots\n");
+        let errors = parse_documents(&text, Format::Yaml, Some("specs/a.yaml")).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        let e = &errors[0];
+        assert_eq!(e.file.as_deref(), Some("specs/a.yaml"));
+        assert_eq!(e.document, Some(2));
+        assert_eq!(e.line, Some(17));
+        assert_eq!(e.field.as_deref(), Some("spec.resources.memory"));
+        assert!(e.message.contains("invalid quantity \"lots\""), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_fields_are_named_with_their_path() {
+        let text = format!("{APP}  imagePullPolicy: Always\n");
+        let errors = parse_documents(&text, Format::Yaml, None).unwrap_err();
+        assert_eq!(errors[0].field.as_deref(), Some("spec.imagePullPolicy"));
+        assert_eq!(errors[0].line, Some(7));
+        assert!(errors[0].message.contains("unknown field"));
+    }
+
+    #[test]
+    fn unknown_kind_is_refused() {
+        let errors =
+            parse_documents("apiVersion: wharf/v1\nkind: Pod\n", Format::Yaml, None).unwrap_err();
+        assert!(errors[0].message.contains("unknown kind \"Pod\""));
+    }
+
+    #[test]
+    fn broken_yaml_reports_a_position() {
+        let errors = parse_documents("kind: App\nmetadata: [a\n", Format::Yaml, None).unwrap_err();
+        assert!(errors[0].line.is_some());
+    }
+
+    #[test]
+    fn json_arrays_and_objects_are_read() {
+        let one = r#"{"apiVersion":"wharf/v1","kind":"App","metadata":{"name":"a"},"spec":{"image":"x"}}"#;
+        assert_eq!(parse_documents(one, Format::Json, None).unwrap().len(), 1);
+        let two = format!("[{one},{one}]");
+        assert_eq!(parse_documents(&two, Format::Json, None).unwrap().len(), 2);
+        let bad = r#"[{"apiVersion":"wharf/v1","kind":"App","metadata":{"name":"a"},"spec":{"image":"x","ports":["x"]}}]"#;
+        let errors = parse_documents(bad, Format::Json, None).unwrap_err();
+        assert_eq!(errors[0].field.as_deref(), Some("spec.ports[0]"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let text = format!("{APP}  image: other\n");
+        assert!(parse_documents(&text, Format::Yaml, None).is_err());
+    }
+
+    #[test]
+    fn empty_documents_are_skipped() {
+        let text = format!("---\n# nothing\n---\n{APP}---\n");
+        assert_eq!(parse_documents(&text, Format::Yaml, None).unwrap().len(), 1);
+    }
+}

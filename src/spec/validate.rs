@@ -1,0 +1,705 @@
+//! Validation: wire documents become domain types, or a list of errors naming each field.
+//!
+//! The domain types are normalised (env as a sorted map, ports and volumes sorted, quantities in
+//! bytes, defaults filled) and split into the two classes DESIGN.md names: `ContainerConfig`
+//! (recreate-class: a change replaces the container) and `Limits` (update-class: a change is
+//! applied in place). Each class is hashed into its own container label.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::SpecError;
+use super::wire::{self, AppDocument, DesiredState, Env, Protocol, RestartPolicyName};
+
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The identity of an app: namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct AppKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for AppKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A validated App.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppSpec {
+    pub key: AppKey,
+    pub owner: Option<String>,
+    pub state: DesiredState,
+    pub container: ContainerConfig,
+    pub limits: Limits,
+    pub port_area: Option<u16>,
+}
+
+/// Recreate-class configuration: what Docker fixes at container creation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ContainerConfig {
+    pub image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortBinding>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Health>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_grace_seconds: Option<u64>,
+    /// Block-device throttles. Docker's container update ignores them, so they are fixed at
+    /// creation and a change replaces the container.
+    #[serde(skip_serializing_if = "Blkio::is_empty")]
+    pub blkio: Blkio,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Blkio {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<Throttle>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<Throttle>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<Throttle>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<Throttle>,
+}
+
+impl Blkio {
+    pub fn is_empty(&self) -> bool {
+        self.device_read_bps.is_empty()
+            && self.device_write_bps.is_empty()
+            && self.device_read_iops.is_empty()
+            && self.device_write_iops.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PortBinding {
+    pub container_port: u16,
+    pub protocol: Protocol,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Volume {
+    pub mount_path: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Health {
+    pub test: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_ns: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ns: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_period_ns: Option<i64>,
+}
+
+/// Update-class configuration: what `POST /containers/{id}/update` changes in place.
+/// (Docker's update takes blkio device throttles in its body but does not apply them; they
+/// are recreate-class, in `ContainerConfig`.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Limits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    /// Memory + swap; always set together with `memory` (equal to it unless declared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nano_cpus: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids: Option<i64>,
+    pub restart: Restart,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Throttle {
+    pub path: String,
+    pub rate: u64,
+}
+
+/// Restart policy, normalised. The default is `unless-stopped`: a declared `running` app is
+/// kept running, and Docker does not restart it behind a `state: stopped`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum Restart {
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure { max_retries: u32 },
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Restart::UnlessStopped
+    }
+}
+
+impl Restart {
+    pub fn docker_name(&self) -> &'static str {
+        match self {
+            Restart::No => "no",
+            Restart::Always => "always",
+            Restart::UnlessStopped => "unless-stopped",
+            Restart::OnFailure { .. } => "on-failure",
+        }
+    }
+}
+
+/// The two container labels' values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hashes {
+    pub recreate: String,
+    pub update: String,
+}
+
+impl AppSpec {
+    pub fn hashes(&self) -> Hashes {
+        Hashes {
+            recreate: hash_of(&self.container),
+            update: hash_of(&self.limits),
+        }
+    }
+}
+
+fn hash_of<T: Serialize>(value: &T) -> String {
+    // Serialising plain structs, BTreeMaps and Vecs to JSON cannot fail.
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Accumulates field errors.
+#[derive(Default)]
+struct Errors(Vec<SpecError>);
+
+impl Errors {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(SpecError::field(field, message));
+    }
+}
+
+/// Is `s` a valid namespace (a DNS label: lower-case letters, digits, `-`; at most 63)?
+pub fn check_namespace(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid namespace {s:?}: use lower-case letters, digits and '-', at most 63, not starting or ending with '-'"
+        ))
+    }
+}
+
+/// Is `s` a valid app name (letters, digits, `-`, `_`, `.`; starts and ends alphanumeric; at
+/// most 63)? SRC-style `IMAGE--USER` names are valid.
+pub fn check_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name {s:?}: use letters, digits, '-', '_' and '.', at most 63, starting and ending with a letter or digit"
+        ))
+    }
+}
+
+/// Owner (user) names as the SRC API defined them: letters, digits, `-`, `_`; no leading dash
+/// and no `--` (which separates image and user in `IMAGE--USER` app names).
+pub fn check_owner(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        && !s.starts_with('-')
+        && !s.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid owner {s:?}: use letters, digits, '-' and '_', no leading '-' and no '--'"
+        ))
+    }
+}
+
+fn check_label_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+}
+
+fn check_image(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.len() > 512 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("invalid image reference {s:?}"));
+    }
+    if s.starts_with(['-', '/', ':', '@']) {
+        return Err(format!("invalid image reference {s:?}"));
+    }
+    Ok(())
+}
+
+fn no_nul(errors: &mut Errors, field: &str, items: &[String]) {
+    for (i, item) in items.iter().enumerate() {
+        if item.contains('\0') {
+            errors.add(format!("{field}[{i}]"), "must not contain NUL");
+        }
+    }
+}
+
+/// Validates a wire App into its domain form.
+pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
+    let mut errors = Errors::default();
+    let meta = &doc.metadata;
+    let namespace = meta
+        .namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    if let Err(e) = check_namespace(&namespace) {
+        errors.add("metadata.namespace", e);
+    }
+    if let Err(e) = check_name(&meta.name) {
+        errors.add("metadata.name", e);
+    }
+    for (field, map) in [("labels", &meta.labels), ("annotations", &meta.annotations)] {
+        for (k, v) in map {
+            if !check_label_key(k) {
+                errors.add(format!("metadata.{field}.{k}"), "invalid key: use letters, digits, '-', '_', '.', '/'");
+            }
+            if field == "labels" && v.len() > 253 {
+                errors.add(format!("metadata.{field}.{k}"), "value longer than 253 characters");
+            }
+        }
+    }
+    let spec = &doc.spec;
+    if let Err(e) = check_image(&spec.image) {
+        errors.add("spec.image", e);
+    }
+    if let Some(owner) = &spec.owner
+        && let Err(e) = check_owner(owner)
+    {
+        errors.add("spec.owner", e);
+    }
+    for (field, items) in [("spec.command", &spec.command), ("spec.entrypoint", &spec.entrypoint)] {
+        if let Some(items) = items {
+            no_nul(&mut errors, field, items);
+        }
+    }
+    if let Some(dir) = &spec.working_dir
+        && !dir.starts_with('/')
+    {
+        errors.add("spec.workingDir", "must be an absolute path");
+    }
+
+    let env = normalise_env(spec.env.as_ref(), &mut errors);
+    let ports = normalise_ports(spec, &mut errors);
+    let volumes = normalise_volumes(&spec.volumes, &mut errors);
+    let healthcheck = spec.healthcheck.as_ref().and_then(|h| {
+        let kind = h.cmd.first().map(String::as_str);
+        if !matches!(kind, Some("CMD" | "CMD-SHELL" | "NONE")) {
+            errors.add(
+                "spec.healthcheck.cmd",
+                "must start with \"CMD\", \"CMD-SHELL\" or \"NONE\"",
+            );
+            return None;
+        }
+        if kind != Some("NONE") && h.cmd.len() < 2 {
+            errors.add("spec.healthcheck.cmd", "names no command to run");
+        }
+        let ns = |d: &Option<super::quantity::DurationText>| {
+            d.as_ref().map(|d| d.duration().as_nanos().min(i64::MAX as u128) as i64)
+        };
+        Some(Health {
+            test: h.cmd.clone(),
+            interval_ns: ns(&h.interval),
+            timeout_ns: ns(&h.timeout),
+            retries: h.retries.map(i64::from),
+            start_period_ns: ns(&h.start_period),
+        })
+    });
+    let limits = normalise_limits(spec, &mut errors);
+    let blkio = normalise_blkio(spec, &mut errors);
+
+    let port_area = spec.port_area.as_ref().map(|a| a.size);
+    if let Some(size) = port_area {
+        if size == 0 {
+            errors.add("spec.portArea.size", "must be at least 1");
+        }
+        for (i, p) in spec.ports.iter().enumerate() {
+            if let Ok(p) = p.to_object() {
+                if p.container_port >= size {
+                    errors.add(
+                        format!("spec.ports[{i}].containerPort"),
+                        format!("{} is outside the port area (size {size})", p.container_port),
+                    );
+                }
+                if p.host_port.is_some() {
+                    errors.add(
+                        format!("spec.ports[{i}].hostPort"),
+                        "is assigned from the port area; do not set it",
+                    );
+                }
+            }
+        }
+    }
+
+    if !errors.0.is_empty() {
+        return Err(errors.0);
+    }
+    Ok(AppSpec {
+        key: AppKey {
+            namespace,
+            name: meta.name.clone(),
+        },
+        owner: spec.owner.clone(),
+        state: spec.state.unwrap_or_default(),
+        container: ContainerConfig {
+            image: spec.image.clone(),
+            command: spec.command.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            working_dir: spec.working_dir.clone(),
+            env,
+            ports,
+            volumes,
+            healthcheck,
+            stop_grace_seconds: spec.stop_grace_period.as_ref().map(|d| d.duration().as_secs()),
+            blkio,
+        },
+        limits,
+        port_area,
+    })
+}
+
+fn valid_env_name(k: &str) -> bool {
+    !k.is_empty() && !k.contains('=') && !k.contains('\0')
+}
+
+fn normalise_env(env: Option<&Env>, errors: &mut Errors) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match env {
+        None => {}
+        Some(Env::Map(map)) => {
+            for (k, v) in map {
+                if !valid_env_name(k) {
+                    errors.add(format!("spec.env.{k}"), "invalid variable name");
+                }
+                if v.0.contains('\0') {
+                    errors.add(format!("spec.env.{k}"), "value must not contain NUL");
+                }
+                out.insert(k.clone(), v.0.clone());
+            }
+        }
+        Some(Env::List(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                match item.split_once('=') {
+                    Some((k, v)) if valid_env_name(k) && !v.contains('\0') => {
+                        if out.insert(k.to_string(), v.to_string()).is_some() {
+                            errors.add(format!("spec.env[{i}]"), format!("{k} is set twice"));
+                        }
+                    }
+                    _ => errors.add(format!("spec.env[{i}]"), format!("{item:?} is not NAME=value")),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn normalise_ports(spec: &wire::AppSpec, errors: &mut Errors) -> Vec<PortBinding> {
+    let mut out = Vec::new();
+    let mut container_seen = BTreeSet::new();
+    let mut host_seen = BTreeSet::new();
+    for (i, port) in spec.ports.iter().enumerate() {
+        let p = match port.to_object() {
+            Ok(p) => p,
+            Err(e) => {
+                errors.add(format!("spec.ports[{i}]"), e);
+                continue;
+            }
+        };
+        if p.container_port == 0 {
+            errors.add(format!("spec.ports[{i}].containerPort"), "must be 1-65535");
+        }
+        if p.host_port == Some(0) {
+            errors.add(format!("spec.ports[{i}].hostPort"), "must be 1-65535");
+        }
+        if let Some(ip) = &p.host_ip
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            errors.add(format!("spec.ports[{i}].hostIP"), format!("{ip:?} is not an IP address"));
+        }
+        let protocol = p.protocol.unwrap_or_default();
+        if !container_seen.insert((p.container_port, protocol, p.host_ip.clone())) {
+            errors.add(
+                format!("spec.ports[{i}]"),
+                format!("container port {}/{protocol} is declared twice", p.container_port),
+            );
+        }
+        if let Some(h) = p.host_port
+            && !host_seen.insert((h, protocol))
+        {
+            errors.add(format!("spec.ports[{i}].hostPort"), format!("host port {h}/{protocol} is declared twice"));
+        }
+        out.push(PortBinding {
+            container_port: p.container_port,
+            protocol,
+            host_port: p.host_port,
+            host_ip: p.host_ip,
+        });
+    }
+    out.sort();
+    out
+}
+
+fn normalise_volumes(volumes: &[wire::VolumeMount], errors: &mut Errors) -> Vec<Volume> {
+    let mut out = Vec::new();
+    let mut paths = BTreeSet::new();
+    for (i, v) in volumes.iter().enumerate() {
+        let name_ok = !v.name.is_empty()
+            && v.name.len() <= 63
+            && v.name.as_bytes()[0].is_ascii_alphanumeric()
+            && v.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !name_ok {
+            errors.add(
+                format!("spec.volumes[{i}].name"),
+                format!("invalid volume name {:?}: letters, digits, '-', '_', '.'", v.name),
+            );
+        }
+        if !v.mount_path.starts_with('/') || v.mount_path.contains('\0') || v.mount_path.contains(':') {
+            errors.add(format!("spec.volumes[{i}].mountPath"), "must be an absolute path without ':'");
+        } else if !paths.insert(v.mount_path.trim_end_matches('/').to_string()) {
+            errors.add(format!("spec.volumes[{i}].mountPath"), format!("{} is mounted twice", v.mount_path));
+        }
+        out.push(Volume {
+            mount_path: v.mount_path.clone(),
+            name: v.name.clone(),
+            read_only: v.read_only,
+        });
+    }
+    out.sort();
+    out
+}
+
+/// Docker refuses memory limits below 6 MiB.
+const MIN_MEMORY: u64 = 6 << 20;
+
+fn normalise_limits(spec: &wire::AppSpec, errors: &mut Errors) -> Limits {
+    let mut limits = Limits {
+        restart: normalise_restart(spec.restart_policy.as_ref(), errors),
+        ..Limits::default()
+    };
+    let Some(r) = &spec.resources else {
+        return limits;
+    };
+    if let Some(m) = &r.memory {
+        if m.bytes() < MIN_MEMORY {
+            errors.add("spec.resources.memory", format!("{m} is below Docker's minimum of 6Mi"));
+        }
+        limits.memory = Some(m.bytes() as i64);
+        limits.memory_swap = Some(m.bytes() as i64);
+    }
+    if let Some(s) = &r.memory_swap {
+        match &r.memory {
+            None => errors.add("spec.resources.memorySwap", "needs resources.memory"),
+            Some(m) if s.bytes() < m.bytes() => {
+                errors.add("spec.resources.memorySwap", format!("{s} is less than memory {m}"))
+            }
+            Some(_) => limits.memory_swap = Some(s.bytes() as i64),
+        }
+    }
+    let cpu_limit = |field: &str, cpus: f64, errors: &mut Errors| {
+        if !(cpus.is_finite() && cpus >= 0.01 && cpus <= 1024.0) {
+            errors.add(field, "must be between 0.01 and 1024 CPUs");
+            None
+        } else {
+            Some((cpus * 1e9).round() as i64)
+        }
+    };
+    match (r.cpus, r.cpu_percent) {
+        (Some(_), Some(_)) => errors.add("spec.resources.cpuPercent", "give cpus or cpuPercent, not both"),
+        (Some(c), None) => limits.nano_cpus = cpu_limit("spec.resources.cpus", c, errors),
+        (None, Some(p)) => limits.nano_cpus = cpu_limit("spec.resources.cpuPercent", p / 100.0, errors),
+        (None, None) => {}
+    }
+    if let Some(p) = r.pids {
+        if p < 1 {
+            errors.add("spec.resources.pids", "must be at least 1");
+        }
+        limits.pids = Some(p);
+    }
+    limits
+}
+
+fn normalise_blkio(spec: &wire::AppSpec, errors: &mut Errors) -> Blkio {
+    let mut out = Blkio::default();
+    let Some(b) = spec.resources.as_ref().and_then(|r| r.blkio.as_ref()) else {
+        return out;
+    };
+    let check = |field: &str, i: usize, path: &str, rate: u64, errors: &mut Errors| {
+        if !path.starts_with("/dev/") || path.contains("..") {
+            errors.add(format!("spec.resources.blkio.{field}[{i}].path"), "must be a device path under /dev/");
+        }
+        if rate == 0 {
+            errors.add(format!("spec.resources.blkio.{field}[{i}].rate"), "must be greater than 0");
+        }
+        Throttle { path: path.to_string(), rate }
+    };
+    let sorted = |mut v: Vec<Throttle>| {
+        v.sort();
+        v
+    };
+    let bytes = |field: &str, list: &[wire::ThrottleBytes], errors: &mut Errors| {
+        sorted(list.iter().enumerate().map(|(i, t)| check(field, i, &t.path, t.rate.bytes(), errors)).collect())
+    };
+    let ops = |field: &str, list: &[wire::ThrottleOps], errors: &mut Errors| {
+        sorted(list.iter().enumerate().map(|(i, t)| check(field, i, &t.path, t.rate, errors)).collect())
+    };
+    out.device_read_bps = bytes("deviceReadBps", &b.device_read_bps, errors);
+    out.device_write_bps = bytes("deviceWriteBps", &b.device_write_bps, errors);
+    out.device_read_iops = ops("deviceReadIops", &b.device_read_iops, errors);
+    out.device_write_iops = ops("deviceWriteIops", &b.device_write_iops, errors);
+    out
+}
+
+fn normalise_restart(policy: Option<&wire::RestartPolicy>, errors: &mut Errors) -> Restart {
+    let Some(p) = policy else {
+        return Restart::default();
+    };
+    if p.max_retries.is_some() && p.name != RestartPolicyName::OnFailure {
+        errors.add("spec.restartPolicy.maxRetries", "only applies to on-failure");
+    }
+    match p.name {
+        RestartPolicyName::No => Restart::No,
+        RestartPolicyName::Always => Restart::Always,
+        RestartPolicyName::UnlessStopped => Restart::UnlessStopped,
+        RestartPolicyName::OnFailure => Restart::OnFailure {
+            max_retries: p.max_retries.unwrap_or(0),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse::{Format, parse_documents};
+    use crate::spec::Document;
+
+    fn app(yaml: &str) -> Result<AppSpec, Vec<SpecError>> {
+        let docs = parse_documents(yaml, Format::Yaml, None).expect("parses");
+        let Document::App(doc) = &docs[0].document;
+        validate_app(doc)
+    }
+
+    const BASE: &str = "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec:\n  image: busybox\n";
+
+    #[test]
+    fn defaults_are_filled() {
+        let a = app(BASE).unwrap();
+        assert_eq!(a.key.namespace, "demo");
+        assert_eq!(a.state, DesiredState::Running);
+        assert_eq!(a.limits.restart, Restart::UnlessStopped);
+    }
+
+    #[test]
+    fn env_map_and_list_hash_the_same() {
+        let a = app(&format!("{BASE}  env: {{B: '2', A: 1}}\n")).unwrap();
+        let b = app(&format!("{BASE}  env: [A=1, B=2]\n")).unwrap();
+        assert_eq!(a.container.env, b.container.env);
+        assert_eq!(a.hashes(), b.hashes());
+    }
+
+    #[test]
+    fn port_order_and_spelling_do_not_change_the_hash() {
+        let a = app(&format!("{BASE}  ports: ['8080:80', {{containerPort: 53, protocol: udp}}]\n")).unwrap();
+        let b = app(&format!("{BASE}  ports: ['53/udp', {{containerPort: 80, hostPort: 8080}}]\n")).unwrap();
+        assert_eq!(a.hashes(), b.hashes());
+    }
+
+    #[test]
+    fn limits_change_only_the_update_hash() {
+        let a = app(&format!("{BASE}  resources: {{memory: 256Mi}}\n")).unwrap();
+        let b = app(&format!("{BASE}  resources: {{memory: 512m}}\n")).unwrap();
+        assert_eq!(a.hashes().recreate, b.hashes().recreate);
+        assert_ne!(a.hashes().update, b.hashes().update);
+        assert_eq!(b.limits.memory_swap, Some(512 << 20), "swap follows memory");
+    }
+
+    #[test]
+    fn cpu_percent_is_a_share_of_one_core() {
+        let a = app(&format!("{BASE}  resources: {{cpuPercent: 50}}\n")).unwrap();
+        assert_eq!(a.limits.nano_cpus, Some(500_000_000));
+        let b = app(&format!("{BASE}  resources: {{cpus: 1.5}}\n")).unwrap();
+        assert_eq!(b.limits.nano_cpus, Some(1_500_000_000));
+    }
+
+    #[test]
+    fn cross_field_errors_name_their_fields() {
+        let errors = app(&format!(
+            "{BASE}  resources: {{cpus: 1, cpuPercent: 50, memorySwap: 1g, pids: 0}}\n  ports: ['80', '80']\n  volumes: [{{name: a, mountPath: rel}}]\n  restartPolicy: {{name: always, maxRetries: 3}}\n"
+        ))
+        .unwrap_err();
+        let fields: Vec<_> = errors.iter().filter_map(|e| e.field.clone()).collect();
+        for f in [
+            "spec.resources.cpuPercent",
+            "spec.resources.memorySwap",
+            "spec.resources.pids",
+            "spec.ports[1]",
+            "spec.volumes[0].mountPath",
+            "spec.restartPolicy.maxRetries",
+        ] {
+            assert!(fields.iter().any(|x| x == f), "missing {f} in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("jupyter--john").is_ok());
+        assert!(check_name("-x").is_err());
+        assert!(check_name("a/b").is_err());
+        assert!(check_namespace("Demo").is_err());
+        assert!(check_owner("jo--hn").is_err());
+        assert!(check_owner("-john").is_err());
+        assert!(check_owner("john_doe-2").is_ok());
+    }
+
+    #[test]
+    fn port_area_rules() {
+        let e = app(&format!("{BASE}  portArea: {{size: 100}}\n  ports: [{{containerPort: 150}}, '8080:80']\n")).unwrap_err();
+        assert_eq!(e.len(), 2);
+    }
+}

@@ -1,0 +1,624 @@
+//! The store: desired objects, their status and events, in SQLite through sqlx.
+//!
+//! Every write the API acknowledges is committed first (WAL, `synchronous=FULL`). Ownership
+//! (`api` or `file:PATH`), `resourceVersion` preconditions and generation bumps are enforced
+//! here, inside transactions, so no caller can get them half right. This module never talks to
+//! Docker.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool, Sqlite, Transaction};
+
+use crate::spec::validate::AppKey;
+use crate::spec::wire::{API_VERSION, AppDocument};
+
+pub const SOURCE_API: &str = "api";
+pub const KIND_APP: &str = "App";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One stored object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectRecord {
+    pub kind: String,
+    pub key: AppKey,
+    pub uid: String,
+    pub generation: i64,
+    pub resource_version: i64,
+    pub source: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub spec: serde_json::Value,
+    pub status: Option<serde_json::Value>,
+    pub created_at: String,
+    pub deletion_timestamp: Option<String>,
+}
+
+impl ObjectRecord {
+    /// The full document, as the API returns it.
+    pub fn to_document(&self) -> serde_json::Value {
+        let mut metadata = serde_json::json!({
+            "name": self.key.name,
+            "namespace": self.key.namespace,
+            "uid": self.uid,
+            "generation": self.generation,
+            "resourceVersion": self.resource_version.to_string(),
+            "creationTimestamp": self.created_at,
+            "source": self.source,
+        });
+        if !self.labels.is_empty() {
+            metadata["labels"] = serde_json::json!(self.labels);
+        }
+        if !self.annotations.is_empty() {
+            metadata["annotations"] = serde_json::json!(self.annotations);
+        }
+        if let Some(d) = &self.deletion_timestamp {
+            metadata["deletionTimestamp"] = serde_json::json!(d);
+        }
+        let mut doc = serde_json::json!({
+            "apiVersion": API_VERSION,
+            "kind": self.kind,
+            "metadata": metadata,
+            "spec": self.spec,
+        });
+        if let Some(status) = &self.status {
+            doc["status"] = status.clone();
+        }
+        doc
+    }
+
+    /// The stored spec as a wire document (for validation and planning).
+    pub fn to_app_document(&self) -> StoreResult<AppDocument> {
+        let mut doc = self.to_document();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.remove("status");
+        }
+        serde_json::from_value(doc).map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.key)))
+    }
+
+    pub fn is_terminating(&self) -> bool {
+        self.deletion_timestamp.is_some()
+    }
+}
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteOutcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+/// One object to write.
+#[derive(Clone, Debug)]
+pub struct WriteItem {
+    pub key: AppKey,
+    pub doc: AppDocument,
+}
+
+/// An event about an object.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub time: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// A problem reported for one source of specs (a file).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SourceError {
+    pub source: String,
+    pub time: String,
+    pub message: String,
+}
+
+pub fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The result of syncing the watched directory into the store.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    pub changed: Vec<(AppKey, WriteOutcome)>,
+    pub deleted: Vec<AppKey>,
+    /// Per file: objects that could not be taken (owned elsewhere).
+    pub conflicts: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn spec_json(doc: &AppDocument) -> serde_json::Value {
+    serde_json::to_value(&doc.spec).unwrap_or(serde_json::Value::Null)
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn next_rv(tx: &mut Transaction<'_, Sqlite>) -> StoreResult<i64> {
+        let rv: i64 = sqlx::query_scalar(
+            "UPDATE counters SET value = value + 1 WHERE name = 'resource_version' RETURNING value",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(rv)
+    }
+
+    fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ObjectRecord> {
+        let json = |col: &str| -> StoreResult<serde_json::Value> {
+            let text: String = row.try_get(col)?;
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+        };
+        let map = |col: &str| -> StoreResult<BTreeMap<String, String>> {
+            serde_json::from_value(json(col)?).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+        };
+        let status: Option<String> = row.try_get("status")?;
+        Ok(ObjectRecord {
+            kind: row.try_get("kind")?,
+            key: AppKey {
+                namespace: row.try_get("namespace")?,
+                name: row.try_get("name")?,
+            },
+            uid: row.try_get("uid")?,
+            generation: row.try_get("generation")?,
+            resource_version: row.try_get("resource_version")?,
+            source: row.try_get("source")?,
+            labels: map("labels")?,
+            annotations: map("annotations")?,
+            spec: json("spec")?,
+            status: status
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("status: {e}")))?,
+            created_at: row.try_get("created_at")?,
+            deletion_timestamp: row.try_get("deletion_timestamp")?,
+        })
+    }
+
+    async fn get_in(tx: &mut Transaction<'_, Sqlite>, key: &AppKey) -> StoreResult<Option<ObjectRecord>> {
+        let row = sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+            .bind(KIND_APP)
+            .bind(&key.namespace)
+            .bind(&key.name)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.as_ref().map(Self::row_to_record).transpose()
+    }
+
+    pub async fn get(&self, key: &AppKey) -> StoreResult<Option<ObjectRecord>> {
+        let row = sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+            .bind(KIND_APP)
+            .bind(&key.namespace)
+            .bind(&key.name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::row_to_record).transpose()
+    }
+
+    /// All apps, or those of one namespace, ordered by namespace and name.
+    pub async fn list(&self, namespace: Option<&str>) -> StoreResult<Vec<ObjectRecord>> {
+        let rows = match namespace {
+            Some(ns) => {
+                sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? ORDER BY namespace, name")
+                    .bind(KIND_APP)
+                    .bind(ns)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM objects WHERE kind = ? ORDER BY namespace, name")
+                    .bind(KIND_APP)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(Self::row_to_record).collect()
+    }
+
+    /// Writes one object inside `tx`, enforcing ownership and the optional `resourceVersion`
+    /// precondition.
+    async fn write_in(
+        tx: &mut Transaction<'_, Sqlite>,
+        item: &WriteItem,
+        source: &str,
+        take_over_from: Option<&str>,
+    ) -> StoreResult<(WriteOutcome, ObjectRecord)> {
+        let existing = Self::get_in(tx, &item.key).await?;
+        let meta = &item.doc.metadata;
+        let spec = spec_json(&item.doc);
+        let expected_rv = meta.resource_version.as_deref();
+        match existing {
+            None => {
+                if let Some(rv) = expected_rv {
+                    return Err(StoreError::Conflict(format!(
+                        "App {} does not exist, but resourceVersion {rv} was given",
+                        item.key
+                    )));
+                }
+                let rv = Self::next_rv(tx).await?;
+                let record = ObjectRecord {
+                    kind: KIND_APP.into(),
+                    key: item.key.clone(),
+                    uid: uuid::Uuid::new_v4().to_string(),
+                    generation: 1,
+                    resource_version: rv,
+                    source: source.to_string(),
+                    labels: meta.labels.clone(),
+                    annotations: meta.annotations.clone(),
+                    spec,
+                    status: None,
+                    created_at: now_rfc3339(),
+                    deletion_timestamp: None,
+                };
+                sqlx::query(
+                    "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, status, created_at, deletion_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL)",
+                )
+                .bind(&record.kind)
+                .bind(&record.key.namespace)
+                .bind(&record.key.name)
+                .bind(&record.uid)
+                .bind(record.generation)
+                .bind(record.resource_version)
+                .bind(&record.source)
+                .bind(serde_json::to_string(&record.labels).unwrap_or_default())
+                .bind(serde_json::to_string(&record.annotations).unwrap_or_default())
+                .bind(record.spec.to_string())
+                .bind(&record.created_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok((WriteOutcome::Created, record))
+            }
+            Some(mut record) => {
+                if record.source != source && take_over_from != Some(record.source.as_str()) {
+                    return Err(StoreError::Conflict(ownership_message(&item.key, &record.source)));
+                }
+                if let Some(rv) = expected_rv
+                    && rv != record.resource_version.to_string()
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "App {} has resourceVersion {}, not {rv}: it was changed since you read it",
+                        item.key, record.resource_version
+                    )));
+                }
+                let spec_changed = record.spec != spec;
+                let resurrect = record.deletion_timestamp.is_some();
+                let meta_changed = record.labels != meta.labels
+                    || record.annotations != meta.annotations
+                    || record.source != source;
+                if !spec_changed && !meta_changed && !resurrect {
+                    return Ok((WriteOutcome::Unchanged, record));
+                }
+                if spec_changed || resurrect {
+                    record.generation += 1;
+                }
+                record.resource_version = Self::next_rv(tx).await?;
+                record.spec = spec;
+                record.labels = meta.labels.clone();
+                record.annotations = meta.annotations.clone();
+                record.source = source.to_string();
+                record.deletion_timestamp = None;
+                sqlx::query(
+                    "UPDATE objects SET generation = ?, resource_version = ?, source = ?, labels = ?, annotations = ?, spec = ?, deletion_timestamp = NULL WHERE uid = ?",
+                )
+                .bind(record.generation)
+                .bind(record.resource_version)
+                .bind(&record.source)
+                .bind(serde_json::to_string(&record.labels).unwrap_or_default())
+                .bind(serde_json::to_string(&record.annotations).unwrap_or_default())
+                .bind(record.spec.to_string())
+                .bind(&record.uid)
+                .execute(&mut **tx)
+                .await?;
+                Ok((WriteOutcome::Configured, record))
+            }
+        }
+    }
+
+    /// Writes a bundle atomically: every object, or none (the first error is returned).
+    pub async fn apply(&self, items: &[WriteItem], source: &str) -> StoreResult<Vec<(WriteOutcome, ObjectRecord)>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(Self::write_in(&mut tx, item, source, None).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Marks an object for deletion (the loop removes its container, then forgets it).
+    /// `source` must own it; `expected_rv` is an optional precondition.
+    pub async fn delete(&self, key: &AppKey, source: Option<&str>, expected_rv: Option<&str>) -> StoreResult<ObjectRecord> {
+        let mut tx = self.pool.begin().await?;
+        let mut record = Self::get_in(&mut tx, key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("App {key}")))?;
+        if let Some(source) = source
+            && record.source != source
+        {
+            return Err(StoreError::Conflict(ownership_message(key, &record.source)));
+        }
+        if let Some(rv) = expected_rv
+            && rv != record.resource_version.to_string()
+        {
+            return Err(StoreError::Conflict(format!(
+                "App {key} has resourceVersion {}, not {rv}",
+                record.resource_version
+            )));
+        }
+        if record.deletion_timestamp.is_none() {
+            Self::mark_deleted_in(&mut tx, &mut record).await?;
+        }
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn mark_deleted_in(tx: &mut Transaction<'_, Sqlite>, record: &mut ObjectRecord) -> StoreResult<()> {
+        record.resource_version = Self::next_rv(tx).await?;
+        record.deletion_timestamp = Some(now_rfc3339());
+        sqlx::query("UPDATE objects SET deletion_timestamp = ?, resource_version = ? WHERE uid = ?")
+            .bind(&record.deletion_timestamp)
+            .bind(record.resource_version)
+            .bind(&record.uid)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes an object whose deletion finished. Only a still-terminating object is removed:
+    /// one re-applied meanwhile stays.
+    pub async fn forget(&self, uid: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM objects WHERE uid = ? AND deletion_timestamp IS NOT NULL")
+            .bind(uid)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() > 0 {
+            sqlx::query("DELETE FROM events WHERE uid = ?").bind(uid).execute(&self.pool).await?;
+        }
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores a new status if it differs from the stored one.
+    pub async fn set_status(&self, uid: &str, status: &serde_json::Value) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<Option<String>> = sqlx::query_scalar("SELECT status FROM objects WHERE uid = ?")
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        let current: Option<serde_json::Value> = current.and_then(|s| serde_json::from_str(&s).ok());
+        if current.as_ref() == Some(status) {
+            return Ok(false);
+        }
+        let rv = Self::next_rv(&mut tx).await?;
+        sqlx::query("UPDATE objects SET status = ?, resource_version = ? WHERE uid = ?")
+            .bind(status.to_string())
+            .bind(rv)
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records an event about an object; keeps the newest 200 per object.
+    pub async fn record_event(&self, record: &ObjectRecord, kind: &str, reason: &str, message: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO events (uid, kind, namespace, name, time, type, reason, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.uid)
+        .bind(&record.kind)
+        .bind(&record.key.namespace)
+        .bind(&record.key.name)
+        .bind(now_rfc3339())
+        .bind(kind)
+        .bind(reason)
+        .bind(message)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "DELETE FROM events WHERE uid = ? AND id NOT IN (SELECT id FROM events WHERE uid = ? ORDER BY id DESC LIMIT 200)",
+        )
+        .bind(&record.uid)
+        .bind(&record.uid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Events of an object, oldest first.
+    pub async fn events(&self, uid: &str) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query("SELECT time, type, reason, message FROM events WHERE uid = ? ORDER BY id")
+            .bind(uid)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Event {
+                    time: r.try_get("time")?,
+                    kind: r.try_get("type")?,
+                    reason: r.try_get("reason")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records (or clears, with `None`) the problem of one spec file. Returns whether it changed.
+    pub async fn set_source_error(&self, source: &str, message: Option<&str>) -> StoreResult<bool> {
+        let current: Option<String> = sqlx::query_scalar("SELECT message FROM source_errors WHERE source = ?")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await?;
+        if current.as_deref() == message {
+            return Ok(false);
+        }
+        match message {
+            Some(m) => {
+                sqlx::query("INSERT INTO source_errors (source, time, message) VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET time = excluded.time, message = excluded.message")
+                    .bind(source)
+                    .bind(now_rfc3339())
+                    .bind(m)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM source_errors WHERE source = ?").bind(source).execute(&self.pool).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    pub async fn source_errors(&self) -> StoreResult<Vec<SourceError>> {
+        let rows = sqlx::query("SELECT source, time, message FROM source_errors ORDER BY source")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SourceError {
+                    source: r.try_get("source")?,
+                    time: r.try_get("time")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Objects owned by one source.
+    pub async fn by_source(&self, source: &str) -> StoreResult<Vec<ObjectRecord>> {
+        let rows = sqlx::query("SELECT * FROM objects WHERE source = ? ORDER BY namespace, name")
+            .bind(source)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::row_to_record).collect()
+    }
+
+    /// Makes the file-owned objects match a full scan of the watched directory, in one
+    /// transaction.
+    ///
+    /// `good` holds every readable, valid file with its objects; `bad` the files that exist but
+    /// failed to parse or validate (their objects are kept as they are). An object moves
+    /// between files when its old file no longer declares it; it never moves from the API or
+    /// from a bad file. File-owned objects no file declares any more are marked for deletion.
+    pub async fn sync_files(
+        &self,
+        good: &BTreeMap<String, Vec<WriteItem>>,
+        bad: &BTreeSet<String>,
+    ) -> StoreResult<SyncReport> {
+        let mut report = SyncReport::default();
+        let mut tx = self.pool.begin().await?;
+        let mut declared: BTreeMap<AppKey, &str> = BTreeMap::new();
+        for (source, items) in good {
+            for item in items {
+                let existing = Self::get_in(&mut tx, &item.key).await?;
+                let owner = existing.as_ref().map(|r| r.source.as_str());
+                if let Some(first) = declared.get(&item.key) {
+                    report.conflicts.entry(source.clone()).or_default().push(format!(
+                        "App {} is also declared in {}, which keeps it",
+                        item.key,
+                        first.trim_start_matches("file:")
+                    ));
+                    continue;
+                }
+                // When two files declare an object, its current owner keeps it.
+                if owner != Some(source.as_str())
+                    && let Some(owner) = owner
+                    && good.get(owner).is_some_and(|items| items.iter().any(|i| i.key == item.key))
+                {
+                    report.conflicts.entry(source.clone()).or_default().push(format!(
+                        "App {} is also declared in {}, which keeps it",
+                        item.key,
+                        owner.trim_start_matches("file:")
+                    ));
+                    continue;
+                }
+                let take_over = match owner {
+                    Some(o) if o != source && o.starts_with("file:") && !bad.contains(o) => Some(o),
+                    _ => None,
+                };
+                match Self::write_in(&mut tx, item, source, take_over).await {
+                    Ok((outcome, _)) => {
+                        declared.insert(item.key.clone(), source);
+                        if outcome != WriteOutcome::Unchanged {
+                            report.changed.push((item.key.clone(), outcome));
+                        }
+                    }
+                    Err(StoreError::Conflict(message)) => {
+                        let message = match owner {
+                            Some(o) if bad.contains(o) => format!(
+                                "App {} is owned by {}, which currently fails to load; fix or delete that file first",
+                                item.key,
+                                o.trim_start_matches("file:")
+                            ),
+                            _ => message,
+                        };
+                        report.conflicts.entry(source.clone()).or_default().push(message);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let rows = sqlx::query("SELECT * FROM objects WHERE source LIKE 'file:%' AND deletion_timestamp IS NULL")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let mut record = Self::row_to_record(row)?;
+            if declared.contains_key(&record.key) || bad.contains(&record.source) {
+                continue;
+            }
+            Self::mark_deleted_in(&mut tx, &mut record).await?;
+            report.deleted.push(record.key.clone());
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+fn ownership_message(key: &AppKey, owner: &str) -> String {
+    match owner.strip_prefix("file:") {
+        Some(path) => format!(
+            "App {key} is managed by the spec file {path} in the watched directory; change it there"
+        ),
+        None => format!(
+            "App {key} is managed through the API (wharf apply / POST /api/v1/apply); delete it there before declaring it in a file"
+        ),
+    }
+}

@@ -265,6 +265,7 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
 /// Plans the given apps against a fresh observation, without acting.
 async fn dry_run_plan(state: &ApiState, desired: Desired) -> Result<BTreeMap<AppKey, Vec<Value>>, String> {
     let uids: BTreeSet<&str> = desired.apps.values().map(|a| a.uid.as_str()).collect();
+    let records = state.store.list(None).await.map_err(|e| format!("no plan: {e}"))?;
     let containers = state
         .runtime
         .list(&state.instance)
@@ -276,7 +277,14 @@ async fn dry_run_plan(state: &ApiState, desired: Desired) -> Result<BTreeMap<App
             continue;
         }
         let details = state.runtime.inspect(&c.id).await.ok();
-        observed.containers.push(ObservedContainer { summary: c, details });
+        let applied = records
+            .iter()
+            .filter_map(|r| r.applied_update.as_ref())
+            .find(|a| a.container_id == c.id)
+            .map(|a| a.hash.clone());
+        let mut container = ObservedContainer::new(c, details);
+        container.applied_update = applied;
+        observed.containers.push(container);
     }
     let the_plan = plan(&desired, &observed, tokio::time::Instant::now());
     Ok(desired

@@ -268,11 +268,12 @@ impl Controller {
                     .as_ref()
                     .and_then(|s| s.get("containerId"))
                     .and_then(|v| v.as_str());
+                let update_hash = applied_update(record, &c.id).or(c.labels.get(labels::HASH_UPDATE).map(String::as_str));
                 c.state != ContainerState::Running
                     || status_id != Some(c.id.as_str())
                     || app.is_some_and(|a| {
                         c.labels.get(labels::HASH_RECREATE) != Some(&a.hashes.recreate)
-                            || c.labels.get(labels::HASH_UPDATE) != Some(&a.hashes.update)
+                            || update_hash != Some(a.hashes.update.as_str())
                     })
             })
             .map(|c| c.id.clone())
@@ -303,7 +304,15 @@ impl Controller {
                     None
                 }
             };
-            observed.containers.push(ObservedContainer { summary: c, details });
+            let applied = c
+                .labels
+                .get(labels::UID)
+                .and_then(|uid| by_uid.get(uid.as_str()))
+                .and_then(|r| applied_update(r, &c.id))
+                .map(str::to_string);
+            let mut container = ObservedContainer::new(c, details);
+            container.applied_update = applied;
+            observed.containers.push(container);
         }
 
         let the_plan = plan(&desired, &observed, now);
@@ -422,7 +431,7 @@ impl Controller {
                 .filter(|c| c.summary.labels.get(labels::UID) == Some(&app.uid))
                 .max_by_key(|c| {
                     (
-                        c.summary.labels.get(labels::HASH_RECREATE) == Some(&app.hashes.recreate),
+                        c.recreate_hash() == Some(app.hashes.recreate.as_str()),
                         c.summary.created,
                     )
                 });
@@ -442,13 +451,13 @@ impl Controller {
             let step = &outcome.step;
             match &outcome.result {
                 Ok(detail) => {
-                    tracing::info!(app = %key, "{} {detail}: {}", step.action.verb(), step.reason);
+                    let message = if detail.is_empty() {
+                        step.reason.clone()
+                    } else {
+                        format!("{detail}: {}", step.reason)
+                    };
+                    tracing::info!(app = %key, "{} {message}", step.action.verb());
                     if let Some(record) = &record {
-                        let message = if detail.is_empty() {
-                            step.reason.clone()
-                        } else {
-                            format!("{detail}: {}", step.reason)
-                        };
                         self.event(record, "Normal", step.action.verb(), &message).await;
                     }
                 }
@@ -497,4 +506,13 @@ impl Controller {
             tracing::warn!(app = %record.key, "could not record event: {e}");
         }
     }
+}
+
+/// The update-class hash wharf applied in place to container `id`, if any.
+fn applied_update<'a>(record: &'a ObjectRecord, id: &str) -> Option<&'a str> {
+    record
+        .applied_update
+        .as_ref()
+        .filter(|a| a.container_id == id)
+        .map(|a| a.hash.as_str())
 }

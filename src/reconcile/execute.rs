@@ -57,7 +57,7 @@ pub async fn execute(runtime: &dyn Runtime, store: &Store, ops: &Semaphore, plan
     let mut execution = Execution::default();
     let mut created: Option<String> = None;
     for step in &plan.steps {
-        let result = run_step(runtime, store, ops, step, &mut created).await;
+        let result = run_step(runtime, store, ops, plan.uid.as_deref(), step, &mut created).await;
         let failed = result.is_err();
         execution.outcomes.push(StepOutcome {
             step: step.clone(),
@@ -74,6 +74,7 @@ async fn run_step(
     runtime: &dyn Runtime,
     store: &Store,
     ops: &Semaphore,
+    uid: Option<&str>,
     step: &Step,
     created: &mut Option<String>,
 ) -> Result<String, ExecError> {
@@ -120,9 +121,13 @@ async fn run_step(
             runtime.unpause(&id).await?;
             Ok(format!("container {}", short(&id)))
         }
-        Action::Update { target, limits } => {
+        Action::Update { target, limits, hash } => {
             let id = resolve(target)?;
             runtime.update(&id, limits).await?;
+            // The container's label still names the creation-time hash; remember the new one.
+            if let Some(uid) = uid {
+                store.set_applied_update(uid, &id, hash).await?;
+            }
             Ok(format!("container {}", short(&id)))
         }
         Action::Remove { id } => {

@@ -43,11 +43,31 @@ pub struct Desired {
 pub struct ObservedContainer {
     pub summary: ContainerSummary,
     pub details: Option<ContainerDetails>,
+    /// The update-class hash wharf applied in place to this container, if it did (labels
+    /// cannot be changed after creation, so the store remembers it).
+    pub applied_update: Option<String>,
 }
 
 impl ObservedContainer {
+    pub fn new(summary: ContainerSummary, details: Option<ContainerDetails>) -> Self {
+        Self {
+            summary,
+            details,
+            applied_update: None,
+        }
+    }
+
     fn label(&self, key: &str) -> Option<&str> {
         self.summary.labels.get(key).map(String::as_str)
+    }
+
+    /// The update-class hash in force: the last one applied in place, else the creation label.
+    pub fn update_hash(&self) -> Option<&str> {
+        self.applied_update.as_deref().or_else(|| self.label(labels::HASH_UPDATE))
+    }
+
+    pub fn recreate_hash(&self) -> Option<&str> {
+        self.label(labels::HASH_RECREATE)
     }
 }
 
@@ -73,7 +93,8 @@ pub enum Action {
     Stop { target: Target, grace_seconds: Option<u64> },
     Pause(Target),
     Unpause(Target),
-    Update { target: Target, limits: Limits },
+    /// `hash` is the update-class hash the limits carry; the executor records it as applied.
+    Update { target: Target, limits: Limits, hash: String },
     Remove { id: String },
     /// The app's containers are gone: delete the object from the store.
     Forget { uid: String },
@@ -289,12 +310,13 @@ fn plan_app(desired: &Desired, app: &DesiredApp, containers: &[&ObservedContaine
         return;
     }
 
-    if current.label(labels::HASH_UPDATE) != Some(app.hashes.update.as_str()) {
+    if current.update_hash() != Some(app.hashes.update.as_str()) {
         match update_reason(&app.spec.limits, current.details.as_ref()) {
             Ok(why) => plan.steps.push(Step {
                 action: Action::Update {
                     target: target.clone(),
                     limits: app.spec.limits.clone(),
+                    hash: app.hashes.update.clone(),
                 },
                 reason: why,
             }),
@@ -536,6 +558,7 @@ mod tests {
                 labels: container_labels(&d.instance, app),
                 created: 10,
             },
+            applied_update: None,
             details: Some(ContainerDetails {
                 exit_code: Some(137),
                 limits: ObservedLimits {

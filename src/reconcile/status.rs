@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::plan::{AppPlan, DesiredApp, ObservedContainer};
-use crate::runtime::{ContainerState, labels};
+use crate::runtime::ContainerState;
 use crate::spec::wire::DesiredState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,8 +106,7 @@ pub fn compute(
     let current_failure = failure.filter(|f| f.generation == app.generation);
 
     let matches_spec = container.is_some_and(|c| {
-        c.summary.labels.get(labels::HASH_RECREATE) == Some(&app.hashes.recreate)
-            && c.summary.labels.get(labels::HASH_UPDATE) == Some(&app.hashes.update)
+        c.recreate_hash() == Some(app.hashes.recreate.as_str()) && c.update_hash() == Some(app.hashes.update.as_str())
     });
     let in_declared_state = matches!(
         (app.spec.state, state),

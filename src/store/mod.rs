@@ -52,6 +52,15 @@ pub struct ObjectRecord {
     pub status: Option<serde_json::Value>,
     pub created_at: String,
     pub deletion_timestamp: Option<String>,
+    /// The update-class hash last applied in place, and to which container.
+    pub applied_update: Option<AppliedUpdate>,
+}
+
+/// An in-place update wharf made: container labels cannot record it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppliedUpdate {
+    pub container_id: String,
+    pub hash: String,
 }
 
 impl ObjectRecord {
@@ -209,6 +218,15 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("status: {e}")))?,
             created_at: row.try_get("created_at")?,
             deletion_timestamp: row.try_get("deletion_timestamp")?,
+            applied_update: row
+                .try_get::<Option<String>, _>("applied_update")?
+                .and_then(|s| {
+                    let (id, hash) = s.split_once(' ')?;
+                    Some(AppliedUpdate {
+                        container_id: id.to_string(),
+                        hash: hash.to_string(),
+                    })
+                }),
         })
     }
 
@@ -286,6 +304,7 @@ impl Store {
                     status: None,
                     created_at: now_rfc3339(),
                     deletion_timestamp: None,
+                    applied_update: None,
                 };
                 sqlx::query(
                     "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, status, created_at, deletion_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL)",
@@ -480,6 +499,16 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Remembers that `hash` (update-class) was applied in place to `container_id`.
+    pub async fn set_applied_update(&self, uid: &str, container_id: &str, hash: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE objects SET applied_update = ? WHERE uid = ?")
+            .bind(format!("{container_id} {hash}"))
+            .bind(uid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Records (or clears, with `None`) the problem of one spec file. Returns whether it changed.

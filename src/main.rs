@@ -15,7 +15,12 @@ use wharf::server::{ServeConfig, Server};
 #[command(name = "wharf", version, about = "A declarative reconciler for Docker")]
 struct Args {
     /// wharf server URL (client commands).
-    #[arg(long, global = true, env = "WHARF_SERVER", default_value = "http://127.0.0.1:7999")]
+    #[arg(
+        long,
+        global = true,
+        env = "WHARF_SERVER",
+        default_value = "http://127.0.0.1:7999"
+    )]
     server: String,
     /// Bearer token (client commands); default: DATA/admin.token.
     #[arg(long, global = true, env = "WHARF_TOKEN", hide_env_values = true)]
@@ -118,7 +123,17 @@ enum Command {
 }
 
 async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
-    let Command::Serve { specs, no_specs, listen, instance, resync, max_ops, max_body, docker_timeout } = command else {
+    let Command::Serve {
+        specs,
+        no_specs,
+        listen,
+        instance,
+        resync,
+        max_ops,
+        max_body,
+        docker_timeout,
+    } = command
+    else {
         unreachable!("serve is only called for the serve command");
     };
     let config = ServeConfig {
@@ -137,7 +152,9 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
         },
     };
     if !listen.ip().is_loopback() {
-        tracing::warn!("listening on {listen}, which is not a loopback address: the API is reachable from the network without TLS");
+        tracing::warn!(
+            "listening on {listen}, which is not a loopback address: the API is reachable from the network without TLS"
+        );
     }
     let server = Server::start(config).await?;
     tracing::info!(token_file = %args.data.join(wharf::server::TOKEN_FILE).display(), "ready");
@@ -153,15 +170,38 @@ async fn client_command(args: &Args) -> cli::CliResult {
         Command::Serve { .. } => unreachable!("serve is handled before"),
         Command::Validate { files } => cli::validate(files),
         Command::Schema { out } => cli::schema(out.as_deref()),
-        Command::Apply { files, dry_run, wait, timeout } => cli::apply(&client()?, files, *dry_run, *wait, *timeout).await,
+        Command::Apply {
+            files,
+            dry_run,
+            wait,
+            timeout,
+        } => cli::apply(&client()?, files, *dry_run, *wait, *timeout).await,
         Command::Diff { files } => cli::diff(&client()?, files).await,
-        Command::Get { name, namespace, selector, output, .. } => {
-            cli::get_apps(&client()?, namespace.as_deref(), name.as_deref(), selector.as_deref(), *output).await
+        Command::Get {
+            name,
+            namespace,
+            selector,
+            output,
+            ..
+        } => {
+            cli::get_apps(
+                &client()?,
+                namespace.as_deref(),
+                name.as_deref(),
+                selector.as_deref(),
+                *output,
+            )
+            .await
         }
-        Command::Describe { name, namespace, .. } => cli::describe(&client()?, namespace, name).await,
-        Command::Delete { name, namespace, files, .. } => {
-            cli::delete(&client()?, namespace, name.as_deref(), files).await
-        }
+        Command::Describe {
+            name, namespace, ..
+        } => cli::describe(&client()?, namespace, name).await,
+        Command::Delete {
+            name,
+            namespace,
+            files,
+            ..
+        } => cli::delete(&client()?, namespace, name.as_deref(), files).await,
     }
 }
 

@@ -47,21 +47,33 @@ impl ServeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("admin token {path}: {source}")]
-    Token { path: PathBuf, source: std::io::Error },
+    Token {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Docker(#[from] crate::runtime::RuntimeError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Reads the admin token, creating it (mode 0600) on first start.
 pub fn admin_token(data_dir: &Path) -> Result<String, ServeError> {
     let path = data_dir.join(TOKEN_FILE);
-    let err = |source| ServeError::Token { path: path.clone(), source };
+    let err = |source| ServeError::Token {
+        path: path.clone(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
         Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
         Ok(_) => {}
@@ -75,7 +87,8 @@ pub fn admin_token(data_dir: &Path) -> Result<String, ServeError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(&path).map_err(err)?;
-    file.write_all(format!("{token}\n").as_bytes()).map_err(err)?;
+    file.write_all(format!("{token}\n").as_bytes())
+        .map_err(err)?;
     file.sync_all().map_err(err)?;
     tracing::info!(path = %path.display(), "generated the admin token");
     Ok(token)
@@ -98,7 +111,10 @@ impl Server {
     }
 
     /// Starts against any runtime.
-    pub async fn start_with(config: ServeConfig, runtime: Arc<dyn Runtime>) -> Result<Self, ServeError> {
+    pub async fn start_with(
+        config: ServeConfig,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<Self, ServeError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -106,14 +122,23 @@ impl Server {
         let token = admin_token(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join(DATABASE_FILE)).await?;
         let wake = Arc::new(Notify::new());
-        let controller = Controller::new(store.clone(), Arc::clone(&runtime), config.controller.clone(), Arc::clone(&wake));
+        let controller = Controller::new(
+            store.clone(),
+            Arc::clone(&runtime),
+            config.controller.clone(),
+            Arc::clone(&wake),
+        );
         let mut tasks = Vec::new();
         if let Some(dir) = &config.specs_dir {
             // One scan before the loop starts, so a restart never plans on a stale store.
             if let Err(e) = crate::source::sync_once(dir, &store).await {
                 tracing::error!("first scan of {}: {e}", dir.display());
             }
-            tasks.push(crate::source::spawn(dir.clone(), store.clone(), Arc::clone(&wake)));
+            tasks.push(crate::source::spawn(
+                dir.clone(),
+                store.clone(),
+                Arc::clone(&wake),
+            ));
         }
         tasks.extend(controller.spawn());
         let state = ApiState {
@@ -127,8 +152,14 @@ impl Server {
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+            .map_err(|source| ServeError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let app = http::router(state);
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

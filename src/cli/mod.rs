@@ -89,16 +89,23 @@ impl Client {
         })
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> CliResult<Value> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> CliResult<Value> {
         let url = format!("{}/api/v1{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| CliError::new(Exit::Failure, format!("cannot reach wharf at {}: {e}", self.base)))?;
+        let response = request.send().await.map_err(|e| {
+            CliError::new(
+                Exit::Failure,
+                format!("cannot reach wharf at {}: {e}", self.base),
+            )
+        })?;
         let status = response.status();
         let value: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -155,16 +162,17 @@ impl SpecErrorView {
 pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<(String, Validated)>, Vec<SpecError>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    let mut read_one = |label: String, text: Result<String, std::io::Error>, format: Format| match text {
-        Err(e) => errors.push(SpecError {
-            file: Some(label),
-            ..SpecError::message(format!("cannot read: {e}"))
-        }),
-        Ok(text) => match spec::read_bundle(&text, format, Some(&label)) {
-            Ok(docs) => out.extend(docs.into_iter().map(|d| (label.clone(), d))),
-            Err(e) => errors.extend(e),
-        },
-    };
+    let mut read_one =
+        |label: String, text: Result<String, std::io::Error>, format: Format| match text {
+            Err(e) => errors.push(SpecError {
+                file: Some(label),
+                ..SpecError::message(format!("cannot read: {e}"))
+            }),
+            Ok(text) => match spec::read_bundle(&text, format, Some(&label)) {
+                Ok(docs) => out.extend(docs.into_iter().map(|d| (label.clone(), d))),
+                Err(e) => errors.extend(e),
+            },
+        };
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
@@ -174,13 +182,21 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<(String, Validated)>, Vec<Spe
             match crate::source::spec_files(path) {
                 Ok(files) => {
                     for f in files {
-                        read_one(f.display().to_string(), std::fs::read_to_string(&f), Format::for_path(&f));
+                        read_one(
+                            f.display().to_string(),
+                            std::fs::read_to_string(&f),
+                            Format::for_path(&f),
+                        );
                     }
                 }
                 Err(e) => read_one(path.display().to_string(), Err(e), Format::Yaml),
             }
         } else {
-            read_one(path.display().to_string(), std::fs::read_to_string(path), Format::for_path(path));
+            read_one(
+                path.display().to_string(),
+                std::fs::read_to_string(path),
+                Format::for_path(path),
+            );
         }
     }
     // The same object twice across files is an error too.
@@ -195,21 +211,36 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<(String, Validated)>, Vec<Spe
             });
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 fn read_or_exit(paths: &[PathBuf]) -> CliResult<Vec<(String, Validated)>> {
     if paths.is_empty() {
-        return Err(CliError::new(Exit::Usage, "give at least one -f FILE|DIR|-"));
+        return Err(CliError::new(
+            Exit::Usage,
+            "give at least one -f FILE|DIR|-",
+        ));
     }
     read_paths(paths).map_err(|errors| {
-        let text = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        let text = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
         CliError::new(Exit::Invalid, text)
     })
 }
 
 fn wire_bundle(docs: &[(String, Validated)]) -> Value {
-    Value::Array(docs.iter().map(|(_, v)| serde_json::to_value(&v.wire).unwrap_or(Value::Null)).collect())
+    Value::Array(
+        docs.iter()
+            .map(|(_, v)| serde_json::to_value(&v.wire).unwrap_or(Value::Null))
+            .collect(),
+    )
 }
 
 /// `wharf validate -f …`: offline.
@@ -222,16 +253,31 @@ pub fn validate(paths: &[PathBuf]) -> CliResult {
 }
 
 /// `wharf apply -f … [--dry-run] [--wait --timeout]`.
-pub async fn apply(client: &Client, paths: &[PathBuf], dry_run: bool, wait: bool, timeout: Duration) -> CliResult {
+pub async fn apply(
+    client: &Client,
+    paths: &[PathBuf],
+    dry_run: bool,
+    wait: bool,
+    timeout: Duration,
+) -> CliResult {
     let docs = read_or_exit(paths)?;
     let query = if dry_run { "?dryRun=true" } else { "" };
     let response = client
-        .send(reqwest::Method::POST, &format!("/apply{query}"), Some(wire_bundle(&docs)))
+        .send(
+            reqwest::Method::POST,
+            &format!("/apply{query}"),
+            Some(wire_bundle(&docs)),
+        )
         .await?;
     let items = response["items"].as_array().cloned().unwrap_or_default();
     for item in &items {
         let suffix = if dry_run { " (dry run)" } else { "" };
-        println!("app/{}/{} {}{suffix}", item["namespace"].as_str().unwrap_or(""), item["name"].as_str().unwrap_or(""), item["result"].as_str().unwrap_or(""));
+        println!(
+            "app/{}/{} {}{suffix}",
+            item["namespace"].as_str().unwrap_or(""),
+            item["name"].as_str().unwrap_or(""),
+            item["result"].as_str().unwrap_or("")
+        );
         if dry_run {
             print_plan(item);
         }
@@ -257,12 +303,20 @@ fn print_plan(item: &Value) {
         println!("  plan: {error}");
     }
     for step in item["plan"].as_array().into_iter().flatten() {
-        println!("  - {}: {}", step["action"].as_str().unwrap_or(""), step["reason"].as_str().unwrap_or(""));
+        println!(
+            "  - {}: {}",
+            step["action"].as_str().unwrap_or(""),
+            step["reason"].as_str().unwrap_or("")
+        );
     }
 }
 
 /// Polls until every app is Ready at its generation, printing changes.
-async fn wait_ready(client: &Client, targets: &[(String, String, i64)], timeout: Duration) -> CliResult {
+async fn wait_ready(
+    client: &Client,
+    targets: &[(String, String, i64)],
+    timeout: Duration,
+) -> CliResult {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last: BTreeMap<String, String> = BTreeMap::new();
     loop {
@@ -270,7 +324,10 @@ async fn wait_ready(client: &Client, targets: &[(String, String, i64)], timeout:
         for (ns, name, generation) in targets {
             let label = format!("{ns}/{name}");
             let doc = client.get(&format!("/namespaces/{ns}/apps/{name}")).await?;
-            let status: Option<AppStatus> = doc.get("status").cloned().and_then(|s| serde_json::from_value(s).ok());
+            let status: Option<AppStatus> = doc
+                .get("status")
+                .cloned()
+                .and_then(|s| serde_json::from_value(s).ok());
             let ready = status.as_ref().is_some_and(|s| s.is_ready_at(*generation));
             let line = match &status {
                 None => "Pending (not reconciled yet)".to_string(),
@@ -299,7 +356,11 @@ async fn wait_ready(client: &Client, targets: &[(String, String, i64)], timeout:
         if tokio::time::Instant::now() >= deadline {
             return Err(CliError::new(
                 Exit::Timeout,
-                format!("timed out after {}s; not ready:\n  {}", timeout.as_secs(), pending.join("\n  ")),
+                format!(
+                    "timed out after {}s; not ready:\n  {}",
+                    timeout.as_secs(),
+                    pending.join("\n  ")
+                ),
             ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -310,7 +371,11 @@ async fn wait_ready(client: &Client, targets: &[(String, String, i64)], timeout:
 pub async fn diff(client: &Client, paths: &[PathBuf]) -> CliResult {
     let docs = read_or_exit(paths)?;
     let response = client
-        .send(reqwest::Method::POST, "/apply?dryRun=true", Some(wire_bundle(&docs)))
+        .send(
+            reqwest::Method::POST,
+            "/apply?dryRun=true",
+            Some(wire_bundle(&docs)),
+        )
         .await?;
     let mut changed = false;
     for item in response["items"].as_array().into_iter().flatten() {
@@ -318,7 +383,12 @@ pub async fn diff(client: &Client, paths: &[PathBuf]) -> CliResult {
             continue;
         }
         changed = true;
-        println!("app/{}/{} would be {}", item["namespace"].as_str().unwrap_or(""), item["name"].as_str().unwrap_or(""), item["result"].as_str().unwrap_or(""));
+        println!(
+            "app/{}/{} would be {}",
+            item["namespace"].as_str().unwrap_or(""),
+            item["name"].as_str().unwrap_or(""),
+            item["result"].as_str().unwrap_or("")
+        );
         print!("{}", item["diff"].as_str().unwrap_or(""));
         print_plan(item);
     }
@@ -334,14 +404,21 @@ pub enum Output {
 
 fn print_value(value: &Value, output: Output) {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
         _ => print!("{}", serde_saphyr::to_string(value).unwrap_or_default()),
     }
 }
 
 fn age(created: &str) -> String {
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else { return "?".into() };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
+        return "?".into();
+    };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
@@ -353,24 +430,48 @@ fn age(created: &str) -> String {
 fn table(rows: &[Vec<String>]) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|i| rows.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for row in rows {
-        let line: Vec<String> = row.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
         println!("{}", line.join("   ").trim_end());
     }
 }
 
 /// `wharf get apps [NAME]`.
-pub async fn get_apps(client: &Client, namespace: Option<&str>, name: Option<&str>, selector: Option<&str>, output: Output) -> CliResult {
+pub async fn get_apps(
+    client: &Client,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    selector: Option<&str>,
+    output: Output,
+) -> CliResult {
     let items: Vec<Value> = match name {
-        Some(name) => vec![client.get(&format!("/namespaces/{}/apps/{name}", namespace.unwrap_or("default"))).await?],
+        Some(name) => vec![
+            client
+                .get(&format!(
+                    "/namespaces/{}/apps/{name}",
+                    namespace.unwrap_or("default")
+                ))
+                .await?,
+        ],
         None => {
             let base = match namespace {
                 Some(ns) => format!("/namespaces/{ns}/apps"),
                 None => "/apps".to_string(),
             };
-            let query = selector.map(|s| format!("?labelSelector={}", urlencode(s))).unwrap_or_default();
+            let query = selector
+                .map(|s| format!("?labelSelector={}", urlencode(s)))
+                .unwrap_or_default();
             let list = client.get(&format!("{base}{query}")).await?;
             if output != Output::Table {
                 print_value(&list, output);
@@ -385,16 +486,42 @@ pub async fn get_apps(client: &Client, namespace: Option<&str>, name: Option<&st
         }
         return Ok(Exit::Ok);
     }
-    let mut rows = vec![["NAMESPACE", "NAME", "PHASE", "READY", "IMAGE", "OWNER", "SOURCE", "AGE"].map(String::from).to_vec()];
+    let mut rows = vec![
+        [
+            "NAMESPACE",
+            "NAME",
+            "PHASE",
+            "READY",
+            "IMAGE",
+            "OWNER",
+            "SOURCE",
+            "AGE",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
     for item in &items {
-        let ready = item.pointer("/status/conditions").and_then(Value::as_array).and_then(|cs| {
-            cs.iter().find(|c| c["type"] == "Ready").map(|c| c["status"] == "True")
-        });
-        let s = |p: &str| item.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+        let ready = item
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["type"] == "Ready")
+                    .map(|c| c["status"] == "True")
+            });
+        let s = |p: &str| {
+            item.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         rows.push(vec![
             s("/metadata/namespace"),
             s("/metadata/name"),
-            item.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending").to_string(),
+            item.pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Pending")
+                .to_string(),
             match ready {
                 Some(true) => "True".into(),
                 Some(false) => "False".into(),
@@ -417,7 +544,9 @@ pub async fn get_apps(client: &Client, namespace: Option<&str>, name: Option<&st
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -425,11 +554,19 @@ fn urlencode(s: &str) -> String {
 
 /// `wharf describe app NAME`: the object, then its events.
 pub async fn describe(client: &Client, namespace: &str, name: &str) -> CliResult {
-    let doc = client.get(&format!("/namespaces/{namespace}/apps/{name}")).await?;
+    let doc = client
+        .get(&format!("/namespaces/{namespace}/apps/{name}"))
+        .await?;
     print_value(&doc, Output::Yaml);
-    let events = client.get(&format!("/namespaces/{namespace}/apps/{name}/events")).await?;
+    let events = client
+        .get(&format!("/namespaces/{namespace}/apps/{name}/events"))
+        .await?;
     println!("events:");
-    let mut rows = vec![["TIME", "TYPE", "REASON", "MESSAGE"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["TIME", "TYPE", "REASON", "MESSAGE"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for e in events["items"].as_array().into_iter().flatten() {
         let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
         rows.push(vec![s("time"), s("type"), s("reason"), s("message")]);
@@ -443,7 +580,12 @@ pub async fn describe(client: &Client, namespace: &str, name: &str) -> CliResult
 }
 
 /// `wharf delete app NAME` or `wharf delete -f …`.
-pub async fn delete(client: &Client, namespace: &str, name: Option<&str>, paths: &[PathBuf]) -> CliResult {
+pub async fn delete(
+    client: &Client,
+    namespace: &str,
+    name: Option<&str>,
+    paths: &[PathBuf],
+) -> CliResult {
     let keys: Vec<(String, String)> = match name {
         Some(n) => vec![(namespace.to_string(), n.to_string())],
         None => read_or_exit(paths)?
@@ -453,7 +595,14 @@ pub async fn delete(client: &Client, namespace: &str, name: Option<&str>, paths:
     };
     let mut result = Exit::Ok;
     for (ns, n) in keys {
-        match client.send(reqwest::Method::DELETE, &format!("/namespaces/{ns}/apps/{n}"), None).await {
+        match client
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/namespaces/{ns}/apps/{n}"),
+                None,
+            )
+            .await
+        {
             Ok(_) => println!("app/{ns}/{n} deleted"),
             Err(e) => {
                 eprintln!("app/{ns}/{n}: {}", e.message);
@@ -470,7 +619,9 @@ pub fn schema(out: Option<&Path>) -> CliResult {
         match out {
             Some(dir) => {
                 let path = dir.join(file);
-                std::fs::write(&path, text).map_err(|e| CliError::new(Exit::Failure, format!("{}: {e}", path.display())))?;
+                std::fs::write(&path, text).map_err(|e| {
+                    CliError::new(Exit::Failure, format!("{}: {e}", path.display()))
+                })?;
                 println!("wrote {}", path.display());
             }
             None => print!("{text}"),

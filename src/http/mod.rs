@@ -61,7 +61,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/namespaces/{ns}/apps", get(list_namespace))
         .route(
             "/namespaces/{ns}/apps/{name}",
-            get(get_app).put(put_app).patch(patch_app).delete(delete_app),
+            get(get_app)
+                .put(put_app)
+                .patch(patch_app)
+                .delete(delete_app),
         )
         .route("/namespaces/{ns}/apps/{name}/events", get(app_events))
         .fallback(not_found)
@@ -88,7 +91,12 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(token_digest);
     // Compare digests without an early exit.
-    let ok = presented.is_some_and(|d| d.iter().zip(state.token_sha256.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
+    let ok = presented.is_some_and(|d| {
+        d.iter()
+            .zip(state.token_sha256.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    });
     if !ok {
         return ApiError::unauthorized().into_response();
     }
@@ -110,7 +118,11 @@ fn body(bytes: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     bytes.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "RequestEntityTooLarge", "request body is larger than the server's limit (--max-body)")
+            ApiError::new(
+                status,
+                "RequestEntityTooLarge",
+                "request body is larger than the server's limit (--max-body)",
+            )
         } else {
             ApiError::bad_request(rejection.body_text())
         }
@@ -126,10 +138,13 @@ fn body_format(headers: &HeaderMap) -> Format {
 }
 
 fn read_documents(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Vec<Validated>> {
-    let text = std::str::from_utf8(bytes).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
     let parsed = parse_documents(text, body_format(headers), None).map_err(ApiError::invalid)?;
     if parsed.is_empty() {
-        return Err(ApiError::invalid(vec![SpecError::message("the body holds no document")]));
+        return Err(ApiError::invalid(vec![SpecError::message(
+            "the body holds no document",
+        )]));
     }
     validate_bundle(parsed, None).map_err(ApiError::invalid)
 }
@@ -179,18 +194,31 @@ async fn apply(
     }
     let items: Vec<Value> = results
         .iter()
-        .map(|(o, r)| outcome_json(&serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), r))
+        .map(|(o, r)| {
+            outcome_json(
+                &serde_json::to_value(o)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                r,
+            )
+        })
         .collect();
     Ok(Json(json!({ "dryRun": false, "items": items })))
 }
 
 /// YAML of what `diff` compares: labels, annotations and spec.
-fn diff_text(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>, spec: &Value) -> String {
+fn diff_text(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    spec: &Value,
+) -> String {
     let mut doc = json!({ "spec": spec });
     if !labels.is_empty() || !annotations.is_empty() {
         doc["metadata"] = json!({ "labels": labels, "annotations": annotations });
     }
-    serde_saphyr::to_string(&doc).unwrap_or_else(|_| serde_json::to_string_pretty(&doc).unwrap_or_default())
+    serde_saphyr::to_string(&doc)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(&doc).unwrap_or_default())
 }
 
 async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
@@ -202,9 +230,18 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
     for v in docs {
         let current = state.store.get(&v.app.key).await?;
         let new_spec = serde_json::to_value(&v.wire.spec).unwrap_or(Value::Null);
-        let new_text = diff_text(&v.wire.metadata.labels, &v.wire.metadata.annotations, &new_spec);
+        let new_text = diff_text(
+            &v.wire.metadata.labels,
+            &v.wire.metadata.annotations,
+            &new_spec,
+        );
         let (result, old_text, uid, generation) = match &current {
-            None => ("created", String::new(), format!("dry-run-{}", v.app.key), 1),
+            None => (
+                "created",
+                String::new(),
+                format!("dry-run-{}", v.app.key),
+                1,
+            ),
             Some(r) => {
                 if r.source != SOURCE_API {
                     return Err(crate::store::StoreError::Conflict(format!(
@@ -215,7 +252,11 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
                     .into());
                 }
                 let old = diff_text(&r.labels, &r.annotations, &r.spec);
-                let result = if old == new_text && !r.is_terminating() { "unchanged" } else { "configured" };
+                let result = if old == new_text && !r.is_terminating() {
+                    "unchanged"
+                } else {
+                    "configured"
+                };
                 let generation = r.generation + i64::from(r.spec != new_spec);
                 (result, old, r.uid.clone(), generation)
             }
@@ -235,6 +276,7 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
                 deleting: false,
                 hold_until: None,
                 repairs: 0,
+                had_container: false,
             },
         );
         out.push(json!({
@@ -263,9 +305,16 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
 }
 
 /// Plans the given apps against a fresh observation, without acting.
-async fn dry_run_plan(state: &ApiState, desired: Desired) -> Result<BTreeMap<AppKey, Vec<Value>>, String> {
+async fn dry_run_plan(
+    state: &ApiState,
+    desired: Desired,
+) -> Result<BTreeMap<AppKey, Vec<Value>>, String> {
     let uids: BTreeSet<&str> = desired.apps.values().map(|a| a.uid.as_str()).collect();
-    let records = state.store.list(None).await.map_err(|e| format!("no plan: {e}"))?;
+    let records = state
+        .store
+        .list(None)
+        .await
+        .map_err(|e| format!("no plan: {e}"))?;
     let containers = state
         .runtime
         .list(&state.instance)
@@ -273,7 +322,11 @@ async fn dry_run_plan(state: &ApiState, desired: Desired) -> Result<BTreeMap<App
         .map_err(|e| format!("no plan: {e}"))?;
     let mut observed = Observed::default();
     for c in containers {
-        if !c.labels.get(labels::UID).is_some_and(|u| uids.contains(u.as_str())) {
+        if !c
+            .labels
+            .get(labels::UID)
+            .is_some_and(|u| uids.contains(u.as_str()))
+        {
             continue;
         }
         let details = state.runtime.inspect(&c.id).await.ok();
@@ -327,10 +380,15 @@ fn list_response(records: Vec<ObjectRecord>, query: &ListQuery) -> ApiResult<Jso
         })
         .map(ObjectRecord::to_document)
         .collect();
-    Ok(Json(json!({ "apiVersion": "wharf/v1", "kind": "AppList", "items": items })))
+    Ok(Json(
+        json!({ "apiVersion": "wharf/v1", "kind": "AppList", "items": items }),
+    ))
 }
 
-async fn list_all(State(state): State<ApiState>, Query(query): Query<ListQuery>) -> ApiResult<Json<Value>> {
+async fn list_all(
+    State(state): State<ApiState>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
     list_response(state.store.list(None).await?, &query)
 }
 
@@ -346,18 +404,35 @@ async fn list_namespace(
 fn key_from_path(ns: String, name: String) -> ApiResult<AppKey> {
     check_namespace(&ns).map_err(ApiError::bad_request)?;
     check_name(&name).map_err(ApiError::bad_request)?;
-    Ok(AppKey { namespace: ns, name })
+    Ok(AppKey {
+        namespace: ns,
+        name,
+    })
 }
 
-async fn get_app(State(state): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn get_app(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let key = key_from_path(ns, name)?;
-    let record = state.store.get(&key).await?.ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let record = state
+        .store
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
     Ok(Json(record.to_document()))
 }
 
-async fn app_events(State(state): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn app_events(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let key = key_from_path(ns, name)?;
-    let record = state.store.get(&key).await?.ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let record = state
+        .store
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
     let events = state.store.events(&record.uid).await?;
     Ok(Json(json!({ "items": events })))
 }
@@ -366,13 +441,20 @@ fn check_path_matches(key: &AppKey, v: &Validated) -> ApiResult<()> {
     if v.app.key != *key {
         return Err(ApiError::invalid(vec![SpecError::field(
             "metadata",
-            format!("the document names App {}, but the URL names {key}", v.app.key),
+            format!(
+                "the document names App {}, but the URL names {key}",
+                v.app.key
+            ),
         )]));
     }
     Ok(())
 }
 
-async fn write_one(state: &ApiState, key: &AppKey, mut docs: Vec<Validated>) -> ApiResult<Response> {
+async fn write_one(
+    state: &ApiState,
+    key: &AppKey,
+    mut docs: Vec<Validated>,
+) -> ApiResult<Response> {
     if docs.len() != 1 {
         return Err(ApiError::bad_request("send exactly one document"));
     }
@@ -383,7 +465,11 @@ async fn write_one(state: &ApiState, key: &AppKey, mut docs: Vec<Validated>) -> 
     if outcome != WriteOutcome::Unchanged {
         state.wake.notify_one();
     }
-    let status = if outcome == WriteOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if outcome == WriteOutcome::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(record.to_document())).into_response())
 }
 
@@ -395,7 +481,8 @@ async fn put_app(
 ) -> ApiResult<Response> {
     let key = key_from_path(ns, name)?;
     let bytes = body(bytes)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
     // A document without a namespace takes the URL's.
     let mut values: Vec<Value> = match body_format(&headers) {
         Format::Json => match serde_json::from_str::<Value>(text) {
@@ -410,7 +497,9 @@ async fn put_app(
         },
         Format::Yaml => {
             let docs = read_documents(&headers, &bytes)?;
-            docs.into_iter().map(|d| serde_json::to_value(d.wire).unwrap_or(Value::Null)).collect()
+            docs.into_iter()
+                .map(|d| serde_json::to_value(d.wire).unwrap_or(Value::Null))
+                .collect()
         }
     };
     for v in &mut values {
@@ -420,7 +509,8 @@ async fn put_app(
             meta.insert("namespace".into(), json!(key.namespace));
         }
     }
-    let docs = validate_bundle(parse_values(values).map_err(ApiError::invalid)?, None).map_err(ApiError::invalid)?;
+    let docs = validate_bundle(parse_values(values).map_err(ApiError::invalid)?, None)
+        .map_err(ApiError::invalid)?;
     write_one(&state, &key, docs).await
 }
 
@@ -433,27 +523,41 @@ async fn patch_app(
 ) -> ApiResult<Response> {
     let key = key_from_path(ns, name)?;
     let bytes = body(bytes)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
     let patch: Value = match body_format(&headers) {
-        Format::Json => serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("patch is not JSON: {e}")))?,
-        Format::Yaml => serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("patch is not YAML: {e}")))?,
+        Format::Json => serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("patch is not JSON: {e}")))?,
+        Format::Yaml => serde_saphyr::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("patch is not YAML: {e}")))?,
     };
     if !patch.is_object() {
         return Err(ApiError::bad_request("a merge patch must be an object"));
     }
-    let record = state.store.get(&key).await?.ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let record = state
+        .store
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
     let mut doc = record.to_document();
     if let Some(obj) = doc.as_object_mut() {
         obj.remove("status");
     }
     if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
-        for server_set in ["uid", "generation", "creationTimestamp", "deletionTimestamp", "source"] {
+        for server_set in [
+            "uid",
+            "generation",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "source",
+        ] {
             meta.remove(server_set);
         }
     }
     // The version read above guards the write unless the patch names its own.
     json_patch::merge(&mut doc, &patch);
-    let docs = validate_bundle(parse_values(vec![doc]).map_err(ApiError::invalid)?, None).map_err(ApiError::invalid)?;
+    let docs = validate_bundle(parse_values(vec![doc]).map_err(ApiError::invalid)?, None)
+        .map_err(ApiError::invalid)?;
     write_one(&state, &key, docs).await
 }
 
@@ -469,7 +573,10 @@ async fn delete_app(
     Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Json<Value>> {
     let key = key_from_path(ns, name)?;
-    let record = state.store.delete(&key, Some(SOURCE_API), query.resource_version.as_deref()).await?;
+    let record = state
+        .store
+        .delete(&key, Some(SOURCE_API), query.resource_version.as_deref())
+        .await?;
     state.wake.notify_one();
     Ok(Json(record.to_document()))
 }

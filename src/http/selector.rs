@@ -36,7 +36,9 @@ fn split_top(text: &str) -> Vec<&str> {
 }
 
 fn valid_key(k: &str) -> bool {
-    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+    !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
 }
 
 impl Selector {
@@ -50,11 +52,23 @@ impl Selector {
             let bad = || format!("invalid label selector term {p:?}");
             let key = |k: &str| -> Result<String, String> {
                 let k = k.trim();
-                if valid_key(k) { Ok(k.to_string()) } else { Err(bad()) }
+                if valid_key(k) {
+                    Ok(k.to_string())
+                } else {
+                    Err(bad())
+                }
             };
             let set = |rest: &str| -> Result<Vec<String>, String> {
-                let inner = rest.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(bad)?;
-                Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+                let inner = rest
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(bad)?;
+                Ok(inner
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect())
             };
             let req = if let Some((k, v)) = p.split_once("!=") {
                 Requirement::NotEquals(key(k)?, v.trim().to_string())
@@ -91,7 +105,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

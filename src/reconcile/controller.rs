@@ -130,7 +130,12 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(store: Store, runtime: Arc<dyn Runtime>, config: ControllerConfig, wake: Arc<Notify>) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        runtime: Arc<dyn Runtime>,
+        config: ControllerConfig,
+        wake: Arc<Notify>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             runtime,
@@ -260,15 +265,20 @@ impl Controller {
         let need_details: Vec<String> = containers
             .iter()
             .filter(|c| {
-                let Some(uid) = c.labels.get(labels::UID) else { return false };
-                let Some(record) = by_uid.get(uid.as_str()) else { return c.state != ContainerState::Running };
+                let Some(uid) = c.labels.get(labels::UID) else {
+                    return false;
+                };
+                let Some(record) = by_uid.get(uid.as_str()) else {
+                    return c.state != ContainerState::Running;
+                };
                 let app = desired.apps.get(&record.key);
                 let status_id = record
                     .status
                     .as_ref()
                     .and_then(|s| s.get("containerId"))
                     .and_then(|v| v.as_str());
-                let update_hash = applied_update(record, &c.id).or(c.labels.get(labels::HASH_UPDATE).map(String::as_str));
+                let update_hash = applied_update(record, &c.id)
+                    .or(c.labels.get(labels::HASH_UPDATE).map(String::as_str));
                 c.state != ContainerState::Running
                     || status_id != Some(c.id.as_str())
                     || app.is_some_and(|a| {
@@ -318,7 +328,8 @@ impl Controller {
         let the_plan = plan(&desired, &observed, now);
         self.health.send_modify(|h| h.passes += 1);
         self.reset_healthy(&desired, &observed, now);
-        self.write_statuses(&desired, &observed, &the_plan.apps, &by_uid).await;
+        self.write_statuses(&desired, &observed, &the_plan.apps, &by_uid)
+            .await;
 
         for (key, app_plan) in the_plan.apps.iter() {
             if app_plan.steps.is_empty() {
@@ -339,7 +350,11 @@ impl Controller {
         the_plan.requeue_after()
     }
 
-    fn desired<'a>(&self, records: &'a [ObjectRecord], now: Instant) -> (Desired, HashMap<&'a str, ObjectRecord>) {
+    fn desired<'a>(
+        &self,
+        records: &'a [ObjectRecord],
+        now: Instant,
+    ) -> (Desired, HashMap<&'a str, ObjectRecord>) {
         let mut desired = Desired {
             instance: self.config.instance.clone(),
             ..Desired::default()
@@ -352,7 +367,12 @@ impl Controller {
                 .to_app_document()
                 .map_err(|e| e.to_string())
                 .and_then(|doc| {
-                    validate_app(&doc).map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+                    validate_app(&doc).map_err(|errs| {
+                        errs.iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
                 });
             let spec = match spec {
                 Ok(s) => s,
@@ -381,6 +401,10 @@ impl Controller {
                     deleting: record.is_terminating(),
                     hold_until: memory.hold_until.filter(|t| *t > now),
                     repairs: memory.repairs,
+                    had_container: record
+                        .status
+                        .as_ref()
+                        .is_some_and(|s| s.get("containerId").is_some()),
                 },
             );
         }
@@ -393,11 +417,13 @@ impl Controller {
         let mut state = self.lock();
         for app in desired.apps.values() {
             let running = observed.containers.iter().any(|c| {
-                c.summary.labels.get(labels::UID) == Some(&app.uid) && c.summary.state == ContainerState::Running
+                c.summary.labels.get(labels::UID) == Some(&app.uid)
+                    && c.summary.state == ContainerState::Running
             });
             if let Some(m) = state.apps.get_mut(&app.uid)
                 && running
-                && m.last_repair.is_some_and(|t| now.duration_since(t) >= HEALTHY_RESET)
+                && m.last_repair
+                    .is_some_and(|t| now.duration_since(t) >= HEALTHY_RESET)
             {
                 tracing::info!(app = %app.spec.key, "healthy for 10 minutes; repair backoff reset");
                 *m = AppMemory::new(app.generation);
@@ -424,7 +450,9 @@ impl Controller {
             if inflight {
                 continue;
             }
-            let Some(record) = by_uid.get(app.uid.as_str()) else { continue };
+            let Some(record) = by_uid.get(app.uid.as_str()) else {
+                continue;
+            };
             let container = observed
                 .containers
                 .iter()
@@ -435,9 +463,21 @@ impl Controller {
                         c.summary.created,
                     )
                 });
-            let previous: Option<AppStatus> = record.status.clone().and_then(|s| serde_json::from_value(s).ok());
-            let computed = status::compute(app, container, plans.get(key), failure.as_ref(), previous.as_ref(), &now);
-            let Ok(value) = serde_json::to_value(&computed) else { continue };
+            let previous: Option<AppStatus> = record
+                .status
+                .clone()
+                .and_then(|s| serde_json::from_value(s).ok());
+            let computed = status::compute(
+                app,
+                container,
+                plans.get(key),
+                failure.as_ref(),
+                previous.as_ref(),
+                &now,
+            );
+            let Ok(value) = serde_json::to_value(&computed) else {
+                continue;
+            };
             if let Err(e) = self.store.set_status(&app.uid, &value).await {
                 tracing::warn!(app = %key, "could not store status: {e}");
             }
@@ -458,13 +498,15 @@ impl Controller {
                     };
                     tracing::info!(app = %key, "{} {message}", step.action.verb());
                     if let Some(record) = &record {
-                        self.event(record, "Normal", step.action.verb(), &message).await;
+                        self.event(record, "Normal", step.action.verb(), &message)
+                            .await;
                     }
                 }
                 Err(e) => {
                     tracing::warn!(app = %key, "{} failed ({}): {e}", step.action.verb(), step.reason);
                     if let Some(record) = &record {
-                        let message = format!("{} failed ({}): {e}", step.action.verb(), step.reason);
+                        let message =
+                            format!("{} failed ({}): {e}", step.action.verb(), step.reason);
                         self.event(record, "Warning", e.reason(), &message).await;
                     }
                 }

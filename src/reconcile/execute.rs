@@ -43,7 +43,9 @@ pub struct Execution {
 
 impl Execution {
     pub fn error(&self) -> Option<(&Step, &ExecError)> {
-        self.outcomes.iter().find_map(|o| o.result.as_ref().err().map(|e| (&o.step, e)))
+        self.outcomes
+            .iter()
+            .find_map(|o| o.result.as_ref().err().map(|e| (&o.step, e)))
     }
 }
 
@@ -53,7 +55,12 @@ fn short(id: &str) -> String {
 
 /// Runs `plan`'s steps in order. Every engine call holds a permit of `ops`, which bounds the
 /// container operations in flight across all apps.
-pub async fn execute(runtime: &dyn Runtime, store: &Store, ops: &Semaphore, plan: &AppPlan) -> Execution {
+pub async fn execute(
+    runtime: &dyn Runtime,
+    store: &Store,
+    ops: &Semaphore,
+    plan: &AppPlan,
+) -> Execution {
     let mut execution = Execution::default();
     let mut created: Option<String> = None;
     for step in &plan.steps {
@@ -106,7 +113,10 @@ async fn run_step(
             runtime.start(&id).await?;
             Ok(format!("container {}", short(&id)))
         }
-        Action::Stop { target, grace_seconds } => {
+        Action::Stop {
+            target,
+            grace_seconds,
+        } => {
             let id = resolve(target)?;
             runtime.stop(&id, *grace_seconds).await?;
             Ok(format!("container {}", short(&id)))
@@ -121,7 +131,11 @@ async fn run_step(
             runtime.unpause(&id).await?;
             Ok(format!("container {}", short(&id)))
         }
-        Action::Update { target, limits, hash } => {
+        Action::Update {
+            target,
+            limits,
+            hash,
+        } => {
             let id = resolve(target)?;
             runtime.update(&id, limits).await?;
             // The container's label still names the creation-time hash; remember the new one.

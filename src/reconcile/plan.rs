@@ -27,6 +27,8 @@ pub struct DesiredApp {
     pub hold_until: Option<Instant>,
     /// Repairs already made in this crash loop (on-failure `maxRetries` counts them).
     pub repairs: u32,
+    /// The app had a container before (its status names one): a missing one vanished.
+    pub had_container: bool,
 }
 
 /// Everything the planner needs to know about what should exist.
@@ -63,7 +65,9 @@ impl ObservedContainer {
 
     /// The update-class hash in force: the last one applied in place, else the creation label.
     pub fn update_hash(&self) -> Option<&str> {
-        self.applied_update.as_deref().or_else(|| self.label(labels::HASH_UPDATE))
+        self.applied_update
+            .as_deref()
+            .or_else(|| self.label(labels::HASH_UPDATE))
     }
 
     pub fn recreate_hash(&self) -> Option<&str> {
@@ -87,17 +91,31 @@ pub enum Target {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    EnsureVolume { name: String, labels: BTreeMap<String, String> },
+    EnsureVolume {
+        name: String,
+        labels: BTreeMap<String, String>,
+    },
     Create(Box<CreateSpec>),
     Start(Target),
-    Stop { target: Target, grace_seconds: Option<u64> },
+    Stop {
+        target: Target,
+        grace_seconds: Option<u64>,
+    },
     Pause(Target),
     Unpause(Target),
     /// `hash` is the update-class hash the limits carry; the executor records it as applied.
-    Update { target: Target, limits: Limits, hash: String },
-    Remove { id: String },
+    Update {
+        target: Target,
+        limits: Limits,
+        hash: String,
+    },
+    Remove {
+        id: String,
+    },
     /// The app's containers are gone: delete the object from the store.
-    Forget { uid: String },
+    Forget {
+        uid: String,
+    },
 }
 
 impl Action {
@@ -160,13 +178,22 @@ pub fn volume_name(namespace: &str, volume: &str) -> String {
 
 fn container_labels(instance: &str, app: &DesiredApp) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
+        (
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        ),
         (labels::INSTANCE.to_string(), instance.to_string()),
-        (labels::NAMESPACE.to_string(), app.spec.key.namespace.clone()),
+        (
+            labels::NAMESPACE.to_string(),
+            app.spec.key.namespace.clone(),
+        ),
         (labels::APP.to_string(), app.spec.key.name.clone()),
         (labels::UID.to_string(), app.uid.clone()),
         (labels::GENERATION.to_string(), app.generation.to_string()),
-        (labels::HASH_RECREATE.to_string(), app.hashes.recreate.clone()),
+        (
+            labels::HASH_RECREATE.to_string(),
+            app.hashes.recreate.clone(),
+        ),
         (labels::HASH_UPDATE.to_string(), app.hashes.update.clone()),
     ])
 }
@@ -185,7 +212,12 @@ pub fn plan(desired: &Desired, observed: &Observed, now: Instant) -> Plan {
     }
     for list in by_uid.values_mut() {
         // Newest first; ties by id for determinism.
-        list.sort_by(|a, b| b.summary.created.cmp(&a.summary.created).then(a.summary.id.cmp(&b.summary.id)));
+        list.sort_by(|a, b| {
+            b.summary
+                .created
+                .cmp(&a.summary.created)
+                .then(a.summary.id.cmp(&b.summary.id))
+        });
     }
 
     let mut out = Plan::default();
@@ -212,11 +244,18 @@ pub fn plan(desired: &Desired, observed: &Observed, now: Instant) -> Plan {
 
     for (key, app) in &desired.apps {
         let containers = by_uid.get(app.uid.as_str()).cloned().unwrap_or_default();
+        let mut own = AppPlan::default();
+        plan_app(desired, app, &containers, &mut own);
+        hold_back(app, now, &mut own);
         let plan = out.apps.entry(key.clone()).or_default();
         plan.uid = Some(app.uid.clone());
-        plan_app(desired, app, &containers, now, plan);
+        plan.steps.extend(own.steps);
+        plan.repair = own.repair;
+        plan.waiting = own.waiting;
+        plan.requeue_after = own.requeue_after;
     }
-    out.apps.retain(|_, p| p.uid.is_some() || !p.steps.is_empty());
+    out.apps
+        .retain(|_, p| p.uid.is_some() || !p.steps.is_empty());
     out
 }
 
@@ -237,14 +276,41 @@ fn remove_steps(plan: &mut AppPlan, c: &ObservedContainer, grace: Option<u64>, r
     });
 }
 
-fn plan_app(desired: &Desired, app: &DesiredApp, containers: &[&ObservedContainer], now: Instant, plan: &mut AppPlan) {
+/// While an app is backing off (after a failure or a repair), its steps wait; deletion does
+/// not, and a spec change starts a new generation without a hold.
+fn hold_back(app: &DesiredApp, now: Instant, plan: &mut AppPlan) {
+    let Some(until) = app.hold_until.filter(|t| *t > now) else {
+        return;
+    };
+    if app.deleting || plan.steps.is_empty() {
+        return;
+    }
+    let wait = until - now;
+    let why = &plan.steps[0].reason;
+    plan.waiting = Some(format!(
+        "{why}; backing off, next attempt in {}s",
+        wait.as_secs_f64().ceil()
+    ));
+    plan.requeue_after = Some(wait);
+    plan.steps.clear();
+    plan.repair = false;
+}
+
+fn plan_app(
+    desired: &Desired,
+    app: &DesiredApp,
+    containers: &[&ObservedContainer],
+    plan: &mut AppPlan,
+) {
     let grace = app.spec.container.stop_grace_seconds;
     if app.deleting {
         for c in containers {
             remove_steps(plan, c, grace, "the app is being deleted".to_string());
         }
         plan.steps.push(Step {
-            action: Action::Forget { uid: app.uid.clone() },
+            action: Action::Forget {
+                uid: app.uid.clone(),
+            },
             reason: "its containers are removed".to_string(),
         });
         return;
@@ -257,29 +323,19 @@ fn plan_app(desired: &Desired, app: &DesiredApp, containers: &[&ObservedContaine
         .unwrap_or(0);
     for (i, c) in containers.iter().enumerate() {
         if i != keep {
-            remove_steps(plan, c, grace, format!("duplicate container {} of the app", short(&c.summary.id)));
+            remove_steps(
+                plan,
+                c,
+                grace,
+                format!("duplicate container {} of the app", short(&c.summary.id)),
+            );
         }
     }
-    let held = app.hold_until.filter(|t| *t > now);
-    let repair_or_wait = |plan: &mut AppPlan, why: String, steps: Vec<Step>| {
-        if let Some(until) = held {
-            let wait = until - now;
-            plan.waiting = Some(format!("{why}; backing off, next attempt in {}s", wait.as_secs_f64().ceil()));
-            plan.requeue_after = Some(wait);
-        } else {
-            plan.repair = true;
-            plan.steps.extend(steps);
-        }
-    };
-
     let Some(current) = containers.get(keep) else {
-        let steps = create_steps(desired, app, "no container".to_string());
+        plan.steps
+            .extend(create_steps(desired, app, "no container".to_string()));
         // A first creation is not a repair; a container that vanished is.
-        if app.repairs > 0 || app.hold_until.is_some() {
-            repair_or_wait(plan, "container missing".into(), steps);
-        } else {
-            plan.steps.extend(steps);
-        }
+        plan.repair = app.had_container;
         return;
     };
     let id = current.summary.id.clone();
@@ -292,12 +348,16 @@ fn plan_app(desired: &Desired, app: &DesiredApp, containers: &[&ObservedContaine
             return;
         }
         ContainerState::Dead => {
-            let mut steps = vec![Step {
+            plan.steps.push(Step {
                 action: Action::Remove { id: id.clone() },
                 reason: "container is dead".into(),
-            }];
-            steps.extend(create_steps(desired, app, "replacing the dead container".into()));
-            repair_or_wait(plan, "container is dead".into(), steps);
+            });
+            plan.steps.extend(create_steps(
+                desired,
+                app,
+                "replacing the dead container".into(),
+            ));
+            plan.repair = true;
             return;
         }
         _ => {}
@@ -342,43 +402,58 @@ fn plan_app(desired: &Desired, app: &DesiredApp, containers: &[&ObservedContaine
         (DesiredState::Running, ContainerState::Running)
         | (DesiredState::Paused, ContainerState::Paused)
         | (DesiredState::Stopped, ContainerState::Exited | ContainerState::Created) => {}
-        (DesiredState::Running, ContainerState::Paused) => {
-            plan.steps.push(step(Action::Unpause(target), "paused, declared running"))
-        }
+        (DesiredState::Running, ContainerState::Paused) => plan
+            .steps
+            .push(step(Action::Unpause(target), "paused, declared running")),
         (DesiredState::Running | DesiredState::Paused, ContainerState::Created) => {
-            plan.steps.push(step(Action::Start(target.clone()), "created, not started"));
+            plan.steps
+                .push(step(Action::Start(target.clone()), "created, not started"));
             if app.spec.state == DesiredState::Paused {
-                plan.steps.push(step(Action::Pause(target), "declared paused"));
+                plan.steps
+                    .push(step(Action::Pause(target), "declared paused"));
             }
         }
-        (DesiredState::Running | DesiredState::Paused, ContainerState::Exited | ContainerState::Unknown) => {
+        (
+            DesiredState::Running | DesiredState::Paused,
+            ContainerState::Exited | ContainerState::Unknown,
+        ) => {
             let code = exit.map(|c| format!(" with code {c}")).unwrap_or_default();
-            let restarts = app.repairs as i64 + current.details.as_ref().map(|d| d.restart_count).unwrap_or(0);
+            let restarts = app.repairs as i64
+                + current
+                    .details
+                    .as_ref()
+                    .map(|d| d.restart_count)
+                    .unwrap_or(0);
             let allowed = match app.spec.limits.restart {
                 Restart::No => Err("restart policy is \"no\"".to_string()),
-                Restart::OnFailure { .. } if exit == Some(0) => {
-                    Err("it completed (exit code 0) and the restart policy is on-failure".to_string())
-                }
-                Restart::OnFailure { max_retries } if max_retries > 0 && restarts >= i64::from(max_retries) => {
+                Restart::OnFailure { .. } if exit == Some(0) => Err(
+                    "it completed (exit code 0) and the restart policy is on-failure".to_string(),
+                ),
+                Restart::OnFailure { max_retries }
+                    if max_retries > 0 && restarts >= i64::from(max_retries) =>
+                {
                     Err(format!("on-failure restart limit of {max_retries} reached"))
                 }
                 _ => Ok(()),
             };
             match allowed {
-                Err(why) => plan.waiting = Some(format!("container exited{code}; not restarted: {why}")),
+                Err(why) => {
+                    plan.waiting = Some(format!("container exited{code}; not restarted: {why}"))
+                }
                 Ok(()) => {
                     let why = format!("container exited{code}, declared {}", app.spec.state);
-                    let mut steps = vec![step(Action::Start(target.clone()), &why)];
+                    plan.steps.push(step(Action::Start(target.clone()), &why));
                     if app.spec.state == DesiredState::Paused {
-                        steps.push(step(Action::Pause(target), "declared paused"));
+                        plan.steps
+                            .push(step(Action::Pause(target), "declared paused"));
                     }
-                    repair_or_wait(plan, why, steps);
+                    plan.repair = true;
                 }
             }
         }
-        (DesiredState::Paused, ContainerState::Running) => {
-            plan.steps.push(step(Action::Pause(target), "running, declared paused"))
-        }
+        (DesiredState::Paused, ContainerState::Running) => plan
+            .steps
+            .push(step(Action::Pause(target), "running, declared paused")),
         (DesiredState::Stopped, ContainerState::Running) => plan.steps.push(step(
             Action::Stop {
                 target,
@@ -387,7 +462,10 @@ fn plan_app(desired: &Desired, app: &DesiredApp, containers: &[&ObservedContaine
             "running, declared stopped",
         )),
         (DesiredState::Stopped, ContainerState::Paused) => {
-            plan.steps.push(step(Action::Unpause(target.clone()), "paused, declared stopped"));
+            plan.steps.push(step(
+                Action::Unpause(target.clone()),
+                "paused, declared stopped",
+            ));
             plan.steps.push(step(
                 Action::Stop {
                     target,
@@ -407,15 +485,24 @@ fn create_steps(desired: &Desired, app: &DesiredApp, reason: String) -> Vec<Step
     for v in &app.spec.container.volumes {
         let name = volume_name(&app.spec.key.namespace, &v.name);
         volume_names.insert(v.name.clone(), name.clone());
-        if steps.iter().any(|s: &Step| matches!(&s.action, Action::EnsureVolume { name: n, .. } if *n == name)) {
+        if steps
+            .iter()
+            .any(|s: &Step| matches!(&s.action, Action::EnsureVolume { name: n, .. } if *n == name))
+        {
             continue;
         }
         steps.push(Step {
             action: Action::EnsureVolume {
                 name,
                 labels: BTreeMap::from([
-                    (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
-                    (labels::NAMESPACE.to_string(), app.spec.key.namespace.clone()),
+                    (
+                        labels::MANAGED_BY.to_string(),
+                        labels::MANAGED_BY_VALUE.to_string(),
+                    ),
+                    (
+                        labels::NAMESPACE.to_string(),
+                        app.spec.key.namespace.clone(),
+                    ),
                 ]),
             },
             reason: format!("volume {} is mounted at {}", v.name, v.mount_path),
@@ -458,7 +545,10 @@ fn recreate_reason(app: &DesiredApp, current: &ObservedContainer) -> String {
         app.hashes.recreate
     );
     if current.summary.image != app.spec.container.image {
-        why.push_str(&format!(": image {} → {}", current.summary.image, app.spec.container.image));
+        why.push_str(&format!(
+            ": image {} → {}",
+            current.summary.image, app.spec.container.image
+        ));
     }
     why
 }
@@ -480,7 +570,11 @@ fn update_reason(limits: &Limits, details: Option<&ContainerDetails>) -> Result<
         None if o.memory > 0 => return unset("memory"),
         Some(m) if m != o.memory => changes.push(format!(
             "memory {}→{}",
-            if o.memory > 0 { format_bytes(o.memory as u64) } else { "unlimited".into() },
+            if o.memory > 0 {
+                format_bytes(o.memory as u64)
+            } else {
+                "unlimited".into()
+            },
             format_bytes(m as u64)
         )),
         _ => {}
@@ -488,24 +582,42 @@ fn update_reason(limits: &Limits, details: Option<&ContainerDetails>) -> Result<
     if let Some(s) = limits.memory_swap
         && s != o.memory_swap
     {
-        changes.push(format!("memory+swap {}→{}", format_bytes(o.memory_swap.max(0) as u64), format_bytes(s as u64)));
+        changes.push(format!(
+            "memory+swap {}→{}",
+            format_bytes(o.memory_swap.max(0) as u64),
+            format_bytes(s as u64)
+        ));
     }
     match limits.nano_cpus {
         None if o.nano_cpus > 0 => return unset("cpu"),
         Some(n) if n != o.nano_cpus => changes.push(format!(
             "cpus {}→{}",
-            if o.nano_cpus > 0 { cpus(o.nano_cpus) } else { "unlimited".into() },
+            if o.nano_cpus > 0 {
+                cpus(o.nano_cpus)
+            } else {
+                "unlimited".into()
+            },
             cpus(n)
         )),
         _ => {}
     }
     let pids = limits.pids.unwrap_or(0);
     if pids != o.pids.max(0) {
-        let show = |p: i64| if p > 0 { p.to_string() } else { "unlimited".into() };
+        let show = |p: i64| {
+            if p > 0 {
+                p.to_string()
+            } else {
+                "unlimited".into()
+            }
+        };
         changes.push(format!("pids {}→{}", show(o.pids), show(pids)));
     }
     if limits.restart.docker_name() != o.restart {
-        changes.push(format!("restart policy {}→{}", o.restart, limits.restart.docker_name()));
+        changes.push(format!(
+            "restart policy {}→{}",
+            o.restart,
+            limits.restart.docker_name()
+        ));
     }
     if changes.is_empty() {
         changes.push("limits relabelled".into());
@@ -538,6 +650,7 @@ mod tests {
             deleting: false,
             hold_until: None,
             repairs: 0,
+            had_container: false,
         };
         Desired {
             instance: "test".into(),
@@ -574,7 +687,10 @@ mod tests {
     }
 
     fn verbs(p: &Plan) -> Vec<&'static str> {
-        p.apps.values().flat_map(|a| a.steps.iter().map(|s| s.action.verb())).collect()
+        p.apps
+            .values()
+            .flat_map(|a| a.steps.iter().map(|s| s.action.verb()))
+            .collect()
     }
 
     fn observed(cs: Vec<ObservedContainer>) -> Observed {
@@ -591,22 +707,102 @@ mod tests {
             want: &'static [&'static str],
         }
         let cases = [
-            Case { name: "missing container is created and started", desired: "", container: None, want: &["Created", "Started"] },
-            Case { name: "declared stopped creates without starting", desired: "  state: stopped\n", container: None, want: &["Created"] },
-            Case { name: "declared paused starts then pauses", desired: "  state: paused\n", container: None, want: &["Created", "Started", "Paused"] },
-            Case { name: "volumes are ensured first", desired: "  volumes: [{name: work, mountPath: /w}]\n", container: None, want: &["VolumeReady", "Created", "Started"] },
-            Case { name: "converged app needs nothing", desired: "", container: Some(("", ContainerState::Running)), want: &[] },
-            Case { name: "limit change is in place", desired: "  resources: {memory: 512Mi}\n", container: Some(("  resources: {memory: 256Mi}\n", ContainerState::Running)), want: &["Updated"] },
-            Case { name: "image change replaces", desired: "  command: [sleep, '1']\n", container: Some(("", ContainerState::Running)), want: &["Stopped", "Removed", "Created", "Started"] },
-            Case { name: "lifting a memory limit replaces", desired: "", container: Some(("  resources: {memory: 256Mi}\n", ContainerState::Running)), want: &["Stopped", "Removed", "Created", "Started"] },
-            Case { name: "pause", desired: "  state: paused\n", container: Some(("  state: paused\n", ContainerState::Running)), want: &["Paused"] },
-            Case { name: "unpause", desired: "", container: Some(("", ContainerState::Paused)), want: &["Unpaused"] },
-            Case { name: "stop", desired: "  state: stopped\n", container: Some(("", ContainerState::Running)), want: &["Stopped"] },
-            Case { name: "stop a paused container", desired: "  state: stopped\n", container: Some(("", ContainerState::Paused)), want: &["Unpaused", "Stopped"] },
-            Case { name: "start a stopped container", desired: "", container: Some(("", ContainerState::Exited)), want: &["Started"] },
-            Case { name: "restart policy no leaves an exited container", desired: "  restartPolicy: {name: 'no'}\n", container: Some(("  restartPolicy: {name: 'no'}\n", ContainerState::Exited)), want: &[] },
-            Case { name: "Docker restarting: wait", desired: "", container: Some(("", ContainerState::Restarting)), want: &[] },
-            Case { name: "dead container is replaced", desired: "", container: Some(("", ContainerState::Dead)), want: &["Removed", "Created", "Started"] },
+            Case {
+                name: "missing container is created and started",
+                desired: "",
+                container: None,
+                want: &["Created", "Started"],
+            },
+            Case {
+                name: "declared stopped creates without starting",
+                desired: "  state: stopped\n",
+                container: None,
+                want: &["Created"],
+            },
+            Case {
+                name: "declared paused starts then pauses",
+                desired: "  state: paused\n",
+                container: None,
+                want: &["Created", "Started", "Paused"],
+            },
+            Case {
+                name: "volumes are ensured first",
+                desired: "  volumes: [{name: work, mountPath: /w}]\n",
+                container: None,
+                want: &["VolumeReady", "Created", "Started"],
+            },
+            Case {
+                name: "converged app needs nothing",
+                desired: "",
+                container: Some(("", ContainerState::Running)),
+                want: &[],
+            },
+            Case {
+                name: "limit change is in place",
+                desired: "  resources: {memory: 512Mi}\n",
+                container: Some(("  resources: {memory: 256Mi}\n", ContainerState::Running)),
+                want: &["Updated"],
+            },
+            Case {
+                name: "image change replaces",
+                desired: "  command: [sleep, '1']\n",
+                container: Some(("", ContainerState::Running)),
+                want: &["Stopped", "Removed", "Created", "Started"],
+            },
+            Case {
+                name: "lifting a memory limit replaces",
+                desired: "",
+                container: Some(("  resources: {memory: 256Mi}\n", ContainerState::Running)),
+                want: &["Stopped", "Removed", "Created", "Started"],
+            },
+            Case {
+                name: "pause",
+                desired: "  state: paused\n",
+                container: Some(("  state: paused\n", ContainerState::Running)),
+                want: &["Paused"],
+            },
+            Case {
+                name: "unpause",
+                desired: "",
+                container: Some(("", ContainerState::Paused)),
+                want: &["Unpaused"],
+            },
+            Case {
+                name: "stop",
+                desired: "  state: stopped\n",
+                container: Some(("", ContainerState::Running)),
+                want: &["Stopped"],
+            },
+            Case {
+                name: "stop a paused container",
+                desired: "  state: stopped\n",
+                container: Some(("", ContainerState::Paused)),
+                want: &["Unpaused", "Stopped"],
+            },
+            Case {
+                name: "start a stopped container",
+                desired: "",
+                container: Some(("", ContainerState::Exited)),
+                want: &["Started"],
+            },
+            Case {
+                name: "restart policy no leaves an exited container",
+                desired: "  restartPolicy: {name: 'no'}\n",
+                container: Some(("  restartPolicy: {name: 'no'}\n", ContainerState::Exited)),
+                want: &[],
+            },
+            Case {
+                name: "Docker restarting: wait",
+                desired: "",
+                container: Some(("", ContainerState::Restarting)),
+                want: &[],
+            },
+            Case {
+                name: "dead container is replaced",
+                desired: "",
+                container: Some(("", ContainerState::Dead)),
+                want: &["Removed", "Created", "Started"],
+            },
         ];
         for case in cases {
             let d = desired_with(spec(case.desired));
@@ -620,7 +816,11 @@ mod tests {
             let p = plan(&d, &obs, Instant::now());
             assert_eq!(verbs(&p), case.want, "{}", case.name);
             for s in p.apps.values().flat_map(|a| &a.steps) {
-                assert!(!s.reason.is_empty(), "{}: every step has a reason", case.name);
+                assert!(
+                    !s.reason.is_empty(),
+                    "{}: every step has a reason",
+                    case.name
+                );
             }
         }
     }
@@ -629,22 +829,38 @@ mod tests {
     fn in_place_reason_names_old_and_new_values() {
         let d = desired_with(spec("  resources: {memory: 512Mi, cpus: 1}\n"));
         let old = desired_with(spec("  resources: {memory: 256Mi, cpus: 0.5}\n"));
-        let p = plan(&d, &observed(vec![container_for(&old, ContainerState::Running)]), Instant::now());
+        let p = plan(
+            &d,
+            &observed(vec![container_for(&old, ContainerState::Running)]),
+            Instant::now(),
+        );
         let step = &p.apps.values().next().unwrap().steps[0];
-        assert_eq!(step.reason, "memory 256Mi→512Mi, memory+swap 256Mi→512Mi, cpus 0.5→1 (in place)");
+        assert_eq!(
+            step.reason,
+            "memory 256Mi→512Mi, memory+swap 256Mi→512Mi, cpus 0.5→1 (in place)"
+        );
     }
 
     #[test]
     fn orphans_are_removed_and_foreign_containers_never_seen() {
         let d = desired_with(spec(""));
         let mut orphan = container_for(&d, ContainerState::Running);
-        orphan.summary.labels.insert(labels::UID.into(), "gone".into());
-        orphan.summary.labels.insert(labels::APP.into(), "old".into());
+        orphan
+            .summary
+            .labels
+            .insert(labels::UID.into(), "gone".into());
+        orphan
+            .summary
+            .labels
+            .insert(labels::APP.into(), "old".into());
         orphan.summary.id = "c9".into();
         let current = container_for(&d, ContainerState::Running);
         let p = plan(&d, &observed(vec![orphan, current]), Instant::now());
         assert_eq!(verbs(&p), ["Stopped", "Removed"]);
-        let key = AppKey { namespace: "demo".into(), name: "old".into() };
+        let key = AppKey {
+            namespace: "demo".into(),
+            name: "old".into(),
+        };
         assert!(p.apps[&key].steps[0].reason.starts_with("orphan"));
     }
 
@@ -662,8 +878,14 @@ mod tests {
         let mut d = desired_with(spec(""));
         let c = container_for(&d, ContainerState::Running);
         d.apps.values_mut().next().unwrap().deleting = true;
-        assert_eq!(verbs(&plan(&d, &observed(vec![c]), Instant::now())), ["Stopped", "Removed", "Deleted"]);
-        assert_eq!(verbs(&plan(&d, &observed(vec![]), Instant::now())), ["Deleted"]);
+        assert_eq!(
+            verbs(&plan(&d, &observed(vec![c]), Instant::now())),
+            ["Stopped", "Removed", "Deleted"]
+        );
+        assert_eq!(
+            verbs(&plan(&d, &observed(vec![]), Instant::now())),
+            ["Deleted"]
+        );
     }
 
     #[test]
@@ -708,7 +930,10 @@ mod tests {
         b.summary.created = 2;
         let p = plan(&d, &observed(vec![a, b]), Instant::now());
         let steps = &p.apps.values().next().unwrap().steps;
-        assert_eq!(steps.last().unwrap().action, Action::Remove { id: "old".into() });
+        assert_eq!(
+            steps.last().unwrap().action,
+            Action::Remove { id: "old".into() }
+        );
     }
 
     #[test]

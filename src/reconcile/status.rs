@@ -70,7 +70,14 @@ impl AppStatus {
     }
 }
 
-fn condition(previous: Option<&AppStatus>, kind: &str, ok: bool, reason: &str, message: &str, now: &str) -> Condition {
+fn condition(
+    previous: Option<&AppStatus>,
+    kind: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> Condition {
     let status = if ok { "True" } else { "False" };
     // Keep the transition time while the status stays the same.
     let since = previous
@@ -100,19 +107,23 @@ pub fn compute(
     let waiting = plan.and_then(|p| p.waiting.clone());
     let state = container.map(|c| c.summary.state);
     let details = container.and_then(|c| c.details.as_ref());
-    let exit_code = details.and_then(|d| d.exit_code).filter(|_| {
-        matches!(state, Some(ContainerState::Exited | ContainerState::Dead))
-    });
+    let exit_code = details
+        .and_then(|d| d.exit_code)
+        .filter(|_| matches!(state, Some(ContainerState::Exited | ContainerState::Dead)));
     let current_failure = failure.filter(|f| f.generation == app.generation);
 
     let matches_spec = container.is_some_and(|c| {
-        c.recreate_hash() == Some(app.hashes.recreate.as_str()) && c.update_hash() == Some(app.hashes.update.as_str())
+        c.recreate_hash() == Some(app.hashes.recreate.as_str())
+            && c.update_hash() == Some(app.hashes.update.as_str())
     });
     let in_declared_state = matches!(
         (app.spec.state, state),
         (DesiredState::Running, Some(ContainerState::Running))
             | (DesiredState::Paused, Some(ContainerState::Paused))
-            | (DesiredState::Stopped, Some(ContainerState::Exited | ContainerState::Created))
+            | (
+                DesiredState::Stopped,
+                Some(ContainerState::Exited | ContainerState::Created)
+            )
     );
     let converged = matches_spec && in_declared_state && !pending;
 
@@ -122,10 +133,14 @@ pub fn compute(
         match state {
             Some(ContainerState::Running) => Phase::Running,
             Some(ContainerState::Paused) => Phase::Paused,
-            Some(ContainerState::Exited) if app.spec.state == DesiredState::Stopped => Phase::Stopped,
+            Some(ContainerState::Exited) if app.spec.state == DesiredState::Stopped => {
+                Phase::Stopped
+            }
             Some(ContainerState::Exited) if exit_code == Some(0) => Phase::Stopped,
             Some(ContainerState::Exited | ContainerState::Dead) => Phase::Failed,
-            Some(ContainerState::Created) if app.spec.state == DesiredState::Stopped => Phase::Stopped,
+            Some(ContainerState::Created) if app.spec.state == DesiredState::Stopped => {
+                Phase::Stopped
+            }
             _ if current_failure.is_some() => Phase::Failed,
             _ => Phase::Pending,
         }
@@ -145,12 +160,29 @@ pub fn compute(
     } else if let Some(w) = &waiting {
         ("Waiting".into(), w.clone())
     } else if pending {
-        let steps: Vec<_> = plan.map(|p| p.steps.iter().map(|s| s.reason.clone()).collect()).unwrap_or_default();
+        let steps: Vec<_> = plan
+            .map(|p| p.steps.iter().map(|s| s.reason.clone()).collect())
+            .unwrap_or_default();
         ("Progressing".into(), steps.join("; "))
     } else {
-        ("NotReady".into(), format!("container is {}", state.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_else(|| "missing".into())))
+        (
+            "NotReady".into(),
+            format!(
+                "container is {}",
+                state
+                    .map(|s| format!("{s:?}").to_lowercase())
+                    .unwrap_or_else(|| "missing".into())
+            ),
+        )
     };
-    let ready = condition(previous, "Ready", converged, &ready_reason, &ready_message, now);
+    let ready = condition(
+        previous,
+        "Ready",
+        converged,
+        &ready_reason,
+        &ready_message,
+        now,
+    );
     let synced = match current_failure {
         Some(f) => condition(previous, "Synced", false, &f.reason, &f.message, now),
         None => condition(previous, "Synced", true, "Synced", "", now),
@@ -164,7 +196,8 @@ pub fn compute(
     // Details come only with an inspect (new, changed or stopped containers); between those,
     // keep what was learned about the same container.
     let same_container = container.is_some()
-        && previous.and_then(|p| p.container_id.as_deref()) == container.map(|c| c.summary.id.as_str());
+        && previous.and_then(|p| p.container_id.as_deref())
+            == container.map(|c| c.summary.id.as_str());
     let kept = previous.filter(|_| same_container);
     let docker_restarts = details.map(|d| d.restart_count);
     let restart_count = match (docker_restarts, kept) {
@@ -182,7 +215,9 @@ pub fn compute(
         conditions: vec![ready, synced],
         container_id: container.map(|c| c.summary.id.clone()),
         container_name: container.map(|c| c.summary.name.clone()),
-        image_id: container.map(|c| c.summary.image_id.clone()).filter(|s| !s.is_empty()),
+        image_id: container
+            .map(|c| c.summary.image_id.clone())
+            .filter(|s| !s.is_empty()),
         restart_count,
         started_at,
         exit_code,

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountType, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum, ThrottleDevice, VolumeCreateRequest,
+    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountType,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, ThrottleDevice, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, EventsOptions, ListContainersOptions, RemoveContainerOptions,
@@ -139,7 +139,10 @@ fn restart_policy(restart: Restart) -> RestartPolicy {
         Restart::No => (RestartPolicyNameEnum::NO, None),
         Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
         Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
-        Restart::OnFailure { max_retries } => (RestartPolicyNameEnum::ON_FAILURE, Some(i64::from(max_retries))),
+        Restart::OnFailure { max_retries } => (
+            RestartPolicyNameEnum::ON_FAILURE,
+            Some(i64::from(max_retries)),
+        ),
     };
     RestartPolicy {
         name: Some(name),
@@ -156,10 +159,14 @@ fn create_body(spec: &CreateSpec) -> ContainerCreateBody {
         let key = format!("{}/{}", p.container_port, p.protocol);
         exposed.push(key.clone());
         if let Some(host_port) = p.host_port {
-            bindings.entry(key).or_default().get_or_insert_with(Vec::new).push(PortBinding {
-                host_ip: p.host_ip.clone(),
-                host_port: Some(host_port.to_string()),
-            });
+            bindings
+                .entry(key)
+                .or_default()
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: p.host_ip.clone(),
+                    host_port: Some(host_port.to_string()),
+                });
         }
     }
     let mounts: Vec<Mount> = c
@@ -167,7 +174,12 @@ fn create_body(spec: &CreateSpec) -> ContainerCreateBody {
         .iter()
         .map(|v| Mount {
             target: Some(v.mount_path.clone()),
-            source: Some(spec.volume_names.get(&v.name).cloned().unwrap_or_else(|| v.name.clone())),
+            source: Some(
+                spec.volume_names
+                    .get(&v.name)
+                    .cloned()
+                    .unwrap_or_else(|| v.name.clone()),
+            ),
             typ: Some(MountType::VOLUME),
             read_only: Some(v.read_only),
             ..Default::default()
@@ -193,7 +205,12 @@ fn create_body(spec: &CreateSpec) -> ContainerCreateBody {
         entrypoint: c.entrypoint.clone(),
         working_dir: c.working_dir.clone(),
         env: (!c.env.is_empty()).then(|| c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         healthcheck: c.healthcheck.as_ref().map(|h| HealthConfig {
             test: Some(h.test.clone()),
@@ -227,7 +244,11 @@ impl Runtime for DockerRuntime {
     async fn ping(&self) -> RuntimeResult<String> {
         if !self.negotiated.load(Ordering::Acquire) {
             let negotiated = self
-                .deadline("negotiate version", self.deadlines.call, self.docker.clone().negotiate_version())
+                .deadline(
+                    "negotiate version",
+                    self.deadlines.call,
+                    self.docker.clone().negotiate_version(),
+                )
                 .await?;
             tracing::info!(api_version = %negotiated.client_version(), "negotiated Docker API version");
             self.negotiated.store(true, Ordering::Release);
@@ -246,12 +267,17 @@ impl Runtime for DockerRuntime {
             ..Default::default()
         };
         let list = self
-            .deadline("list containers", self.deadlines.call, self.docker.list_containers(Some(options)))
+            .deadline(
+                "list containers",
+                self.deadlines.call,
+                self.docker.list_containers(Some(options)),
+            )
             .await?;
         Ok(list
             .into_iter()
             .filter_map(|c| {
-                let labels: BTreeMap<String, String> = c.labels.unwrap_or_default().into_iter().collect();
+                let labels: BTreeMap<String, String> =
+                    c.labels.unwrap_or_default().into_iter().collect();
                 Some(ContainerSummary {
                     id: c.id?,
                     name: c
@@ -263,7 +289,7 @@ impl Runtime for DockerRuntime {
                     image_id: c.image_id.unwrap_or_default(),
                     state: c
                         .state
-                        .map(|s| ContainerState::parse(&s.to_string()))
+                        .map(|s| ContainerState::parse(s.as_ref()))
                         .unwrap_or(ContainerState::Unknown),
                     labels,
                     created: c.created.unwrap_or_default(),
@@ -274,7 +300,11 @@ impl Runtime for DockerRuntime {
 
     async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails> {
         let c = self
-            .deadline("inspect container", self.deadlines.call, self.docker.inspect_container(id, None))
+            .deadline(
+                "inspect container",
+                self.deadlines.call,
+                self.docker.inspect_container(id, None),
+            )
             .await?;
         let state = c.state.unwrap_or_default();
         let host = c.host_config.unwrap_or_default();
@@ -299,9 +329,17 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    async fn ensure_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> RuntimeResult<()> {
+    async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> RuntimeResult<()> {
         match self
-            .deadline("inspect volume", self.deadlines.call, self.docker.inspect_volume(name))
+            .deadline(
+                "inspect volume",
+                self.deadlines.call,
+                self.docker.inspect_volume(name),
+            )
             .await
         {
             Ok(_) => return Ok(()),
@@ -313,9 +351,13 @@ impl Runtime for DockerRuntime {
             labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             ..Default::default()
         };
-        self.deadline("create volume", self.deadlines.call, self.docker.create_volume(request))
-            .await
-            .map(|_| ())
+        self.deadline(
+            "create volume",
+            self.deadlines.call,
+            self.docker.create_volume(request),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn create(&self, spec: &CreateSpec) -> RuntimeResult<String> {
@@ -327,7 +369,8 @@ impl Runtime for DockerRuntime {
             .deadline(
                 "create container",
                 self.deadlines.call,
-                self.docker.create_container(Some(options), create_body(spec)),
+                self.docker
+                    .create_container(Some(options), create_body(spec)),
             )
             .await?;
         for warning in response.warnings.iter().filter(|w| !w.is_empty()) {
@@ -337,8 +380,12 @@ impl Runtime for DockerRuntime {
     }
 
     async fn start(&self, id: &str) -> RuntimeResult<()> {
-        self.deadline("start container", self.deadlines.call, self.docker.start_container(id, None))
-            .await
+        self.deadline(
+            "start container",
+            self.deadlines.call,
+            self.docker.start_container(id, None),
+        )
+        .await
     }
 
     async fn stop(&self, id: &str, grace_seconds: Option<u64>) -> RuntimeResult<()> {
@@ -348,23 +395,39 @@ impl Runtime for DockerRuntime {
             signal: None,
         };
         let limit = Duration::from_secs(grace) + self.deadlines.stop_extra;
-        self.deadline("stop container", limit, self.docker.stop_container(id, Some(options)))
-            .await
+        self.deadline(
+            "stop container",
+            limit,
+            self.docker.stop_container(id, Some(options)),
+        )
+        .await
     }
 
     async fn pause(&self, id: &str) -> RuntimeResult<()> {
-        self.deadline("pause container", self.deadlines.call, self.docker.pause_container(id))
-            .await
+        self.deadline(
+            "pause container",
+            self.deadlines.call,
+            self.docker.pause_container(id),
+        )
+        .await
     }
 
     async fn unpause(&self, id: &str) -> RuntimeResult<()> {
-        self.deadline("unpause container", self.deadlines.call, self.docker.unpause_container(id))
-            .await
+        self.deadline(
+            "unpause container",
+            self.deadlines.call,
+            self.docker.unpause_container(id),
+        )
+        .await
     }
 
     async fn update(&self, id: &str, limits: &Limits) -> RuntimeResult<()> {
-        self.deadline("update container", self.deadlines.call, self.docker.update_container(id, update_body(limits)))
-            .await
+        self.deadline(
+            "update container",
+            self.deadlines.call,
+            self.docker.update_container(id, update_body(limits)),
+        )
+        .await
     }
 
     async fn remove(&self, id: &str, force: bool) -> RuntimeResult<()> {
@@ -375,7 +438,11 @@ impl Runtime for DockerRuntime {
         };
         let limit = self.deadlines.call + self.deadlines.stop_extra;
         match self
-            .deadline("remove container", limit, self.docker.remove_container(id, Some(options)))
+            .deadline(
+                "remove container",
+                limit,
+                self.docker.remove_container(id, Some(options)),
+            )
             .await
         {
             Err(RuntimeError::NotFound(_)) => Ok(()),

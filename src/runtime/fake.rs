@@ -60,7 +60,11 @@ impl FakeRuntime {
 
     /// All containers, any owner.
     pub fn containers(&self) -> Vec<ContainerSummary> {
-        self.lock().containers.values().map(|(s, _)| s.clone()).collect()
+        self.lock()
+            .containers
+            .values()
+            .map(|(s, _)| s.clone())
+            .collect()
     }
 
     pub fn details(&self, id: &str) -> Option<ContainerDetails> {
@@ -138,7 +142,10 @@ impl FakeRuntime {
                 return Err(RuntimeError::Unavailable("fake engine is down".into()));
             }
             let hang = s.hangs.iter().any(|h| call.starts_with(h.as_str()));
-            let failure = s.failures.iter().position(|(p, _)| call.starts_with(p.as_str()));
+            let failure = s
+                .failures
+                .iter()
+                .position(|(p, _)| call.starts_with(p.as_str()));
             (hang, failure.map(|i| s.failures.remove(i).1))
         };
         if hang {
@@ -150,7 +157,11 @@ impl FakeRuntime {
         }
     }
 
-    fn with<T>(&self, id: &str, f: impl FnOnce(&mut ContainerSummary, &mut ContainerDetails) -> RuntimeResult<T>) -> RuntimeResult<T> {
+    fn with<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut ContainerSummary, &mut ContainerDetails) -> RuntimeResult<T>,
+    ) -> RuntimeResult<T> {
         let mut s = self.lock();
         match s.containers.get_mut(id) {
             Some((sum, det)) => f(sum, det),
@@ -183,7 +194,8 @@ impl Runtime for FakeRuntime {
             .containers
             .values()
             .filter(|(s, _)| {
-                s.labels.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE)
+                s.labels.get(labels::MANAGED_BY).map(String::as_str)
+                    == Some(labels::MANAGED_BY_VALUE)
                     && s.labels.get(labels::INSTANCE).map(String::as_str) == Some(instance)
             })
             .map(|(s, _)| s.clone())
@@ -205,7 +217,10 @@ impl Runtime for FakeRuntime {
         self.enter("create", &spec.name).await?;
         let mut s = self.lock();
         if s.containers.values().any(|(c, _)| c.name == spec.name) {
-            return Err(RuntimeError::Conflict(format!("name {} is already in use", spec.name)));
+            return Err(RuntimeError::Conflict(format!(
+                "name {} is already in use",
+                spec.name
+            )));
         }
         s.next_id += 1;
         let id = format!("c{:04}", s.next_id);
@@ -254,7 +269,9 @@ impl Runtime for FakeRuntime {
         self.enter("pause", id).await?;
         self.with(id, |s, _| {
             if s.state != ContainerState::Running {
-                return Err(RuntimeError::Conflict(format!("container {id} is not running")));
+                return Err(RuntimeError::Conflict(format!(
+                    "container {id} is not running"
+                )));
             }
             s.state = ContainerState::Paused;
             Ok(())
@@ -296,7 +313,9 @@ impl Runtime for FakeRuntime {
     }
 }
 
-fn tokio_stream_from(rx: broadcast::Receiver<RuntimeEvent>) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+fn tokio_stream_from(
+    rx: broadcast::Receiver<RuntimeEvent>,
+) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
     futures::stream::unfold(rx, |mut rx| async move {
         loop {
             match rx.recv().await {

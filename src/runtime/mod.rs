@@ -132,8 +132,10 @@ pub enum RuntimeError {
 impl RuntimeError {
     /// Errors worth retrying soon: the engine may answer next time.
     pub fn is_transient(&self) -> bool {
-        matches!(self, RuntimeError::Timeout { .. } | RuntimeError::Unavailable(_))
-            || matches!(self, RuntimeError::Engine { status, .. } if *status >= 500)
+        matches!(
+            self,
+            RuntimeError::Timeout { .. } | RuntimeError::Unavailable(_)
+        ) || matches!(self, RuntimeError::Engine { status, .. } if *status >= 500)
     }
 
     /// A short machine-readable reason for conditions and events.
@@ -160,7 +162,11 @@ pub trait Runtime: Send + Sync + 'static {
     async fn list(&self, instance: &str) -> RuntimeResult<Vec<ContainerSummary>>;
     async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails>;
     /// Creates a named volume if it does not exist yet.
-    async fn ensure_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> RuntimeResult<()>;
+    async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> RuntimeResult<()>;
     /// Creates a container and returns its id.
     async fn create(&self, spec: &CreateSpec) -> RuntimeResult<String>;
     async fn start(&self, id: &str) -> RuntimeResult<()>;

@@ -35,16 +35,24 @@ pub struct Scan {
 
 /// The source name of a file: `file:` + its path relative to the watched directory.
 pub fn source_name(relative: &Path) -> String {
-    let parts: Vec<_> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let parts: Vec<_> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
     format!("file:{}", parts.join("/"))
 }
 
 fn is_spec_file(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
 }
 
 fn hidden(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
 }
 
 /// Lists the spec files under `root` (recursive; hidden entries and `.git` skipped; symlinked
@@ -99,7 +107,10 @@ fn read_file(path: &Path, label: &str) -> Result<Vec<WriteItem>, Vec<SpecError>>
     };
     let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     if meta.len() > MAX_FILE_BYTES {
-        return Err(fail(format!("file is {} bytes; the limit is {MAX_FILE_BYTES}", meta.len())));
+        return Err(fail(format!(
+            "file is {} bytes; the limit is {MAX_FILE_BYTES}",
+            meta.len()
+        )));
     }
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8: {e}")))?;
@@ -139,7 +150,11 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
     // Report problems once per change, and clear them when fixed.
     let mut problems: BTreeMap<&str, String> = BTreeMap::new();
     for (source, errors) in &scanned.bad {
-        let text = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        let text = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
         problems.insert(source, text);
     }
     for (source, conflicts) in &report.conflicts {
@@ -156,16 +171,33 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
             tracing::error!(file, "spec file rejected{previous_kept}:\n{message}");
             for record in store.by_source(source).await? {
                 store
-                    .record_event(&record, "Warning", "InvalidSpec", &format!("{file} was rejected: {message}"))
+                    .record_event(
+                        &record,
+                        "Warning",
+                        "InvalidSpec",
+                        &format!("{file} was rejected: {message}"),
+                    )
                     .await?;
             }
         }
     }
-    let present: BTreeSet<&str> = scanned.good.keys().chain(scanned.bad.keys()).map(String::as_str).collect();
+    let present: BTreeSet<&str> = scanned
+        .good
+        .keys()
+        .chain(scanned.bad.keys())
+        .map(String::as_str)
+        .collect();
     for known in store.source_errors().await? {
-        let fixed = present.contains(known.source.as_str()) && !problems.contains_key(known.source.as_str());
-        if (fixed || !present.contains(known.source.as_str())) && store.set_source_error(&known.source, None).await? && fixed {
-            tracing::info!(file = known.source.trim_start_matches("file:"), "spec file accepted again");
+        if problems.contains_key(known.source.as_str()) {
+            continue;
+        }
+        // Fixed, or the file is gone: either way there is no problem to report any more.
+        store.set_source_error(&known.source, None).await?;
+        if present.contains(known.source.as_str()) {
+            tracing::info!(
+                file = known.source.trim_start_matches("file:"),
+                "spec file accepted again"
+            );
         }
     }
     Ok(!report.changed.is_empty() || !report.deleted.is_empty())
@@ -184,7 +216,11 @@ pub fn spawn(root: PathBuf, store: Store, wake: Arc<Notify>) -> JoinHandle<()> {
         let mut watcher = match watcher {
             Ok(w) => Some(w),
             Err(e) => {
-                tracing::error!("cannot watch {}: {e}; rescanning every {}s instead", root.display(), RESCAN.as_secs());
+                tracing::error!(
+                    "cannot watch {}: {e}; rescanning every {}s instead",
+                    root.display(),
+                    RESCAN.as_secs()
+                );
                 None
             }
         };

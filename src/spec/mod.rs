@@ -111,13 +111,20 @@ pub struct Validated {
 }
 
 /// Parses and validates a whole input: every document, or every error.
-pub fn read_bundle(text: &str, format: Format, file: Option<&str>) -> Result<Vec<Validated>, Vec<SpecError>> {
+pub fn read_bundle(
+    text: &str,
+    format: Format,
+    file: Option<&str>,
+) -> Result<Vec<Validated>, Vec<SpecError>> {
     let parsed = parse_documents(text, format, file)?;
     validate_bundle(parsed, file)
 }
 
 /// Validates parsed documents; also refuses the same object declared twice in one input.
-pub fn validate_bundle(parsed: Vec<Parsed>, file: Option<&str>) -> Result<Vec<Validated>, Vec<SpecError>> {
+pub fn validate_bundle(
+    parsed: Vec<Parsed>,
+    file: Option<&str>,
+) -> Result<Vec<Validated>, Vec<SpecError>> {
     let mut out: Vec<Validated> = Vec::new();
     let mut errors = Vec::new();
     for p in parsed {
@@ -144,7 +151,10 @@ pub fn validate_bundle(parsed: Vec<Parsed>, file: Option<&str>) -> Result<Vec<Va
             Err(errs) => {
                 let object = format!(
                     "App {}/{}",
-                    doc.metadata.namespace.as_deref().unwrap_or(validate::DEFAULT_NAMESPACE),
+                    doc.metadata
+                        .namespace
+                        .as_deref()
+                        .unwrap_or(validate::DEFAULT_NAMESPACE),
                     doc.metadata.name
                 );
                 errors.extend(errs.into_iter().map(|mut e| {
@@ -157,7 +167,11 @@ pub fn validate_bundle(parsed: Vec<Parsed>, file: Option<&str>) -> Result<Vec<Va
             }
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The JSON Schemas wharf publishes, by file name under `schemas/`.

@@ -3,6 +3,9 @@
 //!
 //! A bundle is all-or-nothing: callers get every document or the list of every error.
 
+// Errors are the cold path and carry everything a user needs to find the problem.
+#![allow(clippy::result_large_err)]
+
 use serde::Deserialize;
 
 use super::wire::AppDocument;
@@ -258,11 +261,13 @@ fn parse_json_document(value: serde_json::Value) -> Result<Document, SpecError> 
 mod tests {
     use super::*;
 
-    const APP: &str = "apiVersion: wharf/v1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: busybox\n";
+    const APP: &str =
+        "apiVersion: wharf/v1\nkind: App\nmetadata:\n  name: web\nspec:\n  image: busybox\n";
 
     #[test]
     fn multi_document_yaml_keeps_line_numbers() {
-        let text = format!("# leading comment\n---\n{APP}---\n{APP}  resources:\n    memory: lots\n");
+        let text =
+            format!("# leading comment\n---\n{APP}---\n{APP}  resources:\n    memory: lots\n");
         let errors = parse_documents(&text, Format::Yaml, Some("specs/a.yaml")).unwrap_err();
         assert_eq!(errors.len(), 1);
         let e = &errors[0];
@@ -270,7 +275,11 @@ mod tests {
         assert_eq!(e.document, Some(2));
         assert_eq!(e.line, Some(17));
         assert_eq!(e.field.as_deref(), Some("spec.resources.memory"));
-        assert!(e.message.contains("invalid quantity \"lots\""), "{}", e.message);
+        assert!(
+            e.message.contains("invalid quantity \"lots\""),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

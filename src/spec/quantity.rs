@@ -248,7 +248,11 @@ mod tests {
 
     #[test]
     fn bad_byte_quantities_say_why() {
-        assert!(parse_bytes("lots").unwrap_err().contains("expected a number"));
+        assert!(
+            parse_bytes("lots")
+                .unwrap_err()
+                .contains("expected a number")
+        );
         assert!(parse_bytes("2Pb").unwrap_err().contains("unknown unit"));
         assert!(parse_bytes("0.3").unwrap_err().contains("whole number"));
         assert!(parse_bytes("").is_err());

@@ -142,19 +142,16 @@ pub struct Throttle {
 
 /// Restart policy, normalised. The default is `unless-stopped`: a declared `running` app is
 /// kept running, and Docker does not restart it behind a `state: stopped`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(tag = "name", rename_all = "kebab-case")]
 pub enum Restart {
     No,
     Always,
+    #[default]
     UnlessStopped,
-    OnFailure { max_retries: u32 },
-}
-
-impl Default for Restart {
-    fn default() -> Self {
-        Restart::UnlessStopped
-    }
+    OnFailure {
+        max_retries: u32,
+    },
 }
 
 impl Restart {
@@ -299,10 +296,16 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
     for (field, map) in [("labels", &meta.labels), ("annotations", &meta.annotations)] {
         for (k, v) in map {
             if !check_label_key(k) {
-                errors.add(format!("metadata.{field}.{k}"), "invalid key: use letters, digits, '-', '_', '.', '/'");
+                errors.add(
+                    format!("metadata.{field}.{k}"),
+                    "invalid key: use letters, digits, '-', '_', '.', '/'",
+                );
             }
             if field == "labels" && v.len() > 253 {
-                errors.add(format!("metadata.{field}.{k}"), "value longer than 253 characters");
+                errors.add(
+                    format!("metadata.{field}.{k}"),
+                    "value longer than 253 characters",
+                );
             }
         }
     }
@@ -315,7 +318,10 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
     {
         errors.add("spec.owner", e);
     }
-    for (field, items) in [("spec.command", &spec.command), ("spec.entrypoint", &spec.entrypoint)] {
+    for (field, items) in [
+        ("spec.command", &spec.command),
+        ("spec.entrypoint", &spec.entrypoint),
+    ] {
         if let Some(items) = items {
             no_nul(&mut errors, field, items);
         }
@@ -342,7 +348,8 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
             errors.add("spec.healthcheck.cmd", "names no command to run");
         }
         let ns = |d: &Option<super::quantity::DurationText>| {
-            d.as_ref().map(|d| d.duration().as_nanos().min(i64::MAX as u128) as i64)
+            d.as_ref()
+                .map(|d| d.duration().as_nanos().min(i64::MAX as u128) as i64)
         };
         Some(Health {
             test: h.cmd.clone(),
@@ -365,7 +372,10 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
                 if p.container_port >= size {
                     errors.add(
                         format!("spec.ports[{i}].containerPort"),
-                        format!("{} is outside the port area (size {size})", p.container_port),
+                        format!(
+                            "{} is outside the port area (size {size})",
+                            p.container_port
+                        ),
                     );
                 }
                 if p.host_port.is_some() {
@@ -397,7 +407,10 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
             ports,
             volumes,
             healthcheck,
-            stop_grace_seconds: spec.stop_grace_period.as_ref().map(|d| d.duration().as_secs()),
+            stop_grace_seconds: spec
+                .stop_grace_period
+                .as_ref()
+                .map(|d| d.duration().as_secs()),
             blkio,
         },
         limits,
@@ -432,7 +445,10 @@ fn normalise_env(env: Option<&Env>, errors: &mut Errors) -> BTreeMap<String, Str
                             errors.add(format!("spec.env[{i}]"), format!("{k} is set twice"));
                         }
                     }
-                    _ => errors.add(format!("spec.env[{i}]"), format!("{item:?} is not NAME=value")),
+                    _ => errors.add(
+                        format!("spec.env[{i}]"),
+                        format!("{item:?} is not NAME=value"),
+                    ),
                 }
             }
         }
@@ -461,19 +477,28 @@ fn normalise_ports(spec: &wire::AppSpec, errors: &mut Errors) -> Vec<PortBinding
         if let Some(ip) = &p.host_ip
             && ip.parse::<std::net::IpAddr>().is_err()
         {
-            errors.add(format!("spec.ports[{i}].hostIP"), format!("{ip:?} is not an IP address"));
+            errors.add(
+                format!("spec.ports[{i}].hostIP"),
+                format!("{ip:?} is not an IP address"),
+            );
         }
         let protocol = p.protocol.unwrap_or_default();
         if !container_seen.insert((p.container_port, protocol, p.host_ip.clone())) {
             errors.add(
                 format!("spec.ports[{i}]"),
-                format!("container port {}/{protocol} is declared twice", p.container_port),
+                format!(
+                    "container port {}/{protocol} is declared twice",
+                    p.container_port
+                ),
             );
         }
         if let Some(h) = p.host_port
             && !host_seen.insert((h, protocol))
         {
-            errors.add(format!("spec.ports[{i}].hostPort"), format!("host port {h}/{protocol} is declared twice"));
+            errors.add(
+                format!("spec.ports[{i}].hostPort"),
+                format!("host port {h}/{protocol} is declared twice"),
+            );
         }
         out.push(PortBinding {
             container_port: p.container_port,
@@ -493,17 +518,31 @@ fn normalise_volumes(volumes: &[wire::VolumeMount], errors: &mut Errors) -> Vec<
         let name_ok = !v.name.is_empty()
             && v.name.len() <= 63
             && v.name.as_bytes()[0].is_ascii_alphanumeric()
-            && v.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            && v.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !name_ok {
             errors.add(
                 format!("spec.volumes[{i}].name"),
-                format!("invalid volume name {:?}: letters, digits, '-', '_', '.'", v.name),
+                format!(
+                    "invalid volume name {:?}: letters, digits, '-', '_', '.'",
+                    v.name
+                ),
             );
         }
-        if !v.mount_path.starts_with('/') || v.mount_path.contains('\0') || v.mount_path.contains(':') {
-            errors.add(format!("spec.volumes[{i}].mountPath"), "must be an absolute path without ':'");
+        if !v.mount_path.starts_with('/')
+            || v.mount_path.contains('\0')
+            || v.mount_path.contains(':')
+        {
+            errors.add(
+                format!("spec.volumes[{i}].mountPath"),
+                "must be an absolute path without ':'",
+            );
         } else if !paths.insert(v.mount_path.trim_end_matches('/').to_string()) {
-            errors.add(format!("spec.volumes[{i}].mountPath"), format!("{} is mounted twice", v.mount_path));
+            errors.add(
+                format!("spec.volumes[{i}].mountPath"),
+                format!("{} is mounted twice", v.mount_path),
+            );
         }
         out.push(Volume {
             mount_path: v.mount_path.clone(),
@@ -528,7 +567,10 @@ fn normalise_limits(spec: &wire::AppSpec, errors: &mut Errors) -> Limits {
     };
     if let Some(m) = &r.memory {
         if m.bytes() < MIN_MEMORY {
-            errors.add("spec.resources.memory", format!("{m} is below Docker's minimum of 6Mi"));
+            errors.add(
+                "spec.resources.memory",
+                format!("{m} is below Docker's minimum of 6Mi"),
+            );
         }
         limits.memory = Some(m.bytes() as i64);
         limits.memory_swap = Some(m.bytes() as i64);
@@ -536,14 +578,15 @@ fn normalise_limits(spec: &wire::AppSpec, errors: &mut Errors) -> Limits {
     if let Some(s) = &r.memory_swap {
         match &r.memory {
             None => errors.add("spec.resources.memorySwap", "needs resources.memory"),
-            Some(m) if s.bytes() < m.bytes() => {
-                errors.add("spec.resources.memorySwap", format!("{s} is less than memory {m}"))
-            }
+            Some(m) if s.bytes() < m.bytes() => errors.add(
+                "spec.resources.memorySwap",
+                format!("{s} is less than memory {m}"),
+            ),
             Some(_) => limits.memory_swap = Some(s.bytes() as i64),
         }
     }
     let cpu_limit = |field: &str, cpus: f64, errors: &mut Errors| {
-        if !(cpus.is_finite() && cpus >= 0.01 && cpus <= 1024.0) {
+        if !(cpus.is_finite() && (0.01..=1024.0).contains(&cpus)) {
             errors.add(field, "must be between 0.01 and 1024 CPUs");
             None
         } else {
@@ -551,9 +594,14 @@ fn normalise_limits(spec: &wire::AppSpec, errors: &mut Errors) -> Limits {
         }
     };
     match (r.cpus, r.cpu_percent) {
-        (Some(_), Some(_)) => errors.add("spec.resources.cpuPercent", "give cpus or cpuPercent, not both"),
+        (Some(_), Some(_)) => errors.add(
+            "spec.resources.cpuPercent",
+            "give cpus or cpuPercent, not both",
+        ),
         (Some(c), None) => limits.nano_cpus = cpu_limit("spec.resources.cpus", c, errors),
-        (None, Some(p)) => limits.nano_cpus = cpu_limit("spec.resources.cpuPercent", p / 100.0, errors),
+        (None, Some(p)) => {
+            limits.nano_cpus = cpu_limit("spec.resources.cpuPercent", p / 100.0, errors)
+        }
         (None, None) => {}
     }
     if let Some(p) = r.pids {
@@ -572,22 +620,41 @@ fn normalise_blkio(spec: &wire::AppSpec, errors: &mut Errors) -> Blkio {
     };
     let check = |field: &str, i: usize, path: &str, rate: u64, errors: &mut Errors| {
         if !path.starts_with("/dev/") || path.contains("..") {
-            errors.add(format!("spec.resources.blkio.{field}[{i}].path"), "must be a device path under /dev/");
+            errors.add(
+                format!("spec.resources.blkio.{field}[{i}].path"),
+                "must be a device path under /dev/",
+            );
         }
         if rate == 0 {
-            errors.add(format!("spec.resources.blkio.{field}[{i}].rate"), "must be greater than 0");
+            errors.add(
+                format!("spec.resources.blkio.{field}[{i}].rate"),
+                "must be greater than 0",
+            );
         }
-        Throttle { path: path.to_string(), rate }
+        Throttle {
+            path: path.to_string(),
+            rate,
+        }
     };
     let sorted = |mut v: Vec<Throttle>| {
         v.sort();
         v
     };
     let bytes = |field: &str, list: &[wire::ThrottleBytes], errors: &mut Errors| {
-        sorted(list.iter().enumerate().map(|(i, t)| check(field, i, &t.path, t.rate.bytes(), errors)).collect())
+        sorted(
+            list.iter()
+                .enumerate()
+                .map(|(i, t)| check(field, i, &t.path, t.rate.bytes(), errors))
+                .collect(),
+        )
     };
     let ops = |field: &str, list: &[wire::ThrottleOps], errors: &mut Errors| {
-        sorted(list.iter().enumerate().map(|(i, t)| check(field, i, &t.path, t.rate, errors)).collect())
+        sorted(
+            list.iter()
+                .enumerate()
+                .map(|(i, t)| check(field, i, &t.path, t.rate, errors))
+                .collect(),
+        )
     };
     out.device_read_bps = bytes("deviceReadBps", &b.device_read_bps, errors);
     out.device_write_bps = bytes("deviceWriteBps", &b.device_write_bps, errors);
@@ -601,7 +668,10 @@ fn normalise_restart(policy: Option<&wire::RestartPolicy>, errors: &mut Errors) 
         return Restart::default();
     };
     if p.max_retries.is_some() && p.name != RestartPolicyName::OnFailure {
-        errors.add("spec.restartPolicy.maxRetries", "only applies to on-failure");
+        errors.add(
+            "spec.restartPolicy.maxRetries",
+            "only applies to on-failure",
+        );
     }
     match p.name {
         RestartPolicyName::No => Restart::No,
@@ -616,8 +686,8 @@ fn normalise_restart(policy: Option<&wire::RestartPolicy>, errors: &mut Errors) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::parse::{Format, parse_documents};
     use crate::spec::Document;
+    use crate::spec::parse::{Format, parse_documents};
 
     fn app(yaml: &str) -> Result<AppSpec, Vec<SpecError>> {
         let docs = parse_documents(yaml, Format::Yaml, None).expect("parses");
@@ -645,8 +715,14 @@ mod tests {
 
     #[test]
     fn port_order_and_spelling_do_not_change_the_hash() {
-        let a = app(&format!("{BASE}  ports: ['8080:80', {{containerPort: 53, protocol: udp}}]\n")).unwrap();
-        let b = app(&format!("{BASE}  ports: ['53/udp', {{containerPort: 80, hostPort: 8080}}]\n")).unwrap();
+        let a = app(&format!(
+            "{BASE}  ports: ['8080:80', {{containerPort: 53, protocol: udp}}]\n"
+        ))
+        .unwrap();
+        let b = app(&format!(
+            "{BASE}  ports: ['53/udp', {{containerPort: 80, hostPort: 8080}}]\n"
+        ))
+        .unwrap();
         assert_eq!(a.hashes(), b.hashes());
     }
 
@@ -699,7 +775,10 @@ mod tests {
 
     #[test]
     fn port_area_rules() {
-        let e = app(&format!("{BASE}  portArea: {{size: 100}}\n  ports: [{{containerPort: 150}}, '8080:80']\n")).unwrap_err();
+        let e = app(&format!(
+            "{BASE}  portArea: {{size: 100}}\n  ports: [{{containerPort: 150}}, '8080:80']\n"
+        ))
+        .unwrap_err();
         assert_eq!(e.len(), 2);
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::spec::validate::AppKey;
 use crate::spec::wire::{API_VERSION, AppDocument};
@@ -176,9 +176,19 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// A write transaction that takes the write lock up front (`BEGIN IMMEDIATE`): a deferred
+    /// one that reads first and writes later fails at once with SQLITE_BUSY when another
+    /// writer got in between, instead of waiting for the busy timeout.
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     async fn next_rv(tx: &mut Transaction<'_, Sqlite>) -> StoreResult<i64> {
@@ -196,7 +206,8 @@ impl Store {
             serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
         };
         let map = |col: &str| -> StoreResult<BTreeMap<String, String>> {
-            serde_json::from_value(json(col)?).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+            serde_json::from_value(json(col)?)
+                .map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
         };
         let status: Option<String> = row.try_get("status")?;
         Ok(ObjectRecord {
@@ -230,36 +241,41 @@ impl Store {
         })
     }
 
-    async fn get_in(tx: &mut Transaction<'_, Sqlite>, key: &AppKey) -> StoreResult<Option<ObjectRecord>> {
-        let row = sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
-            .bind(KIND_APP)
-            .bind(&key.namespace)
-            .bind(&key.name)
-            .fetch_optional(&mut **tx)
-            .await?;
+    async fn get_in(
+        tx: &mut Transaction<'_, Sqlite>,
+        key: &AppKey,
+    ) -> StoreResult<Option<ObjectRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+                .bind(KIND_APP)
+                .bind(&key.namespace)
+                .bind(&key.name)
+                .fetch_optional(&mut **tx)
+                .await?;
         row.as_ref().map(Self::row_to_record).transpose()
     }
 
     pub async fn get(&self, key: &AppKey) -> StoreResult<Option<ObjectRecord>> {
-        let row = sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
-            .bind(KIND_APP)
-            .bind(&key.namespace)
-            .bind(&key.name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+                .bind(KIND_APP)
+                .bind(&key.namespace)
+                .bind(&key.name)
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(Self::row_to_record).transpose()
     }
 
     /// All apps, or those of one namespace, ordered by namespace and name.
     pub async fn list(&self, namespace: Option<&str>) -> StoreResult<Vec<ObjectRecord>> {
         let rows = match namespace {
-            Some(ns) => {
-                sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? ORDER BY namespace, name")
-                    .bind(KIND_APP)
-                    .bind(ns)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+            Some(ns) => sqlx::query(
+                "SELECT * FROM objects WHERE kind = ? AND namespace = ? ORDER BY namespace, name",
+            )
+            .bind(KIND_APP)
+            .bind(ns)
+            .fetch_all(&self.pool)
+            .await?,
             None => {
                 sqlx::query("SELECT * FROM objects WHERE kind = ? ORDER BY namespace, name")
                     .bind(KIND_APP)
@@ -326,7 +342,10 @@ impl Store {
             }
             Some(mut record) => {
                 if record.source != source && take_over_from != Some(record.source.as_str()) {
-                    return Err(StoreError::Conflict(ownership_message(&item.key, &record.source)));
+                    return Err(StoreError::Conflict(ownership_message(
+                        &item.key,
+                        &record.source,
+                    )));
                 }
                 if let Some(rv) = expected_rv
                     && rv != record.resource_version.to_string()
@@ -371,8 +390,12 @@ impl Store {
     }
 
     /// Writes a bundle atomically: every object, or none (the first error is returned).
-    pub async fn apply(&self, items: &[WriteItem], source: &str) -> StoreResult<Vec<(WriteOutcome, ObjectRecord)>> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn apply(
+        &self,
+        items: &[WriteItem],
+        source: &str,
+    ) -> StoreResult<Vec<(WriteOutcome, ObjectRecord)>> {
+        let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             out.push(Self::write_in(&mut tx, item, source, None).await?);
@@ -383,8 +406,13 @@ impl Store {
 
     /// Marks an object for deletion (the loop removes its container, then forgets it).
     /// `source` must own it; `expected_rv` is an optional precondition.
-    pub async fn delete(&self, key: &AppKey, source: Option<&str>, expected_rv: Option<&str>) -> StoreResult<ObjectRecord> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn delete(
+        &self,
+        key: &AppKey,
+        source: Option<&str>,
+        expected_rv: Option<&str>,
+    ) -> StoreResult<ObjectRecord> {
+        let mut tx = self.write_tx().await?;
         let mut record = Self::get_in(&mut tx, key)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("App {key}")))?;
@@ -408,42 +436,53 @@ impl Store {
         Ok(record)
     }
 
-    async fn mark_deleted_in(tx: &mut Transaction<'_, Sqlite>, record: &mut ObjectRecord) -> StoreResult<()> {
+    async fn mark_deleted_in(
+        tx: &mut Transaction<'_, Sqlite>,
+        record: &mut ObjectRecord,
+    ) -> StoreResult<()> {
         record.resource_version = Self::next_rv(tx).await?;
         record.deletion_timestamp = Some(now_rfc3339());
-        sqlx::query("UPDATE objects SET deletion_timestamp = ?, resource_version = ? WHERE uid = ?")
-            .bind(&record.deletion_timestamp)
-            .bind(record.resource_version)
-            .bind(&record.uid)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE objects SET deletion_timestamp = ?, resource_version = ? WHERE uid = ?",
+        )
+        .bind(&record.deletion_timestamp)
+        .bind(record.resource_version)
+        .bind(&record.uid)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
     /// Removes an object whose deletion finished. Only a still-terminating object is removed:
     /// one re-applied meanwhile stays.
     pub async fn forget(&self, uid: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM objects WHERE uid = ? AND deletion_timestamp IS NOT NULL")
-            .bind(uid)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM objects WHERE uid = ? AND deletion_timestamp IS NOT NULL")
+                .bind(uid)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() > 0 {
-            sqlx::query("DELETE FROM events WHERE uid = ?").bind(uid).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM events WHERE uid = ?")
+                .bind(uid)
+                .execute(&self.pool)
+                .await?;
         }
         Ok(done.rows_affected() > 0)
     }
 
     /// Stores a new status if it differs from the stored one.
     pub async fn set_status(&self, uid: &str, status: &serde_json::Value) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let current: Option<Option<String>> = sqlx::query_scalar("SELECT status FROM objects WHERE uid = ?")
-            .bind(uid)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let mut tx = self.write_tx().await?;
+        let current: Option<Option<String>> =
+            sqlx::query_scalar("SELECT status FROM objects WHERE uid = ?")
+                .bind(uid)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(current) = current else {
             return Ok(false);
         };
-        let current: Option<serde_json::Value> = current.and_then(|s| serde_json::from_str(&s).ok());
+        let current: Option<serde_json::Value> =
+            current.and_then(|s| serde_json::from_str(&s).ok());
         if current.as_ref() == Some(status) {
             return Ok(false);
         }
@@ -459,7 +498,13 @@ impl Store {
     }
 
     /// Records an event about an object; keeps the newest 200 per object.
-    pub async fn record_event(&self, record: &ObjectRecord, kind: &str, reason: &str, message: &str) -> StoreResult<()> {
+    pub async fn record_event(
+        &self,
+        record: &ObjectRecord,
+        kind: &str,
+        reason: &str,
+        message: &str,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO events (uid, kind, namespace, name, time, type, reason, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -485,10 +530,11 @@ impl Store {
 
     /// Events of an object, oldest first.
     pub async fn events(&self, uid: &str) -> StoreResult<Vec<Event>> {
-        let rows = sqlx::query("SELECT time, type, reason, message FROM events WHERE uid = ? ORDER BY id")
-            .bind(uid)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT time, type, reason, message FROM events WHERE uid = ? ORDER BY id")
+                .bind(uid)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(Event {
@@ -502,7 +548,12 @@ impl Store {
     }
 
     /// Remembers that `hash` (update-class) was applied in place to `container_id`.
-    pub async fn set_applied_update(&self, uid: &str, container_id: &str, hash: &str) -> StoreResult<()> {
+    pub async fn set_applied_update(
+        &self,
+        uid: &str,
+        container_id: &str,
+        hash: &str,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE objects SET applied_update = ? WHERE uid = ?")
             .bind(format!("{container_id} {hash}"))
             .bind(uid)
@@ -513,10 +564,11 @@ impl Store {
 
     /// Records (or clears, with `None`) the problem of one spec file. Returns whether it changed.
     pub async fn set_source_error(&self, source: &str, message: Option<&str>) -> StoreResult<bool> {
-        let current: Option<String> = sqlx::query_scalar("SELECT message FROM source_errors WHERE source = ?")
-            .bind(source)
-            .fetch_optional(&self.pool)
-            .await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT message FROM source_errors WHERE source = ?")
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await?;
         if current.as_deref() == message {
             return Ok(false);
         }
@@ -530,7 +582,10 @@ impl Store {
                     .await?;
             }
             None => {
-                sqlx::query("DELETE FROM source_errors WHERE source = ?").bind(source).execute(&self.pool).await?;
+                sqlx::query("DELETE FROM source_errors WHERE source = ?")
+                    .bind(source)
+                    .execute(&self.pool)
+                    .await?;
             }
         }
         Ok(true)
@@ -573,30 +628,40 @@ impl Store {
         bad: &BTreeSet<String>,
     ) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut declared: BTreeMap<AppKey, &str> = BTreeMap::new();
         for (source, items) in good {
             for item in items {
                 let existing = Self::get_in(&mut tx, &item.key).await?;
                 let owner = existing.as_ref().map(|r| r.source.as_str());
                 if let Some(first) = declared.get(&item.key) {
-                    report.conflicts.entry(source.clone()).or_default().push(format!(
-                        "App {} is also declared in {}, which keeps it",
-                        item.key,
-                        first.trim_start_matches("file:")
-                    ));
+                    report
+                        .conflicts
+                        .entry(source.clone())
+                        .or_default()
+                        .push(format!(
+                            "App {} is also declared in {}, which keeps it",
+                            item.key,
+                            first.trim_start_matches("file:")
+                        ));
                     continue;
                 }
                 // When two files declare an object, its current owner keeps it.
                 if owner != Some(source.as_str())
                     && let Some(owner) = owner
-                    && good.get(owner).is_some_and(|items| items.iter().any(|i| i.key == item.key))
+                    && good
+                        .get(owner)
+                        .is_some_and(|items| items.iter().any(|i| i.key == item.key))
                 {
-                    report.conflicts.entry(source.clone()).or_default().push(format!(
-                        "App {} is also declared in {}, which keeps it",
-                        item.key,
-                        owner.trim_start_matches("file:")
-                    ));
+                    report
+                        .conflicts
+                        .entry(source.clone())
+                        .or_default()
+                        .push(format!(
+                            "App {} is also declared in {}, which keeps it",
+                            item.key,
+                            owner.trim_start_matches("file:")
+                        ));
                     continue;
                 }
                 let take_over = match owner {
@@ -619,15 +684,21 @@ impl Store {
                             ),
                             _ => message,
                         };
-                        report.conflicts.entry(source.clone()).or_default().push(message);
+                        report
+                            .conflicts
+                            .entry(source.clone())
+                            .or_default()
+                            .push(message);
                     }
                     Err(e) => return Err(e),
                 }
             }
         }
-        let rows = sqlx::query("SELECT * FROM objects WHERE source LIKE 'file:%' AND deletion_timestamp IS NULL")
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM objects WHERE source LIKE 'file:%' AND deletion_timestamp IS NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         for row in &rows {
             let mut record = Self::row_to_record(row)?;
             if declared.contains_key(&record.key) || bad.contains(&record.source) {

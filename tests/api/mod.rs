@@ -1,0 +1,394 @@
+//! The REST API through `router(state)` with no socket and the recording fake runtime: status
+//! codes and the error shape users' scripts rely on.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+use wharf::http::{ApiState, router, token_digest};
+use wharf::reconcile::Health;
+use wharf::runtime::fake::FakeRuntime;
+use wharf::store::Store;
+
+const TOKEN: &str = "test-token";
+
+struct Api {
+    app: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let state = ApiState {
+        store,
+        runtime: Arc::new(FakeRuntime::default()),
+        wake: Arc::new(Notify::new()),
+        token_sha256: token_digest(TOKEN),
+        health: watch::channel(Health::default()).1,
+        instance: "api-test".into(),
+        max_body: 16 * 1024,
+    };
+    Api {
+        app: router(state),
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type);
+        if let Some(t) = token {
+            request = request.header("authorization", format!("Bearer {t}"));
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn send(&self, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
+        self.call(method, path, "application/yaml", body, Some(TOKEN))
+            .await
+    }
+}
+
+fn app(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: wharf/v1\nkind: App\nmetadata:\n  name: {name}\n  namespace: demo\n  labels: {{team: astro}}\nspec:\n  image: busybox\n{extra}"
+    )
+}
+
+fn assert_error_shape(body: &Value, code: u16, reason: &str) {
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["reason"], reason, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_api_route_needs_the_token() {
+    let api = api().await;
+    for (method, path) in [
+        ("GET", "/api/v1/apps"),
+        ("POST", "/api/v1/apply"),
+        ("GET", "/api/v1/namespaces/demo/apps"),
+        ("GET", "/api/v1/namespaces/demo/apps/web"),
+        ("PUT", "/api/v1/namespaces/demo/apps/web"),
+        ("PATCH", "/api/v1/namespaces/demo/apps/web"),
+        ("DELETE", "/api/v1/namespaces/demo/apps/web"),
+        ("GET", "/api/v1/namespaces/demo/apps/web/events"),
+        ("GET", "/api/v1/sources"),
+    ] {
+        for token in [None, Some("wrong")] {
+            let (status, body) = api.call(method, path, "application/json", "", token).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}"
+            );
+            assert_error_shape(&body, 401, "Unauthorized");
+        }
+    }
+    let (status, _) = api.call("GET", "/healthz", "text/plain", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn apply_creates_then_reports_unchanged_and_configured() {
+    let api = api().await;
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/apply",
+            &format!("{}---\n{}", app("a", ""), app("b", "")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"][0]["result"], "created");
+    assert_eq!(body["items"][1]["result"], "created");
+    let (_, body) = api.send("POST", "/api/v1/apply", &app("a", "")).await;
+    assert_eq!(body["items"][0]["result"], "unchanged");
+    assert_eq!(body["items"][0]["generation"], 1);
+    let (_, body) = api
+        .send("POST", "/api/v1/apply", &app("a", "  state: stopped\n"))
+        .await;
+    assert_eq!(body["items"][0]["result"], "configured");
+    assert_eq!(body["items"][0]["generation"], 2);
+    // JSON arrays work too.
+    let json = r#"[{"apiVersion":"wharf/v1","kind":"App","metadata":{"name":"c","namespace":"demo"},"spec":{"image":"x"}}]"#;
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/v1/apply",
+            "application/json",
+            json,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn invalid_documents_get_422_with_field_paths_and_nothing_is_stored() {
+    let api = api().await;
+    let bundle = format!(
+        "{}---\n{}",
+        app("good", ""),
+        app("bad", "  resources: {memory: lots, cpus: -1}\n")
+    );
+    let (status, body) = api.send("POST", "/api/v1/apply", &bundle).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_error_shape(&body, 422, "Invalid");
+    let cause = &body["details"]["causes"][0];
+    assert_eq!(cause["field"], "spec.resources.memory");
+    assert_eq!(cause["document"], 2);
+    assert_eq!(cause["line"], 18);
+    let (_, list) = api.send("GET", "/api/v1/apps", "").await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "a bundle is all or nothing"
+    );
+
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/apply",
+            &app("x", "  ports: ['80', '80']\n"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["details"]["causes"][0]["field"], "spec.ports[1]");
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let api = api().await;
+    let huge = format!(
+        "{}  env: {{BIG: '{}'}}\n",
+        app("a", ""),
+        "x".repeat(32 * 1024)
+    );
+    let (status, body) = api.send("POST", "/api/v1/apply", &huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error_shape(&body, 413, "RequestEntityTooLarge");
+}
+
+#[tokio::test]
+async fn stale_resource_versions_get_409() {
+    let api = api().await;
+    api.send("POST", "/api/v1/apply", &app("web", "")).await;
+    let (_, doc) = api
+        .send("GET", "/api/v1/namespaces/demo/apps/web", "")
+        .await;
+    let rv = doc["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A write with the current version succeeds and moves it on...
+    let patch =
+        format!(r#"{{"metadata": {{"resourceVersion": "{rv}"}}, "spec": {{"state": "paused"}}}}"#);
+    let (status, body) = api
+        .call(
+            "PATCH",
+            "/api/v1/namespaces/demo/apps/web",
+            "application/merge-patch+json",
+            &patch,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["spec"]["state"], "paused");
+    assert_eq!(body["metadata"]["generation"], 2);
+    // ...so the same version again is stale.
+    let (status, body) = api
+        .call(
+            "PATCH",
+            "/api/v1/namespaces/demo/apps/web",
+            "application/merge-patch+json",
+            &patch,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_error_shape(&body, 409, "Conflict");
+    let (status, _) = api
+        .send(
+            "DELETE",
+            &format!("/api/v1/namespaces/demo/apps/web?resourceVersion={rv}"),
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn put_replaces_and_checks_the_url() {
+    let api = api().await;
+    let (status, _) = api
+        .send("PUT", "/api/v1/namespaces/demo/apps/web", &app("web", ""))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = api
+        .send(
+            "PUT",
+            "/api/v1/namespaces/demo/apps/web",
+            &app("web", "  owner: john\n"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["spec"]["owner"], "john");
+    let (status, _) = api
+        .send("PUT", "/api/v1/namespaces/demo/apps/other", &app("web", ""))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = api
+        .send("GET", "/api/v1/namespaces/demo/apps/missing", "")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error_shape(&body, 404, "NotFound");
+}
+
+#[tokio::test]
+async fn lists_filter_by_label_selector_and_owner() {
+    let api = api().await;
+    api.send(
+        "POST",
+        "/api/v1/apply",
+        &format!(
+            "{}---\n{}",
+            app("a", "  owner: john\n"),
+            app("b", "").replace("team: astro", "team: bio")
+        ),
+    )
+    .await;
+    let names = |v: &Value| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (_, v) = api
+        .send("GET", "/api/v1/apps?labelSelector=team%3Dastro", "")
+        .await;
+    assert_eq!(names(&v), ["a"]);
+    let (_, v) = api
+        .send(
+            "GET",
+            "/api/v1/namespaces/demo/apps?labelSelector=team%20in%20(astro,bio)",
+            "",
+        )
+        .await;
+    assert_eq!(names(&v), ["a", "b"]);
+    let (_, v) = api.send("GET", "/api/v1/apps?owner=john", "").await;
+    assert_eq!(names(&v), ["a"]);
+    let (status, _) = api
+        .send("GET", "/api/v1/apps?labelSelector=a%20in%20b", "")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn dry_run_returns_a_plan_and_a_diff_and_stores_nothing() {
+    let api = api().await;
+    let (_, body) = api
+        .send("POST", "/api/v1/apply?dryRun=true", &app("web", ""))
+        .await;
+    assert_eq!(body["dryRun"], true);
+    let item = &body["items"][0];
+    assert_eq!(item["result"], "created");
+    let steps: Vec<&str> = item["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["Created", "Started"]);
+    assert!(
+        item["diff"].as_str().unwrap().contains("+  image: busybox"),
+        "{item}"
+    );
+    let (_, list) = api.send("GET", "/api/v1/apps", "").await;
+    assert!(list["items"].as_array().unwrap().is_empty());
+
+    api.send("POST", "/api/v1/apply", &app("web", "")).await;
+    let (_, body) = api
+        .send(
+            "POST",
+            "/api/v1/apply?dryRun=true",
+            &app("web", "  state: stopped\n"),
+        )
+        .await;
+    let item = &body["items"][0];
+    assert_eq!(item["result"], "configured");
+    assert!(
+        item["diff"].as_str().unwrap().contains("+  state: stopped"),
+        "{item}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_in_the_error_shape() {
+    let api = api().await;
+    let (status, body) = api.send("GET", "/api/v1/nope", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error_shape(&body, 404, "NotFound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_wait_for_each_other_instead_of_failing() {
+    // Deferred SQLite transactions that read then write fail at once with SQLITE_BUSY when
+    // another writer gets in between; every write must instead wait its turn.
+    let api = api().await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let app = api.app.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!(
+                "{}---\n{}",
+                self::app(&format!("a{i}"), ""),
+                self::app(&format!("b{i}"), "  state: paused\n")
+            );
+            let request = Request::builder()
+                .method("POST")
+                .uri("/api/v1/apply")
+                .header("content-type", "application/yaml")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::from(body))
+                .unwrap();
+            app.oneshot(request).await.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let (_, list) = api.send("GET", "/api/v1/apps", "").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 32);
+}

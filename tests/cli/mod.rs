@@ -1,0 +1,143 @@
+//! The `wharf` binary: offline validation for CI lint, and apply/get/diff/delete against a real
+//! server and engine, with the documented exit codes.
+
+use std::process::{Command, Output};
+
+use crate::support::{Harness, IMAGE_V1};
+
+fn wharf(h: Option<&Harness>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    cmd.args(args)
+        .env_remove("WHARF_SERVER")
+        .env_remove("WHARF_TOKEN");
+    if let Some(h) = h {
+        cmd.env("WHARF_SERVER", format!("http://{}", h.server().addr))
+            .env("WHARF_DATA", h.data.path());
+    }
+    cmd.output().expect("run wharf")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn validate_is_offline_and_fails_on_any_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web}\nspec: {image: busybox}\n",
+    )
+    .unwrap();
+    let out = wharf(None, &["validate", "-f", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web}\nspec:\n  image: busybox\n  resources: {memory: lots}\n").unwrap();
+    let out = wharf(None, &["validate", "-f", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("bad.yaml:6:") && msg.contains("spec.resources.memory"),
+        "{msg}"
+    );
+
+    let out = wharf(None, &["validate"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[test]
+fn schema_prints_the_app_schema() {
+    let out = wharf(None, &["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["title"], "App");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_wait_get_diff_delete() {
+    let h = Harness::start("t-cli").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web.yaml");
+    std::fs::write(&file, h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1))).unwrap();
+    let path = file.to_str().unwrap().to_string();
+    let ns = h.namespace.clone();
+
+    let run = |args: Vec<String>| {
+        let h = &h;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            tokio::task::block_in_place(|| wharf(Some(h), &args))
+        }
+    };
+    let out = run(vec![
+        "apply".into(),
+        "-f".into(),
+        path.clone(),
+        "--wait".into(),
+        "--timeout".into(),
+        "60s".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("all 1 app(s) ready"), "{}", text(&out));
+
+    let out = run(vec!["get".into(), "apps".into(), "-n".into(), ns.clone()]).await;
+    let listing = text(&out);
+    assert!(
+        listing.contains("NAME") && listing.contains("web") && listing.contains("Running"),
+        "{listing}"
+    );
+
+    let out = run(vec!["diff".into(), "-f".into(), path.clone()]).await;
+    assert_eq!(out.status.code(), Some(0), "no differences: {}", text(&out));
+    std::fs::write(
+        &file,
+        h.app_yaml(
+            "web",
+            &format!("{}  state: stopped\n", Harness::sleeper_spec(IMAGE_V1)),
+        ),
+    )
+    .unwrap();
+    let out = run(vec!["diff".into(), "-f".into(), path.clone()]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("+  state: stopped")
+            && text(&out).contains("Stopped: running, declared stopped"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(vec![
+        "describe".into(),
+        "app".into(),
+        "web".into(),
+        "-n".into(),
+        ns.clone(),
+    ])
+    .await;
+    assert!(text(&out).contains("Started"), "{}", text(&out));
+
+    // An app that cannot become ready: --wait gives up with exit 5.
+    std::fs::write(&file, h.app_yaml("web", "  image: wharf-test/absent:1\n")).unwrap();
+    let out = run(vec![
+        "apply".into(),
+        "-f".into(),
+        path.clone(),
+        "--wait".into(),
+        "--timeout".into(),
+        "4s".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("not ready"), "{}", text(&out));
+
+    let out = run(vec!["delete".into(), "-f".into(), path.clone()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    h.finish().await;
+}

@@ -1,0 +1,227 @@
+//! The reconcile loop against the recording fake runtime: what happens when Docker misbehaves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use wharf::reconcile::{Controller, ControllerConfig};
+use wharf::runtime::fake::FakeRuntime;
+use wharf::runtime::{ContainerState, RuntimeError};
+use wharf::spec::{Format, read_bundle};
+use wharf::store::{SOURCE_API, Store, WriteItem};
+
+use crate::support::wait_for;
+
+struct Rig {
+    store: Store,
+    fake: Arc<FakeRuntime>,
+    controller: Arc<Controller>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let fake = Arc::new(FakeRuntime::default());
+    let config = ControllerConfig {
+        instance: "loop".into(),
+        resync: Duration::from_millis(200),
+        max_ops: 4,
+    };
+    let controller = Controller::new(store.clone(), fake.clone(), config, Arc::new(Notify::new()));
+    let tasks = controller.spawn();
+    Rig {
+        store,
+        fake,
+        controller,
+        tasks,
+        _dir: dir,
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn apply(store: &Store, names: &[&str]) {
+    let yaml: String = names
+        .iter()
+        .map(|n| format!("---\napiVersion: wharf/v1\nkind: App\nmetadata: {{name: {n}, namespace: demo}}\nspec:\n  image: busybox\n"))
+        .collect();
+    let items: Vec<WriteItem> = read_bundle(&yaml, Format::Yaml, None)
+        .unwrap()
+        .into_iter()
+        .map(|v| WriteItem {
+            key: v.app.key,
+            doc: v.wire,
+        })
+        .collect();
+    store.apply(&items, SOURCE_API).await.unwrap();
+}
+
+fn running(fake: &FakeRuntime, name: &str) -> bool {
+    fake.containers()
+        .iter()
+        .any(|c| c.name == format!("demo.{name}") && c.state == ContainerState::Running)
+}
+
+#[tokio::test]
+async fn a_wedged_engine_call_does_not_stall_other_apps() {
+    let rig = rig().await;
+    rig.fake.hang("create demo.stuck");
+    apply(&rig.store, &["stuck", "a", "b", "c"]).await;
+    wait_for("the other apps", Duration::from_secs(10), || async {
+        ["a", "b", "c"]
+            .iter()
+            .all(|n| running(&rig.fake, n))
+            .then_some(())
+    })
+    .await;
+    // Later changes to other apps still go through while the call hangs.
+    apply(&rig.store, &["d"]).await;
+    wait_for("a later app", Duration::from_secs(10), || async {
+        running(&rig.fake, "d").then_some(())
+    })
+    .await;
+    assert!(!running(&rig.fake, "stuck"));
+}
+
+#[tokio::test]
+async fn a_timed_out_call_sets_a_condition_and_is_retried() {
+    let rig = rig().await;
+    rig.fake.fail_next(
+        "start",
+        RuntimeError::Timeout {
+            op: "start container",
+            seconds: 30,
+        },
+    );
+    apply(&rig.store, &["web"]).await;
+    let key = wharf::spec::AppKey {
+        namespace: "demo".into(),
+        name: "web".into(),
+    };
+    let status = wait_for("timeout condition", Duration::from_secs(10), || async {
+        let status = rig.store.get(&key).await.ok()??.status?;
+        let synced = status["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Synced")?
+            .clone();
+        (synced["reason"] == "DockerTimeout").then_some(status)
+    })
+    .await;
+    assert!(
+        status["conditions"]
+            .to_string()
+            .contains("did not answer within 30s"),
+        "{status}"
+    );
+    // Retried after the backoff (1 s) and converges.
+    wait_for("retry", Duration::from_secs(10), || async {
+        running(&rig.fake, "web").then_some(())
+    })
+    .await;
+    let events = rig
+        .store
+        .events(&rig.store.get(&key).await.unwrap().unwrap().uid)
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| e.reason == "DockerTimeout"));
+}
+
+#[tokio::test]
+async fn a_failed_listing_never_removes_anything() {
+    let rig = rig().await;
+    apply(&rig.store, &["web"]).await;
+    wait_for("web", Duration::from_secs(10), || async {
+        running(&rig.fake, "web").then_some(())
+    })
+    .await;
+    rig.fake.clear_calls();
+    for _ in 0..5 {
+        rig.fake
+            .fail_next("list", RuntimeError::Unavailable("connection reset".into()));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = rig.fake.calls();
+    assert!(calls.iter().any(|c| c.starts_with("list")));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("remove") || c.starts_with("create")),
+        "{calls:?}"
+    );
+    assert!(running(&rig.fake, "web"));
+}
+
+#[tokio::test]
+async fn an_engine_outage_is_survived_and_converged_after() {
+    let rig = rig().await;
+    let health = rig.controller.health();
+    wait_for("connected", Duration::from_secs(5), || async {
+        health.borrow().docker_connected.then_some(())
+    })
+    .await;
+    rig.fake.set_down(true);
+    apply(&rig.store, &["web"]).await;
+    wait_for("outage noticed", Duration::from_secs(5), || async {
+        (!health.borrow().docker_connected).then_some(())
+    })
+    .await;
+    assert!(
+        health
+            .borrow()
+            .docker_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("fake engine is down")
+    );
+    rig.fake.set_down(false);
+    wait_for(
+        "converged after the outage",
+        Duration::from_secs(40),
+        || async { running(&rig.fake, "web").then_some(()) },
+    )
+    .await;
+    assert!(health.borrow().docker_connected);
+}
+
+#[tokio::test]
+async fn a_crash_loop_backs_off() {
+    let rig = rig().await;
+    apply(&rig.store, &["web"]).await;
+    wait_for("web", Duration::from_secs(10), || async {
+        running(&rig.fake, "web").then_some(())
+    })
+    .await;
+    let id = rig.fake.containers()[0].id.clone();
+    // Kill it five times in quick succession; count the restarts wharf makes.
+    rig.fake.clear_calls();
+    let started = tokio::time::Instant::now();
+    for _ in 0..5 {
+        rig.fake.external_exit(&id, 1);
+        wait_for("restart", Duration::from_secs(30), || async {
+            running(&rig.fake, "web").then_some(())
+        })
+        .await;
+    }
+    // 1st repair at once, then 1 + 2 + 4 + 8 s of backoff.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(14),
+        "restarts were not backed off: {elapsed:?}"
+    );
+    let starts = rig
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("start"))
+        .count();
+    assert_eq!(starts, 5);
+}

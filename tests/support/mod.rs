@@ -1,0 +1,446 @@
+//! Test harness: a real Docker Engine, locally built images, and wharf servers started
+//! in-process with their own data directory, watched directory, instance label and namespace.
+//!
+//! Each test uses its own namespace (container names are `{namespace}.{app}` on the engine) and
+//! its own instance label, removes its containers by label when it ends, and keeps wharf's
+//! default bound of 4 container operations in flight.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::ContainerInspectResponse;
+use bollard::query_parameters::{
+    CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
+};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use wharf::reconcile::ControllerConfig;
+use wharf::server::{ServeConfig, Server};
+
+pub const IMAGE_V1: &str = "wharf-test/busybox:1";
+pub const IMAGE_V2: &str = "wharf-test/busybox:2";
+/// A shell loop that stops promptly on SIGTERM, so stops do not wait for the grace period.
+pub const SLEEPER: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]"#;
+
+/// A client for the local engine; fails the test with a clear message if there is none.
+pub async fn docker() -> Docker {
+    let docker = Docker::connect_with_local_defaults().expect("Docker client");
+    match docker.negotiate_version().await {
+        Ok(d) => d,
+        Err(e) => panic!(
+            "these tests need a running Docker Engine (install docker.io and start dockerd; .ci/run does both): {e}"
+        ),
+    }
+}
+
+static IMAGES: OnceCell<()> = OnceCell::const_new();
+
+/// Builds the two test images (a static busybox rootfs; `:2` differs by /VERSION) once.
+pub async fn images() {
+    IMAGES
+        .get_or_init(|| async {
+            let docker = docker().await;
+            for (reference, version) in [(IMAGE_V1, "1"), (IMAGE_V2, "2")] {
+                let (repo, tag) = reference.split_once(':').expect("tagged");
+                let tar = rootfs_tar(version);
+                let options = CreateImageOptions {
+                    from_src: Some("-".into()),
+                    repo: Some(repo.into()),
+                    tag: Some(tag.into()),
+                    ..Default::default()
+                };
+                let mut stream =
+                    docker.create_image(Some(options), Some(bollard::body_full(tar.into())), None);
+                while let Some(item) = stream.next().await {
+                    item.unwrap_or_else(|e| panic!("importing {reference}: {e}"));
+                }
+            }
+        })
+        .await;
+}
+
+fn rootfs_tar(version: &str) -> Vec<u8> {
+    let busybox = Path::new("/bin/busybox");
+    let bytes = std::fs::read(busybox).unwrap_or_else(|e| {
+        panic!("the test image needs a static busybox at /bin/busybox (Debian package busybox-static; .ci/run installs it): {e}")
+    });
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o755);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder
+        .append_data(&mut header, "bin/busybox", bytes.as_slice())
+        .expect("tar");
+    for applet in [
+        "sh", "sleep", "yes", "cat", "echo", "true", "false", "env", "ls", "head", "dd", "wget",
+        "httpd",
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        builder
+            .append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .expect("tar link");
+    }
+    for dir in ["tmp", "work", "data"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o1777);
+        builder
+            .append_data(&mut h, dir, std::io::empty())
+            .expect("tar dir");
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_size(version.len() as u64 + 1);
+    h.set_mode(0o644);
+    builder
+        .append_data(&mut h, "VERSION", format!("{version}\n").as_bytes())
+        .expect("tar file");
+    builder.into_inner().expect("tar")
+}
+
+/// A wharf server for one test.
+pub struct Harness {
+    pub server: Option<Server>,
+    pub data: tempfile::TempDir,
+    pub specs: tempfile::TempDir,
+    pub namespace: String,
+    pub instance: String,
+    pub http: reqwest::Client,
+    config: ServeConfig,
+}
+
+impl Harness {
+    /// Starts wharf for test `name` (also its namespace: lower-case letters, digits, '-').
+    pub async fn start(name: &str) -> Self {
+        images().await;
+        let data = tempfile::tempdir().expect("tempdir");
+        let specs = tempfile::tempdir().expect("tempdir");
+        let instance = format!("test-{name}-{}", std::process::id());
+        let mut config = ServeConfig::new(data.path().to_path_buf());
+        config.specs_dir = Some(specs.path().to_path_buf());
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        config.controller = ControllerConfig {
+            instance: instance.clone(),
+            resync: Duration::from_secs(5),
+            max_ops: 4,
+        };
+        config.max_body = 64 * 1024;
+        let mut harness = Self {
+            server: None,
+            data,
+            specs,
+            namespace: name.to_string(),
+            instance,
+            http: reqwest::Client::new(),
+            config,
+        };
+        harness.remove_earlier_runs(name).await;
+        harness.server = Some(
+            Server::start(harness.config.clone())
+                .await
+                .expect("wharf starts"),
+        );
+        harness
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("server running")
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+
+    /// Stops and starts wharf on the same data directory (a new port).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.server = Some(
+            Server::start(self.config.clone())
+                .await
+                .expect("wharf restarts"),
+        );
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server().addr)
+    }
+
+    pub fn token(&self) -> String {
+        self.server().token.clone()
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: Option<String>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(self.token())
+            .header("content-type", content_type);
+        if let Some(b) = body {
+            r = r.body(b);
+        }
+        let response = r.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST /api/v1/apply with a YAML body.
+    pub async fn apply(&self, yaml: &str) -> (u16, Value) {
+        self.request(
+            reqwest::Method::POST,
+            "/api/v1/apply",
+            "application/yaml",
+            Some(yaml.to_string()),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, app: &str, json: &str) -> (u16, Value) {
+        let path = format!("/api/v1/namespaces/{}/apps/{app}", self.namespace);
+        self.request(
+            reqwest::Method::PATCH,
+            &path,
+            "application/merge-patch+json",
+            Some(json.to_string()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, app: &str) -> (u16, Value) {
+        let path = format!("/api/v1/namespaces/{}/apps/{app}", self.namespace);
+        self.request(reqwest::Method::DELETE, &path, "application/json", None)
+            .await
+    }
+
+    pub async fn get_app(&self, app: &str) -> Option<Value> {
+        let path = format!("/api/v1/namespaces/{}/apps/{app}", self.namespace);
+        let (status, body) = self
+            .request(reqwest::Method::GET, &path, "application/json", None)
+            .await;
+        (status == 200).then_some(body)
+    }
+
+    /// An App document in this test's namespace. `spec` is indented YAML under `spec:`.
+    pub fn app_yaml(&self, name: &str, spec: &str) -> String {
+        format!(
+            "apiVersion: wharf/v1\nkind: App\nmetadata:\n  name: {name}\n  namespace: {}\nspec:\n{spec}",
+            self.namespace
+        )
+    }
+
+    /// Minimal running app spec lines.
+    pub fn sleeper_spec(image: &str) -> String {
+        format!("  image: {image}\n  command: {SLEEPER}\n  stopGracePeriod: 2s\n")
+    }
+
+    pub fn container_name(&self, app: &str) -> String {
+        format!("{}.{app}", self.namespace)
+    }
+
+    pub async fn inspect(&self, app: &str) -> Option<ContainerInspectResponse> {
+        docker()
+            .await
+            .inspect_container(&self.container_name(app), None)
+            .await
+            .ok()
+    }
+
+    pub async fn container_id(&self, app: &str) -> Option<String> {
+        self.inspect(app).await.and_then(|c| c.id)
+    }
+
+    /// This instance's containers (any state).
+    pub async fn containers(&self) -> Vec<bollard::models::ContainerSummary> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("wharf.instance={}", self.instance)],
+        )]);
+        docker()
+            .await
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .expect("list")
+    }
+
+    /// Waits until `app` is Ready at its current generation; returns the document.
+    pub async fn wait_ready(&self, app: &str) -> Value {
+        self.wait_ready_at(app, None).await
+    }
+
+    /// Waits until `app` is Ready at `generation` (its current one when `None`).
+    pub async fn wait_ready_at(&self, app: &str, generation: Option<i64>) -> Value {
+        let ready = poll_until(Duration::from_secs(30), || async {
+            let doc = self.get_app(app).await?;
+            let current = doc.pointer("/metadata/generation")?.as_i64()?;
+            if generation.is_some_and(|g| g != current) {
+                return None;
+            }
+            let ready = doc
+                .pointer("/status/conditions")?
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let observed = doc
+                .pointer("/status/observedGeneration")
+                .and_then(Value::as_i64);
+            (ready && observed == Some(current)).then_some(doc)
+        })
+        .await;
+        match ready {
+            Some(doc) => doc,
+            None => panic!(
+                "timed out waiting for {app} to be ready; last seen: {:#}",
+                self.get_app(app).await.unwrap_or_default()
+            ),
+        }
+    }
+
+    pub async fn wait_state(&self, app: &str, state: &str) -> ContainerInspectResponse {
+        wait_for(
+            &format!("{app} {state}"),
+            Duration::from_secs(30),
+            || async {
+                let c = self.inspect(app).await?;
+                let status = c.state.as_ref()?.status?.to_string();
+                (status == state).then_some(c)
+            },
+        )
+        .await
+    }
+
+    pub fn write_spec(&self, file: &str, text: &str) -> PathBuf {
+        let path = self.specs.path().join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        // Write then rename, as editors do.
+        let tmp = path.with_extension("tmp~");
+        std::fs::write(&tmp, text).expect("write spec");
+        std::fs::rename(&tmp, &path).expect("rename spec");
+        path
+    }
+
+    /// Removes what an earlier, interrupted run of the same test left behind.
+    async fn remove_earlier_runs(&self, name: &str) {
+        let docker = docker().await;
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec!["wharf.managed-by=wharf".to_string()],
+        )]);
+        let all = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .expect("list");
+        let prefix = format!("test-{name}-");
+        for c in all {
+            let mine = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("wharf.instance"))
+                .is_some_and(|i| i.starts_with(&prefix));
+            if mine && let Some(id) = c.id {
+                let _ = docker
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    pub async fn remove_containers(&self) {
+        let docker = docker().await;
+        for c in self.containers().await {
+            if let Some(id) = c.id {
+                let _ = docker
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    /// Stops wharf and removes this test's containers.
+    pub async fn finish(mut self) {
+        self.stop().await;
+        self.remove_containers().await;
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    match poll_until(timeout, f).await {
+        Some(v) => v,
+        None => panic!("timed out after {}s waiting for {what}", timeout.as_secs()),
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or `None` after `timeout`.
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first block device of the host, for blkio limits.
+pub fn block_device() -> String {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram"))
+        .collect();
+    names.sort();
+    let name = names
+        .first()
+        .expect("a block device under /sys/block for blkio tests");
+    format!("/dev/{name}")
+}

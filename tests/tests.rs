@@ -1,0 +1,15 @@
+//! wharf's integration tests, one binary with named modules.
+//!
+//! - `apps`: apps reconciled against the real Docker Engine (needs dockerd and busybox-static).
+//! - `cli`: the `wharf` binary: validate, apply --wait, get, diff, delete.
+//! - `api`: the REST API through `router(state)` (no socket): auth, 409, 413, 422, selectors.
+//! - `control_loop`: the loop against the recording fake runtime: outages, wedged calls.
+//! - `artifacts`: committed JSON Schemas and example specs are current and valid.
+
+mod support;
+
+mod api;
+mod apps;
+mod artifacts;
+mod cli;
+mod control_loop;

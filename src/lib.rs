@@ -14,6 +14,7 @@
 //! - `http`: the REST API (`router(state)`).
 //! - `cli`: the client commands of the `wharf` binary.
 //! - `server`: wires them together for `wharf serve` and for tests.
+//! - `testkit`: a locally built busybox image for wharf's own tests and benchmarks.
 
 pub mod cli;
 pub mod http;
@@ -23,3 +24,5 @@ pub mod server;
 pub mod source;
 pub mod spec;
 pub mod store;
+#[doc(hidden)]
+pub mod testkit;

@@ -144,6 +144,7 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
             instance: instance.clone(),
             resync: *resync,
             max_ops: *max_ops,
+            ..ControllerConfig::default()
         },
         max_body: *max_body,
         deadlines: Deadlines {

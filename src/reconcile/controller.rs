@@ -37,6 +37,8 @@ pub struct ControllerConfig {
     pub resync: Duration,
     /// Container operations in flight at once, across all apps.
     pub max_ops: usize,
+    /// Passes woken by events or finished work start at least this far apart.
+    pub min_pass_interval: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -45,6 +47,7 @@ impl Default for ControllerConfig {
             instance: "default".into(),
             resync: Duration::from_secs(30),
             max_ops: 4,
+            min_pass_interval: Duration::from_millis(200),
         }
     }
 }
@@ -113,9 +116,19 @@ impl AppMemory {
 #[derive(Default)]
 struct LoopState {
     inflight: BTreeSet<AppKey>,
+    /// When each app's last work finished: an observation older than that is stale for it.
+    finished: HashMap<AppKey, Instant>,
     apps: HashMap<String, AppMemory>,
     docker_down: bool,
     outage: Option<ExponentialBackoff>,
+}
+
+impl LoopState {
+    /// Work for `key` is running or finished after `observed_at`: an observation taken then does
+    /// not show its effects, so nothing may be planned or reported from it.
+    fn is_stale(&self, key: &AppKey, observed_at: Instant) -> bool {
+        self.inflight.contains(key) || self.finished.get(key).is_some_and(|t| *t >= observed_at)
+    }
 }
 
 pub struct Controller {
@@ -168,15 +181,21 @@ impl Controller {
 
     async fn run(self: Arc<Self>) {
         let mut next: Option<Duration> = Some(Duration::ZERO);
+        let mut last_pass: Option<Instant> = None;
         loop {
             let sleep = next.unwrap_or(self.config.resync).min(self.config.resync);
             tokio::select! {
                 _ = self.wake.notified() => {
-                    // Let a burst of events (kill, die, stop) land before looking.
-                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    // Let a burst of events (kill, die, stop) land before looking, and while
+                    // work completes in quick succession, look at most every `min_pass_interval`:
+                    // each pass lists every container, which costs the engine too.
+                    let earliest = last_pass.map(|t| t + self.config.min_pass_interval);
+                    let burst = Instant::now() + Duration::from_millis(15);
+                    tokio::time::sleep_until(earliest.map_or(burst, |e| e.max(burst))).await;
                 }
                 _ = tokio::time::sleep(sleep) => {}
             }
+            last_pass = Some(Instant::now());
             next = self.pass().await;
         }
     }
@@ -246,6 +265,7 @@ impl Controller {
                 Err(e) => return self.docker_failed(e.to_string()),
             }
         }
+        let observed_at = Instant::now();
         let containers = match self.runtime.list(&self.config.instance).await {
             Ok(c) => c,
             Err(e) => return self.docker_failed(e.to_string()),
@@ -262,12 +282,21 @@ impl Controller {
 
         // Inspect only what needs it: containers not running, not matching their spec, or
         // not yet known to the status. A converged app costs no call beyond the list.
+        let busy: BTreeSet<AppKey> = self.lock().inflight.clone();
         let need_details: Vec<String> = containers
             .iter()
             .filter(|c| {
                 let Some(uid) = c.labels.get(labels::UID) else {
                     return false;
                 };
+                let key = AppKey {
+                    namespace: c.labels.get(labels::NAMESPACE).cloned().unwrap_or_default(),
+                    name: c.labels.get(labels::APP).cloned().unwrap_or_default(),
+                };
+                // An app with work in flight is not planned this pass: no need to look closer.
+                if busy.contains(&key) {
+                    return false;
+                }
                 let Some(record) = by_uid.get(uid.as_str()) else {
                     return c.state != ContainerState::Running;
                 };
@@ -328,7 +357,7 @@ impl Controller {
         let the_plan = plan(&desired, &observed, now);
         self.health.send_modify(|h| h.passes += 1);
         self.reset_healthy(&desired, &observed, now);
-        self.write_statuses(&desired, &observed, &the_plan.apps, &by_uid)
+        self.write_statuses(&desired, &observed, &the_plan.apps, &by_uid, observed_at)
             .await;
 
         for (key, app_plan) in the_plan.apps.iter() {
@@ -337,7 +366,7 @@ impl Controller {
             }
             {
                 let mut state = self.lock();
-                if !state.inflight.insert(key.clone()) {
+                if state.is_stale(key, observed_at) || !state.inflight.insert(key.clone()) {
                     continue;
                 }
             }
@@ -410,6 +439,9 @@ impl Controller {
         }
         let live: BTreeSet<&str> = records.iter().map(|r| r.uid.as_str()).collect();
         state.apps.retain(|uid, _| live.contains(uid.as_str()));
+        state
+            .finished
+            .retain(|key, _| desired.apps.contains_key(key));
         (desired, by_uid)
     }
 
@@ -437,13 +469,14 @@ impl Controller {
         observed: &Observed,
         plans: &BTreeMap<AppKey, AppPlan>,
         by_uid: &HashMap<&str, ObjectRecord>,
+        observed_at: Instant,
     ) {
         let now = now_rfc3339();
         for (key, app) in &desired.apps {
             let (inflight, failure) = {
                 let state = self.lock();
                 (
-                    state.inflight.contains(key),
+                    state.is_stale(key, observed_at),
                     state.apps.get(&app.uid).and_then(|m| m.failure.clone()),
                 )
             };
@@ -539,6 +572,7 @@ impl Controller {
                 }
             }
             state.inflight.remove(&key);
+            state.finished.insert(key.clone(), Instant::now());
         }
         self.wake.notify_one();
     }

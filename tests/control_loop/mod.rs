@@ -28,6 +28,7 @@ async fn rig() -> Rig {
         instance: "loop".into(),
         resync: Duration::from_millis(200),
         max_ops: 4,
+        ..ControllerConfig::default()
     };
     let controller = Controller::new(store.clone(), fake.clone(), config, Arc::new(Notify::new()));
     let tasks = controller.spawn();

@@ -8,15 +8,12 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
-use bollard::query_parameters::{
-    CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
-};
-use futures::StreamExt;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use wharf::reconcile::ControllerConfig;
@@ -46,65 +43,12 @@ pub async fn images() {
         .get_or_init(|| async {
             let docker = docker().await;
             for (reference, version) in [(IMAGE_V1, "1"), (IMAGE_V2, "2")] {
-                let (repo, tag) = reference.split_once(':').expect("tagged");
-                let tar = rootfs_tar(version);
-                let options = CreateImageOptions {
-                    from_src: Some("-".into()),
-                    repo: Some(repo.into()),
-                    tag: Some(tag.into()),
-                    ..Default::default()
-                };
-                let mut stream =
-                    docker.create_image(Some(options), Some(bollard::body_full(tar.into())), None);
-                while let Some(item) = stream.next().await {
-                    item.unwrap_or_else(|e| panic!("importing {reference}: {e}"));
+                if let Err(e) = wharf::testkit::import_busybox(&docker, reference, version).await {
+                    panic!("{e}");
                 }
             }
         })
         .await;
-}
-
-fn rootfs_tar(version: &str) -> Vec<u8> {
-    let busybox = Path::new("/bin/busybox");
-    let bytes = std::fs::read(busybox).unwrap_or_else(|e| {
-        panic!("the test image needs a static busybox at /bin/busybox (Debian package busybox-static; .ci/run installs it): {e}")
-    });
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(bytes.len() as u64);
-    header.set_mode(0o755);
-    header.set_entry_type(tar::EntryType::Regular);
-    builder
-        .append_data(&mut header, "bin/busybox", bytes.as_slice())
-        .expect("tar");
-    for applet in [
-        "sh", "sleep", "yes", "cat", "echo", "true", "false", "env", "ls", "head", "dd", "wget",
-        "httpd",
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_size(0);
-        h.set_mode(0o777);
-        builder
-            .append_link(&mut h, format!("bin/{applet}"), "busybox")
-            .expect("tar link");
-    }
-    for dir in ["tmp", "work", "data"] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_size(0);
-        h.set_mode(0o1777);
-        builder
-            .append_data(&mut h, dir, std::io::empty())
-            .expect("tar dir");
-    }
-    let mut h = tar::Header::new_gnu();
-    h.set_size(version.len() as u64 + 1);
-    h.set_mode(0o644);
-    builder
-        .append_data(&mut h, "VERSION", format!("{version}\n").as_bytes())
-        .expect("tar file");
-    builder.into_inner().expect("tar")
 }
 
 /// A wharf server for one test.
@@ -132,6 +76,7 @@ impl Harness {
             instance: instance.clone(),
             resync: Duration::from_secs(5),
             max_ops: 4,
+            ..ControllerConfig::default()
         };
         config.max_body = 64 * 1024;
         let mut harness = Self {

@@ -1,0 +1,66 @@
+//! Helpers for wharf's own tests and benchmarks: a tiny image built from the host's static
+//! busybox, imported through the Engine API (no registry, no internet, no docker CLI).
+
+use std::path::Path;
+
+use bollard::Docker;
+use bollard::query_parameters::CreateImageOptions;
+use futures::StreamExt;
+
+/// Busybox applets linked into the image.
+const APPLETS: &[&str] = &[
+    "sh", "sleep", "yes", "cat", "echo", "true", "false", "env", "ls", "head", "dd", "wget",
+    "httpd",
+];
+
+/// A rootfs tar: /bin/busybox (static, from the host), applet links, /tmp, /work, /data and a
+/// /VERSION file holding `version` (so two versions are two different images).
+pub fn busybox_rootfs(busybox: &Path, version: &str) -> std::io::Result<Vec<u8>> {
+    let bytes = std::fs::read(busybox)?;
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o755);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, "bin/busybox", bytes.as_slice())?;
+    for applet in APPLETS {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        builder.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
+    }
+    for dir in ["tmp", "work", "data"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o1777);
+        builder.append_data(&mut h, dir, std::io::empty())?;
+    }
+    let content = format!("{version}\n");
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    builder.append_data(&mut h, "VERSION", content.as_bytes())?;
+    builder.into_inner()
+}
+
+/// Imports a busybox image as `reference` (`repo:tag`), like `docker import`.
+pub async fn import_busybox(docker: &Docker, reference: &str, version: &str) -> Result<(), String> {
+    let busybox = Path::new("/bin/busybox");
+    let tar = busybox_rootfs(busybox, version).map_err(|e| {
+        format!("a static busybox is needed at /bin/busybox (Debian package busybox-static): {e}")
+    })?;
+    let (repo, tag) = reference.split_once(':').unwrap_or((reference, "latest"));
+    let options = CreateImageOptions {
+        from_src: Some("-".into()),
+        repo: Some(repo.into()),
+        tag: Some(tag.into()),
+        ..Default::default()
+    };
+    let mut stream = docker.create_image(Some(options), Some(bollard::body_full(tar.into())), None);
+    while let Some(item) = stream.next().await {
+        item.map_err(|e| format!("importing {reference}: {e}"))?;
+    }
+    Ok(())
+}

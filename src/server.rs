@@ -188,3 +188,26 @@ impl Server {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_token_is_created_once_and_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = admin_token(dir.path()).expect("created");
+        assert_eq!(first.len(), 64);
+        let second = admin_token(dir.path()).expect("read back");
+        assert_eq!(first, second, "a restart keeps the token");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(TOKEN_FILE))
+                .expect("token file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

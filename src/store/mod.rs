@@ -634,7 +634,18 @@ impl Store {
             for item in items {
                 let existing = Self::get_in(&mut tx, &item.key).await?;
                 let owner = existing.as_ref().map(|r| r.source.as_str());
-                if let Some(first) = declared.get(&item.key) {
+                // An object declared by two files stays with the one that already has it (its
+                // current owner, or the first file this scan read).
+                let keeper = declared.get(&item.key).map(|s| s.to_string()).or_else(|| {
+                    owner
+                        .filter(|o| *o != source.as_str())
+                        .filter(|o| {
+                            good.get(*o)
+                                .is_some_and(|items| items.iter().any(|i| i.key == item.key))
+                        })
+                        .map(str::to_string)
+                });
+                if let Some(keeper) = keeper {
                     report
                         .conflicts
                         .entry(source.clone())
@@ -642,25 +653,7 @@ impl Store {
                         .push(format!(
                             "App {} is also declared in {}, which keeps it",
                             item.key,
-                            first.trim_start_matches("file:")
-                        ));
-                    continue;
-                }
-                // When two files declare an object, its current owner keeps it.
-                if owner != Some(source.as_str())
-                    && let Some(owner) = owner
-                    && good
-                        .get(owner)
-                        .is_some_and(|items| items.iter().any(|i| i.key == item.key))
-                {
-                    report
-                        .conflicts
-                        .entry(source.clone())
-                        .or_default()
-                        .push(format!(
-                            "App {} is also declared in {}, which keeps it",
-                            item.key,
-                            owner.trim_start_matches("file:")
+                            keeper.trim_start_matches("file:")
                         ));
                     continue;
                 }

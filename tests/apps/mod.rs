@@ -178,27 +178,15 @@ async fn limit_changes_are_applied_in_place() {
     assert_eq!(host.pids_limit, Some(80));
 
     // The update happened once, with a reason naming the change.
-    let (_, events) = h
-        .request(
-            reqwest::Method::GET,
-            &format!("/api/v1/namespaces/{}/apps/web/events", h.namespace),
-            "application/json",
-            None,
-        )
-        .await;
-    let updates: Vec<&Value> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["reason"] == "Updated")
-        .collect();
-    assert_eq!(updates.len(), 1, "{events}");
+    let events = h.events("web").await;
+    let updates: Vec<&Value> = events.iter().filter(|e| e["reason"] == "Updated").collect();
+    assert_eq!(updates.len(), 1, "{events:?}");
     assert!(
         updates[0]["message"]
             .as_str()
             .unwrap()
             .contains("memory 64Mi→256Mi"),
-        "{events}"
+        "{events:?}"
     );
 
     // Lifting the memory limit cannot be done in place: the container is replaced.
@@ -521,25 +509,14 @@ async fn an_invalid_spec_file_leaves_the_running_app_untouched() {
         assert_eq!(c.state.unwrap().running, Some(true));
         assert_eq!(h.get_app("web").await.unwrap()["metadata"]["generation"], 1);
     }
-    let (_, events) = h
-        .request(
-            reqwest::Method::GET,
-            &format!("/api/v1/namespaces/{}/apps/web/events", h.namespace),
-            "application/json",
-            None,
-        )
-        .await;
+    let events = h.events("web").await;
     assert!(
-        events["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["reason"] == "InvalidSpec"
-                && e["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("spec.resources.memory: invalid quantity \"lots\"")),
-        "{events}"
+        events.iter().any(|e| e["reason"] == "InvalidSpec"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("spec.resources.memory: invalid quantity \"lots\"")),
+        "{events:?}"
     );
 
     // Fixing the file applies it and clears the error.

@@ -173,6 +173,15 @@ impl Harness {
             .await
     }
 
+    /// The app's events, oldest first.
+    pub async fn events(&self, app: &str) -> Vec<Value> {
+        let path = format!("/api/v1/namespaces/{}/apps/{app}/events", self.namespace);
+        let (_, body) = self
+            .request(reqwest::Method::GET, &path, "application/json", None)
+            .await;
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn get_app(&self, app: &str) -> Option<Value> {
         let path = format!("/api/v1/namespaces/{}/apps/{app}", self.namespace);
         let (status, body) = self

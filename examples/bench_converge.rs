@@ -9,7 +9,8 @@
 //! (wharf runs in this process). The engine is left to settle between runs, since removal
 //! work of the previous run otherwise slows the next one.
 //!
-//! Run: `cargo run --release --example bench_converge -- 50 100` (`ROUNDS=5` for more rounds)
+//! Run: `cargo run --release --example bench_converge -- 50 100` (`ROUNDS=5` for more rounds,
+//! `PASS_INTERVAL_MS=500` to try another `min_pass_interval`)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bollard::Docker;
-use bollard::models::ContainerCreateBody;
+use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
@@ -147,6 +148,8 @@ async fn raw_floor(docker: &Docker, n: usize, width: usize) -> anyhow::Result<Du
     let started = Instant::now();
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..n)
         .map(|i| async move {
+            // The same container wharf creates for a bench app: image, command, limits and
+            // restart policy (a CPU quota slows runc init and the shell's start).
             let body = ContainerCreateBody {
                 image: Some(IMAGE.into()),
                 cmd: Some(COMMAND.iter().map(|s| s.to_string()).collect()),
@@ -154,6 +157,16 @@ async fn raw_floor(docker: &Docker, n: usize, width: usize) -> anyhow::Result<Du
                     "wharf-bench.raw".to_string(),
                     "1".to_string(),
                 )])),
+                host_config: Some(HostConfig {
+                    memory: Some(32 << 20),
+                    memory_swap: Some(32 << 20),
+                    nano_cpus: Some(100_000_000),
+                    restart_policy: Some(RestartPolicy {
+                        name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                        maximum_retry_count: None,
+                    }),
+                    ..Default::default()
+                }),
                 ..Default::default()
             };
             let name = format!("wharf-bench-raw-{i}");
@@ -210,7 +223,11 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
         instance: instance.clone(),
         resync: Duration::from_secs(3600),
         max_ops: 4,
-        ..ControllerConfig::default()
+        min_pass_interval: std::env::var("PASS_INTERVAL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(ControllerConfig::default().min_pass_interval),
     };
     let runtime = Arc::new(Counting {
         inner: DockerRuntime::connect_local(Deadlines::default())?,
@@ -258,7 +275,7 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
         if ready == n {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let converge = started.elapsed();
     let converge_calls = runtime.take();

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::execute::execute;
 use super::plan::{AppPlan, Desired, DesiredApp, Observed, ObservedContainer, plan};
 use super::status::{self, AppStatus, Failure};
-use crate::runtime::{ContainerState, Runtime, labels};
+use crate::runtime::{ContainerState, Runtime, RuntimeError, labels};
 use crate::spec::validate::{AppKey, validate_app};
 use crate::store::{ObjectRecord, Store, now_rfc3339};
 
@@ -280,45 +280,35 @@ impl Controller {
         let now = Instant::now();
         let (mut desired, by_uid) = self.desired(&records, now);
 
+        let mut observed = Observed {
+            containers: containers
+                .into_iter()
+                .map(|c| {
+                    let applied = c
+                        .labels
+                        .get(labels::UID)
+                        .and_then(|uid| by_uid.get(uid.as_str()))
+                        .and_then(|r| r.applied_update.as_ref())
+                        .filter(|a| a.container_id == c.id)
+                        .map(|a| a.hash.clone());
+                    let mut container = ObservedContainer::new(c, None);
+                    container.applied_update = applied;
+                    container
+                })
+                .collect(),
+        };
+
         // Inspect only what needs it: containers not running, not matching their spec, or
         // not yet known to the status. A converged app costs no call beyond the list.
         let busy: BTreeSet<AppKey> = self.lock().inflight.clone();
-        let need_details: Vec<String> = containers
+        let need_details: Vec<String> = observed
+            .containers
             .iter()
-            .filter(|c| {
-                let Some(uid) = c.labels.get(labels::UID) else {
-                    return false;
-                };
-                let key = AppKey {
-                    namespace: c.labels.get(labels::NAMESPACE).cloned().unwrap_or_default(),
-                    name: c.labels.get(labels::APP).cloned().unwrap_or_default(),
-                };
-                // An app with work in flight is not planned this pass: no need to look closer.
-                if busy.contains(&key) {
-                    return false;
-                }
-                let Some(record) = by_uid.get(uid.as_str()) else {
-                    return c.state != ContainerState::Running;
-                };
-                let app = desired.apps.get(&record.key);
-                let status_id = record
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.get("containerId"))
-                    .and_then(|v| v.as_str());
-                let update_hash = applied_update(record, &c.id)
-                    .or(c.labels.get(labels::HASH_UPDATE).map(String::as_str));
-                c.state != ContainerState::Running
-                    || status_id != Some(c.id.as_str())
-                    || app.is_some_and(|a| {
-                        c.labels.get(labels::HASH_RECREATE) != Some(&a.hashes.recreate)
-                            || update_hash != Some(a.hashes.update.as_str())
-                    })
-            })
-            .map(|c| c.id.clone())
+            .filter(|c| needs_details(c, &busy, &by_uid, &desired))
+            .map(|c| c.summary.id.clone())
             .collect();
         let runtime = &self.runtime;
-        let inspected: HashMap<String, _> = futures::stream::iter(need_details)
+        let mut inspected: HashMap<String, _> = futures::stream::iter(need_details)
             .map(|id| async move {
                 let details = runtime.inspect(&id).await;
                 (id, details)
@@ -326,33 +316,26 @@ impl Controller {
             .buffer_unordered(self.config.max_ops.max(1))
             .collect()
             .await;
-        let mut observed = Observed::default();
-        for c in containers {
-            let details = match inspected.get(&c.id) {
-                None => None,
-                Some(Ok(d)) => Some(d.clone()),
-                // Gone between list and inspect: the next pass sees it.
-                Some(Err(crate::runtime::RuntimeError::NotFound(_))) => continue,
-                Some(Err(e)) => {
-                    // Never plan on incomplete input: leave this app alone for now.
-                    tracing::warn!(container = %c.name, "inspect failed, app skipped this pass: {e}");
-                    if let Some(uid) = c.labels.get(labels::UID) {
-                        desired.apps.retain(|_, a| &a.uid != uid);
-                        desired.frozen_uids.insert(uid.clone());
-                    }
-                    None
+        let mut incomplete = BTreeSet::new();
+        observed.containers.retain_mut(|c| match inspected.remove(&c.summary.id) {
+            None => true,
+            Some(Ok(d)) => {
+                c.details = Some(d);
+                true
+            }
+            // Gone between list and inspect: the next pass sees it.
+            Some(Err(RuntimeError::NotFound(_))) => false,
+            Some(Err(e)) => {
+                tracing::warn!(container = %c.summary.name, "inspect failed, app skipped this pass: {e}");
+                if let Some(uid) = c.summary.labels.get(labels::UID) {
+                    incomplete.insert(uid.clone());
                 }
-            };
-            let applied = c
-                .labels
-                .get(labels::UID)
-                .and_then(|uid| by_uid.get(uid.as_str()))
-                .and_then(|r| applied_update(r, &c.id))
-                .map(str::to_string);
-            let mut container = ObservedContainer::new(c, details);
-            container.applied_update = applied;
-            observed.containers.push(container);
-        }
+                true
+            }
+        });
+        // Never plan on incomplete input: leave those apps (and their containers) alone.
+        desired.apps.retain(|_, a| !incomplete.contains(&a.uid));
+        desired.frozen_uids.extend(incomplete);
 
         let the_plan = plan(&desired, &observed, now);
         self.health.send_modify(|h| h.passes += 1);
@@ -472,6 +455,7 @@ impl Controller {
         observed_at: Instant,
     ) {
         let now = now_rfc3339();
+        let mut changed = Vec::new();
         for (key, app) in &desired.apps {
             let (inflight, failure) = {
                 let state = self.lock();
@@ -511,9 +495,12 @@ impl Controller {
             let Ok(value) = serde_json::to_value(&computed) else {
                 continue;
             };
-            if let Err(e) = self.store.set_status(&app.uid, &value).await {
-                tracing::warn!(app = %key, "could not store status: {e}");
+            if record.status.as_ref() != Some(&value) {
+                changed.push((app.uid.clone(), value));
             }
+        }
+        if let Err(e) = self.store.set_statuses(&changed).await {
+            tracing::warn!("could not store {} statuses: {e}", changed.len());
         }
     }
 
@@ -584,11 +571,37 @@ impl Controller {
     }
 }
 
-/// The update-class hash wharf applied in place to container `id`, if any.
-fn applied_update<'a>(record: &'a ObjectRecord, id: &str) -> Option<&'a str> {
-    record
-        .applied_update
+/// Whether planning needs a container's inspect details: it is stopped (exit code), out of date
+/// (the limits in force), or new to the status (start time) — unless its app is busy anyway.
+fn needs_details(
+    c: &ObservedContainer,
+    busy: &BTreeSet<AppKey>,
+    by_uid: &HashMap<&str, ObjectRecord>,
+    desired: &Desired,
+) -> bool {
+    let tags = &c.summary.labels;
+    let Some(uid) = tags.get(labels::UID) else {
+        return false;
+    };
+    let key = AppKey {
+        namespace: tags.get(labels::NAMESPACE).cloned().unwrap_or_default(),
+        name: tags.get(labels::APP).cloned().unwrap_or_default(),
+    };
+    if busy.contains(&key) {
+        return false;
+    }
+    let running = c.summary.state == ContainerState::Running;
+    let Some(record) = by_uid.get(uid.as_str()) else {
+        return !running;
+    };
+    let status_id = record
+        .status
         .as_ref()
-        .filter(|a| a.container_id == id)
-        .map(|a| a.hash.as_str())
+        .and_then(|s| s.get("containerId"))
+        .and_then(|v| v.as_str());
+    let out_of_date = desired.apps.get(&record.key).is_some_and(|a| {
+        c.recreate_hash() != Some(a.hashes.recreate.as_str())
+            || c.update_hash() != Some(a.hashes.update.as_str())
+    });
+    !running || status_id != Some(c.summary.id.as_str()) || out_of_date
 }

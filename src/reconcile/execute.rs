@@ -53,8 +53,9 @@ fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
-/// Runs `plan`'s steps in order. Every engine call holds a permit of `ops`, which bounds the
-/// container operations in flight across all apps.
+/// Runs `plan`'s steps in order. The chain holds one permit of `ops` while it talks to the
+/// engine: its steps run one at a time, so at most `ops` container operations are in flight
+/// across all apps, and an app goes from nothing to running without queueing between steps.
 pub async fn execute(
     runtime: &dyn Runtime,
     store: &Store,
@@ -63,8 +64,18 @@ pub async fn execute(
 ) -> Execution {
     let mut execution = Execution::default();
     let mut created: Option<String> = None;
+    let engine_steps = plan
+        .steps
+        .iter()
+        .any(|s| !matches!(s.action, Action::Forget { .. }));
+    // The semaphore is never closed, so acquiring only fails if it were; treat that as "no bound".
+    let _permit = if engine_steps {
+        ops.acquire().await.ok()
+    } else {
+        None
+    };
     for step in &plan.steps {
-        let result = run_step(runtime, store, ops, plan.uid.as_deref(), step, &mut created).await;
+        let result = run_step(runtime, store, plan.uid.as_deref(), step, &mut created).await;
         let failed = result.is_err();
         execution.outcomes.push(StepOutcome {
             step: step.clone(),
@@ -80,7 +91,6 @@ pub async fn execute(
 async fn run_step(
     runtime: &dyn Runtime,
     store: &Store,
-    ops: &Semaphore,
     uid: Option<&str>,
     step: &Step,
     created: &mut Option<String>,
@@ -95,8 +105,6 @@ async fn run_step(
         store.forget(uid).await?;
         return Ok(String::new());
     }
-    // The semaphore is never closed, so acquiring only fails if it were; treat that as "no bound".
-    let _permit = ops.acquire().await.ok();
     match &step.action {
         Action::EnsureVolume { name, labels } => {
             runtime.ensure_volume(name, labels).await?;

@@ -470,31 +470,24 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Stores a new status if it differs from the stored one.
-    pub async fn set_status(&self, uid: &str, status: &serde_json::Value) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let current: Option<Option<String>> =
-            sqlx::query_scalar("SELECT status FROM objects WHERE uid = ?")
-                .bind(uid)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(current) = current else {
-            return Ok(false);
-        };
-        let current: Option<serde_json::Value> =
-            current.and_then(|s| serde_json::from_str(&s).ok());
-        if current.as_ref() == Some(status) {
-            return Ok(false);
+    /// Stores new statuses, all in one transaction. Each is `(uid, status)`; objects deleted
+    /// meanwhile are skipped. Callers pass only statuses that changed.
+    pub async fn set_statuses(&self, statuses: &[(String, serde_json::Value)]) -> StoreResult<()> {
+        if statuses.is_empty() {
+            return Ok(());
         }
-        let rv = Self::next_rv(&mut tx).await?;
-        sqlx::query("UPDATE objects SET status = ?, resource_version = ? WHERE uid = ?")
-            .bind(status.to_string())
-            .bind(rv)
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.write_tx().await?;
+        for (uid, status) in statuses {
+            let rv = Self::next_rv(&mut tx).await?;
+            sqlx::query("UPDATE objects SET status = ?, resource_version = ? WHERE uid = ?")
+                .bind(status.to_string())
+                .bind(rv)
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(())
     }
 
     /// Records an event about an object; keeps the newest 200 per object.

@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
-use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
-};
+use bollard::query_parameters::CreateContainerOptions;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use wharf::reconcile::ControllerConfig;
@@ -116,28 +114,9 @@ impl Runtime for Counting {
 }
 
 async fn remove_by_label(docker: &Docker, label: &str) -> anyhow::Result<()> {
-    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
-    let list = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await?;
-    // Removal stays within 4 in flight: very wide force-removal has deadlocked Debian's dockerd.
-    futures::stream::iter(list.into_iter().filter_map(|c| c.id))
-        .for_each_concurrent(4, |id| async move {
-            let _ = docker
-                .remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
-        })
-        .await;
+    wharf::testkit::remove_containers(docker, label, |_| true)
+        .await
+        .map_err(anyhow::Error::msg)?;
     Ok(())
 }
 

@@ -64,3 +64,47 @@ pub async fn import_busybox(docker: &Docker, reference: &str, version: &str) -> 
     }
     Ok(())
 }
+
+/// Force-removes the containers that carry `label` (`key=value`) and satisfy `pick`, 4 at a time
+/// (very wide force-removal has deadlocked Debian's dockerd). Returns how many were removed.
+pub async fn remove_containers(
+    docker: &Docker,
+    label: &str,
+    pick: impl Fn(&std::collections::HashMap<String, String>) -> bool,
+) -> Result<usize, String> {
+    use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let list = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| format!("listing containers: {e}"))?;
+    let ids: Vec<String> = list
+        .into_iter()
+        .filter(|c| c.labels.as_ref().is_some_and(&pick))
+        .filter_map(|c| c.id)
+        .collect();
+    let removed = ids.len();
+    let results: Vec<Result<(), String>> = futures::stream::iter(ids)
+        .map(|id| async move {
+            let options = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            match docker.remove_container(&id, Some(options)).await {
+                Ok(()) => Ok(()),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(()),
+                Err(e) => Err(format!("removing {id}: {e}")),
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, String>>()?;
+    Ok(removed)
+}

@@ -194,15 +194,7 @@ async fn apply(
     }
     let items: Vec<Value> = results
         .iter()
-        .map(|(o, r)| {
-            outcome_json(
-                &serde_json::to_value(o)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                r,
-            )
-        })
+        .map(|(o, r)| outcome_json(o.as_str(), r))
         .collect();
     Ok(Json(json!({ "dryRun": false, "items": items })))
 }

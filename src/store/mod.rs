@@ -119,6 +119,16 @@ pub enum WriteOutcome {
     Unchanged,
 }
 
+impl WriteOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteOutcome::Created => "created",
+            WriteOutcome::Configured => "configured",
+            WriteOutcome::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// One object to write.
 #[derive(Clone, Debug)]
 pub struct WriteItem {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
-use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use bollard::query_parameters::ListContainersOptions;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use wharf::reconcile::ControllerConfig;
@@ -296,55 +296,21 @@ impl Harness {
 
     /// Removes what an earlier, interrupted run of the same test left behind.
     async fn remove_earlier_runs(&self, name: &str) {
-        let docker = docker().await;
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec!["wharf.managed-by=wharf".to_string()],
-        )]);
-        let all = docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-            .expect("list");
         let prefix = format!("test-{name}-");
-        for c in all {
-            let mine = c
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("wharf.instance"))
-                .is_some_and(|i| i.starts_with(&prefix));
-            if mine && let Some(id) = c.id {
-                let _ = docker
-                    .remove_container(
-                        &id,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            ..Default::default()
-                        }),
-                    )
-                    .await;
-            }
-        }
+        wharf::testkit::remove_containers(&docker().await, "wharf.managed-by=wharf", |labels| {
+            labels
+                .get("wharf.instance")
+                .is_some_and(|i| i.starts_with(&prefix))
+        })
+        .await
+        .expect("remove earlier runs' containers");
     }
 
     pub async fn remove_containers(&self) {
-        let docker = docker().await;
-        for c in self.containers().await {
-            if let Some(id) = c.id {
-                let _ = docker
-                    .remove_container(
-                        &id,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            ..Default::default()
-                        }),
-                    )
-                    .await;
-            }
-        }
+        let label = format!("wharf.instance={}", self.instance);
+        wharf::testkit::remove_containers(&docker().await, &label, |_| true)
+            .await
+            .expect("remove the test's containers");
     }
 
     /// Stops wharf and removes this test's containers.

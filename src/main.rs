@@ -53,6 +53,9 @@ enum Command {
         /// Container operations in flight at once.
         #[arg(long, default_value_t = 4)]
         max_ops: usize,
+        /// While work completes in quick succession, passes start at least this far apart.
+        #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+        min_pass_interval: Duration,
         /// Largest request body, in bytes.
         #[arg(long, default_value_t = wharf::http::DEFAULT_MAX_BODY)]
         max_body: usize,
@@ -130,6 +133,7 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
         instance,
         resync,
         max_ops,
+        min_pass_interval,
         max_body,
         docker_timeout,
     } = command
@@ -144,7 +148,7 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
             instance: instance.clone(),
             resync: *resync,
             max_ops: *max_ops,
-            ..ControllerConfig::default()
+            min_pass_interval: *min_pass_interval,
         },
         max_body: *max_body,
         deadlines: Deadlines {

@@ -30,7 +30,9 @@ use crate::reconcile::plan::{Desired, DesiredApp, Observed, ObservedContainer, p
 use crate::runtime::{Runtime, labels};
 use crate::spec::validate::{AppKey, check_name, check_namespace};
 use crate::spec::{Format, SpecError, Validated, parse_documents, parse_values, validate_bundle};
-use crate::store::{ObjectRecord, SOURCE_API, Store, WriteItem, WriteOutcome};
+use crate::store::{
+    ObjectRecord, SOURCE_API, Store, StoreError, WriteItem, WriteOutcome, ownership_message,
+};
 use error::{ApiError, ApiResult};
 use selector::Selector;
 
@@ -219,6 +221,7 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
         instance: state.instance.clone(),
         ..Desired::default()
     };
+    let mut stored = Vec::new();
     for v in docs {
         let current = state.store.get(&v.app.key).await?;
         let new_spec = serde_json::to_value(&v.wire.spec).unwrap_or(Value::Null);
@@ -236,12 +239,9 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
             ),
             Some(r) => {
                 if r.source != SOURCE_API {
-                    return Err(crate::store::StoreError::Conflict(format!(
-                        "App {} is managed by the spec file {}; change it there",
-                        v.app.key,
-                        r.source.trim_start_matches("file:")
-                    ))
-                    .into());
+                    return Err(
+                        StoreError::Conflict(ownership_message(&v.app.key, &r.source)).into(),
+                    );
                 }
                 let old = diff_text(&r.labels, &r.annotations, &r.spec);
                 let result = if old == new_text && !r.is_terminating() {
@@ -278,8 +278,9 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
             "result": result,
             "diff": diff,
         }));
+        stored.extend(current);
     }
-    let planned = dry_run_plan(state, desired).await;
+    let planned = dry_run_plan(state, desired, &stored).await;
     for item in &mut out {
         let key = AppKey {
             namespace: item["namespace"].as_str().unwrap_or_default().to_string(),
@@ -297,16 +298,13 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
 }
 
 /// Plans the given apps against a fresh observation, without acting.
+/// `stored` holds the current records of the planned apps that exist.
 async fn dry_run_plan(
     state: &ApiState,
     desired: Desired,
+    stored: &[ObjectRecord],
 ) -> Result<BTreeMap<AppKey, Vec<Value>>, String> {
     let uids: BTreeSet<&str> = desired.apps.values().map(|a| a.uid.as_str()).collect();
-    let records = state
-        .store
-        .list(None)
-        .await
-        .map_err(|e| format!("no plan: {e}"))?;
     let containers = state
         .runtime
         .list(&state.instance)
@@ -322,11 +320,7 @@ async fn dry_run_plan(
             continue;
         }
         let details = state.runtime.inspect(&c.id).await.ok();
-        let applied = records
-            .iter()
-            .filter_map(|r| r.applied_update.as_ref())
-            .find(|a| a.container_id == c.id)
-            .map(|a| a.hash.clone());
+        let applied = stored.iter().find_map(|r| r.applied_hash_for(&c.id));
         let mut container = ObservedContainer::new(c, details);
         container.applied_update = applied;
         observed.containers.push(container);

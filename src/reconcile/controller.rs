@@ -288,9 +288,7 @@ impl Controller {
                         .labels
                         .get(labels::UID)
                         .and_then(|uid| by_uid.get(uid.as_str()))
-                        .and_then(|r| r.applied_update.as_ref())
-                        .filter(|a| a.container_id == c.id)
-                        .map(|a| a.hash.clone());
+                        .and_then(|r| r.applied_hash_for(&c.id));
                     let mut container = ObservedContainer::new(c, None);
                     container.applied_update = applied;
                     container

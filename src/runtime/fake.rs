@@ -67,10 +67,6 @@ impl FakeRuntime {
             .collect()
     }
 
-    pub fn details(&self, id: &str) -> Option<ContainerDetails> {
-        self.lock().containers.get(id).map(|(_, d)| d.clone())
-    }
-
     /// The next call whose `"op target"` starts with `prefix` fails with `error`.
     pub fn fail_next(&self, prefix: &str, error: RuntimeError) {
         self.lock().failures.push((prefix.to_string(), error));
@@ -95,35 +91,6 @@ impl FakeRuntime {
         }
         drop(s);
         self.emit(id, "die");
-    }
-
-    /// Simulates `docker rm -f` behind wharf's back.
-    pub fn external_remove(&self, id: &str) {
-        self.lock().containers.remove(id);
-        self.emit(id, "destroy");
-    }
-
-    /// Adds a container wharf did not create.
-    pub fn add_foreign(&self, name: &str, container_labels: BTreeMap<String, String>) -> String {
-        let mut s = self.lock();
-        s.next_id += 1;
-        let id = format!("foreign{:04}", s.next_id);
-        s.containers.insert(
-            id.clone(),
-            (
-                ContainerSummary {
-                    id: id.clone(),
-                    name: name.to_string(),
-                    image: "busybox".into(),
-                    image_id: "sha256:foreign".into(),
-                    state: ContainerState::Running,
-                    labels: container_labels,
-                    created: 0,
-                },
-                ContainerDetails::default(),
-            ),
-        );
-        id
     }
 
     fn emit(&self, id: &str, action: &str) {

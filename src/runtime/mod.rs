@@ -130,14 +130,6 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    /// Errors worth retrying soon: the engine may answer next time.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            RuntimeError::Timeout { .. } | RuntimeError::Unavailable(_)
-        ) || matches!(self, RuntimeError::Engine { status, .. } if *status >= 500)
-    }
-
     /// A short machine-readable reason for conditions and events.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -25,14 +25,6 @@ pub enum Document {
     App(AppDocument),
 }
 
-impl Document {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Document::App(_) => "App",
-        }
-    }
-}
-
 /// One problem with an input, as precise as wharf can make it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

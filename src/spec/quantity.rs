@@ -34,14 +34,6 @@ impl ByteQuantity {
             bytes,
         })
     }
-
-    #[cfg(test)]
-    pub fn from_bytes(bytes: u64) -> Self {
-        Self {
-            text: bytes.to_string(),
-            bytes,
-        }
-    }
 }
 
 impl PartialEq for ByteQuantity {

@@ -105,6 +105,14 @@ impl ObjectRecord {
         serde_json::from_value(doc).map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.key)))
     }
 
+    /// The update-class hash wharf applied in place to container `container_id`, if any.
+    pub fn applied_hash_for(&self, container_id: &str) -> Option<String> {
+        self.applied_update
+            .as_ref()
+            .filter(|a| a.container_id == container_id)
+            .map(|a| a.hash.clone())
+    }
+
     pub fn is_terminating(&self) -> bool {
         self.deletion_timestamp.is_some()
     }
@@ -708,7 +716,8 @@ impl Store {
     }
 }
 
-fn ownership_message(key: &AppKey, owner: &str) -> String {
+/// Why a write by one source to an object another source manages is refused.
+pub fn ownership_message(key: &AppKey, owner: &str) -> String {
     match owner.strip_prefix("file:") {
         Some(path) => format!(
             "App {key} is managed by the spec file {path} in the watched directory; change it there"

@@ -118,8 +118,10 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print the JSON Schemas of wharf's documents, or write them to a directory.
+    /// Print the JSON Schema of one kind (app, image), or write every schema to a directory.
     Schema {
+        #[arg(value_enum, default_value = "app")]
+        kind: cli::SchemaKind,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -174,7 +176,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
     match &args.command {
         Command::Serve { .. } => unreachable!("serve is handled before"),
         Command::Validate { files } => cli::validate(files),
-        Command::Schema { out } => cli::schema(out.as_deref()),
+        Command::Schema { kind, out } => cli::schema(*kind, out.as_deref()),
         Command::Apply {
             files,
             dry_run,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::reconcile::status::AppStatus;
-use crate::spec::{self, Format, SpecError, Validated};
+use crate::spec::{self, AppKey, Format, Kind, SpecError, Validated};
 
 /// Exit codes CI can rely on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,10 +202,10 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<(String, Validated)>, Vec<Spe
     // The same object twice across files is an error too.
     let mut seen: BTreeMap<_, &str> = BTreeMap::new();
     for (file, v) in &out {
-        if let Some(first) = seen.insert(v.app.key.clone(), file) {
+        if let Some(first) = seen.insert((v.kind(), v.key().clone()), file) {
             errors.push(SpecError {
                 file: Some(file.clone()),
-                object: Some(format!("App {}", v.app.key)),
+                object: Some(v.describe()),
                 line: Some(v.line),
                 ..SpecError::message(format!("also declared in {first}"))
             });
@@ -236,18 +236,14 @@ fn read_or_exit(paths: &[PathBuf]) -> CliResult<Vec<(String, Validated)>> {
 }
 
 fn wire_bundle(docs: &[(String, Validated)]) -> Value {
-    Value::Array(
-        docs.iter()
-            .map(|(_, v)| serde_json::to_value(&v.wire).unwrap_or(Value::Null))
-            .collect(),
-    )
+    Value::Array(docs.iter().map(|(_, v)| v.document.to_value()).collect())
 }
 
 /// `wharf validate -f …`: offline.
 pub fn validate(paths: &[PathBuf]) -> CliResult {
     let docs = read_or_exit(paths)?;
     for (file, v) in &docs {
-        println!("{file}: App {} is valid", v.app.key);
+        println!("{file}: {} is valid", v.describe());
     }
     Ok(Exit::Ok)
 }
@@ -586,26 +582,32 @@ pub async fn delete(
     name: Option<&str>,
     paths: &[PathBuf],
 ) -> CliResult {
-    let keys: Vec<(String, String)> = match name {
-        Some(n) => vec![(namespace.to_string(), n.to_string())],
+    let keys: Vec<(Kind, AppKey)> = match name {
+        Some(n) => vec![(
+            Kind::App,
+            AppKey {
+                namespace: namespace.to_string(),
+                name: n.to_string(),
+            },
+        )],
         None => read_or_exit(paths)?
             .into_iter()
-            .map(|(_, v)| (v.app.key.namespace, v.app.key.name))
+            .map(|(_, v)| (v.kind(), v.key().clone()))
             .collect(),
     };
     let mut result = Exit::Ok;
-    for (ns, n) in keys {
-        match client
-            .send(
-                reqwest::Method::DELETE,
-                &format!("/namespaces/{ns}/apps/{n}"),
-                None,
-            )
-            .await
-        {
-            Ok(_) => println!("app/{ns}/{n} deleted"),
+    for (kind, key) in keys {
+        let (path, label) = match kind {
+            Kind::App => (
+                format!("/namespaces/{}/apps/{}", key.namespace, key.name),
+                format!("app/{key}"),
+            ),
+            Kind::Image => (format!("/images/{}", key.name), format!("image/{key}")),
+        };
+        match client.send(reqwest::Method::DELETE, &path, None).await {
+            Ok(_) => println!("{label} deleted"),
             Err(e) => {
-                eprintln!("app/{ns}/{n}: {}", e.message);
+                eprintln!("{label}: {}", e.message);
                 result = e.exit;
             }
         }
@@ -613,8 +615,19 @@ pub async fn delete(
     Ok(result)
 }
 
-/// `wharf schema [--out DIR]`.
-pub fn schema(out: Option<&Path>) -> CliResult {
+/// The kinds `wharf schema` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SchemaKind {
+    App,
+    Image,
+}
+
+/// `wharf schema [KIND] [--out DIR]`.
+pub fn schema(kind: SchemaKind, out: Option<&Path>) -> CliResult {
+    let wanted = match kind {
+        SchemaKind::App => "app.json",
+        SchemaKind::Image => "image.json",
+    };
     for (file, text) in spec::schemas() {
         match out {
             Some(dir) => {
@@ -624,7 +637,8 @@ pub fn schema(out: Option<&Path>) -> CliResult {
                 })?;
                 println!("wrote {}", path.display());
             }
-            None => print!("{text}"),
+            None if file == wanted => print!("{text}"),
+            None => {}
         }
     }
     Ok(Exit::Ok)

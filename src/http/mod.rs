@@ -29,7 +29,9 @@ use crate::reconcile::Health;
 use crate::reconcile::plan::{Desired, DesiredApp, Observed, ObservedContainer, plan};
 use crate::runtime::{Runtime, labels};
 use crate::spec::validate::{AppKey, check_name, check_namespace};
-use crate::spec::{Format, SpecError, Validated, parse_documents, parse_values, validate_bundle};
+use crate::spec::{
+    Format, Kind, SpecError, Validated, parse_documents, parse_values, validate_bundle,
+};
 use crate::store::{
     ObjectRecord, SOURCE_API, Store, StoreError, WriteItem, WriteOutcome, ownership_message,
 };
@@ -152,12 +154,7 @@ fn read_documents(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Vec<Validated>
 }
 
 fn items(docs: &[Validated]) -> Vec<WriteItem> {
-    docs.iter()
-        .map(|v| WriteItem {
-            key: v.app.key.clone(),
-            doc: v.wire.clone(),
-        })
-        .collect()
+    docs.iter().map(WriteItem::new).collect()
 }
 
 #[derive(Deserialize)]
@@ -223,24 +220,17 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
     };
     let mut stored = Vec::new();
     for v in docs {
-        let current = state.store.get(&v.app.key).await?;
-        let new_spec = serde_json::to_value(&v.wire.spec).unwrap_or(Value::Null);
-        let new_text = diff_text(
-            &v.wire.metadata.labels,
-            &v.wire.metadata.annotations,
-            &new_spec,
-        );
+        let key = v.key();
+        let current = state.store.get(v.kind(), key).await?;
+        let new_spec = v.document.spec_value();
+        let meta = v.document.metadata();
+        let new_text = diff_text(&meta.labels, &meta.annotations, &new_spec);
         let (result, old_text, uid, generation) = match &current {
-            None => (
-                "created",
-                String::new(),
-                format!("dry-run-{}", v.app.key),
-                1,
-            ),
+            None => ("created", String::new(), format!("dry-run-{key}"), 1),
             Some(r) => {
                 if r.source != SOURCE_API {
                     return Err(
-                        StoreError::Conflict(ownership_message(&v.app.key, &r.source)).into(),
+                        StoreError::Conflict(ownership_message(v.kind(), key, &r.source)).into(),
                     );
                 }
                 let old = diff_text(&r.labels, &r.annotations, &r.spec);
@@ -257,24 +247,25 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
             .unified_diff()
             .header("current", "applied")
             .to_string();
-        let hashes = v.app.hashes();
-        desired.apps.insert(
-            v.app.key.clone(),
-            DesiredApp {
-                uid,
-                generation,
-                spec: v.app.clone(),
-                hashes,
-                deleting: false,
-                hold_until: None,
-                repairs: 0,
-                had_container: false,
-            },
-        );
+        if let Some(app) = v.app() {
+            desired.apps.insert(
+                key.clone(),
+                DesiredApp {
+                    uid,
+                    generation,
+                    spec: app.clone(),
+                    hashes: app.hashes(),
+                    deleting: false,
+                    hold_until: None,
+                    repairs: 0,
+                    had_container: false,
+                },
+            );
+        }
         out.push(json!({
-            "kind": "App",
-            "namespace": v.app.key.namespace,
-            "name": v.app.key.name,
+            "kind": v.kind(),
+            "namespace": key.namespace,
+            "name": key.name,
             "result": result,
             "diff": diff,
         }));
@@ -282,6 +273,9 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
     }
     let planned = dry_run_plan(state, desired, &stored).await;
     for item in &mut out {
+        if item["kind"] != "App" {
+            continue;
+        }
         let key = AppKey {
             namespace: item["namespace"].as_str().unwrap_or_default().to_string(),
             name: item["name"].as_str().unwrap_or_default().to_string(),
@@ -375,7 +369,7 @@ async fn list_all(
     State(state): State<ApiState>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    list_response(state.store.list(None).await?, &query)
+    list_response(state.store.list(Kind::App, None).await?, &query)
 }
 
 async fn list_namespace(
@@ -384,7 +378,7 @@ async fn list_namespace(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     check_namespace(&ns).map_err(ApiError::bad_request)?;
-    list_response(state.store.list(Some(&ns)).await?, &query)
+    list_response(state.store.list(Kind::App, Some(&ns)).await?, &query)
 }
 
 fn key_from_path(ns: String, name: String) -> ApiResult<AppKey> {
@@ -403,7 +397,7 @@ async fn get_app(
     let key = key_from_path(ns, name)?;
     let record = state
         .store
-        .get(&key)
+        .get(Kind::App, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
     Ok(Json(record.to_document()))
@@ -416,28 +410,30 @@ async fn app_events(
     let key = key_from_path(ns, name)?;
     let record = state
         .store
-        .get(&key)
+        .get(Kind::App, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
     let events = state.store.events(&record.uid).await?;
     Ok(Json(json!({ "items": events })))
 }
 
-fn check_path_matches(key: &AppKey, v: &Validated) -> ApiResult<()> {
-    if v.app.key != *key {
+fn check_path_matches(kind: Kind, key: &AppKey, v: &Validated) -> ApiResult<()> {
+    if v.kind() != kind || v.key() != key {
         return Err(ApiError::invalid(vec![SpecError::field(
             "metadata",
             format!(
-                "the document names App {}, but the URL names {key}",
-                v.app.key
+                "the document names {}, but the URL names {}",
+                v.describe(),
+                kind.describe(key)
             ),
         )]));
     }
     Ok(())
 }
 
-async fn write_one(
+pub(crate) async fn write_one(
     state: &ApiState,
+    kind: Kind,
     key: &AppKey,
     mut docs: Vec<Validated>,
 ) -> ApiResult<Response> {
@@ -445,7 +441,7 @@ async fn write_one(
         return Err(ApiError::bad_request("send exactly one document"));
     }
     let v = docs.remove(0);
-    check_path_matches(key, &v)?;
+    check_path_matches(kind, key, &v)?;
     let mut results = state.store.apply(&items(&[v]), SOURCE_API).await?;
     let (outcome, record) = results.remove(0);
     if outcome != WriteOutcome::Unchanged {
@@ -483,9 +479,7 @@ async fn put_app(
         },
         Format::Yaml => {
             let docs = read_documents(&headers, &bytes)?;
-            docs.into_iter()
-                .map(|d| serde_json::to_value(d.wire).unwrap_or(Value::Null))
-                .collect()
+            docs.into_iter().map(|d| d.document.to_value()).collect()
         }
     };
     for v in &mut values {
@@ -497,7 +491,7 @@ async fn put_app(
     }
     let docs = validate_bundle(parse_values(values).map_err(ApiError::invalid)?, None)
         .map_err(ApiError::invalid)?;
-    write_one(&state, &key, docs).await
+    write_one(&state, Kind::App, &key, docs).await
 }
 
 /// JSON merge patch (RFC 7386) of an app; YAML bodies are read as the same patch.
@@ -522,7 +516,7 @@ async fn patch_app(
     }
     let record = state
         .store
-        .get(&key)
+        .get(Kind::App, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
     let mut doc = record.to_document();
@@ -544,7 +538,7 @@ async fn patch_app(
     json_patch::merge(&mut doc, &patch);
     let docs = validate_bundle(parse_values(vec![doc]).map_err(ApiError::invalid)?, None)
         .map_err(ApiError::invalid)?;
-    write_one(&state, &key, docs).await
+    write_one(&state, Kind::App, &key, docs).await
 }
 
 #[derive(Deserialize, Default)]
@@ -561,7 +555,12 @@ async fn delete_app(
     let key = key_from_path(ns, name)?;
     let record = state
         .store
-        .delete(&key, Some(SOURCE_API), query.resource_version.as_deref())
+        .delete(
+            Kind::App,
+            &key,
+            Some(SOURCE_API),
+            query.resource_version.as_deref(),
+        )
         .await?;
     state.wake.notify_one();
     Ok(Json(record.to_document()))

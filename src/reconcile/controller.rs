@@ -23,6 +23,7 @@ use super::execute::execute;
 use super::plan::{AppPlan, Desired, DesiredApp, Observed, ObservedContainer, plan};
 use super::status::{self, AppStatus, Failure};
 use crate::runtime::{ContainerState, Runtime, RuntimeError, labels};
+use crate::spec::Kind;
 use crate::spec::validate::{AppKey, validate_app};
 use crate::store::{ObjectRecord, Store, now_rfc3339};
 
@@ -270,7 +271,7 @@ impl Controller {
             Ok(c) => c,
             Err(e) => return self.docker_failed(e.to_string()),
         };
-        let records = match self.store.list(None).await {
+        let records = match self.store.list(Kind::App, None).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("reading the store failed, skipping this pass: {e}");

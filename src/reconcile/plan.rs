@@ -636,7 +636,9 @@ mod tests {
             "apiVersion: wharf/v1\nkind: App\nmetadata: {{name: web, namespace: demo}}\nspec:\n  image: busybox:1\n{extra}"
         );
         let docs = parse_documents(&yaml, Format::Yaml, None).expect("parses");
-        let Document::App(doc) = &docs[0].document;
+        let Document::App(doc) = &docs[0].document else {
+            panic!("not an App")
+        };
         validate_app(doc).expect("valid")
     }
 

@@ -115,13 +115,7 @@ fn read_file(path: &Path, label: &str) -> Result<Vec<WriteItem>, Vec<SpecError>>
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8: {e}")))?;
     let docs = read_bundle(&text, Format::for_path(path), Some(label))?;
-    Ok(docs
-        .into_iter()
-        .map(|v| WriteItem {
-            key: v.app.key,
-            doc: v.wire,
-        })
-        .collect())
+    Ok(docs.iter().map(WriteItem::new).collect())
 }
 
 /// Scans once and makes the store match. Returns whether any object changed.
@@ -140,11 +134,11 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
     };
     let bad: BTreeSet<String> = scanned.bad.keys().cloned().collect();
     let report = store.sync_files(&scanned.good, &bad).await?;
-    for (key, outcome) in &report.changed {
-        tracing::info!(app = %key, "{outcome:?} from the watched directory");
+    for (kind, key, outcome) in &report.changed {
+        tracing::info!(object = %kind.describe(key), "{outcome:?} from the watched directory");
     }
-    for key in &report.deleted {
-        tracing::info!(app = %key, "its spec file no longer declares it: deleting");
+    for (kind, key) in &report.deleted {
+        tracing::info!(object = %kind.describe(key), "its spec file no longer declares it: deleting");
     }
 
     // Report problems once per change, and clear them when fixed.

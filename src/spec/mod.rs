@@ -2,10 +2,12 @@
 //! hashing. Pure: no I/O besides what callers hand in as text, no clock, no Docker.
 //!
 //! - `wire`: serde/schemars types as written (`AppDocument`).
+//! - `image`: the `Image` kind, wire and validation (`ImageDocument` → `ImageSpec`).
 //! - `parse`: YAML (multi-document) and JSON into wire documents, with locations.
 //! - `validate`: wire → domain (`AppSpec`), split into recreate-class and update-class parts.
 //! - `quantity`: byte quantities and durations.
 
+pub mod image;
 pub mod parse;
 pub mod quantity;
 pub mod validate;
@@ -15,14 +17,109 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub use image::{ImageDocument, ImageSpec, validate_image};
 pub use parse::{Format, Parsed, parse_documents, parse_values};
 pub use validate::{AppKey, AppSpec, validate_app};
-pub use wire::AppDocument;
+pub use wire::{AppDocument, ObjectMeta};
+
+/// The kinds of object wharf stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Kind {
+    App,
+    Image,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::App => "App",
+            Kind::Image => "Image",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "App" => Some(Kind::App),
+            "Image" => Some(Kind::Image),
+            _ => None,
+        }
+    }
+
+    /// `App demo/web`, `Image nginx`.
+    pub fn describe(self, key: &AppKey) -> String {
+        format!("{} {key}", self.as_str())
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A document of any kind wharf knows.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Document {
     App(AppDocument),
+    Image(ImageDocument),
+}
+
+impl Document {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Document::App(_) => Kind::App,
+            Document::Image(_) => Kind::Image,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Document::App(d) => &d.metadata,
+            Document::Image(d) => &d.metadata,
+        }
+    }
+
+    /// The spec as written, as JSON (what the store keeps).
+    pub fn spec_value(&self) -> serde_json::Value {
+        let spec = match self {
+            Document::App(d) => serde_json::to_value(&d.spec),
+            Document::Image(d) => serde_json::to_value(&d.spec),
+        };
+        spec.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The whole document as JSON.
+    pub fn to_value(&self) -> serde_json::Value {
+        let doc = match self {
+            Document::App(d) => serde_json::to_value(d),
+            Document::Image(d) => serde_json::to_value(d),
+        };
+        doc.unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A validated object of any kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    App(AppSpec),
+    Image(ImageSpec),
+}
+
+impl Object {
+    pub fn key(&self) -> &AppKey {
+        match self {
+            Object::App(a) => &a.key,
+            Object::Image(i) => &i.key,
+        }
+    }
+}
+
+/// Validates one parsed document of any kind.
+pub fn validate_document(document: &Document) -> Result<Object, Vec<SpecError>> {
+    match document {
+        Document::App(d) => validate_app(d).map(Object::App),
+        Document::Image(d) => validate_image(d).map(Object::Image),
+    }
 }
 
 /// One problem with an input, as precise as wharf can make it.
@@ -96,10 +193,32 @@ impl fmt::Display for SpecError {
 /// A validated document with the wire form it came from.
 #[derive(Clone, Debug)]
 pub struct Validated {
-    pub wire: AppDocument,
-    pub app: AppSpec,
+    pub document: Document,
+    pub object: Object,
     /// 1-based line where the document starts in its input.
     pub line: u64,
+}
+
+impl Validated {
+    pub fn kind(&self) -> Kind {
+        self.document.kind()
+    }
+
+    pub fn key(&self) -> &AppKey {
+        self.object.key()
+    }
+
+    /// `App demo/web`, `Image nginx`.
+    pub fn describe(&self) -> String {
+        self.kind().describe(self.key())
+    }
+
+    pub fn app(&self) -> Option<&AppSpec> {
+        match &self.object {
+            Object::App(a) => Some(a),
+            Object::Image(_) => None,
+        }
+    }
 }
 
 /// Parses and validates a whole input: every document, or every error.
@@ -120,14 +239,17 @@ pub fn validate_bundle(
     let mut out: Vec<Validated> = Vec::new();
     let mut errors = Vec::new();
     for p in parsed {
-        let Document::App(doc) = p.document;
-        match validate_app(&doc) {
-            Ok(app) => {
-                if let Some(first) = out.iter().find(|v| v.app.key == app.key) {
+        match validate_document(&p.document) {
+            Ok(object) => {
+                let kind = p.document.kind();
+                if let Some(first) = out
+                    .iter()
+                    .find(|v| v.kind() == kind && v.key() == object.key())
+                {
                     errors.push(SpecError {
                         file: file.map(str::to_string),
                         document: Some(p.index),
-                        object: Some(format!("App {}", app.key)),
+                        object: Some(kind.describe(object.key())),
                         line: Some(p.line),
                         message: format!("declared twice (first at line {})", first.line),
                         ..SpecError::default()
@@ -135,20 +257,25 @@ pub fn validate_bundle(
                     continue;
                 }
                 out.push(Validated {
-                    wire: doc,
-                    app,
+                    document: p.document,
+                    object,
                     line: p.line,
                 })
             }
             Err(errs) => {
-                let object = format!(
-                    "App {}/{}",
-                    doc.metadata
-                        .namespace
-                        .as_deref()
-                        .unwrap_or(validate::DEFAULT_NAMESPACE),
-                    doc.metadata.name
-                );
+                let meta = p.document.metadata();
+                let key = AppKey {
+                    namespace: match p.document.kind() {
+                        Kind::App => meta
+                            .namespace
+                            .as_deref()
+                            .unwrap_or(validate::DEFAULT_NAMESPACE)
+                            .to_string(),
+                        Kind::Image => String::new(),
+                    },
+                    name: meta.name.clone(),
+                };
+                let object = p.document.kind().describe(&key);
                 errors.extend(errs.into_iter().map(|mut e| {
                     e.file = file.map(str::to_string);
                     e.document = Some(p.index);
@@ -168,7 +295,10 @@ pub fn validate_bundle(
 
 /// The JSON Schemas wharf publishes, by file name under `schemas/`.
 pub fn schemas() -> Vec<(&'static str, String)> {
-    let app = schemars::schema_for!(AppDocument);
-    let text = serde_json::to_string_pretty(&app).unwrap_or_default() + "\n";
-    vec![("app.json", text)]
+    let text =
+        |schema: schemars::Schema| serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n";
+    vec![
+        ("app.json", text(schemars::schema_for!(AppDocument))),
+        ("image.json", text(schemars::schema_for!(ImageDocument))),
+    ]
 }

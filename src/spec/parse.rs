@@ -8,8 +8,9 @@
 
 use serde::Deserialize;
 
+use super::image::ImageDocument;
 use super::wire::AppDocument;
-use super::{Document, SpecError};
+use super::{Document, Kind, SpecError};
 
 /// Which syntax to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,34 +148,32 @@ fn parse_yaml_document(doc: &str) -> Result<Document, SpecError> {
     let probe: KindProbe = serde_saphyr::from_str_with_options(doc, yaml_options())
         .map_err(|e| saphyr_error(&e, None))?;
     match kind_of(&probe)? {
-        DocKind::App => {
-            let mut path = None;
-            serde_saphyr::with_deserializer_from_str_with_options(doc, yaml_options(), |de| {
-                serde_path_to_error::deserialize::<_, AppDocument>(de).map_err(|e| {
-                    path = Some(e.path().to_string());
-                    e.into_inner()
-                })
-            })
-            .map(Document::App)
-            .map_err(|e| saphyr_error(&e, path))
-        }
+        Kind::App => yaml_as::<AppDocument>(doc).map(Document::App),
+        Kind::Image => yaml_as::<ImageDocument>(doc).map(Document::Image),
     }
 }
 
-enum DocKind {
-    App,
+fn yaml_as<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, SpecError> {
+    let mut path = None;
+    serde_saphyr::with_deserializer_from_str_with_options(doc, yaml_options(), |de| {
+        serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+            path = Some(e.path().to_string());
+            e.into_inner()
+        })
+    })
+    .map_err(|e| saphyr_error(&e, path))
 }
 
-fn kind_of(probe: &KindProbe) -> Result<DocKind, SpecError> {
+const KNOWN_KINDS: &str = "this wharf knows: App, Image";
+
+fn kind_of(probe: &KindProbe) -> Result<Kind, SpecError> {
     match probe.kind.as_ref().and_then(|k| k.as_str()) {
-        Some("App") => Ok(DocKind::App),
-        Some(other) => Err(SpecError::field(
-            "kind",
-            format!("unknown kind {other:?} (this wharf knows: App)"),
-        )),
+        Some(kind) => Kind::parse(kind).ok_or_else(|| {
+            SpecError::field("kind", format!("unknown kind {kind:?} ({KNOWN_KINDS})"))
+        }),
         None => Err(SpecError::field(
             "kind",
-            "missing field `kind` (this wharf knows: App)",
+            format!("missing field `kind` ({KNOWN_KINDS})"),
         )),
     }
 }
@@ -247,14 +246,17 @@ fn parse_json_document(value: serde_json::Value) -> Result<Document, SpecError> 
         kind: value.get("kind").cloned(),
     };
     match kind_of(&probe)? {
-        DocKind::App => serde_path_to_error::deserialize::<_, AppDocument>(value)
-            .map(Document::App)
-            .map_err(|e| SpecError {
-                field: Some(e.path().to_string()).filter(|p| p != "."),
-                message: e.inner().to_string(),
-                ..SpecError::default()
-            }),
+        Kind::App => json_as::<AppDocument>(value).map(Document::App),
+        Kind::Image => json_as::<ImageDocument>(value).map(Document::Image),
     }
+}
+
+fn json_as<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, SpecError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| SpecError {
+        field: Some(e.path().to_string()).filter(|p| p != "."),
+        message: e.inner().to_string(),
+        ..SpecError::default()
+    })
 }
 
 #[cfg(test)]

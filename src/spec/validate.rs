@@ -22,9 +22,14 @@ pub struct AppKey {
     pub name: String,
 }
 
+/// `namespace/name`; just `name` for cluster-scoped objects (empty namespace).
 impl std::fmt::Display for AppKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        if self.namespace.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
     }
 }
 
@@ -251,24 +256,31 @@ pub fn check_owner(s: &str) -> Result<(), String> {
     }
 }
 
-fn check_label_key(s: &str) -> bool {
+pub(crate) fn check_label_key(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
 }
 
+/// An image reference as Docker reads it, or an image id (`sha256:` and 64 hex digits).
 fn check_image(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("must not be empty".into());
     }
-    if s.len() > 512 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("invalid image reference {s:?}"));
+    if is_image_id(s) {
+        return Ok(());
     }
-    if s.starts_with(['-', '/', ':', '@']) {
-        return Err(format!("invalid image reference {s:?}"));
-    }
-    Ok(())
+    super::image::canonical_reference(s).map(|_| ())
+}
+
+/// Is `s` a full image id (`sha256:` and 64 lower-case hex digits)?
+pub fn is_image_id(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 fn no_nul(errors: &mut Errors, field: &str, items: &[String]) {
@@ -691,7 +703,9 @@ mod tests {
 
     fn app(yaml: &str) -> Result<AppSpec, Vec<SpecError>> {
         let docs = parse_documents(yaml, Format::Yaml, None).expect("parses");
-        let Document::App(doc) = &docs[0].document;
+        let Document::App(doc) = &docs[0].document else {
+            panic!("not an App")
+        };
         validate_app(doc)
     }
 

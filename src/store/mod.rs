@@ -16,10 +16,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::spec::validate::AppKey;
-use crate::spec::wire::{API_VERSION, AppDocument};
+use crate::spec::wire::{API_VERSION, AppDocument, ObjectMeta};
+use crate::spec::{ImageDocument, Kind, Validated};
 
 pub const SOURCE_API: &str = "api";
-pub const KIND_APP: &str = "App";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,7 +40,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// One stored object.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ObjectRecord {
-    pub kind: String,
+    pub kind: Kind,
     pub key: AppKey,
     pub uid: String,
     pub generation: i64,
@@ -68,13 +68,15 @@ impl ObjectRecord {
     pub fn to_document(&self) -> serde_json::Value {
         let mut metadata = serde_json::json!({
             "name": self.key.name,
-            "namespace": self.key.namespace,
             "uid": self.uid,
             "generation": self.generation,
             "resourceVersion": self.resource_version.to_string(),
             "creationTimestamp": self.created_at,
             "source": self.source,
         });
+        if !self.key.namespace.is_empty() {
+            metadata["namespace"] = serde_json::json!(self.key.namespace);
+        }
         if !self.labels.is_empty() {
             metadata["labels"] = serde_json::json!(self.labels);
         }
@@ -98,11 +100,25 @@ impl ObjectRecord {
 
     /// The stored spec as a wire document (for validation and planning).
     pub fn to_app_document(&self) -> StoreResult<AppDocument> {
+        self.to_wire()
+    }
+
+    pub fn to_image_document(&self) -> StoreResult<ImageDocument> {
+        self.to_wire()
+    }
+
+    fn to_wire<T: serde::de::DeserializeOwned>(&self) -> StoreResult<T> {
         let mut doc = self.to_document();
         if let Some(obj) = doc.as_object_mut() {
             obj.remove("status");
         }
-        serde_json::from_value(doc).map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.key)))
+        serde_json::from_value(doc)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.describe())))
+    }
+
+    /// `App demo/web`, `Image nginx`.
+    pub fn describe(&self) -> String {
+        self.kind.describe(&self.key)
     }
 
     /// The update-class hash wharf applied in place to container `container_id`, if any.
@@ -140,8 +156,22 @@ impl WriteOutcome {
 /// One object to write.
 #[derive(Clone, Debug)]
 pub struct WriteItem {
+    pub kind: Kind,
     pub key: AppKey,
-    pub doc: AppDocument,
+    pub meta: ObjectMeta,
+    /// The spec as written.
+    pub spec: serde_json::Value,
+}
+
+impl WriteItem {
+    pub fn new(v: &Validated) -> Self {
+        Self {
+            kind: v.kind(),
+            key: v.key().clone(),
+            meta: v.document.metadata().clone(),
+            spec: v.document.spec_value(),
+        }
+    }
 }
 
 /// An event about an object.
@@ -170,8 +200,8 @@ pub fn now_rfc3339() -> String {
 /// The result of syncing the watched directory into the store.
 #[derive(Debug, Default)]
 pub struct SyncReport {
-    pub changed: Vec<(AppKey, WriteOutcome)>,
-    pub deleted: Vec<AppKey>,
+    pub changed: Vec<(Kind, AppKey, WriteOutcome)>,
+    pub deleted: Vec<(Kind, AppKey)>,
     /// Per file: objects that could not be taken (owned elsewhere).
     pub conflicts: BTreeMap<String, Vec<String>>,
 }
@@ -179,10 +209,6 @@ pub struct SyncReport {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
-}
-
-fn spec_json(doc: &AppDocument) -> serde_json::Value {
-    serde_json::to_value(&doc.spec).unwrap_or(serde_json::Value::Null)
 }
 
 impl Store {
@@ -228,8 +254,10 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
         };
         let status: Option<String> = row.try_get("status")?;
+        let kind: String = row.try_get("kind")?;
         Ok(ObjectRecord {
-            kind: row.try_get("kind")?,
+            kind: Kind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?,
             key: AppKey {
                 namespace: row.try_get("namespace")?,
                 name: row.try_get("name")?,
@@ -261,11 +289,12 @@ impl Store {
 
     async fn get_in(
         tx: &mut Transaction<'_, Sqlite>,
+        kind: Kind,
         key: &AppKey,
     ) -> StoreResult<Option<ObjectRecord>> {
         let row =
             sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
-                .bind(KIND_APP)
+                .bind(kind.as_str())
                 .bind(&key.namespace)
                 .bind(&key.name)
                 .fetch_optional(&mut **tx)
@@ -273,10 +302,10 @@ impl Store {
         row.as_ref().map(Self::row_to_record).transpose()
     }
 
-    pub async fn get(&self, key: &AppKey) -> StoreResult<Option<ObjectRecord>> {
+    pub async fn get(&self, kind: Kind, key: &AppKey) -> StoreResult<Option<ObjectRecord>> {
         let row =
             sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
-                .bind(KIND_APP)
+                .bind(kind.as_str())
                 .bind(&key.namespace)
                 .bind(&key.name)
                 .fetch_optional(&self.pool)
@@ -284,19 +313,23 @@ impl Store {
         row.as_ref().map(Self::row_to_record).transpose()
     }
 
-    /// All apps, or those of one namespace, ordered by namespace and name.
-    pub async fn list(&self, namespace: Option<&str>) -> StoreResult<Vec<ObjectRecord>> {
+    /// All objects of a kind, or those of one namespace, ordered by namespace and name.
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+    ) -> StoreResult<Vec<ObjectRecord>> {
         let rows = match namespace {
             Some(ns) => sqlx::query(
                 "SELECT * FROM objects WHERE kind = ? AND namespace = ? ORDER BY namespace, name",
             )
-            .bind(KIND_APP)
+            .bind(kind.as_str())
             .bind(ns)
             .fetch_all(&self.pool)
             .await?,
             None => {
                 sqlx::query("SELECT * FROM objects WHERE kind = ? ORDER BY namespace, name")
-                    .bind(KIND_APP)
+                    .bind(kind.as_str())
                     .fetch_all(&self.pool)
                     .await?
             }
@@ -312,21 +345,21 @@ impl Store {
         source: &str,
         take_over_from: Option<&str>,
     ) -> StoreResult<(WriteOutcome, ObjectRecord)> {
-        let existing = Self::get_in(tx, &item.key).await?;
-        let meta = &item.doc.metadata;
-        let spec = spec_json(&item.doc);
+        let existing = Self::get_in(tx, item.kind, &item.key).await?;
+        let meta = &item.meta;
+        let spec = item.spec.clone();
         let expected_rv = meta.resource_version.as_deref();
+        let what = item.kind.describe(&item.key);
         match existing {
             None => {
                 if let Some(rv) = expected_rv {
                     return Err(StoreError::Conflict(format!(
-                        "App {} does not exist, but resourceVersion {rv} was given",
-                        item.key
+                        "{what} does not exist, but resourceVersion {rv} was given"
                     )));
                 }
                 let rv = Self::next_rv(tx).await?;
                 let record = ObjectRecord {
-                    kind: KIND_APP.into(),
+                    kind: item.kind,
                     key: item.key.clone(),
                     uid: uuid::Uuid::new_v4().to_string(),
                     generation: 1,
@@ -343,7 +376,7 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, status, created_at, deletion_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL)",
                 )
-                .bind(&record.kind)
+                .bind(record.kind.as_str())
                 .bind(&record.key.namespace)
                 .bind(&record.key.name)
                 .bind(&record.uid)
@@ -361,6 +394,7 @@ impl Store {
             Some(mut record) => {
                 if record.source != source && take_over_from != Some(record.source.as_str()) {
                     return Err(StoreError::Conflict(ownership_message(
+                        item.kind,
                         &item.key,
                         &record.source,
                     )));
@@ -369,8 +403,8 @@ impl Store {
                     && rv != record.resource_version.to_string()
                 {
                     return Err(StoreError::Conflict(format!(
-                        "App {} has resourceVersion {}, not {rv}: it was changed since you read it",
-                        item.key, record.resource_version
+                        "{what} has resourceVersion {}, not {rv}: it was changed since you read it",
+                        record.resource_version
                     )));
                 }
                 let spec_changed = record.spec != spec;
@@ -426,24 +460,30 @@ impl Store {
     /// `source` must own it; `expected_rv` is an optional precondition.
     pub async fn delete(
         &self,
+        kind: Kind,
         key: &AppKey,
         source: Option<&str>,
         expected_rv: Option<&str>,
     ) -> StoreResult<ObjectRecord> {
         let mut tx = self.write_tx().await?;
-        let mut record = Self::get_in(&mut tx, key)
+        let mut record = Self::get_in(&mut tx, kind, key)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("App {key}")))?;
+            .ok_or_else(|| StoreError::NotFound(kind.describe(key)))?;
         if let Some(source) = source
             && record.source != source
         {
-            return Err(StoreError::Conflict(ownership_message(key, &record.source)));
+            return Err(StoreError::Conflict(ownership_message(
+                kind,
+                key,
+                &record.source,
+            )));
         }
         if let Some(rv) = expected_rv
             && rv != record.resource_version.to_string()
         {
             return Err(StoreError::Conflict(format!(
-                "App {key} has resourceVersion {}, not {rv}",
+                "{} has resourceVersion {}, not {rv}",
+                kind.describe(key),
                 record.resource_version
             )));
         }
@@ -520,7 +560,7 @@ impl Store {
             "INSERT INTO events (uid, kind, namespace, name, time, type, reason, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&record.uid)
-        .bind(&record.kind)
+        .bind(record.kind.as_str())
         .bind(&record.key.namespace)
         .bind(&record.key.name)
         .bind(now_rfc3339())
@@ -640,19 +680,24 @@ impl Store {
     ) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
         let mut tx = self.write_tx().await?;
-        let mut declared: BTreeMap<AppKey, &str> = BTreeMap::new();
+        let mut declared: BTreeMap<(Kind, AppKey), &str> = BTreeMap::new();
         for (source, items) in good {
             for item in items {
-                let existing = Self::get_in(&mut tx, &item.key).await?;
+                let id = (item.kind, item.key.clone());
+                let what = item.kind.describe(&item.key);
+                let existing = Self::get_in(&mut tx, item.kind, &item.key).await?;
                 let owner = existing.as_ref().map(|r| r.source.as_str());
                 // An object declared by two files stays with the one that already has it (its
                 // current owner, or the first file this scan read).
-                let keeper = declared.get(&item.key).map(|s| s.to_string()).or_else(|| {
+                let keeper = declared.get(&id).map(|s| s.to_string()).or_else(|| {
                     owner
                         .filter(|o| *o != source.as_str())
                         .filter(|o| {
-                            good.get(*o)
-                                .is_some_and(|items| items.iter().any(|i| i.key == item.key))
+                            good.get(*o).is_some_and(|items| {
+                                items
+                                    .iter()
+                                    .any(|i| i.kind == item.kind && i.key == item.key)
+                            })
                         })
                         .map(str::to_string)
                 });
@@ -662,8 +707,7 @@ impl Store {
                         .entry(source.clone())
                         .or_default()
                         .push(format!(
-                            "App {} is also declared in {}, which keeps it",
-                            item.key,
+                            "{what} is also declared in {}, which keeps it",
                             keeper.trim_start_matches("file:")
                         ));
                     continue;
@@ -674,16 +718,15 @@ impl Store {
                 };
                 match Self::write_in(&mut tx, item, source, take_over).await {
                     Ok((outcome, _)) => {
-                        declared.insert(item.key.clone(), source);
+                        declared.insert(id, source);
                         if outcome != WriteOutcome::Unchanged {
-                            report.changed.push((item.key.clone(), outcome));
+                            report.changed.push((item.kind, item.key.clone(), outcome));
                         }
                     }
                     Err(StoreError::Conflict(message)) => {
                         let message = match owner {
                             Some(o) if bad.contains(o) => format!(
-                                "App {} is owned by {}, which currently fails to load; fix or delete that file first",
-                                item.key,
+                                "{what} is owned by {}, which currently fails to load; fix or delete that file first",
                                 o.trim_start_matches("file:")
                             ),
                             _ => message,
@@ -705,11 +748,13 @@ impl Store {
         .await?;
         for row in &rows {
             let mut record = Self::row_to_record(row)?;
-            if declared.contains_key(&record.key) || bad.contains(&record.source) {
+            if declared.contains_key(&(record.kind, record.key.clone()))
+                || bad.contains(&record.source)
+            {
                 continue;
             }
             Self::mark_deleted_in(&mut tx, &mut record).await?;
-            report.deleted.push(record.key.clone());
+            report.deleted.push((record.kind, record.key.clone()));
         }
         tx.commit().await?;
         Ok(report)
@@ -717,13 +762,14 @@ impl Store {
 }
 
 /// Why a write by one source to an object another source manages is refused.
-pub fn ownership_message(key: &AppKey, owner: &str) -> String {
+pub fn ownership_message(kind: Kind, key: &AppKey, owner: &str) -> String {
+    let what = kind.describe(key);
     match owner.strip_prefix("file:") {
         Some(path) => format!(
-            "App {key} is managed by the spec file {path} in the watched directory; change it there"
+            "{what} is managed by the spec file {path} in the watched directory; change it there"
         ),
         None => format!(
-            "App {key} is managed through the API (wharf apply / POST /api/v1/apply); delete it there before declaring it in a file"
+            "{what} is managed through the API (wharf apply / POST /api/v1/apply); delete it there before declaring it in a file"
         ),
     }
 }

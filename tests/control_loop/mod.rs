@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 use wharf::reconcile::{Controller, ControllerConfig};
 use wharf::runtime::fake::FakeRuntime;
 use wharf::runtime::{ContainerState, RuntimeError};
-use wharf::spec::{Format, read_bundle};
+use wharf::spec::{Format, Kind, read_bundle};
 use wharf::store::{SOURCE_API, Store, WriteItem};
 
 use crate::support::wait_for;
@@ -56,11 +56,8 @@ async fn apply(store: &Store, names: &[&str]) {
         .collect();
     let items: Vec<WriteItem> = read_bundle(&yaml, Format::Yaml, None)
         .unwrap()
-        .into_iter()
-        .map(|v| WriteItem {
-            key: v.app.key,
-            doc: v.wire,
-        })
+        .iter()
+        .map(WriteItem::new)
         .collect();
     store.apply(&items, SOURCE_API).await.unwrap();
 }
@@ -108,7 +105,7 @@ async fn a_timed_out_call_sets_a_condition_and_is_retried() {
         name: "web".into(),
     };
     let status = wait_for("timeout condition", Duration::from_secs(10), || async {
-        let status = rig.store.get(&key).await.ok()??.status?;
+        let status = rig.store.get(Kind::App, &key).await.ok()??.status?;
         let synced = status["conditions"]
             .as_array()?
             .iter()
@@ -130,7 +127,7 @@ async fn a_timed_out_call_sets_a_condition_and_is_retried() {
     .await;
     let events = rig
         .store
-        .events(&rig.store.get(&key).await.unwrap().unwrap().uid)
+        .events(&rig.store.get(Kind::App, &key).await.unwrap().unwrap().uid)
         .await
         .unwrap();
     assert!(events.iter().any(|e| e.reason == "DockerTimeout"));

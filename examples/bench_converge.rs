@@ -25,9 +25,11 @@ use futures::stream::BoxStream;
 use wharf::reconcile::ControllerConfig;
 use wharf::runtime::docker::{Deadlines, DockerRuntime};
 use wharf::runtime::{
-    ContainerDetails, ContainerSummary, CreateSpec, Runtime, RuntimeEvent, RuntimeResult,
+    ContainerDetails, ContainerSummary, CreateSpec, ImageSummary, PullProgress,
+    RegistryCredentials, Runtime, RuntimeEvent, RuntimeResult,
 };
 use wharf::server::{ServeConfig, Server};
+use wharf::spec::Kind;
 use wharf::spec::validate::Limits;
 
 const IMAGE: &str = "wharf-bench/busybox:1";
@@ -106,6 +108,31 @@ impl Runtime for Counting {
     async fn remove(&self, id: &str, force: bool) -> RuntimeResult<()> {
         self.count("remove");
         self.inner.remove(id, force).await
+    }
+    async fn rename(&self, id: &str, name: &str) -> RuntimeResult<()> {
+        self.count("rename");
+        self.inner.rename(id, name).await
+    }
+    async fn images(&self) -> RuntimeResult<Vec<ImageSummary>> {
+        self.count("images");
+        self.inner.images().await
+    }
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&RegistryCredentials>,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> RuntimeResult<()> {
+        self.count("pull");
+        self.inner.pull(reference, credentials, progress).await
+    }
+    async fn remove_image(&self, image: &str, force: bool) -> RuntimeResult<()> {
+        self.count("remove image");
+        self.inner.remove_image(image, force).await
+    }
+    async fn containers_using(&self, image_id: &str) -> RuntimeResult<Vec<ContainerSummary>> {
+        self.count("containers using");
+        self.inner.containers_using(image_id).await
     }
     fn events(&self, instance: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
         self.count("events");
@@ -207,6 +234,7 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis)
             .unwrap_or(ControllerConfig::default().min_pass_interval),
+        ..ControllerConfig::default()
     };
     let runtime = Arc::new(Counting {
         inner: DockerRuntime::connect_local(Deadlines::default())?,
@@ -240,7 +268,7 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
         response.text().await?
     );
     loop {
-        let records = server.store.list(Some("bench")).await?;
+        let records = server.store.list(Kind::App, Some("bench")).await?;
         let ready = records
             .iter()
             .filter(|r| {

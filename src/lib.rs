@@ -11,6 +11,7 @@
 //! - `store`: sqlx/SQLite — desired objects, status, events; ownership and preconditions.
 //! - `reconcile`: observe → plan (pure) → execute, the loop, backoff, status.
 //! - `runtime`: the Docker seam (bollard adapter with deadlines; a recording fake).
+//! - `images`: pulls with live progress, registry digest checks, registry credentials.
 //! - `http`: the REST API (`router(state)`).
 //! - `cli`: the client commands of the `wharf` binary.
 //! - `server`: wires them together for `wharf serve` and for tests.
@@ -18,6 +19,7 @@
 
 pub mod cli;
 pub mod http;
+pub mod images;
 pub mod reconcile;
 pub mod runtime;
 pub mod server;

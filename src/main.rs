@@ -59,9 +59,17 @@ enum Command {
         /// Largest request body, in bytes.
         #[arg(long, default_value_t = wharf::http::DEFAULT_MAX_BODY)]
         max_body: usize,
-        /// Deadline of each Docker call (stop and remove add the grace period).
+        /// Deadline of each Docker call (stop and remove add the grace period; a pull fails
+        /// when no progress arrives for this long).
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         docker_timeout: Duration,
+        /// Deadline of a whole image pull.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        pull_timeout: Duration,
+        /// A registry (HOST:PORT) to reach over plain HTTP for digest checks; loopback ones
+        /// always are. Repeatable. (Pulls follow the engine's own insecure-registries setting.)
+        #[arg(long = "insecure-registry")]
+        insecure_registries: Vec<String>,
     },
     /// Create or update objects from files, directories or stdin (-).
     Apply {
@@ -138,6 +146,8 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
         min_pass_interval,
         max_body,
         docker_timeout,
+        pull_timeout,
+        insecure_registries,
     } = command
     else {
         unreachable!("serve is only called for the serve command");
@@ -151,10 +161,13 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
             resync: *resync,
             max_ops: *max_ops,
             min_pass_interval: *min_pass_interval,
+            insecure_registries: insecure_registries.clone(),
+            ..ControllerConfig::default()
         },
         max_body: *max_body,
         deadlines: Deadlines {
             call: *docker_timeout,
+            pull: *pull_timeout,
             ..Deadlines::default()
         },
     };

@@ -147,6 +147,7 @@ impl Server {
             wake,
             token_sha256: http::token_digest(&token),
             health: controller.health(),
+            images: controller.images(),
             instance: config.controller.instance.clone(),
             max_body: config.max_body,
         };

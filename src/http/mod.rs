@@ -1,11 +1,13 @@
 //! The REST API under `/api/v1`: apply bundles (with dry-run plans and diffs), CRUD on apps,
-//! label-selected lists, events and spec-file problems; plus `/healthz` and `/readyz`.
+//! label-selected lists, events and spec-file problems, images (`images.rs`); plus `/healthz`
+//! and `/readyz`.
 //!
 //! Handlers parse and validate input, then call the store; they never call Docker except to
 //! observe for a dry-run plan. `router(state)` builds everything, so tests drive it with
 //! `oneshot` and no socket.
 
 pub mod error;
+pub mod images;
 pub mod selector;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +27,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
+use crate::images::ImageService;
 use crate::reconcile::Health;
 use crate::reconcile::plan::{Desired, DesiredApp, Observed, ObservedContainer, plan};
 use crate::runtime::{Runtime, labels};
@@ -49,6 +52,8 @@ pub struct ApiState {
     /// SHA-256 of the admin token.
     pub token_sha256: [u8; 32],
     pub health: watch::Receiver<Health>,
+    /// Pulls and registry checks (shared with the loop, for live progress).
+    pub images: Arc<ImageService>,
     pub instance: String,
     pub max_body: usize,
 }
@@ -71,6 +76,11 @@ pub fn router(state: ApiState) -> Router {
                 .delete(delete_app),
         )
         .route("/namespaces/{ns}/apps/{name}/events", get(app_events))
+        .route("/images", get(images::list))
+        .route("/images:update-all", post(images::update_all))
+        .route("/images/{name}", get(images::get).delete(images::delete))
+        .route("/images/{name}/pull", post(images::pull))
+        .route("/images/{name}/events", get(image_events))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -304,7 +314,15 @@ async fn dry_run_plan(
         .list(&state.instance)
         .await
         .map_err(|e| format!("no plan: {e}"))?;
-    let mut observed = Observed::default();
+    let images = state
+        .runtime
+        .images()
+        .await
+        .map_err(|e| format!("no plan: {e}"))?;
+    let mut observed = Observed {
+        images,
+        ..Observed::default()
+    };
     for c in containers {
         if !c
             .labels
@@ -413,6 +431,24 @@ async fn app_events(
         .get(Kind::App, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let events = state.store.events(&record.uid).await?;
+    Ok(Json(json!({ "items": events })))
+}
+
+async fn image_events(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    check_name(&name).map_err(ApiError::bad_request)?;
+    let key = AppKey {
+        namespace: String::new(),
+        name,
+    };
+    let record = state
+        .store
+        .get(Kind::Image, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Image {key} not found")))?;
     let events = state.store.events(&record.uid).await?;
     Ok(Json(json!({ "items": events })))
 }

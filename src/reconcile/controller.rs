@@ -20,11 +20,16 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::execute::execute;
-use super::plan::{AppPlan, Desired, DesiredApp, Observed, ObservedContainer, plan};
-use super::status::{self, AppStatus, Failure};
+use super::plan::{
+    Action, AppPlan, Desired, DesiredApp, DesiredImage, Observed, ObservedContainer, plan,
+};
+use super::status::{self, AppStatus, Failure, ImageStatus};
+use crate::images::registry::RegistryClient;
+use crate::images::{ImageService, find_local};
 use crate::runtime::{ContainerState, Runtime, RuntimeError, labels};
 use crate::spec::Kind;
 use crate::spec::validate::{AppKey, validate_app};
+use crate::spec::validate_image;
 use crate::store::{ObjectRecord, Store, now_rfc3339};
 
 /// How long an app must stay up before its repair backoff resets.
@@ -40,6 +45,10 @@ pub struct ControllerConfig {
     pub max_ops: usize,
     /// Passes woken by events or finished work start at least this far apart.
     pub min_pass_interval: Duration,
+    /// Registries (`host:port`) reached over plain HTTP besides loopback ones.
+    pub insecure_registries: Vec<String>,
+    /// Deadline of one registry request.
+    pub registry_timeout: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -49,6 +58,8 @@ impl Default for ControllerConfig {
             resync: Duration::from_secs(30),
             max_ops: 4,
             min_pass_interval: Duration::from_millis(200),
+            insecure_registries: Vec::new(),
+            registry_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -94,6 +105,8 @@ struct AppMemory {
     hold_until: Option<Instant>,
     last_repair: Option<Instant>,
     failure: Option<Failure>,
+    /// Images: the generation a pull was last made for.
+    pulled_generation: Option<i64>,
 }
 
 impl AppMemory {
@@ -105,6 +118,7 @@ impl AppMemory {
             hold_until: None,
             last_repair: None,
             failure: None,
+            pulled_generation: None,
         }
     }
 
@@ -135,6 +149,7 @@ impl LoopState {
 pub struct Controller {
     store: Store,
     runtime: Arc<dyn Runtime>,
+    images: Arc<ImageService>,
     config: ControllerConfig,
     wake: Arc<Notify>,
     ops: Arc<Semaphore>,
@@ -150,8 +165,11 @@ impl Controller {
         config: ControllerConfig,
         wake: Arc<Notify>,
     ) -> Arc<Self> {
+        let registry =
+            RegistryClient::new(config.insecure_registries.clone(), config.registry_timeout);
         Arc::new(Self {
             store,
+            images: Arc::new(ImageService::new(Arc::clone(&runtime), registry)),
             runtime,
             ops: Arc::new(Semaphore::new(config.max_ops.max(1))),
             config,
@@ -162,6 +180,11 @@ impl Controller {
             }),
             health: watch::channel(Health::default()).0,
         })
+    }
+
+    /// Pulls and registry checks, shared with the API (live pull progress).
+    pub fn images(&self) -> Arc<ImageService> {
+        Arc::clone(&self.images)
     }
 
     pub fn health(&self) -> watch::Receiver<Health> {
@@ -271,7 +294,11 @@ impl Controller {
             Ok(c) => c,
             Err(e) => return self.docker_failed(e.to_string()),
         };
-        let records = match self.store.list(Kind::App, None).await {
+        let images = match self.runtime.images().await {
+            Ok(i) => i,
+            Err(e) => return self.docker_failed(e.to_string()),
+        };
+        let records = match self.records().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("reading the store failed, skipping this pass: {e}");
@@ -295,11 +322,13 @@ impl Controller {
                     container
                 })
                 .collect(),
+            images,
         };
 
         // Inspect only what needs it: containers not running, not matching their spec, or
         // not yet known to the status. A converged app costs no call beyond the list.
         let busy: BTreeSet<AppKey> = self.lock().inflight.clone();
+        desired.busy = busy.clone();
         let need_details: Vec<String> = observed
             .containers
             .iter()
@@ -361,6 +390,63 @@ impl Controller {
         the_plan.requeue_after()
     }
 
+    /// Every stored App and Image.
+    async fn records(&self) -> Result<Vec<ObjectRecord>, crate::store::StoreError> {
+        let mut records = self.store.list(Kind::App, None).await?;
+        records.extend(self.store.list(Kind::Image, None).await?);
+        Ok(records)
+    }
+
+    fn desired_image(
+        &self,
+        state: &mut LoopState,
+        record: &ObjectRecord,
+        now: Instant,
+    ) -> Option<DesiredImage> {
+        let spec = record
+            .to_image_document()
+            .map_err(|e| e.to_string())
+            .and_then(|doc| {
+                validate_image(&doc).map_err(|errs| {
+                    errs.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+            });
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(image = %record.key, "stored Image no longer validates; left alone: {e}");
+                return None;
+            }
+        };
+        let memory = state
+            .apps
+            .entry(record.uid.clone())
+            .or_insert_with(|| AppMemory::new(record.generation));
+        if memory.generation != record.generation {
+            *memory = AppMemory::new(record.generation);
+        }
+        let known = self.images.memory(&spec.canonical);
+        let check_due = spec.update_interval.is_some_and(|interval| {
+            known.check_hold_until.is_none_or(|t| t <= now)
+                && known
+                    .checked
+                    .is_none_or(|t| now.duration_since(t) >= interval)
+        });
+        Some(DesiredImage {
+            uid: record.uid.clone(),
+            generation: record.generation,
+            deleting: record.is_terminating(),
+            hold_until: memory.hold_until.filter(|t| *t > now),
+            pulled_generation: memory.pulled_generation,
+            check_due,
+            remote_digest: known.remote_digest,
+            spec,
+        })
+    }
+
     fn desired<'a>(
         &self,
         records: &'a [ObjectRecord],
@@ -374,6 +460,12 @@ impl Controller {
         let mut state = self.lock();
         for record in records {
             by_uid.insert(record.uid.as_str(), record.clone());
+            if record.kind == Kind::Image {
+                if let Some(image) = self.desired_image(&mut state, record, now) {
+                    desired.images.insert(record.key.clone(), image);
+                }
+                continue;
+            }
             let spec = record
                 .to_app_document()
                 .map_err(|e| e.to_string())
@@ -423,7 +515,7 @@ impl Controller {
         state.apps.retain(|uid, _| live.contains(uid.as_str()));
         state
             .finished
-            .retain(|key, _| desired.apps.contains_key(key));
+            .retain(|key, _| desired.apps.contains_key(key) || desired.images.contains_key(key));
         (desired, by_uid)
     }
 
@@ -498,6 +590,38 @@ impl Controller {
                 changed.push((app.uid.clone(), value));
             }
         }
+        for (key, image) in &desired.images {
+            let (inflight, failure) = {
+                let state = self.lock();
+                (
+                    state.is_stale(key, observed_at),
+                    state.apps.get(&image.uid).and_then(|m| m.failure.clone()),
+                )
+            };
+            let Some(record) = by_uid.get(image.uid.as_str()).filter(|_| !inflight) else {
+                continue;
+            };
+            let previous: Option<ImageStatus> = record
+                .status
+                .clone()
+                .and_then(|s| serde_json::from_value(s).ok());
+            let computed = status::compute_image(
+                image,
+                find_local(&observed.images, &image.spec.canonical),
+                &observed.containers,
+                &self.images.memory(&image.spec.canonical),
+                plans.get(key),
+                failure.as_ref(),
+                previous.as_ref(),
+                &now,
+            );
+            let Ok(value) = serde_json::to_value(&computed) else {
+                continue;
+            };
+            if record.status.as_ref() != Some(&value) {
+                changed.push((image.uid.clone(), value));
+            }
+        }
         if let Err(e) = self.store.set_statuses(&changed).await {
             tracing::warn!("could not store {} statuses: {e}", changed.len());
         }
@@ -505,7 +629,18 @@ impl Controller {
 
     /// Runs one app's plan, records what happened, updates the backoff, and wakes the loop.
     async fn work(self: Arc<Self>, key: AppKey, record: Option<ObjectRecord>, app_plan: AppPlan) {
-        let execution = execute(self.runtime.as_ref(), &self.store, &self.ops, &app_plan).await;
+        let execution = execute(
+            self.runtime.as_ref(),
+            &self.store,
+            &self.images,
+            &self.ops,
+            &app_plan,
+        )
+        .await;
+        let pulled = execution
+            .outcomes
+            .iter()
+            .any(|o| o.result.is_ok() && matches!(o.step.action, Action::Pull { .. }));
         for outcome in &execution.outcomes {
             let step = &outcome.step;
             match &outcome.result {
@@ -549,6 +684,9 @@ impl Controller {
                     }
                     None => {
                         memory.failure = None;
+                        if pulled {
+                            memory.pulled_generation = Some(memory.generation);
+                        }
                         if app_plan.repair {
                             memory.repairs += 1;
                             memory.last_repair = Some(now);

@@ -1,11 +1,18 @@
 //! The executor: runs one app's steps in order, records each result, stops at the first
 //! failure. It interprets the plan and decides nothing.
 
-use tokio::sync::Semaphore;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::plan::{Action, AppPlan, Step, Target};
-use crate::runtime::{Runtime, RuntimeError};
+use crate::images::ImageService;
+use crate::images::registry::RegistryError;
+use crate::runtime::{ContainerState, CreateSpec, Runtime, RuntimeError};
 use crate::store::{Store, StoreError};
+
+/// How long a replacement container must stay running before the old one is removed.
+pub const REPLACE_SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -13,6 +20,11 @@ pub enum ExecError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A replacement failed and the old container was put back.
+    #[error("{0}")]
+    RolledBack(String),
     #[error("plan refers to a container it did not create")]
     NoCreatedContainer,
 }
@@ -22,6 +34,8 @@ impl ExecError {
         match self {
             ExecError::Runtime(e) => e.reason(),
             ExecError::Store(_) => "StoreError",
+            ExecError::Registry(e) => e.reason(),
+            ExecError::RolledBack(_) => "RolledBack",
             ExecError::NoCreatedContainer => "InternalError",
         }
     }
@@ -54,28 +68,39 @@ fn short(id: &str) -> String {
 }
 
 /// Runs `plan`'s steps in order. The chain holds one permit of `ops` while it talks to the
-/// engine: its steps run one at a time, so at most `ops` container operations are in flight
-/// across all apps, and an app goes from nothing to running without queueing between steps.
+/// engine about containers: its steps run one at a time, so at most `ops` container operations
+/// are in flight across all apps, and an app goes from nothing to running without queueing
+/// between steps. Pulls and registry checks come first and take no permit: a long download
+/// does not hold back other apps' container work.
 pub async fn execute(
     runtime: &dyn Runtime,
     store: &Store,
+    images: &ImageService,
     ops: &Semaphore,
     plan: &AppPlan,
 ) -> Execution {
     let mut execution = Execution::default();
     let mut created: Option<String> = None;
-    let engine_steps = plan
-        .steps
-        .iter()
-        .any(|s| !matches!(s.action, Action::Forget { .. }));
-    // The semaphore is never closed, so acquiring only fails if it were; treat that as "no bound".
-    let _permit = if engine_steps {
-        ops.acquire().await.ok()
-    } else {
-        None
-    };
+    let mut permit: Option<SemaphorePermit<'_>> = None;
     for step in &plan.steps {
-        let result = run_step(runtime, store, plan.uid.as_deref(), step, &mut created).await;
+        let needs_permit = !matches!(
+            step.action,
+            Action::Forget { .. } | Action::Pull { .. } | Action::CheckDigest { .. }
+        );
+        if needs_permit && permit.is_none() {
+            // The semaphore is never closed, so acquiring only fails if it were; treat that as
+            // "no bound".
+            permit = ops.acquire().await.ok();
+        }
+        let result = run_step(
+            runtime,
+            store,
+            images,
+            plan.uid.as_deref(),
+            step,
+            &mut created,
+        )
+        .await;
         let failed = result.is_err();
         execution.outcomes.push(StepOutcome {
             step: step.clone(),
@@ -88,9 +113,106 @@ pub async fn execute(
     execution
 }
 
+/// After a failed replacement: the new container is gone; give the old one its name back and
+/// restart it if it was running. Returns what could not be restored, if anything.
+async fn restore(runtime: &dyn Runtime, old: &str, name: &str, was_running: bool) -> String {
+    let mut problems = Vec::new();
+    if let Err(e) = runtime.rename(old, name).await {
+        problems.push(format!("renaming it back failed: {e}"));
+    }
+    if was_running && let Err(e) = runtime.start(old).await {
+        problems.push(format!("restarting it failed: {e}"));
+    }
+    problems.join("; ")
+}
+
+fn with_problems(problems: String) -> String {
+    if problems.is_empty() {
+        problems
+    } else {
+        format!(" ({problems})")
+    }
+}
+
+/// Starts the new container of a replacement and checks it is still running after
+/// `REPLACE_SETTLE`.
+async fn start_and_settle(runtime: &dyn Runtime, id: &str) -> Result<(), String> {
+    runtime
+        .start(id)
+        .await
+        .map_err(|e| format!("failed to start: {e}"))?;
+    tokio::time::sleep(REPLACE_SETTLE).await;
+    let details = runtime
+        .inspect(id)
+        .await
+        .map_err(|e| format!("could not be inspected: {e}"))?;
+    match details.state {
+        Some(ContainerState::Running) => Ok(()),
+        state => {
+            let code = details
+                .exit_code
+                .map(|c| format!(" with code {c}"))
+                .unwrap_or_default();
+            let error = details.error.map(|e| format!(": {e}")).unwrap_or_default();
+            Err(format!(
+                "did not keep running ({}{code}{error})",
+                state.map_or("unknown".into(), |s| format!("{s:?}").to_lowercase())
+            ))
+        }
+    }
+}
+
+/// The fixed semantics of `Action::Replace`; returns the new container's id.
+async fn replace(
+    runtime: &dyn Runtime,
+    old: &str,
+    old_running: bool,
+    create: &CreateSpec,
+    start: bool,
+    grace_seconds: Option<u64>,
+) -> Result<String, ExecError> {
+    let aside = format!("{}.replaced-{}", create.name, short(old));
+    runtime.rename(old, &aside).await?;
+    if old_running && let Err(e) = runtime.stop(old, grace_seconds).await {
+        let problems = restore(runtime, old, &create.name, false).await;
+        if !problems.is_empty() {
+            tracing::error!(container = %create.name, "after a failed stop: {problems}");
+        }
+        return Err(e.into());
+    }
+    let new = match runtime.create(create).await {
+        Ok(id) => id,
+        Err(e) => {
+            let problems = restore(runtime, old, &create.name, old_running).await;
+            return Err(ExecError::RolledBack(format!(
+                "the new container could not be created: {e}; kept container {}{}",
+                short(old),
+                with_problems(problems)
+            )));
+        }
+    };
+    if start && let Err(why) = start_and_settle(runtime, &new).await {
+        if let Err(e) = runtime.remove(&new, true).await {
+            tracing::error!(container = %create.name, "removing the failed replacement {}: {e}", short(&new));
+        }
+        let problems = restore(runtime, old, &create.name, old_running).await;
+        return Err(ExecError::RolledBack(format!(
+            "the new container {} {why}; rolled back to container {}{}",
+            short(&new),
+            short(old),
+            with_problems(problems)
+        )));
+    }
+    // The new one runs; a failure to remove the old one leaves it stopped under its aside
+    // name, and the next pass removes it as a duplicate.
+    runtime.remove(old, true).await?;
+    Ok(new)
+}
+
 async fn run_step(
     runtime: &dyn Runtime,
     store: &Store,
+    images: &ImageService,
     uid: Option<&str>,
     step: &Step,
     created: &mut Option<String>,
@@ -116,6 +238,39 @@ async fn run_step(
             *created = Some(id);
             Ok(detail)
         }
+        Action::Replace {
+            old,
+            old_running,
+            create,
+            start,
+            grace_seconds,
+        } => {
+            let id = replace(runtime, old, *old_running, create, *start, *grace_seconds).await?;
+            let detail = format!("container {} replaced {}", short(&id), short(old));
+            *created = Some(id);
+            Ok(detail)
+        }
+        Action::Pull {
+            reference,
+            credentials,
+        } => {
+            images.pull(reference, credentials.as_ref()).await?;
+            Ok(format!("image {reference}"))
+        }
+        Action::CheckDigest {
+            reference,
+            credentials,
+        } => {
+            let digest = images.check(reference, credentials.as_ref()).await?;
+            Ok(format!("{reference} is {digest} in the registry"))
+        }
+        Action::RemoveImage { reference } => match runtime.remove_image(reference, false).await {
+            Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(format!("image {reference}")),
+            Err(RuntimeError::Conflict(m)) => Ok(format!(
+                "image {reference} kept: containers still use it ({m})"
+            )),
+            Err(e) => Err(e.into()),
+        },
         Action::Start(t) => {
             let id = resolve(t)?;
             runtime.start(&id).await?;

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{AppPlan, DesiredApp, ObservedContainer};
-use crate::runtime::ContainerState;
+use super::plan::{AppPlan, DesiredApp, DesiredImage, ObservedContainer};
+use crate::images::{ImageMemory, PullState, repo_digest};
+use crate::runtime::{ContainerState, ImageSummary};
+use crate::spec::image::PullPolicy;
 use crate::spec::wire::DesiredState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +143,8 @@ pub fn compute(
             Some(ContainerState::Created) if app.spec.state == DesiredState::Stopped => {
                 Phase::Stopped
             }
+            // A pull that fails keeps the app pending (ImagePullBackOff), as Kubernetes does.
+            _ if current_failure.is_some_and(|f| f.reason == "ImagePullBackOff") => Phase::Pending,
             _ if current_failure.is_some() => Phase::Failed,
             _ => Phase::Pending,
         }
@@ -222,5 +226,174 @@ pub fn compute(
         started_at,
         exit_code,
         message: waiting.or_else(|| current_failure.map(|f| f.message.clone())),
+    }
+}
+
+/// Image status: what the engine has for the reference, who uses it, and the last pull and
+/// registry check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStatus {
+    /// `Present`, `Pulling`, `Missing`, `Failed` or `Terminating`.
+    pub phase: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The registry digest the engine's image was pulled (or pushed) by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked_at: Option<String>,
+    /// The digest the registry served at the last check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_digest: Option<String>,
+    /// Managed containers created from this image (the SRC API's `CreatedContainerCount`).
+    pub used_by: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_by_apps: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Unix seconds as RFC 3339.
+pub fn unix_rfc3339(secs: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Who uses an image: the `namespace/app` of each managed container created from it.
+pub fn users(image_id: &str, containers: &[ObservedContainer]) -> Vec<String> {
+    let mut names: Vec<String> = containers
+        .iter()
+        .filter(|c| c.summary.image_id == image_id)
+        .map(|c| {
+            let label = |k: &str| c.summary.labels.get(k).cloned().unwrap_or_default();
+            format!(
+                "{}/{}",
+                label(crate::runtime::labels::NAMESPACE),
+                label(crate::runtime::labels::APP)
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn compute_image(
+    image: &DesiredImage,
+    local: Option<&ImageSummary>,
+    containers: &[ObservedContainer],
+    memory: &ImageMemory,
+    plan: Option<&AppPlan>,
+    failure: Option<&Failure>,
+    previous: Option<&ImageStatus>,
+    now: &str,
+) -> ImageStatus {
+    let current_failure = failure.filter(|f| f.generation == image.generation);
+    let pending = plan.is_some_and(|p| !p.steps.is_empty());
+    let waiting = plan.and_then(|p| p.waiting.clone());
+    let (phase, ready, reason, message) = if image.deleting {
+        (
+            "Terminating",
+            false,
+            "Terminating",
+            "the Image is being deleted".to_string(),
+        )
+    } else if let Some(f) = current_failure {
+        (
+            "Failed",
+            local.is_some(),
+            f.reason.as_str(),
+            f.message.clone(),
+        )
+    } else if local.is_none() {
+        let reason = if image.spec.pull_policy == PullPolicy::Never {
+            "NeverPull"
+        } else {
+            "Pulling"
+        };
+        (
+            "Missing",
+            false,
+            reason,
+            waiting.clone().unwrap_or_default(),
+        )
+    } else if pending {
+        let steps: Vec<_> = plan
+            .map(|p| p.steps.iter().map(|s| s.reason.clone()).collect())
+            .unwrap_or_default();
+        ("Present", true, "Updating", steps.join("; "))
+    } else {
+        ("Present", true, "Present", String::new())
+    };
+    let used = local.map(|l| users(&l.id, containers)).unwrap_or_default();
+    let keep = |f: fn(&ImageStatus) -> Option<String>| previous.and_then(f);
+    ImageStatus {
+        phase: phase.to_string(),
+        observed_generation: if ready && !pending {
+            Some(image.generation)
+        } else {
+            previous.and_then(|p| p.observed_generation)
+        },
+        conditions: vec![condition_of(previous, ready, reason, &message, now)],
+        id: local.map(|l| l.id.clone()),
+        digest: local.and_then(|l| repo_digest(l, &image.spec.canonical)),
+        tags: local.map(|l| l.repo_tags.clone()).unwrap_or_default(),
+        size: local.map(|l| l.size),
+        created: local.and_then(|l| unix_rfc3339(l.created)),
+        pulled_at: memory
+            .pulled_at
+            .clone()
+            .or_else(|| keep(|p| p.pulled_at.clone())),
+        last_checked_at: memory
+            .checked_at
+            .clone()
+            .or_else(|| keep(|p| p.last_checked_at.clone())),
+        remote_digest: memory
+            .remote_digest
+            .clone()
+            .or_else(|| keep(|p| p.remote_digest.clone())),
+        used_by: used.len(),
+        used_by_apps: used,
+        pull: memory
+            .pull
+            .clone()
+            .or_else(|| previous.and_then(|p| p.pull.clone())),
+        message: (!message.is_empty()).then_some(message),
+    }
+}
+
+fn condition_of(
+    previous: Option<&ImageStatus>,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let since = previous
+        .and_then(|p| p.conditions.iter().find(|c| c.kind == "Ready"))
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.to_string());
+    Condition {
+        kind: "Ready".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: since,
     }
 }

@@ -11,21 +11,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountType,
     PortBinding, RestartPolicy, RestartPolicyNameEnum, ThrottleDevice, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, EventsOptions, ListContainersOptions, RemoveContainerOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
+    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, RenameContainerOptions,
     StopContainerOptions,
 };
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::{
-    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ObservedLimits, Runtime,
-    RuntimeError, RuntimeEvent, RuntimeResult, labels,
+    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ImageSummary, ObservedLimits,
+    PullProgress, RegistryCredentials, Runtime, RuntimeError, RuntimeEvent, RuntimeResult, labels,
 };
 use crate::spec::validate::{Limits, Restart, Throttle};
 
@@ -36,6 +38,8 @@ pub struct Deadlines {
     pub call: Duration,
     /// Added to the stop grace period for stop and forced remove.
     pub stop_extra: Duration,
+    /// A whole pull (a pull is also cut when no progress arrives for `call`).
+    pub pull: Duration,
 }
 
 impl Default for Deadlines {
@@ -43,6 +47,7 @@ impl Default for Deadlines {
         Self {
             call: Duration::from_secs(30),
             stop_extra: Duration::from_secs(20),
+            pull: Duration::from_secs(1800),
         }
     }
 }
@@ -63,7 +68,7 @@ impl DockerRuntime {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
             // bollard's own timeout is a backstop; ours below is the real deadline.
-            .with_timeout(deadlines.call + deadlines.stop_extra + Duration::from_secs(600));
+            .with_timeout(deadlines.pull + deadlines.stop_extra + Duration::from_secs(600));
         Ok(Self {
             docker,
             negotiated: AtomicBool::new(false),
@@ -239,6 +244,26 @@ fn update_body(l: &Limits) -> ContainerUpdateBody {
     }
 }
 
+fn container_summary(c: bollard::models::ContainerSummary) -> Option<ContainerSummary> {
+    let labels: BTreeMap<String, String> = c.labels.unwrap_or_default().into_iter().collect();
+    Some(ContainerSummary {
+        id: c.id?,
+        name: c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        image: c.image.unwrap_or_default(),
+        image_id: c.image_id.unwrap_or_default(),
+        state: c
+            .state
+            .map(|s| ContainerState::parse(s.as_ref()))
+            .unwrap_or(ContainerState::Unknown),
+        labels,
+        created: c.created.unwrap_or_default(),
+    })
+}
+
 #[async_trait]
 impl Runtime for DockerRuntime {
     async fn ping(&self) -> RuntimeResult<String> {
@@ -273,29 +298,7 @@ impl Runtime for DockerRuntime {
                 self.docker.list_containers(Some(options)),
             )
             .await?;
-        Ok(list
-            .into_iter()
-            .filter_map(|c| {
-                let labels: BTreeMap<String, String> =
-                    c.labels.unwrap_or_default().into_iter().collect();
-                Some(ContainerSummary {
-                    id: c.id?,
-                    name: c
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .map(|n| n.trim_start_matches('/').to_string())
-                        .unwrap_or_default(),
-                    image: c.image.unwrap_or_default(),
-                    image_id: c.image_id.unwrap_or_default(),
-                    state: c
-                        .state
-                        .map(|s| ContainerState::parse(s.as_ref()))
-                        .unwrap_or(ContainerState::Unknown),
-                    labels,
-                    created: c.created.unwrap_or_default(),
-                })
-            })
-            .collect())
+        Ok(list.into_iter().filter_map(container_summary).collect())
     }
 
     async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails> {
@@ -309,6 +312,7 @@ impl Runtime for DockerRuntime {
         let state = c.state.unwrap_or_default();
         let host = c.host_config.unwrap_or_default();
         Ok(ContainerDetails {
+            state: state.status.map(|s| ContainerState::parse(s.as_ref())),
             exit_code: state.exit_code,
             oom_killed: state.oom_killed.unwrap_or(false),
             error: state.error.filter(|e| !e.is_empty()),
@@ -448,6 +452,149 @@ impl Runtime for DockerRuntime {
             Err(RuntimeError::NotFound(_)) => Ok(()),
             other => other,
         }
+    }
+
+    async fn rename(&self, id: &str, name: &str) -> RuntimeResult<()> {
+        let options = RenameContainerOptions {
+            name: name.to_string(),
+        };
+        self.deadline(
+            "rename container",
+            self.deadlines.call,
+            self.docker.rename_container(id, options),
+        )
+        .await
+    }
+
+    async fn images(&self) -> RuntimeResult<Vec<ImageSummary>> {
+        let list = self
+            .deadline(
+                "list images",
+                self.deadlines.call,
+                self.docker.list_images(None::<ListImagesOptions>),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageSummary {
+                id: i.id,
+                repo_tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                repo_digests: i
+                    .repo_digests
+                    .into_iter()
+                    .filter(|d| d != "<none>@<none>")
+                    .collect(),
+                size: i.size,
+                created: i.created,
+            })
+            .collect())
+    }
+
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&RegistryCredentials>,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> RuntimeResult<()> {
+        let options = CreateImageOptions {
+            from_image: Some(reference.to_string()),
+            ..Default::default()
+        };
+        let credentials = credentials.map(|c| DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            serveraddress: Some(c.server.clone()),
+            ..Default::default()
+        });
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        let idle = self.deadlines.call;
+        let whole = async {
+            // Each message must arrive within the call deadline: a stalled pull fails instead of
+            // holding its app forever.
+            loop {
+                match tokio::time::timeout(idle, stream.next()).await {
+                    Err(_) => {
+                        return Err(RuntimeError::Timeout {
+                            op: "pull image (no progress)",
+                            seconds: idle.as_secs(),
+                        });
+                    }
+                    Ok(None) => return Ok(()),
+                    Ok(Some(Err(BollardError::DockerStreamError { error }))) => {
+                        return Err(RuntimeError::Pull {
+                            reference: reference.to_string(),
+                            message: error,
+                        });
+                    }
+                    Ok(Some(Err(BollardError::DockerResponseServerError { message, .. }))) => {
+                        return Err(RuntimeError::Pull {
+                            reference: reference.to_string(),
+                            message,
+                        });
+                    }
+                    Ok(Some(Err(e))) => return Err(map_error("pull image", e)),
+                    Ok(Some(Ok(info))) => {
+                        let detail = info.progress_detail.unwrap_or_default();
+                        progress(PullProgress {
+                            layer: info.id,
+                            status: info.status.unwrap_or_default(),
+                            current: detail.current,
+                            total: detail.total,
+                        });
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(self.deadlines.pull, whole).await {
+            Ok(result) => result,
+            Err(_) => Err(RuntimeError::Timeout {
+                op: "pull image",
+                seconds: self.deadlines.pull.as_secs(),
+            }),
+        }
+    }
+
+    async fn remove_image(&self, image: &str, force: bool) -> RuntimeResult<()> {
+        let options = RemoveImageOptions {
+            force,
+            noprune: false,
+            platforms: None,
+        };
+        self.deadline(
+            "remove image",
+            self.deadlines.call,
+            self.docker.remove_image(image, Some(options), None),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn containers_using(&self, image_id: &str) -> RuntimeResult<Vec<ContainerSummary>> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "ancestor".to_string(),
+                vec![image_id.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let list = self
+            .deadline(
+                "list containers",
+                self.deadlines.call,
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        // `ancestor` also matches images built on top of this one; keep direct users.
+        Ok(list
+            .into_iter()
+            .filter_map(container_summary)
+            .filter(|c| c.image_id == image_id)
+            .collect())
     }
 
     fn events(&self, instance: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {

@@ -13,15 +13,18 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
 use super::{
-    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ObservedLimits, Runtime,
-    RuntimeError, RuntimeEvent, RuntimeResult, labels,
+    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ImageSummary, ObservedLimits,
+    PullProgress, RegistryCredentials, Runtime, RuntimeError, RuntimeEvent, RuntimeResult, labels,
 };
+use crate::spec::image::canonical_reference;
 use crate::spec::validate::Limits;
 
 #[derive(Default)]
 struct State {
     containers: BTreeMap<String, (ContainerSummary, ContainerDetails)>,
     volumes: BTreeSet<String>,
+    /// By canonical reference.
+    images: BTreeMap<String, ImageSummary>,
     calls: Vec<String>,
     next_id: u64,
     failures: Vec<(String, RuntimeError)>,
@@ -80,6 +83,23 @@ impl FakeRuntime {
     /// Makes every call fail as if the engine were gone (or back).
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
+    }
+
+    /// Puts an image in the engine as if it had been pulled or loaded; returns its id.
+    pub fn add_image(&self, reference: &str) -> String {
+        let canonical = canonical_reference(reference).unwrap_or_else(|_| reference.to_string());
+        let mut s = self.lock();
+        s.next_id += 1;
+        let id = format!("sha256:{:064x}", s.next_id);
+        s.images.insert(
+            canonical,
+            ImageSummary {
+                id: id.clone(),
+                repo_tags: vec![reference.to_string()],
+                ..ImageSummary::default()
+            },
+        );
+        id
     }
 
     /// Simulates `docker stop`/`docker kill` behind wharf's back.
@@ -171,7 +191,12 @@ impl Runtime for FakeRuntime {
 
     async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails> {
         self.enter("inspect", id).await?;
-        self.with(id, |_, d| Ok(d.clone()))
+        self.with(id, |s, d| {
+            Ok(ContainerDetails {
+                state: Some(s.state),
+                ..d.clone()
+            })
+        })
     }
 
     async fn ensure_volume(&self, name: &str, _: &BTreeMap<String, String>) -> RuntimeResult<()> {
@@ -189,6 +214,13 @@ impl Runtime for FakeRuntime {
                 spec.name
             )));
         }
+        let image_id = canonical_reference(&spec.config.image)
+            .ok()
+            .and_then(|r| s.images.get(&r))
+            .map(|i| i.id.clone())
+            .ok_or_else(|| {
+                RuntimeError::NotFound(format!("No such image: {}", spec.config.image))
+            })?;
         s.next_id += 1;
         let id = format!("c{:04}", s.next_id);
         s.containers.insert(
@@ -198,7 +230,7 @@ impl Runtime for FakeRuntime {
                     id: id.clone(),
                     name: spec.name.clone(),
                     image: spec.config.image.clone(),
-                    image_id: format!("sha256:{}", spec.config.image),
+                    image_id,
                     state: ContainerState::Created,
                     labels: spec.labels.clone(),
                     created: 0,
@@ -273,6 +305,77 @@ impl Runtime for FakeRuntime {
                 Ok(())
             }
         }
+    }
+
+    async fn rename(&self, id: &str, name: &str) -> RuntimeResult<()> {
+        self.enter("rename", id).await?;
+        let mut s = self.lock();
+        if s.containers
+            .iter()
+            .any(|(i, (c, _))| c.name == name && i != id)
+        {
+            return Err(RuntimeError::Conflict(format!(
+                "name {name} is already in use"
+            )));
+        }
+        match s.containers.get_mut(id) {
+            Some((c, _)) => {
+                c.name = name.to_string();
+                Ok(())
+            }
+            None => Err(RuntimeError::NotFound(format!("No such container: {id}"))),
+        }
+    }
+
+    async fn images(&self) -> RuntimeResult<Vec<ImageSummary>> {
+        self.enter("images", "").await?;
+        Ok(self.lock().images.values().cloned().collect())
+    }
+
+    async fn pull(
+        &self,
+        reference: &str,
+        _credentials: Option<&RegistryCredentials>,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> RuntimeResult<()> {
+        self.enter("pull", reference).await?;
+        progress(PullProgress {
+            layer: None,
+            status: format!("Pulling from {reference}"),
+            ..PullProgress::default()
+        });
+        let canonical = canonical_reference(reference).map_err(|message| RuntimeError::Pull {
+            reference: reference.to_string(),
+            message,
+        })?;
+        if !self.lock().images.contains_key(&canonical) {
+            self.add_image(reference);
+        }
+        Ok(())
+    }
+
+    async fn remove_image(&self, image: &str, _force: bool) -> RuntimeResult<()> {
+        self.enter("remove-image", image).await?;
+        let mut s = self.lock();
+        let before = s.images.len();
+        let canonical = canonical_reference(image).ok();
+        s.images
+            .retain(|r, i| i.id != image && canonical.as_ref() != Some(r));
+        if s.images.len() == before {
+            return Err(RuntimeError::NotFound(format!("No such image: {image}")));
+        }
+        Ok(())
+    }
+
+    async fn containers_using(&self, image_id: &str) -> RuntimeResult<Vec<ContainerSummary>> {
+        self.enter("containers-using", image_id).await?;
+        Ok(self
+            .lock()
+            .containers
+            .values()
+            .filter(|(c, _)| c.image_id == image_id)
+            .map(|(c, _)| c.clone())
+            .collect())
     }
 
     fn events(&self, _: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {

@@ -74,6 +74,8 @@ pub struct ContainerSummary {
 /// What an inspect adds to the summary: exit details and the limits in force.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ContainerDetails {
+    /// The state at the time of the inspect.
+    pub state: Option<ContainerState>,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
     pub error: Option<String>,
@@ -104,6 +106,45 @@ pub struct CreateSpec {
     pub volume_names: BTreeMap<String, String>,
 }
 
+/// One image in the engine.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageSummary {
+    pub id: String,
+    /// `name:tag` as Docker lists them (`busybox:1.36`, `127.0.0.1:5000/team/app:2`).
+    pub repo_tags: Vec<String>,
+    /// `name@sha256:…`: the registry manifest digests the image was pulled or pushed by.
+    pub repo_digests: Vec<String>,
+    pub size: i64,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// Registry credentials for one pull (never logged).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryCredentials {
+    pub username: String,
+    pub password: String,
+    /// The registry host (`127.0.0.1:5000`, `docker.io`).
+    pub server: String,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RegistryCredentials({}@{})", self.username, self.server)
+    }
+}
+
+/// One progress message of a pull.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PullProgress {
+    /// The layer the message is about, if any.
+    pub layer: Option<String>,
+    /// Docker's words: "Downloading", "Extracting", "Pull complete", ...
+    pub status: String,
+    pub current: Option<i64>,
+    pub total: Option<i64>,
+}
+
 /// A container event (start, die, destroy, ...).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuntimeEvent {
@@ -121,6 +162,9 @@ pub enum RuntimeError {
     Timeout { op: &'static str, seconds: u64 },
     #[error("Docker Engine unavailable: {0}")]
     Unavailable(String),
+    /// A pull failed: the registry's or the engine's message.
+    #[error("pulling {reference} failed: {message}")]
+    Pull { reference: String, message: String },
     #[error("Docker Engine refused `{op}` ({status}): {message}")]
     Engine {
         op: &'static str,
@@ -137,6 +181,7 @@ impl RuntimeError {
             RuntimeError::Conflict(_) => "Conflict",
             RuntimeError::Timeout { .. } => "DockerTimeout",
             RuntimeError::Unavailable(_) => "DockerUnavailable",
+            RuntimeError::Pull { .. } => "ImagePullBackOff",
             RuntimeError::Engine { .. } => "DockerError",
         }
     }
@@ -170,6 +215,23 @@ pub trait Runtime: Send + Sync + 'static {
     async fn update(&self, id: &str, limits: &Limits) -> RuntimeResult<()>;
     /// Removes a container (force: kill it first if running).
     async fn remove(&self, id: &str, force: bool) -> RuntimeResult<()>;
+    /// Gives a container a new name.
+    async fn rename(&self, id: &str, name: &str) -> RuntimeResult<()>;
+    /// Every image in the engine (top-level, not intermediate layers).
+    async fn images(&self) -> RuntimeResult<Vec<ImageSummary>>;
+    /// Pulls `reference` (which names a tag or a digest), reporting each progress message.
+    /// A pull that makes no progress for the call deadline, or exceeds the pull deadline, fails
+    /// with `Timeout`.
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&RegistryCredentials>,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> RuntimeResult<()>;
+    /// Removes an image by id or reference (force: untag it even if containers use it).
+    async fn remove_image(&self, image: &str, force: bool) -> RuntimeResult<()>;
+    /// Every container on the engine, whoever owns it, created from the image `image_id`.
+    async fn containers_using(&self, image_id: &str) -> RuntimeResult<Vec<ContainerSummary>>;
     /// Container events for this instance's containers. The stream ends or errors when the
     /// connection to the engine is lost; callers re-subscribe.
     fn events(&self, instance: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>>;

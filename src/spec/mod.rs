@@ -58,6 +58,9 @@ impl fmt::Display for Kind {
 }
 
 /// A document of any kind wharf knows.
+// A bundle holds a handful of documents for the length of one request; boxing would only add
+// indirection to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Document {
     App(AppDocument),
@@ -99,6 +102,7 @@ impl Document {
 }
 
 /// A validated object of any kind.
+#[allow(clippy::large_enum_variant)] // as for `Document`
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     App(AppSpec),

@@ -10,6 +10,8 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 use wharf::http::{ApiState, router, token_digest};
+use wharf::images::ImageService;
+use wharf::images::registry::RegistryClient;
 use wharf::reconcile::Health;
 use wharf::runtime::fake::FakeRuntime;
 use wharf::store::Store;
@@ -24,9 +26,15 @@ struct Api {
 async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let runtime: Arc<FakeRuntime> = Arc::new(FakeRuntime::default());
+    let images = ImageService::new(
+        runtime.clone(),
+        RegistryClient::new(Vec::new(), std::time::Duration::from_secs(5)),
+    );
     let state = ApiState {
         store,
-        runtime: Arc::new(FakeRuntime::default()),
+        runtime,
+        images: Arc::new(images),
         wake: Arc::new(Notify::new()),
         token_sha256: token_digest(TOKEN),
         health: watch::channel(Health::default()).1,
@@ -330,7 +338,15 @@ async fn dry_run_returns_a_plan_and_a_diff_and_stores_nothing() {
         .iter()
         .map(|s| s["action"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["Created", "Started"]);
+    // The fake engine has no busybox yet, so the plan pulls it first.
+    assert_eq!(steps, ["Pulled", "Created", "Started"]);
+    assert!(
+        item["plan"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not in the engine"),
+        "{item}"
+    );
     assert!(
         item["diff"].as_str().unwrap().contains("+  image: busybox"),
         "{item}"

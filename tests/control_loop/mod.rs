@@ -24,6 +24,7 @@ async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
     let fake = Arc::new(FakeRuntime::default());
+    fake.add_image("busybox");
     let config = ControllerConfig {
         instance: "loop".into(),
         resync: Duration::from_millis(200),

@@ -1,0 +1,384 @@
+//! Images: pulls (one at a time per reference, with live per-layer progress), registry digest
+//! checks (with a back-off for registries that rate-limit), registry credentials, and what wharf
+//! remembers about each image between passes.
+//!
+//! The loop decides when to pull or check (the planner); this module only does it and records
+//! the result. The API reads the live pull progress from here, so a client sees a pull move
+//! while it happens. Credentials are read from their file or variable at the moment of use and
+//! never kept.
+
+pub mod registry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oci_client::Reference;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::runtime::{ImageSummary, PullProgress, RegistryCredentials, Runtime, RuntimeError};
+use crate::spec::image::{CredentialsRef, canonical_reference};
+use crate::spec::validate::is_image_id;
+use crate::store::now_rfc3339;
+use registry::{RegistryClient, RegistryError};
+
+/// Progress of one layer of a pull.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerProgress {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+}
+
+/// The last (or current) pull of an image.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullState {
+    /// `Pulling`, `Pulled` or `Failed`.
+    pub state: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layers: BTreeMap<String, LayerProgress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What wharf remembers about one image reference (in memory; the Image status keeps the
+/// times across restarts).
+#[derive(Clone, Debug, Default)]
+pub struct ImageMemory {
+    pub pulled_at: Option<String>,
+    pub pull: Option<PullState>,
+    pub checked_at: Option<String>,
+    pub checked: Option<Instant>,
+    pub remote_digest: Option<String>,
+    pub check_error: Option<RegistryError>,
+    /// A rate-limited registry is not asked again before this.
+    pub check_hold_until: Option<Instant>,
+    rate_limit_backoff: Option<Duration>,
+}
+
+/// The result of checking one image against its registry.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckOutcome {
+    pub remote_digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_digest: Option<String>,
+    pub changed: bool,
+}
+
+pub struct ImageService {
+    runtime: Arc<dyn Runtime>,
+    registry: RegistryClient,
+    memory: Mutex<HashMap<String, ImageMemory>>,
+    /// One pull at a time per reference; a second caller waits and then finds it done.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+const RATE_LIMIT_FIRST: Duration = Duration::from_secs(60);
+const RATE_LIMIT_MAX: Duration = Duration::from_secs(3600);
+
+impl ImageService {
+    pub fn new(runtime: Arc<dyn Runtime>, registry: RegistryClient) -> Self {
+        Self {
+            runtime,
+            registry,
+            memory: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ImageMemory>> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, reference: &str, f: impl FnOnce(&mut ImageMemory)) {
+        f(self.lock().entry(reference.to_string()).or_default());
+    }
+
+    /// What is remembered about `reference` (canonical form).
+    pub fn memory(&self, reference: &str) -> ImageMemory {
+        self.lock().get(reference).cloned().unwrap_or_default()
+    }
+
+    /// Pulls `reference` (canonical form) and records progress and result.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&CredentialsRef>,
+    ) -> Result<(), RuntimeError> {
+        let gate = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(reference.to_string()).or_default())
+        };
+        let _one_at_a_time = gate.lock().await;
+        let credentials = credentials
+            .map(|c| resolve_credentials(c, reference))
+            .transpose()
+            .map_err(|message| RuntimeError::Pull {
+                reference: reference.to_string(),
+                message,
+            })?;
+        self.update(reference, |m| {
+            m.pull = Some(PullState {
+                state: "Pulling".into(),
+                started_at: now_rfc3339(),
+                ..PullState::default()
+            })
+        });
+        let progress = |p: PullProgress| {
+            let Some(layer) = p.layer else { return };
+            // Docker reports the tag itself as a "layer" in its first message.
+            if p.status.starts_with("Pulling from") {
+                return;
+            }
+            self.update(reference, |m| {
+                if let Some(pull) = &mut m.pull {
+                    pull.layers.insert(
+                        layer,
+                        LayerProgress {
+                            status: p.status,
+                            current: p.current,
+                            total: p.total,
+                        },
+                    );
+                }
+            });
+        };
+        let result = self
+            .runtime
+            .pull(reference, credentials.as_ref(), &progress)
+            .await;
+        let now = now_rfc3339();
+        self.update(reference, |m| {
+            if let Some(pull) = &mut m.pull {
+                pull.finished_at = Some(now.clone());
+                match &result {
+                    Ok(()) => pull.state = "Pulled".into(),
+                    Err(e) => {
+                        pull.state = "Failed".into();
+                        pull.message = Some(e.to_string());
+                    }
+                }
+            }
+            if result.is_ok() {
+                m.pulled_at = Some(now);
+                // The pull is the freshest word on the digest; the next check asks again.
+                m.remote_digest = None;
+            }
+        });
+        result
+    }
+
+    /// Asks the registry for the digest `reference` (canonical form) has now, unless the
+    /// registry is being backed off after a 429.
+    pub async fn check(
+        &self,
+        reference: &str,
+        credentials: Option<&CredentialsRef>,
+    ) -> Result<String, RegistryError> {
+        let now = Instant::now();
+        if let Some(until) = self.memory(reference).check_hold_until.filter(|t| *t > now) {
+            return Err(RegistryError::RateLimited(format!(
+                "backing off; next check in {}s",
+                (until - now).as_secs()
+            )));
+        }
+        let credentials = credentials
+            .map(|c| resolve_credentials(c, reference))
+            .transpose()
+            .map_err(RegistryError::Unauthorized)?;
+        let result = self.registry.digest(reference, credentials.as_ref()).await;
+        self.update(reference, |m| {
+            m.checked = Some(Instant::now());
+            m.checked_at = Some(now_rfc3339());
+            match &result {
+                Ok(digest) => {
+                    m.remote_digest = Some(digest.clone());
+                    m.check_error = None;
+                    m.rate_limit_backoff = None;
+                    m.check_hold_until = None;
+                }
+                Err(e) => {
+                    m.check_error = Some(e.clone());
+                    if matches!(e, RegistryError::RateLimited(_)) {
+                        let wait = m
+                            .rate_limit_backoff
+                            .map_or(RATE_LIMIT_FIRST, |d| (d * 2).min(RATE_LIMIT_MAX));
+                        m.rate_limit_backoff = Some(wait);
+                        m.check_hold_until = Some(Instant::now() + wait);
+                    }
+                }
+            }
+        });
+        result
+    }
+
+    /// Checks `reference` against the engine's copy: changed when the registry serves a digest
+    /// the local image was not pulled by (or there is no local image).
+    pub async fn check_against(
+        &self,
+        reference: &str,
+        credentials: Option<&CredentialsRef>,
+        local: &[ImageSummary],
+    ) -> Result<CheckOutcome, RegistryError> {
+        let remote = self.check(reference, credentials).await?;
+        let found = find_local(local, reference);
+        let local_digest = found.and_then(|i| repo_digest(i, reference));
+        let changed = match found {
+            None => true,
+            Some(i) => !has_digest(i, reference, &remote),
+        };
+        Ok(CheckOutcome {
+            remote_digest: remote,
+            local_digest,
+            changed,
+        })
+    }
+}
+
+/// Reads registry credentials (`USERNAME:PASSWORD`) from where `credentials` points.
+pub fn resolve_credentials(
+    credentials: &CredentialsRef,
+    reference: &str,
+) -> Result<RegistryCredentials, String> {
+    let (text, source) = match (&credentials.secret_file, &credentials.secret_env) {
+        (Some(path), _) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the credentials file {path}: {e}"))?,
+            format!("the credentials file {path}"),
+        ),
+        (None, Some(name)) => (
+            std::env::var(name)
+                .map_err(|_| format!("the environment variable {name} is not set for wharf"))?,
+            format!("the environment variable {name}"),
+        ),
+        (None, None) => return Err("credentials name neither a file nor a variable".into()),
+    };
+    let (username, password) = text
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| format!("{source} must hold USERNAME:PASSWORD"))?;
+    let registry = Reference::try_from(reference)
+        .map(|r| r.registry().to_string())
+        .unwrap_or_default();
+    Ok(RegistryCredentials {
+        username: username.to_string(),
+        password: password.to_string(),
+        server: if registry == "docker.io" {
+            "https://index.docker.io/v1/".into()
+        } else {
+            registry
+        },
+    })
+}
+
+/// The canonical form of a name Docker lists (`busybox:1.36`), if it parses.
+fn canonical(name: &str) -> Option<String> {
+    canonical_reference(name).ok()
+}
+
+/// The engine's image that `reference` (canonical form, or an image id) resolves to.
+pub fn find_local<'a>(images: &'a [ImageSummary], reference: &str) -> Option<&'a ImageSummary> {
+    if is_image_id(reference) {
+        return images.iter().find(|i| i.id == reference);
+    }
+    images.iter().find(|i| {
+        i.repo_tags
+            .iter()
+            .chain(i.repo_digests.iter())
+            .any(|t| canonical(t).as_deref() == Some(reference))
+    })
+}
+
+/// The repository part of a canonical reference (`docker.io/library/busybox`).
+fn repository(reference: &str) -> Option<String> {
+    let r = Reference::try_from(reference).ok()?;
+    Some(format!("{}/{}", r.registry(), r.repository()))
+}
+
+/// The registry digest the image has for the repository of `reference`, if it was pulled or
+/// pushed by digest there.
+pub fn repo_digest(image: &ImageSummary, reference: &str) -> Option<String> {
+    let repo = repository(reference)?;
+    image.repo_digests.iter().find_map(|d| {
+        let (name, digest) = d.split_once('@')?;
+        (repository(name).as_deref() == Some(repo.as_str())).then(|| digest.to_string())
+    })
+}
+
+/// Was `image` pulled (or pushed) as `digest` in the repository of `reference`?
+pub fn has_digest(image: &ImageSummary, reference: &str, digest: &str) -> bool {
+    let Some(repo) = repository(reference) else {
+        return false;
+    };
+    image.repo_digests.iter().any(|d| {
+        d.split_once('@')
+            .is_some_and(|(name, dg)| dg == digest && repository(name).as_deref() == Some(&repo))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(tags: &[&str], digests: &[&str]) -> ImageSummary {
+        ImageSummary {
+            id: "sha256:1".into(),
+            repo_tags: tags.iter().map(|s| s.to_string()).collect(),
+            repo_digests: digests.iter().map(|s| s.to_string()).collect(),
+            ..ImageSummary::default()
+        }
+    }
+
+    #[test]
+    fn local_images_match_the_way_docker_names_them() {
+        let images = [image(
+            &["busybox:1.36", "127.0.0.1:5000/team/app:2"],
+            &["busybox@sha256:aa"],
+        )];
+        assert!(find_local(&images, "docker.io/library/busybox:1.36").is_some());
+        assert!(find_local(&images, "docker.io/library/busybox:latest").is_none());
+        assert!(find_local(&images, "127.0.0.1:5000/team/app:2").is_some());
+        assert!(find_local(&images, "sha256:1").is_none(), "not a full id");
+        assert_eq!(
+            repo_digest(&images[0], "docker.io/library/busybox:1.36").as_deref(),
+            Some("sha256:aa")
+        );
+        assert_eq!(repo_digest(&images[0], "127.0.0.1:5000/team/app:2"), None);
+        assert!(has_digest(
+            &images[0],
+            "docker.io/library/busybox:1.36",
+            "sha256:aa"
+        ));
+    }
+
+    #[test]
+    fn credentials_come_from_a_file_or_a_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth");
+        std::fs::write(&path, "ci:s3cret\n").unwrap();
+        let file = CredentialsRef {
+            secret_file: Some(path.display().to_string()),
+            secret_env: None,
+        };
+        let c = resolve_credentials(&file, "127.0.0.1:5001/team/app:1").unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str(), c.server.as_str()),
+            ("ci", "s3cret", "127.0.0.1:5001")
+        );
+        let env = CredentialsRef {
+            secret_file: None,
+            secret_env: Some("WHARF_TEST_SURELY_UNSET".into()),
+        };
+        let e = resolve_credentials(&env, "x").unwrap_err();
+        assert!(e.contains("WHARF_TEST_SURELY_UNSET is not set"), "{e}");
+    }
+}

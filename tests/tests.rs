@@ -1,6 +1,8 @@
 //! wharf's integration tests, one binary with named modules.
 //!
 //! - `apps`: apps reconciled against the real Docker Engine (needs dockerd and busybox-static).
+//! - `images`: Images against the real engine and a real registry (Debian's docker-registry):
+//!   pull policies, backoff, update-all and rollouts, credentials, delete in use, rollback.
 //! - `cli`: the `wharf` binary: validate, apply --wait, get, diff, delete.
 //! - `api`: the REST API through `router(state)` (no socket): auth, 409, 413, 422, selectors.
 //! - `control_loop`: the loop against the recording fake runtime: outages, wedged calls.
@@ -13,3 +15,4 @@ mod apps;
 mod artifacts;
 mod cli;
 mod control_loop;
+mod images;

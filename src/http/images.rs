@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
 use crate::images::find_local;
-use crate::reconcile::status::{unix_rfc3339, users};
 use crate::reconcile::plan::ObservedContainer;
+use crate::reconcile::status::{unix_rfc3339, users};
 use crate::runtime::{RuntimeError, labels};
 use crate::spec::validate::{AppKey, check_name};
 use crate::spec::{ImageSpec, Kind, validate_image};
@@ -175,8 +175,16 @@ pub async fn pull(
         .pull(&spec.canonical, spec.credentials.as_ref())
         .await;
     let outcome = match &result {
-        Ok(()) => ("Normal", "Pulled", format!("pulled {} on request", spec.reference)),
-        Err(e) => ("Warning", e.reason(), format!("pull on request failed: {e}")),
+        Ok(()) => (
+            "Normal",
+            "Pulled",
+            format!("pulled {} on request", spec.reference),
+        ),
+        Err(e) => (
+            "Warning",
+            e.reason(),
+            format!("pull on request failed: {e}"),
+        ),
     };
     if let Err(e) = state
         .store

@@ -269,6 +269,7 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
                     hold_until: None,
                     repairs: 0,
                     had_container: false,
+                    rolled_back: None,
                 },
             );
         }

@@ -19,9 +19,10 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::execute::execute;
+use super::execute::{ExecError, execute};
 use super::plan::{
-    Action, AppPlan, Desired, DesiredApp, DesiredImage, Observed, ObservedContainer, plan,
+    Action, AppPlan, Desired, DesiredApp, DesiredImage, Observed, ObservedContainer, RolledBack,
+    plan,
 };
 use super::status::{self, AppStatus, Failure, ImageStatus};
 use crate::images::registry::RegistryClient;
@@ -107,6 +108,8 @@ struct AppMemory {
     failure: Option<Failure>,
     /// Images: the generation a pull was last made for.
     pulled_generation: Option<i64>,
+    /// Apps: a replacement at this generation rolled back.
+    rolled_back: Option<RolledBack>,
 }
 
 impl AppMemory {
@@ -119,6 +122,7 @@ impl AppMemory {
             last_repair: None,
             failure: None,
             pulled_generation: None,
+            rolled_back: None,
         }
     }
 
@@ -504,6 +508,7 @@ impl Controller {
                     deleting: record.is_terminating(),
                     hold_until: memory.hold_until.filter(|t| *t > now),
                     repairs: memory.repairs,
+                    rolled_back: memory.rolled_back.clone(),
                     had_container: record
                         .status
                         .as_ref()
@@ -674,6 +679,14 @@ impl Controller {
             {
                 match execution.error() {
                     Some((step, e)) => {
+                        if let (ExecError::RolledBack(message), Action::Replace { image_id, .. }) =
+                            (e, &step.action)
+                        {
+                            memory.rolled_back = Some(RolledBack {
+                                image_id: image_id.clone(),
+                                message: message.clone(),
+                            });
+                        }
                         memory.failure = Some(Failure {
                             generation: memory.generation,
                             reason: e.reason().to_string(),

@@ -244,6 +244,7 @@ async fn run_step(
             create,
             start,
             grace_seconds,
+            ..
         } => {
             let id = replace(runtime, old, *old_running, create, *start, *grace_seconds).await?;
             let detail = format!("container {} replaced {}", short(&id), short(old));

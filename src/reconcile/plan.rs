@@ -33,6 +33,16 @@ pub struct DesiredApp {
     pub repairs: u32,
     /// The app had a container before (its status names one): a missing one vanished.
     pub had_container: bool,
+    /// A replacement at this generation failed and was rolled back: not tried again for the
+    /// same image until the spec changes.
+    pub rolled_back: Option<RolledBack>,
+}
+
+/// A failed replacement: the image it would have run, and what went wrong.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolledBack {
+    pub image_id: Option<String>,
+    pub message: String,
 }
 
 /// One Image object as the store holds it, with what the loop knows about it.
@@ -145,6 +155,8 @@ pub enum Action {
         create: Box<CreateSpec>,
         start: bool,
         grace_seconds: Option<u64>,
+        /// The engine's image the new container runs, when known (for the rollback record).
+        image_id: Option<String>,
     },
     /// Pulls an image (canonical reference).
     Pull {
@@ -781,6 +793,19 @@ fn replace(
     reason: String,
     plan: &mut AppPlan,
 ) {
+    let image_id = canonical_reference(&app.spec.container.image)
+        .ok()
+        .and_then(|r| find_local(&observed.images, &r))
+        .map(|i| i.id.clone());
+    if let Some(failed) = &app.rolled_back
+        && failed.image_id == image_id
+    {
+        plan.waiting = Some(format!(
+            "{reason}; the last attempt rolled back ({}); change the spec, or the image, to try again",
+            failed.message
+        ));
+        return;
+    }
     let (steps, spec) = match prepare(desired, observed, app) {
         Ok(p) => p,
         Err(why) => {
@@ -799,6 +824,7 @@ fn replace(
             create: Box::new(spec),
             start: app.spec.state != DesiredState::Stopped,
             grace_seconds: app.spec.container.stop_grace_seconds,
+            image_id,
         },
         reason,
     });
@@ -925,6 +951,7 @@ mod tests {
             hold_until: None,
             repairs: 0,
             had_container: false,
+            rolled_back: None,
         };
         Desired {
             instance: "test".into(),

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;

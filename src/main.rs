@@ -84,10 +84,10 @@ enum Command {
         #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
-    /// List apps, or show one.
+    /// List apps or images, or show one.
     Get {
-        /// Resource type: apps.
-        #[arg(value_parser = ["apps", "app"])]
+        /// Resource type: apps or images.
+        #[arg(value_parser = ["apps", "app", "images", "image"])]
         resource: String,
         name: Option<String>,
         #[arg(short, long)]
@@ -126,6 +126,11 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Pull an Image now, or check every declared image for updates.
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
     /// Print the JSON Schema of one kind (app, image), or write every schema to a directory.
     Schema {
         #[arg(value_enum, default_value = "app")]
@@ -133,6 +138,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Pull a declared Image now (whatever its pull policy), showing each layer.
+    Pull { name: String },
+    /// Check every declared image's registry digest (one manifest HEAD each) and pull the
+    /// changed ones; the apps using them are then replaced one at a time.
+    UpdateAll,
 }
 
 async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
@@ -197,6 +211,18 @@ async fn client_command(args: &Args) -> cli::CliResult {
             timeout,
         } => cli::apply(&client()?, files, *dry_run, *wait, *timeout).await,
         Command::Diff { files } => cli::diff(&client()?, files).await,
+        Command::Get {
+            resource,
+            name,
+            output,
+            ..
+        } if resource.starts_with("image") => {
+            cli::images::get(&client()?, name.as_deref(), *output).await
+        }
+        Command::Images { command } => match command {
+            ImagesCommand::Pull { name } => cli::images::pull(&client()?, name).await,
+            ImagesCommand::UpdateAll => cli::images::update_all(&client()?).await,
+        },
         Command::Get {
             name,
             namespace,

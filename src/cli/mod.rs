@@ -3,6 +3,8 @@
 //! Files are parsed and validated locally first (so errors name file, line and field), then sent
 //! to the server as JSON. Exit codes are part of the contract (see `Exit`).
 
+pub mod images;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -269,9 +271,8 @@ pub async fn apply(
     for item in &items {
         let suffix = if dry_run { " (dry run)" } else { "" };
         println!(
-            "app/{}/{} {}{suffix}",
-            item["namespace"].as_str().unwrap_or(""),
-            item["name"].as_str().unwrap_or(""),
+            "{} {}{suffix}",
+            item_label(item),
             item["result"].as_str().unwrap_or("")
         );
         if dry_run {
@@ -279,19 +280,75 @@ pub async fn apply(
         }
     }
     if wait && !dry_run {
-        let targets: Vec<(String, String, i64)> = items
+        let targets: Vec<Target> = items
             .iter()
-            .map(|i| {
-                (
-                    i["namespace"].as_str().unwrap_or("").to_string(),
-                    i["name"].as_str().unwrap_or("").to_string(),
-                    i["generation"].as_i64().unwrap_or(0),
-                )
+            .map(|i| Target {
+                image: i["kind"] == "Image",
+                namespace: i["namespace"].as_str().unwrap_or("").to_string(),
+                name: i["name"].as_str().unwrap_or("").to_string(),
+                generation: i["generation"].as_i64().unwrap_or(0),
             })
             .collect();
         return wait_ready(client, &targets, timeout).await;
     }
     Ok(Exit::Ok)
+}
+
+/// `app/NAMESPACE/NAME` or `image/NAME` for an apply or diff result.
+fn item_label(item: &Value) -> String {
+    let name = item["name"].as_str().unwrap_or("");
+    match item["kind"].as_str() {
+        Some("Image") => format!("image/{name}"),
+        _ => format!("app/{}/{name}", item["namespace"].as_str().unwrap_or("")),
+    }
+}
+
+/// An object `apply --wait` waits for.
+struct Target {
+    image: bool,
+    namespace: String,
+    name: String,
+    generation: i64,
+}
+
+impl Target {
+    fn label(&self) -> String {
+        if self.image {
+            format!("image/{}", self.name)
+        } else {
+            format!("{}/{}", self.namespace, self.name)
+        }
+    }
+
+    fn path(&self) -> String {
+        if self.image {
+            format!("/images/{}", self.name)
+        } else {
+            format!("/namespaces/{}/apps/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// Whether an Image document is present at `generation`, and a line describing it.
+fn image_progress(doc: &Value, generation: i64) -> (bool, String) {
+    let phase = doc
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending");
+    let observed = doc
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
+    let condition = doc.pointer("/status/conditions/0");
+    let reason = condition.and_then(|c| c["reason"].as_str()).unwrap_or("");
+    let message = condition
+        .and_then(|c| c["message"].as_str())
+        .filter(|m| !m.is_empty());
+    let ready = phase == "Present" && observed.is_some_and(|g| g >= generation);
+    let line = match message {
+        Some(m) => format!("{phase} ({reason}: {m})"),
+        None => format!("{phase} ({reason})"),
+    };
+    (ready, line)
 }
 
 fn print_plan(item: &Value) {
@@ -307,35 +364,43 @@ fn print_plan(item: &Value) {
     }
 }
 
-/// Polls until every app is Ready at its generation, printing changes.
-async fn wait_ready(
-    client: &Client,
-    targets: &[(String, String, i64)],
-    timeout: Duration,
-) -> CliResult {
+/// Polls until every app is Ready and every Image present at its generation, printing changes
+/// and drawing the layers of pulls in progress.
+async fn wait_ready(client: &Client, targets: &[Target], timeout: Duration) -> CliResult {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last: BTreeMap<String, String> = BTreeMap::new();
+    let mut bars = images::PullBars::default();
     loop {
         let mut pending = Vec::new();
-        for (ns, name, generation) in targets {
-            let label = format!("{ns}/{name}");
-            let doc = client.get(&format!("/namespaces/{ns}/apps/{name}")).await?;
-            let status: Option<AppStatus> = doc
-                .get("status")
-                .cloned()
-                .and_then(|s| serde_json::from_value(s).ok());
-            let ready = status.as_ref().is_some_and(|s| s.is_ready_at(*generation));
-            let line = match &status {
-                None => "Pending (not reconciled yet)".to_string(),
-                Some(s) => {
-                    let cond = s.condition("Ready");
-                    let reason = cond.map(|c| c.reason.as_str()).unwrap_or("");
-                    let message = cond.map(|c| c.message.as_str()).filter(|m| !m.is_empty());
-                    match message {
-                        Some(m) => format!("{:?} ({reason}: {m})", s.phase),
-                        None => format!("{:?} ({reason})", s.phase),
+        for target in targets {
+            let label = target.label();
+            let doc = client.get(&target.path()).await?;
+            if doc.pointer("/status/pull/state").and_then(Value::as_str) == Some("Pulling") {
+                bars.update(&target.name, &doc["status"]["pull"]);
+            }
+            let (ready, line) = if target.image {
+                image_progress(&doc, target.generation)
+            } else {
+                let status: Option<AppStatus> = doc
+                    .get("status")
+                    .cloned()
+                    .and_then(|s| serde_json::from_value(s).ok());
+                let ready = status
+                    .as_ref()
+                    .is_some_and(|s| s.is_ready_at(target.generation));
+                let line = match &status {
+                    None => "Pending (not reconciled yet)".to_string(),
+                    Some(s) => {
+                        let cond = s.condition("Ready");
+                        let reason = cond.map(|c| c.reason.as_str()).unwrap_or("");
+                        let message = cond.map(|c| c.message.as_str()).filter(|m| !m.is_empty());
+                        match message {
+                            Some(m) => format!("{:?} ({reason}: {m})", s.phase),
+                            None => format!("{:?} ({reason})", s.phase),
+                        }
                     }
-                }
+                };
+                (ready, line)
             };
             if last.get(&label) != Some(&line) {
                 println!("{label}: {line}{}", if ready { " ✓" } else { "" });
@@ -346,10 +411,17 @@ async fn wait_ready(
             }
         }
         if pending.is_empty() {
-            println!("all {} app(s) ready", targets.len());
+            bars.finish();
+            let what = if targets.iter().any(|t| t.image) {
+                "object(s)"
+            } else {
+                "app(s)"
+            };
+            println!("all {} {what} ready", targets.len());
             return Ok(Exit::Ok);
         }
         if tokio::time::Instant::now() >= deadline {
+            bars.finish();
             return Err(CliError::new(
                 Exit::Timeout,
                 format!(
@@ -380,9 +452,8 @@ pub async fn diff(client: &Client, paths: &[PathBuf]) -> CliResult {
         }
         changed = true;
         println!(
-            "app/{}/{} would be {}",
-            item["namespace"].as_str().unwrap_or(""),
-            item["name"].as_str().unwrap_or(""),
+            "{} would be {}",
+            item_label(item),
             item["result"].as_str().unwrap_or("")
         );
         print!("{}", item["diff"].as_str().unwrap_or(""));

@@ -31,6 +31,7 @@ use crate::images::ImageService;
 use crate::reconcile::Health;
 use crate::reconcile::plan::{Desired, DesiredApp, Observed, ObservedContainer, plan};
 use crate::runtime::{Runtime, labels};
+use crate::spec::image::canonical_reference;
 use crate::spec::validate::{AppKey, check_name, check_namespace};
 use crate::spec::{
     Format, Kind, SpecError, Validated, parse_documents, parse_values, validate_bundle,
@@ -419,7 +420,21 @@ async fn get_app(
         .get(Kind::App, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
-    Ok(Json(record.to_document()))
+    let mut doc = record.to_document();
+    // While the app's image is being pulled, show the pull as it moves.
+    let pulling = record
+        .spec
+        .get("image")
+        .and_then(Value::as_str)
+        .and_then(|i| canonical_reference(i).ok())
+        .and_then(|r| state.images.memory(&r).pull)
+        .filter(|p| p.state == "Pulling");
+    if let Some(pull) = pulling
+        && doc["status"].is_object()
+    {
+        doc["status"]["pull"] = json!(pull);
+    }
+    Ok(Json(doc))
 }
 
 async fn app_events(

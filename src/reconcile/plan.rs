@@ -1257,4 +1257,194 @@ mod tests {
         let b = plan(&d, &observed(vec![]), now);
         assert_eq!(a, b);
     }
+
+    fn image_object(reference: &str, extra: &str) -> DesiredImage {
+        let yaml = format!(
+            "apiVersion: wharf/v1\nkind: Image\nmetadata: {{name: img}}\nspec:\n  ref: {reference}\n{extra}"
+        );
+        let docs = parse_documents(&yaml, Format::Yaml, None).expect("parses");
+        let Document::Image(doc) = &docs[0].document else {
+            panic!("not an Image")
+        };
+        DesiredImage {
+            uid: "i1".into(),
+            generation: 1,
+            spec: crate::spec::validate_image(doc).expect("valid"),
+            deleting: false,
+            hold_until: None,
+            pulled_generation: None,
+            check_due: false,
+            remote_digest: None,
+        }
+    }
+
+    fn image_key() -> AppKey {
+        AppKey {
+            namespace: String::new(),
+            name: "img".into(),
+        }
+    }
+
+    fn steps_of<'a>(p: &'a Plan, key: &AppKey) -> Vec<&'a str> {
+        p.apps[key].steps.iter().map(|s| s.action.verb()).collect()
+    }
+
+    #[test]
+    fn a_missing_image_is_pulled_before_create_unless_never() {
+        let mut d = desired_with(spec(""));
+        let empty = Observed::default();
+        let p = plan(&d, &empty, Instant::now());
+        assert_eq!(verbs(&p), ["Pulled", "Created", "Started"]);
+        let Action::Pull { reference, .. } = &p.apps.values().next().unwrap().steps[0].action
+        else {
+            panic!("a pull first")
+        };
+        assert_eq!(reference, "docker.io/library/busybox:1");
+
+        d.images.insert(
+            image_key(),
+            image_object("busybox:1", "  pullPolicy: Never\n"),
+        );
+        let p = plan(&d, &empty, Instant::now());
+        let app = p
+            .apps
+            .values()
+            .find(|a| a.uid.as_deref() == Some("u1"))
+            .unwrap();
+        assert!(app.steps.is_empty());
+        assert!(app.waiting.as_deref().unwrap().contains("pullPolicy Never"));
+
+        // Present: no pull (IfNotPresent), or a pull before each create (Always).
+        d.images.clear();
+        assert_eq!(
+            verbs(&plan(&d, &observed(vec![]), Instant::now())),
+            ["Created", "Started"]
+        );
+        d.images.insert(
+            image_key(),
+            image_object("busybox:1", "  pullPolicy: Always\n"),
+        );
+        d.images.get_mut(&image_key()).unwrap().pulled_generation = Some(1);
+        let p = plan(&d, &observed(vec![]), Instant::now());
+        assert_eq!(
+            p.apps
+                .values()
+                .find(|a| a.uid.as_deref() == Some("u1"))
+                .unwrap()
+                .steps
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn image_objects_pull_check_and_delete_by_policy() {
+        let d = |image: DesiredImage| Desired {
+            images: BTreeMap::from([(image_key(), image)]),
+            ..Desired::default()
+        };
+        let now = Instant::now();
+        let present = observed(vec![]);
+        let absent = Observed::default();
+
+        let img = image_object("busybox:1", "");
+        assert_eq!(
+            steps_of(&plan(&d(img.clone()), &absent, now), &image_key()),
+            ["Pulled"]
+        );
+        assert!(steps_of(&plan(&d(img.clone()), &present, now), &image_key()).is_empty());
+
+        let always = image_object("busybox:1", "  pullPolicy: Always\n");
+        assert_eq!(
+            steps_of(&plan(&d(always.clone()), &present, now), &image_key()),
+            ["Pulled"]
+        );
+        let pulled = DesiredImage {
+            pulled_generation: Some(1),
+            ..always
+        };
+        assert!(steps_of(&plan(&d(pulled), &present, now), &image_key()).is_empty());
+
+        let due = DesiredImage {
+            check_due: true,
+            ..img.clone()
+        };
+        assert_eq!(
+            steps_of(&plan(&d(due), &present, now), &image_key()),
+            ["Checked"]
+        );
+        let moved = DesiredImage {
+            remote_digest: Some("sha256:new".into()),
+            ..img.clone()
+        };
+        let p = plan(&d(moved), &present, now);
+        assert_eq!(steps_of(&p, &image_key()), ["Pulled"]);
+        assert!(p.apps[&image_key()].steps[0].reason.contains("sha256:new"));
+
+        let deleting = DesiredImage {
+            deleting: true,
+            ..img
+        };
+        assert_eq!(
+            steps_of(&plan(&d(deleting.clone()), &present, now), &image_key()),
+            ["ImageRemoved", "Deleted"]
+        );
+        assert_eq!(
+            steps_of(&plan(&d(deleting), &absent, now), &image_key()),
+            ["Deleted"]
+        );
+    }
+
+    #[test]
+    fn a_changed_image_rolls_one_app_at_a_time_and_not_after_a_rollback() {
+        let mut d = desired_with(spec(""));
+        let first = d.apps.values().next().unwrap().clone();
+        let mut second = first.clone();
+        second.uid = "u2".into();
+        second.spec.key.name = "web2".into();
+        d.apps.insert(second.spec.key.clone(), second.clone());
+        let mut c1 = container_for(&d, ContainerState::Running);
+        let mut c2 = c1.clone();
+        c2.summary.id = "c2".into();
+        c2.summary.labels = container_labels(&d.instance, &second);
+        c1.summary.image_id = "sha256:old".into();
+        c2.summary.image_id = "sha256:old".into();
+        let o = observed(vec![c1.clone(), c2.clone()]);
+        let p = plan(&d, &o, Instant::now());
+        let replaced: Vec<_> = p
+            .apps
+            .values()
+            .filter(|a| a.steps.iter().any(|s| s.action.verb() == "Replaced"))
+            .collect();
+        assert_eq!(replaced.len(), 1, "one app at a time: {p:#?}");
+        assert!(
+            replaced[0].steps[0]
+                .reason
+                .contains("image busybox:1 changed")
+        );
+        let waiting = p.apps.values().filter(|a| a.waiting.is_some()).count();
+        assert_eq!(waiting, 1);
+
+        // While the first app is busy, the second still waits.
+        d.busy.insert(first.spec.key.clone());
+        let p = plan(&d, &o, Instant::now());
+        assert!(p.apps.values().all(|a| a.steps.is_empty()), "{p:#?}");
+
+        // A rolled-back replacement to the same image is not tried again.
+        d.busy.clear();
+        for app in d.apps.values_mut() {
+            app.rolled_back = Some(RolledBack {
+                image_id: Some("sha256:x".into()),
+                message: "exited".into(),
+            });
+        }
+        let p = plan(&d, &o, Instant::now());
+        assert!(p.apps.values().all(|a| a.steps.is_empty()), "{p:#?}");
+        assert!(
+            p.apps
+                .values()
+                .filter_map(|a| a.waiting.as_deref())
+                .any(|w| w.contains("rolled back"))
+        );
+    }
 }

@@ -141,3 +141,78 @@ async fn apply_wait_get_diff_delete() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_apply_wait_get_pull_and_update_all() {
+    let h = Harness::start("t-cli-img").await;
+    let docker = crate::support::docker().await;
+    let registry = crate::support::registry::Registry::start(None).await;
+    let reference = registry.push(&docker, IMAGE_V1, "team/cli:1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("image.yaml");
+    std::fs::write(
+        &file,
+        format!("apiVersion: wharf/v1\nkind: Image\nmetadata: {{name: cli}}\nspec:\n  ref: {reference}\n"),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap().to_string();
+    let run = |args: Vec<&'static str>, extra: Option<String>| {
+        let h = &h;
+        async move {
+            let mut args: Vec<String> = args.into_iter().map(String::from).collect();
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            tokio::task::block_in_place(|| wharf(Some(h), &args))
+        }
+    };
+
+    let out = run(
+        vec!["apply", "--wait", "--timeout", "60s", "-f"],
+        Some(path.clone()),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("image/cli created"), "{}", text(&out));
+    assert!(
+        text(&out).contains("all 1 object(s) ready"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(vec!["get", "images"], None).await;
+    let listing = text(&out);
+    assert!(
+        listing.contains("MANAGED") && listing.contains(&reference) && listing.contains("Present"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(crate::support::IMAGE_V2),
+        "unmanaged images are listed too: {listing}"
+    );
+
+    let out = run(vec!["images", "pull", "cli"], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("image/cli pulled"), "{}", text(&out));
+
+    let out = run(vec!["images", "update-all"], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("image/cli") && text(&out).contains("unchanged"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(vec!["images", "pull", "nosuch"], None).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("Image nosuch not found"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(vec!["delete", "-f"], Some(path.clone())).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("image/cli deleted"), "{}", text(&out));
+    h.finish().await;
+    registry.finish(&docker).await;
+}

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use crate::images::find_local;
+use crate::images::{created_from, find_local};
 use crate::reconcile::plan::ObservedContainer;
 use crate::reconcile::status::{unix_rfc3339, users};
 use crate::runtime::{RuntimeError, labels};
@@ -116,7 +116,7 @@ pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
         items.push(with_live(&state, record));
     }
     for image in engine.iter().filter(|i| !declared_ids.contains(&i.id)) {
-        let used = users(&image.id, &containers);
+        let used = users(image, None, &containers);
         let name = image
             .repo_tags
             .first()
@@ -318,11 +318,14 @@ pub async fn delete(
         .await
         .map_err(|e| runtime_error("listing images", e))?;
     if let Some(local) = find_local(&engine, &spec.canonical) {
-        let using = state
+        let using: Vec<_> = state
             .runtime
             .containers_using(&local.id)
             .await
-            .map_err(|e| runtime_error("listing containers", e))?;
+            .map_err(|e| runtime_error("listing containers", e))?
+            .into_iter()
+            .filter(|c| created_from(c, local, &spec.canonical))
+            .collect();
         let name_of = |c: &crate::runtime::ContainerSummary| c.name.clone();
         let foreign: Vec<String> = using
             .iter()

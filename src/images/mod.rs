@@ -17,7 +17,9 @@ use oci_client::Reference;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::runtime::{ImageSummary, PullProgress, RegistryCredentials, Runtime, RuntimeError};
+use crate::runtime::{
+    ContainerSummary, ImageSummary, PullProgress, RegistryCredentials, Runtime, RuntimeError,
+};
 use crate::spec::image::{CredentialsRef, canonical_reference};
 use crate::spec::validate::is_image_id;
 use crate::store::now_rfc3339;
@@ -298,6 +300,19 @@ pub fn find_local<'a>(images: &'a [ImageSummary], reference: &str) -> Option<&'a
     })
 }
 
+/// Was `container` created from `reference` (canonical form), whose engine image is `image`?
+/// By the name it was created from; by the image alone when that is the image's only name
+/// (another name of the same image is another image to its users: removing this one only
+/// untags).
+pub fn created_from(container: &ContainerSummary, image: &ImageSummary, reference: &str) -> bool {
+    if container.image_id != image.id {
+        return false;
+    }
+    container.image == image.id
+        || canonical(&container.image).as_deref() == Some(reference)
+        || image.repo_tags.len() <= 1
+}
+
 /// The repository part of a canonical reference (`docker.io/library/busybox`).
 fn repository(reference: &str) -> Option<String> {
     let r = Reference::try_from(reference).ok()?;
@@ -358,6 +373,32 @@ mod tests {
             "docker.io/library/busybox:1.36",
             "sha256:aa"
         ));
+    }
+
+    #[test]
+    fn users_are_containers_created_from_the_reference() {
+        let image = image(&["busybox:1", "127.0.0.1:5000/team/app:1"], &[]);
+        let container = |from: &str| ContainerSummary {
+            id: "c".into(),
+            name: "demo.web".into(),
+            image: from.into(),
+            image_id: "sha256:1".into(),
+            state: crate::runtime::ContainerState::Running,
+            labels: Default::default(),
+            created: 0,
+        };
+        let app = "127.0.0.1:5000/team/app:1";
+        assert!(created_from(&container(app), &image, app));
+        assert!(created_from(&container("sha256:1"), &image, app));
+        assert!(
+            !created_from(&container("busybox:1"), &image, app),
+            "another name of the same image"
+        );
+        let only = super::ImageSummary {
+            repo_tags: vec![app.into()],
+            ..image.clone()
+        };
+        assert!(created_from(&container("busybox:1"), &only, app));
     }
 
     #[test]

@@ -688,33 +688,7 @@ fn prepare(
     app: &DesiredApp,
 ) -> Result<(Vec<Step>, CreateSpec), String> {
     let mut steps = Vec::new();
-    let mut volume_names = BTreeMap::new();
-    for v in &app.spec.container.volumes {
-        let name = volume_name(&app.spec.key.namespace, &v.name);
-        volume_names.insert(v.name.clone(), name.clone());
-        if steps
-            .iter()
-            .any(|s: &Step| matches!(&s.action, Action::EnsureVolume { name: n, .. } if *n == name))
-        {
-            continue;
-        }
-        steps.push(Step {
-            action: Action::EnsureVolume {
-                name,
-                labels: BTreeMap::from([
-                    (
-                        labels::MANAGED_BY.to_string(),
-                        labels::MANAGED_BY_VALUE.to_string(),
-                    ),
-                    (
-                        labels::NAMESPACE.to_string(),
-                        app.spec.key.namespace.clone(),
-                    ),
-                ]),
-            },
-            reason: format!("volume {} is mounted at {}", v.name, v.mount_path),
-        });
-    }
+    // The pull comes first: a download holds no container-operation slot (see the executor).
     let image = &app.spec.container.image;
     if !is_image_id(image)
         && let Ok(canonical) = canonical_reference(image)
@@ -742,6 +716,33 @@ fn prepare(
                 reason,
             });
         }
+    }
+    let mut volume_names = BTreeMap::new();
+    for v in &app.spec.container.volumes {
+        let name = volume_name(&app.spec.key.namespace, &v.name);
+        volume_names.insert(v.name.clone(), name.clone());
+        if steps
+            .iter()
+            .any(|s: &Step| matches!(&s.action, Action::EnsureVolume { name: n, .. } if *n == name))
+        {
+            continue;
+        }
+        steps.push(Step {
+            action: Action::EnsureVolume {
+                name,
+                labels: BTreeMap::from([
+                    (
+                        labels::MANAGED_BY.to_string(),
+                        labels::MANAGED_BY_VALUE.to_string(),
+                    ),
+                    (
+                        labels::NAMESPACE.to_string(),
+                        app.spec.key.namespace.clone(),
+                    ),
+                ]),
+            },
+            reason: format!("volume {} is mounted at {}", v.name, v.mount_path),
+        });
     }
     let spec = CreateSpec {
         name: container_name(&app.spec.key),

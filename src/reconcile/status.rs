@@ -273,11 +273,19 @@ pub fn unix_rfc3339(secs: i64) -> Option<String> {
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-/// Who uses an image: the `namespace/app` of each managed container created from it.
-pub fn users(image_id: &str, containers: &[ObservedContainer]) -> Vec<String> {
+/// Who uses an image: the `namespace/app` of each managed container created from it (by
+/// `reference`, canonical; `None` for an image no Image declares).
+pub fn users(
+    image: &ImageSummary,
+    reference: Option<&str>,
+    containers: &[ObservedContainer],
+) -> Vec<String> {
     let mut names: Vec<String> = containers
         .iter()
-        .filter(|c| c.summary.image_id == image_id)
+        .filter(|c| match reference {
+            Some(r) => crate::images::created_from(&c.summary, image, r),
+            None => c.summary.image_id == image.id,
+        })
         .map(|c| {
             let label = |k: &str| c.summary.labels.get(k).cloned().unwrap_or_default();
             format!(
@@ -339,7 +347,9 @@ pub fn compute_image(
     } else {
         ("Present", true, "Present", String::new())
     };
-    let used = local.map(|l| users(&l.id, containers)).unwrap_or_default();
+    let used = local
+        .map(|l| users(l, Some(&image.spec.canonical), containers))
+        .unwrap_or_default();
     let keep = |f: fn(&ImageStatus) -> Option<String>| previous.and_then(f);
     ImageStatus {
         phase: phase.to_string(),

@@ -548,3 +548,50 @@ async fn a_rate_limited_registry_is_backed_off_not_hammered() {
     assert!(service.memory(&reference).check_hold_until.is_some());
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_declared_in_the_watched_directory_follow_their_file() {
+    let h = Harness::start("t-img-files").await;
+    let docker = docker().await;
+    let registry = Registry::start(None).await;
+    let reference = registry.push(&docker, IMAGE_V2, "team/files:1").await;
+    h.write_spec("images/files.yaml", &image_yaml("files", &reference, ""));
+    let doc = h.wait_image("files", "Present").await;
+    assert_eq!(doc["metadata"]["source"], "file:images/files.yaml");
+    assert!(
+        doc["metadata"].get("namespace").is_none(),
+        "cluster-scoped: {doc:#}"
+    );
+
+    // The API cannot change it; deleting the file deletes it and the engine's tag.
+    let (status, body) = h.delete_image("files", "").await;
+    assert_eq!(status, 409, "{body:#}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("images/files.yaml")
+    );
+    std::fs::remove_file(h.specs.path().join("images/files.yaml")).unwrap();
+    wait_for("the Image to go", Duration::from_secs(20), || async {
+        (h.get("/api/v1/images/files").await.0 == 404).then_some(())
+    })
+    .await;
+    let tags: Vec<String> = docker
+        .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|i| i.repo_tags)
+        .collect();
+    assert!(
+        !tags.contains(&reference),
+        "{reference} removed from the engine"
+    );
+    assert!(
+        tags.iter().any(|t| t == IMAGE_V2),
+        "other tags of the image are kept"
+    );
+    h.finish().await;
+    registry.finish(&docker).await;
+}

@@ -10,6 +10,7 @@
 pub mod registry;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,6 +83,8 @@ pub struct ImageService {
     memory: Mutex<HashMap<String, ImageMemory>>,
     /// One pull at a time per reference; a second caller waits and then finds it done.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Bumped after every pull: the loop's cached image list is stale when this moved.
+    pulls: AtomicU64,
 }
 
 const RATE_LIMIT_FIRST: Duration = Duration::from_secs(60);
@@ -94,6 +97,7 @@ impl ImageService {
             registry,
             memory: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
+            pulls: AtomicU64::new(0),
         }
     }
 
@@ -103,6 +107,11 @@ impl ImageService {
 
     fn update(&self, reference: &str, f: impl FnOnce(&mut ImageMemory)) {
         f(self.lock().entry(reference.to_string()).or_default());
+    }
+
+    /// How many pulls finished (successfully or not) since start.
+    pub fn pulls(&self) -> u64 {
+        self.pulls.load(Ordering::Acquire)
     }
 
     /// What is remembered about `reference` (canonical form).
@@ -158,6 +167,7 @@ impl ImageService {
             .runtime
             .pull(reference, credentials.as_ref(), &progress)
             .await;
+        self.pulls.fetch_add(1, Ordering::AcqRel);
         let now = now_rfc3339();
         self.update(reference, |m| {
             if let Some(pull) = &mut m.pull {

@@ -1,5 +1,6 @@
-//! The reconcile loop: wake-ups carry no data; each pass observes everything, plans, stores
-//! status, and hands each app's steps to a worker.
+//! The reconcile loop: wake-ups carry no data; each pass observes everything (this instance's
+//! containers and the engine's images), plans, stores status, and hands each app's (and each
+//! Image's) steps to a worker.
 //!
 //! - Wakes on Docker events, store writes, finished work, requeue times and a periodic resync.
 //! - A pass whose listing failed plans nothing (never "remove everything" on an empty error).
@@ -27,7 +28,7 @@ use super::plan::{
 use super::status::{self, AppStatus, Failure, ImageStatus};
 use crate::images::registry::RegistryClient;
 use crate::images::{ImageService, find_local};
-use crate::runtime::{ContainerState, Runtime, RuntimeError, labels};
+use crate::runtime::{ContainerState, ImageSummary, Runtime, RuntimeError, labels};
 use crate::spec::Kind;
 use crate::spec::validate::{AppKey, validate_app};
 use crate::spec::validate_image;
@@ -132,8 +133,21 @@ impl AppMemory {
     }
 }
 
+/// The engine's image list, reused until an image event, a pull, or the resync interval says
+/// it may be stale (images change far less often than containers, and listing them on every
+/// pass costs the engine as much as listing the containers).
+struct ImageCache {
+    images: Vec<ImageSummary>,
+    listed: Instant,
+    events: u64,
+    pulls: u64,
+}
+
 #[derive(Default)]
 struct LoopState {
+    image_cache: Option<ImageCache>,
+    /// Image events seen.
+    image_events: u64,
     inflight: BTreeSet<AppKey>,
     /// When each app's last work finished: an observation older than that is stale for it.
     finished: HashMap<AppKey, Instant>,
@@ -236,7 +250,10 @@ impl Controller {
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(e) => {
-                        tracing::debug!(container = %e.container_id, action = %e.action, "docker event");
+                        tracing::debug!(id = %e.id, action = %e.action, image = e.image, "docker event");
+                        if e.image {
+                            self.lock().image_events += 1;
+                        }
                         self.wake.notify_one();
                     }
                     Err(e) => {
@@ -245,8 +262,9 @@ impl Controller {
                     }
                 }
             }
-            // The stream ended: the engine went away or restarted. Look again, then
-            // re-subscribe with backoff.
+            // The stream ended: the engine went away or restarted. Look again (images too),
+            // then re-subscribe with backoff.
+            self.lock().image_events += 1;
             self.wake.notify_one();
             if started.elapsed() > Duration::from_secs(10) {
                 backoff = outage_backoff();
@@ -298,7 +316,7 @@ impl Controller {
             Ok(c) => c,
             Err(e) => return self.docker_failed(e.to_string()),
         };
-        let images = match self.runtime.images().await {
+        let images = match self.images_now().await {
             Ok(i) => i,
             Err(e) => return self.docker_failed(e.to_string()),
         };
@@ -392,6 +410,27 @@ impl Controller {
             tokio::spawn(async move { this.work(key, record, app_plan).await });
         }
         the_plan.requeue_after()
+    }
+
+    /// The engine's images: the cached list while nothing can have changed them, else a fresh
+    /// one.
+    async fn images_now(&self) -> Result<Vec<ImageSummary>, RuntimeError> {
+        let (events, pulls) = (self.lock().image_events, self.images.pulls());
+        if let Some(cache) = &self.lock().image_cache
+            && cache.events == events
+            && cache.pulls == pulls
+            && cache.listed.elapsed() < self.config.resync
+        {
+            return Ok(cache.images.clone());
+        }
+        let images = self.runtime.images().await?;
+        self.lock().image_cache = Some(ImageCache {
+            images: images.clone(),
+            listed: Instant::now(),
+            events,
+            pulls,
+        });
+        Ok(images)
     }
 
     /// Every stored App and Image.
@@ -646,6 +685,13 @@ impl Controller {
             .outcomes
             .iter()
             .any(|o| o.result.is_ok() && matches!(o.step.action, Action::Pull { .. }));
+        if execution
+            .outcomes
+            .iter()
+            .any(|o| matches!(o.step.action, Action::RemoveImage { .. }))
+        {
+            self.lock().image_events += 1;
+        }
         for outcome in &execution.outcomes {
             let step = &outcome.step;
             match &outcome.result {

@@ -600,19 +600,32 @@ impl Runtime for DockerRuntime {
     fn events(&self, instance: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
         let mut filters = Self::instance_filters(instance);
         filters.insert("type".to_string(), vec!["container".to_string()]);
-        let options = EventsOptions {
+        let containers = EventsOptions {
             filters: Some(filters),
             ..Default::default()
         };
-        self.docker
-            .events(Some(options))
-            .map(|event| {
+        // Images carry no wharf labels: their events come on a stream of their own.
+        let images = EventsOptions {
+            filters: Some(HashMap::from([(
+                "type".to_string(),
+                vec!["image".to_string()],
+            )])),
+            ..Default::default()
+        };
+        let convert = |image: bool| {
+            move |event: Result<bollard::models::EventMessage, BollardError>| {
                 let event = event.map_err(|e| map_error("events", e))?;
                 Ok(RuntimeEvent {
-                    container_id: event.actor.and_then(|a| a.id).unwrap_or_default(),
+                    id: event.actor.and_then(|a| a.id).unwrap_or_default(),
                     action: event.action.unwrap_or_default(),
+                    image,
                 })
-            })
-            .boxed()
+            }
+        };
+        futures::stream::select(
+            self.docker.events(Some(containers)).map(convert(false)),
+            self.docker.events(Some(images)).map(convert(true)),
+        )
+        .boxed()
     }
 }

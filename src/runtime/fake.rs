@@ -115,8 +115,9 @@ impl FakeRuntime {
 
     fn emit(&self, id: &str, action: &str) {
         let _ignored_when_nobody_listens = self.events.send(RuntimeEvent {
-            container_id: id.to_string(),
+            id: id.to_string(),
             action: action.to_string(),
+            image: false,
         });
     }
 

@@ -145,11 +145,13 @@ pub struct PullProgress {
     pub total: Option<i64>,
 }
 
-/// A container event (start, die, destroy, ...).
+/// A container event (start, die, destroy, ...) or an image event (pull, tag, untag, delete).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuntimeEvent {
-    pub container_id: String,
+    /// The container's id, or the image's id or reference.
+    pub id: String,
     pub action: String,
+    pub image: bool,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -232,7 +234,7 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove_image(&self, image: &str, force: bool) -> RuntimeResult<()>;
     /// Every container on the engine, whoever owns it, created from the image `image_id`.
     async fn containers_using(&self, image_id: &str) -> RuntimeResult<Vec<ContainerSummary>>;
-    /// Container events for this instance's containers. The stream ends or errors when the
+    /// Container events for this instance's containers, and every image event. The stream ends or errors when the
     /// connection to the engine is lost; callers re-subscribe.
     fn events(&self, instance: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>>;
 }

@@ -5,6 +5,7 @@
 //! Loopback registries (and those named with `--insecure-registry`) are spoken to over plain
 //! HTTP, as the Docker Engine does; every other registry over HTTPS.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use oci_client::errors::OciDistributionError;
@@ -35,8 +36,10 @@ impl RegistryError {
 }
 
 pub struct RegistryClient {
-    https: Client,
-    http: Client,
+    // Built on first use: a TLS client loads the root certificates, which a wharf that never
+    // checks a digest does not need in memory.
+    https: OnceLock<Client>,
+    http: OnceLock<Client>,
     insecure: Vec<String>,
     timeout: Duration,
 }
@@ -77,18 +80,28 @@ fn classify(e: OciDistributionError) -> RegistryError {
 impl RegistryClient {
     /// `insecure`: registries (`host:port`) to reach over plain HTTP besides loopback ones.
     pub fn new(insecure: Vec<String>, timeout: Duration) -> Self {
-        let config = |protocol| ClientConfig {
-            protocol,
-            read_timeout: Some(timeout),
-            connect_timeout: Some(timeout),
-            ..ClientConfig::default()
-        };
         Self {
-            https: Client::new(config(ClientProtocol::Https)),
-            http: Client::new(config(ClientProtocol::Http)),
+            https: OnceLock::new(),
+            http: OnceLock::new(),
             insecure,
             timeout,
         }
+    }
+
+    fn client(&self, plain_http: bool) -> &Client {
+        let (cell, protocol) = if plain_http {
+            (&self.http, ClientProtocol::Http)
+        } else {
+            (&self.https, ClientProtocol::Https)
+        };
+        cell.get_or_init(|| {
+            Client::new(ClientConfig {
+                protocol,
+                read_timeout: Some(self.timeout),
+                connect_timeout: Some(self.timeout),
+                ..ClientConfig::default()
+            })
+        })
     }
 
     /// The digest the registry serves for `reference` now (`sha256:…`): the manifest list's
@@ -105,11 +118,8 @@ impl RegistryClient {
             None => RegistryAuth::Anonymous,
         };
         let registry = reference.registry();
-        let client = if is_loopback(registry) || self.insecure.iter().any(|r| r == registry) {
-            &self.http
-        } else {
-            &self.https
-        };
+        let client =
+            self.client(is_loopback(registry) || self.insecure.iter().any(|r| r == registry));
         let check = client.fetch_manifest_digest(&reference, &auth);
         match tokio::time::timeout(self.timeout * 2, check).await {
             Ok(result) => result.map_err(classify),

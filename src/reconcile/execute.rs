@@ -166,13 +166,16 @@ async fn start_and_settle(runtime: &dyn Runtime, id: &str) -> Result<(), String>
 async fn replace(
     runtime: &dyn Runtime,
     old: &str,
+    old_name: &str,
     old_running: bool,
     create: &CreateSpec,
     start: bool,
     grace_seconds: Option<u64>,
 ) -> Result<String, ExecError> {
     let aside = format!("{}.replaced-{}", create.name, short(old));
-    runtime.rename(old, &aside).await?;
+    if old_name != aside {
+        runtime.rename(old, &aside).await?;
+    }
     if old_running && let Err(e) = runtime.stop(old, grace_seconds).await {
         let problems = restore(runtime, old, &create.name, false).await;
         if !problems.is_empty() {
@@ -240,13 +243,23 @@ async fn run_step(
         }
         Action::Replace {
             old,
+            old_name,
             old_running,
             create,
             start,
             grace_seconds,
             ..
         } => {
-            let id = replace(runtime, old, *old_running, create, *start, *grace_seconds).await?;
+            let id = replace(
+                runtime,
+                old,
+                old_name,
+                *old_running,
+                create,
+                *start,
+                *grace_seconds,
+            )
+            .await?;
             let detail = format!("container {} replaced {}", short(&id), short(old));
             *created = Some(id);
             Ok(detail)

@@ -151,6 +151,9 @@ pub enum Action {
     /// start or keep running, it is removed and the old one is renamed back and restarted.
     Replace {
         old: String,
+        /// The old container's current name (it may already be aside after an interrupted
+        /// replacement).
+        old_name: String,
         old_running: bool,
         create: Box<CreateSpec>,
         start: bool,
@@ -818,6 +821,7 @@ fn replace(
     plan.steps.push(Step {
         action: Action::Replace {
             old: current.summary.id.clone(),
+            old_name: current.summary.name.clone(),
             old_running: matches!(
                 current.summary.state,
                 ContainerState::Running | ContainerState::Paused | ContainerState::Restarting

@@ -320,6 +320,12 @@ impl Runtime for FakeRuntime {
             )));
         }
         match s.containers.get_mut(id) {
+            // As Docker: renaming to the current name is an error.
+            Some((c, _)) if c.name == name => Err(RuntimeError::Engine {
+                op: "rename container",
+                status: 400,
+                message: "Renaming a container with the same name as its current name".into(),
+            }),
             Some((c, _)) => {
                 c.name = name.to_string();
                 Ok(())

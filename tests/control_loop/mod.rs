@@ -224,3 +224,43 @@ async fn a_crash_loop_backs_off() {
         .count();
     assert_eq!(starts, 5);
 }
+
+/// wharf stopped in the middle of a replacement: the old container is aside (renamed, stopped)
+/// and no new one exists. The next replacement takes it from there.
+#[tokio::test]
+async fn an_interrupted_replacement_is_finished() {
+    use wharf::runtime::Runtime;
+
+    let rig = rig().await;
+    apply(&rig.store, &["web"]).await;
+    wait_for("web", Duration::from_secs(10), || async {
+        running(&rig.fake, "web").then_some(())
+    })
+    .await;
+    rig.controller.pass().await;
+    let old = rig.fake.containers()[0].id.clone();
+    let aside = format!("demo.web.replaced-{old}");
+    rig.fake.rename(&old, &aside).await.unwrap();
+    rig.fake.external_exit(&old, 0);
+
+    // A new spec (an env change) needs a replacement of the aside container.
+    let yaml = "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec:\n  image: busybox\n  env: {V: '2'}\n";
+    let items: Vec<WriteItem> = read_bundle(yaml, Format::Yaml, None)
+        .unwrap()
+        .iter()
+        .map(WriteItem::new)
+        .collect();
+    rig.store.apply(&items, SOURCE_API).await.unwrap();
+    wait_for("the replacement", Duration::from_secs(10), || async {
+        let cs = rig.fake.containers();
+        (cs.len() == 1 && cs[0].id != old && running(&rig.fake, "web")).then_some(())
+    })
+    .await;
+    let renames: Vec<String> = rig
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("rename"))
+        .collect();
+    assert_eq!(renames.len(), 1, "only the test's own rename: {renames:?}");
+}

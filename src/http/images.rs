@@ -18,7 +18,7 @@ use crate::reconcile::plan::ObservedContainer;
 use crate::reconcile::status::{unix_rfc3339, users};
 use crate::runtime::{RuntimeError, labels};
 use crate::spec::validate::{AppKey, check_name};
-use crate::spec::{ImageSpec, Kind, validate_image};
+use crate::spec::{ImageSpec, Kind};
 use crate::store::{ObjectRecord, SOURCE_API, StoreError};
 
 fn image_key(name: String) -> ApiResult<AppKey> {
@@ -49,17 +49,9 @@ fn runtime_error(context: &str, e: RuntimeError) -> ApiError {
 }
 
 fn spec_of(record: &ObjectRecord) -> ApiResult<ImageSpec> {
-    let doc = record.to_image_document()?;
-    validate_image(&doc).map_err(|errors| {
-        ApiError::internal(
-            "stored Image no longer validates",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })
+    record
+        .image_spec()
+        .map_err(|e| ApiError::internal("stored Image no longer validates", e))
 }
 
 /// The stored document, with the live pull progress when a pull is under way.

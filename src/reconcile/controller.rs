@@ -30,8 +30,7 @@ use crate::images::registry::RegistryClient;
 use crate::images::{ImageService, find_local};
 use crate::runtime::{ContainerState, ImageSummary, Runtime, RuntimeError, labels};
 use crate::spec::Kind;
-use crate::spec::validate::{AppKey, validate_app};
-use crate::spec::validate_image;
+use crate::spec::validate::AppKey;
 use crate::store::{ObjectRecord, Store, now_rfc3339};
 
 /// How long an app must stay up before its repair backoff resets.
@@ -446,18 +445,7 @@ impl Controller {
         record: &ObjectRecord,
         now: Instant,
     ) -> Option<DesiredImage> {
-        let spec = record
-            .to_image_document()
-            .map_err(|e| e.to_string())
-            .and_then(|doc| {
-                validate_image(&doc).map_err(|errs| {
-                    errs.iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-            });
-        let spec = match spec {
+        let spec = match record.image_spec() {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(image = %record.key, "stored Image no longer validates; left alone: {e}");
@@ -509,18 +497,7 @@ impl Controller {
                 }
                 continue;
             }
-            let spec = record
-                .to_app_document()
-                .map_err(|e| e.to_string())
-                .and_then(|doc| {
-                    validate_app(&doc).map_err(|errs| {
-                        errs.iter()
-                            .map(|e| e.to_string())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    })
-                });
-            let spec = match spec {
+            let spec = match record.app_spec() {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(app = %record.key, "stored spec no longer validates; its container is left alone: {e}");

@@ -91,6 +91,26 @@ impl DockerRuntime {
         }
     }
 
+    /// Every container (any state) the filters select.
+    async fn list_containers(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> RuntimeResult<Vec<ContainerSummary>> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .deadline(
+                "list containers",
+                self.deadlines.call,
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        Ok(list.into_iter().filter_map(container_summary).collect())
+    }
+
     fn instance_filters(instance: &str) -> HashMap<String, Vec<String>> {
         HashMap::from([(
             "label".to_string(),
@@ -286,19 +306,7 @@ impl Runtime for DockerRuntime {
     }
 
     async fn list(&self, instance: &str) -> RuntimeResult<Vec<ContainerSummary>> {
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(Self::instance_filters(instance)),
-            ..Default::default()
-        };
-        let list = self
-            .deadline(
-                "list containers",
-                self.deadlines.call,
-                self.docker.list_containers(Some(options)),
-            )
-            .await?;
-        Ok(list.into_iter().filter_map(container_summary).collect())
+        self.list_containers(Self::instance_filters(instance)).await
     }
 
     async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails> {
@@ -574,25 +582,11 @@ impl Runtime for DockerRuntime {
     }
 
     async fn containers_using(&self, image_id: &str) -> RuntimeResult<Vec<ContainerSummary>> {
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([(
-                "ancestor".to_string(),
-                vec![image_id.to_string()],
-            )])),
-            ..Default::default()
-        };
-        let list = self
-            .deadline(
-                "list containers",
-                self.deadlines.call,
-                self.docker.list_containers(Some(options)),
-            )
-            .await?;
+        let filters = HashMap::from([("ancestor".to_string(), vec![image_id.to_string()])]);
+        let list = self.list_containers(filters).await?;
         // `ancestor` also matches images built on top of this one; keep direct users.
         Ok(list
             .into_iter()
-            .filter_map(container_summary)
             .filter(|c| c.image_id == image_id)
             .collect())
     }

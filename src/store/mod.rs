@@ -17,7 +17,9 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::spec::validate::AppKey;
 use crate::spec::wire::{API_VERSION, AppDocument, ObjectMeta};
-use crate::spec::{ImageDocument, Kind, Validated};
+use crate::spec::{
+    AppSpec, ImageDocument, ImageSpec, Kind, Validated, validate_app, validate_image,
+};
 
 pub const SOURCE_API: &str = "api";
 
@@ -121,6 +123,17 @@ impl ObjectRecord {
         self.kind.describe(&self.key)
     }
 
+    /// The stored App, validated again (the rules may have changed since it was accepted);
+    /// every problem in one line otherwise.
+    pub fn app_spec(&self) -> Result<AppSpec, String> {
+        revalidate(self.to_app_document(), validate_app)
+    }
+
+    /// The stored Image, validated again.
+    pub fn image_spec(&self) -> Result<ImageSpec, String> {
+        revalidate(self.to_image_document(), validate_image)
+    }
+
     /// The update-class hash wharf applied in place to container `container_id`, if any.
     pub fn applied_hash_for(&self, container_id: &str) -> Option<String> {
         self.applied_update
@@ -132,6 +145,20 @@ impl ObjectRecord {
     pub fn is_terminating(&self) -> bool {
         self.deletion_timestamp.is_some()
     }
+}
+
+fn revalidate<D, T>(
+    doc: StoreResult<D>,
+    validate: impl FnOnce(&D) -> Result<T, Vec<crate::spec::SpecError>>,
+) -> Result<T, String> {
+    let doc = doc.map_err(|e| e.to_string())?;
+    validate(&doc).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// What a write did.

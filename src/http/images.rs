@@ -54,11 +54,12 @@ fn spec_of(record: &ObjectRecord) -> ApiResult<ImageSpec> {
         .map_err(|e| ApiError::internal("stored Image no longer validates", e))
 }
 
-/// The stored document, with the live pull progress when a pull is under way.
-fn with_live(state: &ApiState, record: &ObjectRecord) -> Value {
+/// The stored document, with the live pull progress when a pull is under way (`spec` is the
+/// record's validated spec, when it still validates).
+fn with_live(state: &ApiState, record: &ObjectRecord, spec: Option<&ImageSpec>) -> Value {
     let mut doc = record.to_document();
     doc["managed"] = json!(true);
-    let Ok(spec) = spec_of(record) else {
+    let Some(spec) = spec else {
         return doc;
     };
     if let Some(pull) = state.images.memory(&spec.canonical).pull {
@@ -100,12 +101,14 @@ pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
     let mut declared_ids = Vec::new();
     let mut items: Vec<Value> = Vec::new();
     for record in &records {
-        if let Ok(spec) = spec_of(record)
-            && let Some(local) = find_local(&engine, &spec.canonical)
+        let spec = spec_of(record).ok();
+        if let Some(local) = spec
+            .as_ref()
+            .and_then(|s| find_local(&engine, &s.canonical))
         {
             declared_ids.push(local.id.clone());
         }
-        items.push(with_live(&state, record));
+        items.push(with_live(&state, record, spec.as_ref()));
     }
     for image in engine.iter().filter(|i| !declared_ids.contains(&i.id)) {
         let used = users(image, None, &containers);
@@ -143,7 +146,8 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let key = image_key(name)?;
     let record = get_record(&state, &key).await?;
-    Ok(Json(with_live(&state, &record)))
+    let spec = spec_of(&record).ok();
+    Ok(Json(with_live(&state, &record, spec.as_ref())))
 }
 
 /// `POST /api/v1/images/{name}/pull`: pulls now, whatever the policy says, and answers when the
@@ -187,7 +191,7 @@ pub async fn pull(
     }
     state.wake.notify_one();
     result.map_err(|e| runtime_error("pull", e))?;
-    Ok(Json(with_live(&state, &record)))
+    Ok(Json(with_live(&state, &record, Some(&spec))))
 }
 
 /// `POST /api/v1/images:update-all`: for every declared Image that may be pulled, one manifest

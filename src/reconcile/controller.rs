@@ -592,10 +592,7 @@ impl Controller {
                         c.summary.created,
                     )
                 });
-            let previous: Option<AppStatus> = record
-                .status
-                .clone()
-                .and_then(|s| serde_json::from_value(s).ok());
+            let previous: Option<AppStatus> = stored_status(record);
             let computed = status::compute(
                 app,
                 container,
@@ -604,12 +601,7 @@ impl Controller {
                 previous.as_ref(),
                 &now,
             );
-            let Ok(value) = serde_json::to_value(&computed) else {
-                continue;
-            };
-            if record.status.as_ref() != Some(&value) {
-                changed.push((app.uid.clone(), value));
-            }
+            changed.extend(status_change(record, &computed));
         }
         for (key, image) in &desired.images {
             let (inflight, failure) = {
@@ -622,10 +614,7 @@ impl Controller {
             let Some(record) = by_uid.get(image.uid.as_str()).filter(|_| !inflight) else {
                 continue;
             };
-            let previous: Option<ImageStatus> = record
-                .status
-                .clone()
-                .and_then(|s| serde_json::from_value(s).ok());
+            let previous: Option<ImageStatus> = stored_status(record);
             let computed = status::compute_image(
                 image,
                 find_local(&observed.images, &image.spec.canonical),
@@ -636,12 +625,7 @@ impl Controller {
                 previous.as_ref(),
                 &now,
             );
-            let Ok(value) = serde_json::to_value(&computed) else {
-                continue;
-            };
-            if record.status.as_ref() != Some(&value) {
-                changed.push((image.uid.clone(), value));
-            }
+            changed.extend(status_change(record, &computed));
         }
         if let Err(e) = self.store.set_statuses(&changed).await {
             tracing::warn!("could not store {} statuses: {e}", changed.len());
@@ -742,6 +726,23 @@ impl Controller {
             tracing::warn!(app = %record.key, "could not record event: {e}");
         }
     }
+}
+
+/// The status stored with `record`, if it reads as `T`.
+fn stored_status<T: serde::de::DeserializeOwned>(record: &ObjectRecord) -> Option<T> {
+    record
+        .status
+        .clone()
+        .and_then(|s| serde_json::from_value(s).ok())
+}
+
+/// `(uid, status)` to store when `computed` differs from what `record` holds.
+fn status_change(
+    record: &ObjectRecord,
+    computed: &impl Serialize,
+) -> Option<(String, serde_json::Value)> {
+    let value = serde_json::to_value(computed).ok()?;
+    (record.status.as_ref() != Some(&value)).then(|| (record.uid.clone(), value))
 }
 
 /// Whether planning needs a container's inspect details: it is stopped (exit code), out of date

@@ -72,8 +72,10 @@ impl AppStatus {
     }
 }
 
+/// A condition; `previous` is the same condition in the last status (its transition time is
+/// kept while the status stays the same).
 fn condition(
-    previous: Option<&AppStatus>,
+    previous: Option<&Condition>,
     kind: &str,
     ok: bool,
     reason: &str,
@@ -81,9 +83,7 @@ fn condition(
     now: &str,
 ) -> Condition {
     let status = if ok { "True" } else { "False" };
-    // Keep the transition time while the status stays the same.
     let since = previous
-        .and_then(|p| p.condition(kind))
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or_else(|| now.to_string());
@@ -180,7 +180,7 @@ pub fn compute(
         )
     };
     let ready = condition(
-        previous,
+        previous.and_then(|p| p.condition("Ready")),
         "Ready",
         converged,
         &ready_reason,
@@ -188,8 +188,22 @@ pub fn compute(
         now,
     );
     let synced = match current_failure {
-        Some(f) => condition(previous, "Synced", false, &f.reason, &f.message, now),
-        None => condition(previous, "Synced", true, "Synced", "", now),
+        Some(f) => condition(
+            previous.and_then(|p| p.condition("Synced")),
+            "Synced",
+            false,
+            &f.reason,
+            &f.message,
+            now,
+        ),
+        None => condition(
+            previous.and_then(|p| p.condition("Synced")),
+            "Synced",
+            true,
+            "Synced",
+            "",
+            now,
+        ),
     };
 
     let observed_generation = if converged {
@@ -358,7 +372,14 @@ pub fn compute_image(
         } else {
             previous.and_then(|p| p.observed_generation)
         },
-        conditions: vec![condition_of(previous, ready, reason, &message, now)],
+        conditions: vec![condition(
+            previous.and_then(|p| p.conditions.iter().find(|c| c.kind == "Ready")),
+            "Ready",
+            ready,
+            reason,
+            &message,
+            now,
+        )],
         id: local.map(|l| l.id.clone()),
         digest: local.and_then(|l| repo_digest(l, &image.spec.canonical)),
         tags: local.map(|l| l.repo_tags.clone()).unwrap_or_default(),
@@ -383,27 +404,5 @@ pub fn compute_image(
             .clone()
             .or_else(|| previous.and_then(|p| p.pull.clone())),
         message: (!message.is_empty()).then_some(message),
-    }
-}
-
-fn condition_of(
-    previous: Option<&ImageStatus>,
-    ok: bool,
-    reason: &str,
-    message: &str,
-    now: &str,
-) -> Condition {
-    let status = if ok { "True" } else { "False" };
-    let since = previous
-        .and_then(|p| p.conditions.iter().find(|c| c.kind == "Ready"))
-        .filter(|c| c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| now.to_string());
-    Condition {
-        kind: "Ready".into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        last_transition_time: since,
     }
 }

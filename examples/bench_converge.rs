@@ -25,8 +25,8 @@ use futures::stream::BoxStream;
 use wharf::reconcile::ControllerConfig;
 use wharf::runtime::docker::{Deadlines, DockerRuntime};
 use wharf::runtime::{
-    ContainerDetails, ContainerSummary, CreateSpec, ImageSummary, PullProgress,
-    RegistryCredentials, Runtime, RuntimeEvent, RuntimeResult,
+    ContainerDetails, ContainerSummary, CreateSpec, ExecOutput, ImageSummary, LogChunk,
+    LogOptions, PullProgress, RegistryCredentials, Runtime, RuntimeEvent, RuntimeResult,
 };
 use wharf::server::{ServeConfig, Server};
 use wharf::spec::Kind;
@@ -108,6 +108,36 @@ impl Runtime for Counting {
     async fn remove(&self, id: &str, force: bool) -> RuntimeResult<()> {
         self.count("remove");
         self.inner.remove(id, force).await
+    }
+    async fn restart(&self, id: &str, grace: Option<u64>) -> RuntimeResult<()> {
+        self.count("restart");
+        self.inner.restart(id, grace).await
+    }
+    async fn kill(&self, id: &str, signal: &str) -> RuntimeResult<()> {
+        self.count("kill");
+        self.inner.kill(id, signal).await
+    }
+    async fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        working_dir: Option<&str>,
+        timeout: Duration,
+    ) -> RuntimeResult<ExecOutput> {
+        self.count("exec");
+        self.inner.exec(id, argv, working_dir, timeout).await
+    }
+    async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value> {
+        self.count("inspect");
+        self.inner.inspect_raw(id).await
+    }
+    fn logs(&self, id: &str, options: &LogOptions) -> BoxStream<'static, RuntimeResult<LogChunk>> {
+        self.count("logs");
+        self.inner.logs(id, options)
+    }
+    async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
+        self.count("remove volume");
+        self.inner.remove_volume(name).await
     }
     async fn rename(&self, id: &str, name: &str) -> RuntimeResult<()> {
         self.count("rename");

@@ -396,6 +396,7 @@ mod tests {
             state: crate::runtime::ContainerState::Running,
             labels: Default::default(),
             created: 0,
+            health: None,
         };
         let app = "127.0.0.1:5000/team/app:1";
         assert!(created_from(&container(app), &image, app));

@@ -976,6 +976,7 @@ mod tests {
                 state,
                 labels: container_labels(&d.instance, app),
                 created: 10,
+                health: None,
             },
             applied_update: None,
             details: Some(ContainerDetails {

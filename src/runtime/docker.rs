@@ -17,17 +17,21 @@ use bollard::models::{
     ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountType,
     PortBinding, RestartPolicy, RestartPolicyNameEnum, ThrottleDevice, VolumeCreateRequest,
 };
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
-    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, RenameContainerOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,
+    ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
+    RemoveImageOptions, RemoveVolumeOptions, RenameContainerOptions, RestartContainerOptions,
     StopContainerOptions,
 };
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::{
-    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ImageSummary, ObservedLimits,
-    PullProgress, RegistryCredentials, Runtime, RuntimeError, RuntimeEvent, RuntimeResult, labels,
+    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ExecOutput, HealthState,
+    ImageSummary, LogChunk, LogOptions, ObservedLimits, PullProgress, RegistryCredentials, Runtime,
+    RuntimeError, RuntimeEvent, RuntimeResult, labels,
 };
 use crate::spec::validate::{Limits, Restart, Throttle};
 
@@ -51,6 +55,9 @@ impl Default for Deadlines {
         }
     }
 }
+
+/// At most this much of each of an exec's stdout and stderr is kept.
+const EXEC_OUTPUT_LIMIT: usize = 1 << 20;
 
 /// Docker's own default stop grace period.
 const DOCKER_DEFAULT_GRACE: u64 = 10;
@@ -281,7 +288,14 @@ fn container_summary(c: bollard::models::ContainerSummary) -> Option<ContainerSu
             .unwrap_or(ContainerState::Unknown),
         labels,
         created: c.created.unwrap_or_default(),
+        health: c.status.as_deref().and_then(HealthState::parse),
     })
+}
+
+/// Appends `data` to `out`, keeping at most `EXEC_OUTPUT_LIMIT` bytes.
+fn append_limited(out: &mut Vec<u8>, data: &[u8]) {
+    let room = EXEC_OUTPUT_LIMIT.saturating_sub(out.len());
+    out.extend_from_slice(&data[..data.len().min(room)]);
 }
 
 #[async_trait]
@@ -319,6 +333,14 @@ impl Runtime for DockerRuntime {
             .await?;
         let state = c.state.unwrap_or_default();
         let host = c.host_config.unwrap_or_default();
+        let health = state.health.unwrap_or_default();
+        let health_output = health
+            .log
+            .as_ref()
+            .and_then(|log| log.last())
+            .filter(|r| r.exit_code.is_some_and(|code| code != 0))
+            .and_then(|r| r.output.clone())
+            .map(|o| o.trim().to_string());
         Ok(ContainerDetails {
             state: state.status.map(|s| ContainerState::parse(s.as_ref())),
             exit_code: state.exit_code,
@@ -338,6 +360,10 @@ impl Runtime for DockerRuntime {
                     .map(|n| n.to_string())
                     .unwrap_or_default(),
             },
+            health: health
+                .status
+                .and_then(|s| HealthState::parse(&s.to_string())),
+            health_output,
         })
     }
 
@@ -454,6 +480,151 @@ impl Runtime for DockerRuntime {
                 "remove container",
                 limit,
                 self.docker.remove_container(id, Some(options)),
+            )
+            .await
+        {
+            Err(RuntimeError::NotFound(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn restart(&self, id: &str, grace_seconds: Option<u64>) -> RuntimeResult<()> {
+        let grace = grace_seconds.unwrap_or(DOCKER_DEFAULT_GRACE);
+        let options = RestartContainerOptions {
+            t: grace_seconds.map(|g| g.min(i32::MAX as u64) as i32),
+            signal: None,
+        };
+        let limit = Duration::from_secs(grace) + self.deadlines.stop_extra;
+        self.deadline(
+            "restart container",
+            limit,
+            self.docker.restart_container(id, Some(options)),
+        )
+        .await
+    }
+
+    async fn kill(&self, id: &str, signal: &str) -> RuntimeResult<()> {
+        let options = KillContainerOptions {
+            signal: signal.to_string(),
+        };
+        self.deadline(
+            "kill container",
+            self.deadlines.call,
+            self.docker.kill_container(id, Some(options)),
+        )
+        .await
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        working_dir: Option<&str>,
+        timeout: Duration,
+    ) -> RuntimeResult<ExecOutput> {
+        let config = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(argv.to_vec()),
+            working_dir: working_dir.map(str::to_string),
+            ..Default::default()
+        };
+        let exec = self
+            .deadline(
+                "create exec",
+                self.deadlines.call,
+                self.docker.create_exec(id, config),
+            )
+            .await?;
+        let run = async {
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            if let StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&exec.id, None).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    match chunk? {
+                        LogOutput::StdErr { message } => append_limited(&mut stderr, &message),
+                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                            append_limited(&mut stdout, &message)
+                        }
+                        LogOutput::StdIn { .. } => {}
+                    }
+                }
+            }
+            Ok::<_, BollardError>((stdout, stderr))
+        };
+        let (stdout, stderr) = self.deadline("run exec", timeout, run).await?;
+        let inspected = self
+            .deadline(
+                "inspect exec",
+                self.deadlines.call,
+                self.docker.inspect_exec(&exec.id),
+            )
+            .await?;
+        Ok(ExecOutput {
+            exit_code: inspected.exit_code.unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value> {
+        let c = self
+            .deadline(
+                "inspect container",
+                self.deadlines.call,
+                self.docker.inspect_container(id, None),
+            )
+            .await?;
+        serde_json::to_value(c).map_err(|e| RuntimeError::Engine {
+            op: "inspect container",
+            status: 0,
+            message: e.to_string(),
+        })
+    }
+
+    fn logs(&self, id: &str, options: &LogOptions) -> BoxStream<'static, RuntimeResult<LogChunk>> {
+        let query = LogsOptions {
+            follow: options.follow,
+            stdout: true,
+            stderr: true,
+            since: options
+                .since
+                .map_or(0, |s| s.clamp(0, i64::from(i32::MAX)) as i32),
+            until: 0,
+            timestamps: options.timestamps,
+            tail: options
+                .tail
+                .map_or_else(|| "all".to_string(), |n| n.to_string()),
+        };
+        self.docker
+            .logs(id, Some(query))
+            .map(|chunk| {
+                let chunk = chunk.map_err(|e| map_error("container logs", e))?;
+                Ok(match chunk {
+                    LogOutput::StdErr { message } => LogChunk {
+                        stderr: true,
+                        data: message,
+                    },
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message } => LogChunk {
+                        stderr: false,
+                        data: message,
+                    },
+                })
+            })
+            .boxed()
+    }
+
+    async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
+        match self
+            .deadline(
+                "remove volume",
+                self.deadlines.call,
+                self.docker
+                    .remove_volume(name, None::<RemoveVolumeOptions>),
             )
             .await
         {

@@ -13,8 +13,9 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
 use super::{
-    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ImageSummary, ObservedLimits,
-    PullProgress, RegistryCredentials, Runtime, RuntimeError, RuntimeEvent, RuntimeResult, labels,
+    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ExecOutput, ImageSummary,
+    LogChunk, LogOptions, ObservedLimits, PullProgress, RegistryCredentials, Runtime, RuntimeError,
+    RuntimeEvent, RuntimeResult, labels,
 };
 use crate::spec::image::canonical_reference;
 use crate::spec::validate::Limits;
@@ -235,6 +236,7 @@ impl Runtime for FakeRuntime {
                     state: ContainerState::Created,
                     labels: spec.labels.clone(),
                     created: 0,
+                    health: None,
                 },
                 ContainerDetails {
                     limits: observed(&spec.limits),
@@ -306,6 +308,85 @@ impl Runtime for FakeRuntime {
                 Ok(())
             }
         }
+    }
+
+    async fn restart(&self, id: &str, _: Option<u64>) -> RuntimeResult<()> {
+        self.enter("restart", id).await?;
+        self.with(id, |s, d| {
+            s.state = ContainerState::Running;
+            d.exit_code = None;
+            d.restart_count += 1;
+            Ok(())
+        })?;
+        self.emit(id, "restart");
+        Ok(())
+    }
+
+    async fn kill(&self, id: &str, signal: &str) -> RuntimeResult<()> {
+        self.enter("kill", &format!("{id} {signal}")).await?;
+        self.with(id, |s, d| {
+            if !matches!(s.state, ContainerState::Running | ContainerState::Paused) {
+                return Err(RuntimeError::Conflict(format!(
+                    "Container {id} is not running"
+                )));
+            }
+            s.state = ContainerState::Exited;
+            d.exit_code = Some(137);
+            Ok(())
+        })?;
+        self.emit(id, "die");
+        Ok(())
+    }
+
+    /// The fake's containers have no programs: every command is "not found", as Docker says it.
+    async fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        _: Option<&str>,
+        _: std::time::Duration,
+    ) -> RuntimeResult<ExecOutput> {
+        self.enter("exec", &format!("{id} {}", argv.join(" "))).await?;
+        self.with(id, |_, _| Ok(()))?;
+        Ok(ExecOutput {
+            exit_code: 127,
+            stdout: String::new(),
+            stderr: format!(
+                "OCI runtime exec failed: exec: \"{}\": executable file not found in $PATH",
+                argv.first().map(String::as_str).unwrap_or_default()
+            ),
+        })
+    }
+
+    async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value> {
+        self.enter("inspect", id).await?;
+        self.with(id, |s, _| {
+            Ok(serde_json::json!({
+                "Id": s.id,
+                "Name": format!("/{}", s.name),
+                "State": {"Status": s.state},
+                "Config": {"Image": s.image, "Labels": s.labels},
+            }))
+        })
+    }
+
+    fn logs(&self, id: &str, _: &LogOptions) -> BoxStream<'static, RuntimeResult<LogChunk>> {
+        let known = self.lock().containers.contains_key(id);
+        let item = if known {
+            Ok(LogChunk {
+                stderr: false,
+                data: bytes::Bytes::from(format!("log of {id}\n")),
+            })
+        } else {
+            Err(RuntimeError::NotFound(format!("No such container: {id}")))
+        };
+        futures::stream::iter([item]).boxed()
+    }
+
+    async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
+        self.enter("remove-volume", name).await?;
+        self.lock().volumes.remove(name);
+        Ok(())
     }
 
     async fn rename(&self, id: &str, name: &str) -> RuntimeResult<()> {

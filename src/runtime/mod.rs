@@ -58,6 +58,41 @@ impl ContainerState {
     }
 }
 
+/// The result of a container's health check, for containers that have one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthState {
+    /// Reads Docker's words: `healthy`, `unhealthy`, `starting` (inspect), or the container
+    /// list's status text (`Up 5 seconds (healthy)`, `(health: starting)`).
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.contains("unhealthy") {
+            Some(Self::Unhealthy)
+        } else if s.contains("healthy") {
+            Some(Self::Healthy)
+        } else if s.contains("starting") {
+            Some(Self::Starting)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for HealthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Starting => "starting",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+        })
+    }
+}
+
 /// One line of the container list.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContainerSummary {
@@ -69,6 +104,8 @@ pub struct ContainerSummary {
     pub labels: BTreeMap<String, String>,
     /// Unix seconds.
     pub created: i64,
+    /// Health, when the container has a health check and is running.
+    pub health: Option<HealthState>,
 }
 
 /// What an inspect adds to the summary: exit details and the limits in force.
@@ -83,6 +120,9 @@ pub struct ContainerDetails {
     pub finished_at: Option<String>,
     pub restart_count: i64,
     pub limits: ObservedLimits,
+    pub health: Option<HealthState>,
+    /// The output of the last health probe, when it failed.
+    pub health_output: Option<String>,
 }
 
 /// The limits Docker reports for a container (0 = unset, as Docker says).
@@ -143,6 +183,34 @@ pub struct PullProgress {
     pub status: String,
     pub current: Option<i64>,
     pub total: Option<i64>,
+}
+
+/// What a command run in a container printed, and how it ended.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Which part of a container's log to read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogOptions {
+    /// The last N lines only.
+    pub tail: Option<u64>,
+    /// Lines since this unix time.
+    pub since: Option<i64>,
+    /// Keep streaming new lines until the container stops.
+    pub follow: bool,
+    pub timestamps: bool,
+}
+
+/// A piece of a container's log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogChunk {
+    pub stderr: bool,
+    pub data: bytes::Bytes,
 }
 
 /// A container event (start, die, destroy, ...) or an image event (pull, tag, untag, delete).
@@ -217,6 +285,26 @@ pub trait Runtime: Send + Sync + 'static {
     async fn update(&self, id: &str, limits: &Limits) -> RuntimeResult<()>;
     /// Removes a container (force: kill it first if running).
     async fn remove(&self, id: &str, force: bool) -> RuntimeResult<()>;
+    /// Restarts a container (stop with `grace_seconds`, then start).
+    async fn restart(&self, id: &str, grace_seconds: Option<u64>) -> RuntimeResult<()>;
+    /// Sends a signal (`SIGKILL`, `SIGHUP`, `15`, ...) to a container's main process.
+    async fn kill(&self, id: &str, signal: &str) -> RuntimeResult<()>;
+    /// Runs `argv` (no shell) in a running container and collects its output, within
+    /// `timeout`.
+    async fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        working_dir: Option<&str>,
+        timeout: std::time::Duration,
+    ) -> RuntimeResult<ExecOutput>;
+    /// The engine's full inspect document of a container, as it gives it.
+    async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value>;
+    /// A container's log. With `follow`, the stream goes on until the container stops or the
+    /// consumer drops it.
+    fn logs(&self, id: &str, options: &LogOptions) -> BoxStream<'static, RuntimeResult<LogChunk>>;
+    /// Removes a named volume (fails with `Conflict` while a container uses it).
+    async fn remove_volume(&self, name: &str) -> RuntimeResult<()>;
     /// Gives a container a new name.
     async fn rename(&self, id: &str, name: &str) -> RuntimeResult<()>;
     /// Every image in the engine (top-level, not intermediate layers).

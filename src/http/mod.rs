@@ -259,18 +259,24 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
             .header("current", "applied")
             .to_string();
         if let Some(app) = v.app() {
+            // A new app's port area is allocated when it is stored; until then it is shown at
+            // the block it has, if any.
+            let host_port_root = current.as_ref().and_then(|r| r.host_port_root);
+            let mut app = app.clone();
+            app.place_in_port_area(host_port_root);
             desired.apps.insert(
                 key.clone(),
                 DesiredApp {
                     uid,
                     generation,
-                    spec: app.clone(),
                     hashes: app.hashes(),
+                    spec: app,
                     deleting: false,
                     hold_until: None,
                     repairs: 0,
                     had_container: false,
                     rolled_back: None,
+                    host_port_root,
                 },
             );
         }

@@ -126,6 +126,20 @@ impl AppMemory {
         }
     }
 
+    /// After a wharf restart: a rollback of the current generation is still remembered (from
+    /// the stored status), so a failed replacement is not tried again on every restart.
+    fn restored(record: &ObjectRecord) -> Self {
+        let mut memory = Self::new(record.generation);
+        memory.rolled_back = stored_status::<AppStatus>(record)
+            .and_then(|s| s.rolled_back)
+            .filter(|r| r.generation == record.generation)
+            .map(|r| RolledBack {
+                image_id: r.image_id,
+                message: r.message,
+            });
+        memory
+    }
+
     fn hold(&mut self, now: Instant) {
         let delay = self.backoff.next().unwrap_or(Duration::from_secs(300));
         self.hold_until = Some(now + delay);
@@ -497,7 +511,7 @@ impl Controller {
                 }
                 continue;
             }
-            let spec = match record.app_spec() {
+            let mut spec = match record.app_spec() {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(app = %record.key, "stored spec no longer validates; its container is left alone: {e}");
@@ -508,11 +522,12 @@ impl Controller {
             let memory = state
                 .apps
                 .entry(record.uid.clone())
-                .or_insert_with(|| AppMemory::new(record.generation));
+                .or_insert_with(|| AppMemory::restored(record));
             if memory.generation != record.generation {
                 // A new spec gets a fresh chance.
                 *memory = AppMemory::new(record.generation);
             }
+            spec.place_in_port_area(record.host_port_root);
             let hashes = spec.hashes();
             desired.apps.insert(
                 record.key.clone(),
@@ -525,6 +540,7 @@ impl Controller {
                     hold_until: memory.hold_until.filter(|t| *t > now),
                     repairs: memory.repairs,
                     rolled_back: memory.rolled_back.clone(),
+                    host_port_root: record.host_port_root,
                     had_container: record
                         .status
                         .as_ref()

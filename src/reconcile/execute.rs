@@ -4,15 +4,19 @@
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 
 use super::plan::{Action, AppPlan, Step, Target};
 use crate::images::ImageService;
 use crate::images::registry::RegistryError;
-use crate::runtime::{ContainerState, CreateSpec, Runtime, RuntimeError};
+use crate::runtime::{
+    ContainerDetails, ContainerState, CreateSpec, HealthState, Runtime, RuntimeError,
+};
+use crate::spec::validate::Health;
 use crate::store::{Store, StoreError};
 
-/// How long a replacement container must stay running before the old one is removed.
-pub const REPLACE_SETTLE: Duration = Duration::from_secs(1);
+/// How often a replacement container is looked at while it proves itself.
+const READY_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -81,16 +85,14 @@ pub async fn execute(
 ) -> Execution {
     let mut execution = Execution::default();
     let mut created: Option<String> = None;
-    let mut permit: Option<SemaphorePermit<'_>> = None;
+    let mut slot = Slot { ops, permit: None };
     for step in &plan.steps {
         let needs_permit = !matches!(
             step.action,
             Action::Forget { .. } | Action::Pull { .. } | Action::CheckDigest { .. }
         );
-        if needs_permit && permit.is_none() {
-            // The semaphore is never closed, so acquiring only fails if it were; treat that as
-            // "no bound".
-            permit = ops.acquire().await.ok();
+        if needs_permit {
+            slot.acquire().await;
         }
         let result = run_step(
             runtime,
@@ -99,6 +101,7 @@ pub async fn execute(
             plan.uid.as_deref(),
             step,
             &mut created,
+            &mut slot,
         )
         .await;
         let failed = result.is_err();
@@ -111,6 +114,27 @@ pub async fn execute(
         }
     }
     execution
+}
+
+/// A chain's hold on one of the container-operation permits.
+struct Slot<'a> {
+    ops: &'a Semaphore,
+    permit: Option<SemaphorePermit<'a>>,
+}
+
+impl Slot<'_> {
+    async fn acquire(&mut self) {
+        if self.permit.is_none() {
+            // The semaphore is never closed, so acquiring only fails if it were; treat that as
+            // "no bound".
+            self.permit = self.ops.acquire().await.ok();
+        }
+    }
+
+    /// Lets other apps use the permit while this chain only waits.
+    fn release(&mut self) {
+        self.permit = None;
+    }
 }
 
 /// After a failed replacement: the new container is gone; give the old one its name back and
@@ -134,44 +158,111 @@ fn with_problems(problems: String) -> String {
     }
 }
 
-/// Starts the new container of a replacement and checks it is still running after
-/// `REPLACE_SETTLE`.
-async fn start_and_settle(runtime: &dyn Runtime, id: &str) -> Result<(), String> {
-    runtime
-        .start(id)
-        .await
-        .map_err(|e| format!("failed to start: {e}"))?;
-    tokio::time::sleep(REPLACE_SETTLE).await;
-    let details = runtime
-        .inspect(id)
-        .await
-        .map_err(|e| format!("could not be inspected: {e}"))?;
-    match details.state {
-        Some(ContainerState::Running) => Ok(()),
-        state => {
-            let code = details
-                .exit_code
-                .map(|c| format!(" with code {c}"))
-                .unwrap_or_default();
-            let error = details.error.map(|e| format!(": {e}")).unwrap_or_default();
-            Err(format!(
-                "did not keep running ({}{code}{error})",
-                state.map_or("unknown".into(), |s| format!("{s:?}").to_lowercase())
-            ))
+/// Watches a just-started replacement until it has been running — and healthy, when `health`
+/// declares a check — for `min_ready` without a break. Fails as soon as it exits, restarts
+/// (a crash loop under a restart policy), turns unhealthy, or when a check gives no verdict in
+/// the time Docker may take to give one.
+async fn await_ready(
+    runtime: &dyn Runtime,
+    id: &str,
+    min_ready: Duration,
+    health: Option<&Health>,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let health = health.filter(|h| h.is_enabled());
+    let give_up = started + health.map_or(Duration::ZERO, Health::verdict_within) + min_ready;
+    let mut ready_since: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(READY_POLL.min(min_ready).max(Duration::from_millis(100))).await;
+        let details = runtime
+            .inspect(id)
+            .await
+            .map_err(|e| format!("could not be inspected: {e}"))?;
+        let now = Instant::now();
+        if details.restart_count > 0 {
+            return Err(format!(
+                "crash-looped: Docker restarted it {} time(s) within {}s{}",
+                details.restart_count,
+                (now - started).as_secs(),
+                exit_detail(&details)
+            ));
+        }
+        if details.state != Some(ContainerState::Running) {
+            return Err(format!(
+                "did not keep running ({}{})",
+                details
+                    .state
+                    .map_or("unknown".into(), |s| format!("{s:?}").to_lowercase()),
+                exit_detail(&details)
+            ));
+        }
+        if health.is_some() && details.health == Some(HealthState::Unhealthy) {
+            return Err(format!(
+                "became unhealthy{}",
+                details
+                    .health_output
+                    .filter(|o| !o.is_empty())
+                    .map(|o| format!(": {o}"))
+                    .unwrap_or_default()
+            ));
+        }
+        let ready = health.is_none() || details.health == Some(HealthState::Healthy);
+        if !ready {
+            ready_since = None;
+        } else if now - *ready_since.get_or_insert(now) >= min_ready {
+            return Ok(());
+        }
+        if now >= give_up && ready_since.is_none() {
+            return Err(format!(
+                "was not healthy within {}s (health: {})",
+                (now - started).as_secs(),
+                details
+                    .health
+                    .map_or("unknown".into(), |h| h.to_string())
+            ));
         }
     }
 }
 
-/// The fixed semantics of `Action::Replace`; returns the new container's id.
+/// " with code 1: error text", as far as the inspect tells.
+fn exit_detail(details: &ContainerDetails) -> String {
+    let code = details
+        .exit_code
+        .filter(|c| *c != 0 || details.state != Some(ContainerState::Running))
+        .map(|c| format!(" with code {c}"))
+        .unwrap_or_default();
+    let error = details
+        .error
+        .as_ref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
+    format!("{code}{error}")
+}
+
+/// The old container of a replacement, as the plan saw it.
+struct Old<'a> {
+    id: &'a str,
+    name: &'a str,
+    running: bool,
+    grace_seconds: Option<u64>,
+}
+
+/// The fixed semantics of `Action::Replace`; returns the new container's id. While the new
+/// container proves itself the chain gives its permit back: waiting is not an engine operation.
 async fn replace(
     runtime: &dyn Runtime,
-    old: &str,
-    old_name: &str,
-    old_running: bool,
+    slot: &mut Slot<'_>,
+    old: Old<'_>,
     create: &CreateSpec,
     start: bool,
-    grace_seconds: Option<u64>,
+    min_ready: Duration,
 ) -> Result<String, ExecError> {
+    let Old {
+        id: old,
+        name: old_name,
+        running: old_running,
+        grace_seconds,
+    } = old;
     let aside = format!("{}.replaced-{}", create.name, short(old));
     if old_name != aside {
         runtime.rename(old, &aside).await?;
@@ -194,7 +285,22 @@ async fn replace(
             )));
         }
     };
-    if start && let Err(why) = start_and_settle(runtime, &new).await {
+    let proven = if start {
+        match runtime.start(&new).await {
+            Err(e) => Err(format!("failed to start: {e}")),
+            Ok(()) => {
+                slot.release();
+                let watched =
+                    await_ready(runtime, &new, min_ready, create.config.healthcheck.as_ref())
+                        .await;
+                slot.acquire().await;
+                watched
+            }
+        }
+    } else {
+        Ok(())
+    };
+    if let Err(why) = proven {
         if let Err(e) = runtime.remove(&new, true).await {
             tracing::error!(container = %create.name, "removing the failed replacement {}: {e}", short(&new));
         }
@@ -219,6 +325,7 @@ async fn run_step(
     uid: Option<&str>,
     step: &Step,
     created: &mut Option<String>,
+    slot: &mut Slot<'_>,
 ) -> Result<String, ExecError> {
     let resolve = |target: &Target| -> Result<String, ExecError> {
         match target {
@@ -248,18 +355,16 @@ async fn run_step(
             create,
             start,
             grace_seconds,
+            min_ready,
             ..
         } => {
-            let id = replace(
-                runtime,
-                old,
-                old_name,
-                *old_running,
-                create,
-                *start,
-                *grace_seconds,
-            )
-            .await?;
+            let old_container = Old {
+                id: old,
+                name: old_name,
+                running: *old_running,
+                grace_seconds: *grace_seconds,
+            };
+            let id = replace(runtime, slot, old_container, create, *start, *min_ready).await?;
             let detail = format!("container {} replaced {}", short(&id), short(old));
             *created = Some(id);
             Ok(detail)

@@ -36,6 +36,8 @@ pub struct DesiredApp {
     /// A replacement at this generation failed and was rolled back: not tried again for the
     /// same image until the spec changes.
     pub rolled_back: Option<RolledBack>,
+    /// The first host port of the app's port area (allocated by the store).
+    pub host_port_root: Option<u16>,
 }
 
 /// A failed replacement: the image it would have run, and what went wrong.
@@ -160,6 +162,9 @@ pub enum Action {
         grace_seconds: Option<u64>,
         /// The engine's image the new container runs, when known (for the rollback record).
         image_id: Option<String>,
+        /// How long the new container must run (and be healthy, with a check) before the old
+        /// one is removed.
+        min_ready: Duration,
     },
     /// Pulls an image (canonical reference).
     Pull {
@@ -691,6 +696,12 @@ fn prepare(
     app: &DesiredApp,
 ) -> Result<(Vec<Step>, CreateSpec), String> {
     let mut steps = Vec::new();
+    if app.spec.port_area.is_some() && app.host_port_root.is_none() {
+        return Err(
+            "its port area has no block of host ports yet; apply the app again to allocate one"
+                .into(),
+        );
+    }
     // The pull comes first: a download holds no container-operation slot (see the executor).
     let image = &app.spec.container.image;
     if !is_image_id(image)
@@ -830,6 +841,7 @@ fn replace(
             start: app.spec.state != DesiredState::Stopped,
             grace_seconds: app.spec.container.stop_grace_seconds,
             image_id,
+            min_ready: app.spec.min_ready,
         },
         reason,
     });
@@ -957,6 +969,7 @@ mod tests {
             repairs: 0,
             had_container: false,
             rolled_back: None,
+            host_port_root: None,
         };
         Desired {
             instance: "test".into(),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::{AppPlan, DesiredApp, DesiredImage, ObservedContainer};
 use crate::images::{ImageMemory, PullState, repo_digest};
-use crate::runtime::{ContainerState, ImageSummary};
+use crate::runtime::{ContainerState, HealthState, ImageSummary};
 use crate::spec::image::PullPolicy;
 use crate::spec::wire::DesiredState;
 
@@ -16,6 +16,9 @@ pub enum Phase {
     Paused,
     Stopped,
     Failed,
+    /// A replacement failed and was rolled back: the previous container runs, the current
+    /// generation does not.
+    Degraded,
     Terminating,
 }
 
@@ -50,6 +53,27 @@ pub struct AppStatus {
     pub exit_code: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Health check result, when the app declares a check (or its image has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthState>,
+    /// The first port of the app's port area: container port p is published on
+    /// `hostPortRoot + p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port_root: Option<u16>,
+    /// The last replacement that failed and was rolled back; it is not retried at this
+    /// generation (with the same image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBackStatus>,
+}
+
+/// `status.rolledBack`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledBackStatus {
+    pub generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    pub message: String,
 }
 
 /// The last failed attempt to reconcile an app.
@@ -127,10 +151,27 @@ pub fn compute(
                 Some(ContainerState::Exited | ContainerState::Created)
             )
     );
-    let converged = matches_spec && in_declared_state && !pending;
+    let health = details
+        .and_then(|d| d.health)
+        .or_else(|| container.and_then(|c| c.summary.health))
+        .filter(|_| state == Some(ContainerState::Running));
+    let check_declared = app
+        .spec
+        .container
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| h.is_enabled());
+    // With a declared check, a running app is ready only once Docker calls it healthy.
+    let healthy_enough = !check_declared
+        || app.spec.state != DesiredState::Running
+        || health == Some(HealthState::Healthy);
+    let converged = matches_spec && in_declared_state && healthy_enough && !pending;
+    let rolled_back = app.rolled_back.as_ref().filter(|_| !matches_spec);
 
     let phase = if app.deleting {
         Phase::Terminating
+    } else if rolled_back.is_some() {
+        Phase::Degraded
     } else {
         match state {
             Some(ContainerState::Running) => Phase::Running,
@@ -159,10 +200,34 @@ pub fn compute(
         (reason.to_string(), String::new())
     } else if app.deleting {
         ("Terminating".into(), "the app is being deleted".into())
+    } else if let Some(r) = rolled_back {
+        (
+            "RolledBack".into(),
+            format!(
+                "generation {} was rolled back: {}; change the spec (or the image) to try again",
+                app.generation, r.message
+            ),
+        )
     } else if let Some(f) = current_failure {
         (f.reason.clone(), f.message.clone())
     } else if let Some(w) = &waiting {
         ("Waiting".into(), w.clone())
+    } else if matches_spec && in_declared_state && !pending && !healthy_enough {
+        let output = details
+            .and_then(|d| d.health_output.clone())
+            .filter(|o| !o.is_empty())
+            .map(|o| format!(": {o}"))
+            .unwrap_or_default();
+        match health {
+            Some(HealthState::Unhealthy) => (
+                "Unhealthy".into(),
+                format!("the health check fails{output}"),
+            ),
+            _ => (
+                "HealthCheckPending".into(),
+                "running; the health check has not passed yet".into(),
+            ),
+        }
     } else if pending {
         let steps: Vec<_> = plan
             .map(|p| p.steps.iter().map(|s| s.reason.clone()).collect())
@@ -240,6 +305,13 @@ pub fn compute(
         started_at,
         exit_code,
         message: waiting.or_else(|| current_failure.map(|f| f.message.clone())),
+        health,
+        host_port_root: app.host_port_root,
+        rolled_back: app.rolled_back.as_ref().map(|r| RolledBackStatus {
+            generation: app.generation,
+            image_id: r.image_id.clone(),
+            message: r.message.clone(),
+        }),
     }
 }
 

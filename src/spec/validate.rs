@@ -42,7 +42,14 @@ pub struct AppSpec {
     pub container: ContainerConfig,
     pub limits: Limits,
     pub port_area: Option<u16>,
+    /// How long a replacement must run (and be healthy) before the old container goes.
+    pub min_ready: std::time::Duration,
 }
+
+/// `spec.update.minReadySeconds` when not set.
+pub const DEFAULT_MIN_READY_SECONDS: u32 = 5;
+/// The largest `spec.update.minReadySeconds`.
+pub const MAX_MIN_READY_SECONDS: u32 = 3600;
 
 /// Recreate-class configuration: what Docker fixes at container creation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -122,6 +129,28 @@ pub struct Health {
     pub start_period_ns: Option<i64>,
 }
 
+impl Health {
+    /// Whether the check runs at all (`["NONE"]` disables the image's own check).
+    pub fn is_enabled(&self) -> bool {
+        self.test.first().is_some_and(|t| t != "NONE")
+    }
+
+    /// The longest Docker may take to call a new container healthy or unhealthy: the start
+    /// period, then `retries + 1` probes of `interval + timeout` (Docker's defaults: 30s, 30s,
+    /// 3 retries).
+    pub fn verdict_within(&self) -> std::time::Duration {
+        let ns = |v: Option<i64>, default_s: u64| {
+            v.filter(|n| *n > 0)
+                .map_or(std::time::Duration::from_secs(default_s), |n| {
+                    std::time::Duration::from_nanos(n as u64)
+                })
+        };
+        let probe = ns(self.interval_ns, 30) + ns(self.timeout_ns, 30);
+        let probes = self.retries.filter(|r| *r > 0).unwrap_or(3) as u32 + 1;
+        ns(self.start_period_ns, 0) + probe * probes
+    }
+}
+
 /// Update-class configuration: what `POST /containers/{id}/update` changes in place.
 /// (Docker's update takes blkio device throttles in its body but does not apply them; they
 /// are recreate-class, in `ContainerConfig`.)
@@ -178,6 +207,19 @@ pub struct Hashes {
 }
 
 impl AppSpec {
+    /// Publishes the ports of an app with a port area on `root + containerPort` (the store
+    /// allocates `root`). Part of the recreate-class config, so a moved area recreates.
+    pub fn place_in_port_area(&mut self, root: Option<u16>) {
+        let Some(root) = root.filter(|_| self.port_area.is_some()) else {
+            return;
+        };
+        for p in &mut self.container.ports {
+            if p.host_port.is_none() {
+                p.host_port = root.checked_add(p.container_port);
+            }
+        }
+    }
+
     pub fn hashes(&self) -> Hashes {
         Hashes {
             recreate: hash_of(&self.container),
@@ -400,6 +442,18 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
         }
     }
 
+    let min_ready = spec
+        .update
+        .as_ref()
+        .and_then(|u| u.min_ready_seconds)
+        .unwrap_or(DEFAULT_MIN_READY_SECONDS);
+    if min_ready > MAX_MIN_READY_SECONDS {
+        errors.add(
+            "spec.update.minReadySeconds",
+            format!("must be at most {MAX_MIN_READY_SECONDS}"),
+        );
+    }
+
     if !errors.0.is_empty() {
         return Err(errors.0);
     }
@@ -427,6 +481,7 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
         },
         limits,
         port_area,
+        min_ready: std::time::Duration::from_secs(u64::from(min_ready)),
     })
 }
 

@@ -113,6 +113,21 @@ pub struct AppSpec {
     /// How long a stop waits after SIGTERM before SIGKILL (Docker's default is 10s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_period: Option<DurationText>,
+    /// How a replacement container is rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateStrategy>,
+}
+
+/// How a replacement container is rolled out. The old container is stopped and kept until the
+/// new one has been running (and healthy, with a health check) for `minReadySeconds`; if the new
+/// one fails first, the old one is restored and the app is marked Degraded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateStrategy {
+    /// Seconds the new container must stay running (and healthy) before the old one is removed.
+    /// Default 5; at most 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

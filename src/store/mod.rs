@@ -56,6 +56,8 @@ pub struct ObjectRecord {
     pub deletion_timestamp: Option<String>,
     /// The update-class hash last applied in place, and to which container.
     pub applied_update: Option<AppliedUpdate>,
+    /// The first port of the app's port area, when it declares one.
+    pub host_port_root: Option<u16>,
 }
 
 /// An in-place update wharf made: container labels cannot record it.
@@ -188,6 +190,8 @@ pub struct WriteItem {
     pub meta: ObjectMeta,
     /// The spec as written.
     pub spec: serde_json::Value,
+    /// Host ports it needs (Apps only).
+    pub ports: PortWants,
 }
 
 impl WriteItem {
@@ -197,6 +201,7 @@ impl WriteItem {
             key: v.key().clone(),
             meta: v.document.metadata().clone(),
             spec: v.document.spec_value(),
+            ports: PortWants::of(&v.document),
         }
     }
 }
@@ -236,6 +241,85 @@ pub struct SyncReport {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    port_areas: PortRange,
+}
+
+/// The host ports port areas are allocated from (inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl Default for PortRange {
+    /// Below Linux's ephemeral range (32768–60999), which outgoing connections draw from.
+    fn default() -> Self {
+        Self {
+            first: 20000,
+            last: 32767,
+        }
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?}: write FIRST-LAST, e.g. 20000-32767"))?;
+        let port = |t: &str| {
+            t.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{t:?} is not a port number (1-65535)"))
+        };
+        let (first, last) = (port(a)?, port(b)?);
+        if first > last {
+            return Err(format!("{s:?}: the first port is above the last"));
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+/// The host ports an App declares: a port area size and explicit `hostPort`s (with the field
+/// that declares each).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PortWants {
+    pub area: Option<u16>,
+    pub host_ports: Vec<(String, u16, String)>,
+}
+
+impl PortWants {
+    fn of(document: &crate::spec::Document) -> Self {
+        let crate::spec::Document::App(app) = document else {
+            return Self::default();
+        };
+        let host_ports = app
+            .spec
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let p = p.to_object().ok()?;
+                Some((
+                    format!("spec.ports[{i}].hostPort"),
+                    p.host_port?,
+                    p.protocol.unwrap_or_default().to_string(),
+                ))
+            })
+            .collect();
+        Self {
+            area: app.spec.port_area.as_ref().map(|a| a.size),
+            host_ports,
+        }
+    }
 }
 
 impl Store {
@@ -252,7 +336,16 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            port_areas: PortRange::default(),
+        })
+    }
+
+    /// Allocates port areas from `range` instead of the default.
+    pub fn with_port_areas(mut self, range: PortRange) -> Self {
+        self.port_areas = range;
+        self
     }
 
     /// A write transaction that takes the write lock up front (`BEGIN IMMEDIATE`): a deferred
@@ -311,6 +404,9 @@ impl Store {
                         hash: hash.to_string(),
                     })
                 }),
+            host_port_root: row
+                .try_get::<Option<i64>, _>("host_port_root")?
+                .and_then(|p| u16::try_from(p).ok()),
         })
     }
 
@@ -367,6 +463,7 @@ impl Store {
     /// Writes one object inside `tx`, enforcing ownership and the optional `resourceVersion`
     /// precondition.
     async fn write_in(
+        &self,
         tx: &mut Transaction<'_, Sqlite>,
         item: &WriteItem,
         source: &str,
@@ -384,11 +481,13 @@ impl Store {
                         "{what} does not exist, but resourceVersion {rv} was given"
                     )));
                 }
+                let uid = uuid::Uuid::new_v4().to_string();
+                let host_port_root = self.claim_ports_in(tx, item, &uid, None).await?;
                 let rv = Self::next_rv(tx).await?;
                 let record = ObjectRecord {
                     kind: item.kind,
                     key: item.key.clone(),
-                    uid: uuid::Uuid::new_v4().to_string(),
+                    uid,
                     generation: 1,
                     resource_version: rv,
                     source: source.to_string(),
@@ -399,9 +498,10 @@ impl Store {
                     created_at: now_rfc3339(),
                     deletion_timestamp: None,
                     applied_update: None,
+                    host_port_root,
                 };
                 sqlx::query(
-                    "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, status, created_at, deletion_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL)",
+                    "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, status, created_at, deletion_timestamp, host_port_root) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, ?)",
                 )
                 .bind(record.kind.as_str())
                 .bind(&record.key.namespace)
@@ -414,6 +514,7 @@ impl Store {
                 .bind(serde_json::to_string(&record.annotations).unwrap_or_default())
                 .bind(record.spec.to_string())
                 .bind(&record.created_at)
+                .bind(record.host_port_root.map(i64::from))
                 .execute(&mut **tx)
                 .await?;
                 Ok((WriteOutcome::Created, record))
@@ -436,12 +537,17 @@ impl Store {
                 }
                 let spec_changed = record.spec != spec;
                 let resurrect = record.deletion_timestamp.is_some();
+                let root = self
+                    .claim_ports_in(tx, item, &record.uid, record.host_port_root)
+                    .await?;
                 let meta_changed = record.labels != meta.labels
                     || record.annotations != meta.annotations
-                    || record.source != source;
+                    || record.source != source
+                    || record.host_port_root != root;
                 if !spec_changed && !meta_changed && !resurrect {
                     return Ok((WriteOutcome::Unchanged, record));
                 }
+                record.host_port_root = root;
                 if spec_changed || resurrect {
                     record.generation += 1;
                 }
@@ -452,7 +558,7 @@ impl Store {
                 record.source = source.to_string();
                 record.deletion_timestamp = None;
                 sqlx::query(
-                    "UPDATE objects SET generation = ?, resource_version = ?, source = ?, labels = ?, annotations = ?, spec = ?, deletion_timestamp = NULL WHERE uid = ?",
+                    "UPDATE objects SET generation = ?, resource_version = ?, source = ?, labels = ?, annotations = ?, spec = ?, deletion_timestamp = NULL, host_port_root = ? WHERE uid = ?",
                 )
                 .bind(record.generation)
                 .bind(record.resource_version)
@@ -460,12 +566,132 @@ impl Store {
                 .bind(serde_json::to_string(&record.labels).unwrap_or_default())
                 .bind(serde_json::to_string(&record.annotations).unwrap_or_default())
                 .bind(record.spec.to_string())
+                .bind(record.host_port_root.map(i64::from))
                 .bind(&record.uid)
                 .execute(&mut **tx)
                 .await?;
                 Ok((WriteOutcome::Configured, record))
             }
         }
+    }
+
+    /// Checks an App's explicit host ports against every other app's claims, allocates (or
+    /// keeps) its port area, and records its claims. Returns the area's first port. Reads come
+    /// first, so a refusal leaves `tx` untouched.
+    async fn claim_ports_in(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        item: &WriteItem,
+        uid: &str,
+        current_root: Option<u16>,
+    ) -> StoreResult<Option<u16>> {
+        if item.kind != Kind::App {
+            return Ok(None);
+        }
+        let wants = &item.ports;
+        for (field, port, protocol) in &wants.host_ports {
+            let clash: Option<(String, String, i64, i64, String)> = sqlx::query_as(
+                "SELECT namespace, name, first, last, protocol FROM port_claims WHERE uid != ? AND first <= ? AND last >= ? AND (protocol = '*' OR protocol = ?) LIMIT 1",
+            )
+            .bind(uid)
+            .bind(i64::from(*port))
+            .bind(i64::from(*port))
+            .bind(protocol)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some((namespace, name, first, last, kind)) = clash {
+                let holder = AppKey { namespace, name };
+                let how = if kind == "*" {
+                    format!("lies in the port area of app {holder} ({first}-{last})")
+                } else {
+                    format!("is already published by app {holder}")
+                };
+                return Err(StoreError::Conflict(format!(
+                    "{}: {field}: host port {port}/{protocol} {how}",
+                    item.kind.describe(&item.key)
+                )));
+            }
+        }
+        let root = match wants.area {
+            Some(size) => Some(self.allocate_in(tx, item, uid, size, current_root).await?),
+            None => None,
+        };
+        sqlx::query("DELETE FROM port_claims WHERE uid = ?")
+            .bind(uid)
+            .execute(&mut **tx)
+            .await?;
+        let area = root.zip(wants.area).map(|(root, size)| {
+            let last = u32::from(root) + u32::from(size) - 1;
+            (root, last as u16, "*".to_string())
+        });
+        let explicit = wants
+            .host_ports
+            .iter()
+            .map(|(_, port, protocol)| (*port, *port, protocol.clone()));
+        for (first, last, protocol) in area.into_iter().chain(explicit) {
+            sqlx::query(
+                "INSERT INTO port_claims (uid, namespace, name, first, last, protocol) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(uid)
+            .bind(&item.key.namespace)
+            .bind(&item.key.name)
+            .bind(i64::from(first))
+            .bind(i64::from(last))
+            .bind(protocol)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(root)
+    }
+
+    /// A free block of `size` ports in the configured range, not overlapping any other app's
+    /// claim: the current one when it is still free, else the lowest that fits.
+    async fn allocate_in(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        item: &WriteItem,
+        uid: &str,
+        size: u16,
+        current_root: Option<u16>,
+    ) -> StoreResult<u16> {
+        let range = self.port_areas;
+        let size = u32::from(size.max(1));
+        let (lo, hi) = (u32::from(range.first), u32::from(range.last));
+        let taken: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT first, last FROM port_claims WHERE uid != ? AND last >= ? AND first <= ? ORDER BY first",
+        )
+        .bind(uid)
+        .bind(i64::from(range.first))
+        .bind(i64::from(range.last))
+        .fetch_all(&mut **tx)
+        .await?;
+        let free = |root: u32| {
+            let end = root + size - 1;
+            root >= lo
+                && end <= hi
+                && !taken
+                    .iter()
+                    .any(|(f, l)| *f <= i64::from(end) && *l >= i64::from(root))
+        };
+        if let Some(root) = current_root
+            && free(u32::from(root))
+        {
+            return Ok(root);
+        }
+        let mut candidate = lo;
+        for (first, last) in &taken {
+            if i64::from(candidate + size - 1) < *first {
+                break;
+            }
+            candidate = candidate.max(u32::try_from(*last + 1).unwrap_or(u32::MAX));
+        }
+        if candidate.checked_add(size - 1).is_some_and(|end| end <= hi) && free(candidate) {
+            return Ok(candidate as u16);
+        }
+        Err(StoreError::Conflict(format!(
+            "{}: spec.portArea.size: no free block of {size} host ports is left in {range} (the server's --port-area-range)",
+            item.kind.describe(&item.key)
+        )))
     }
 
     /// Writes a bundle atomically: every object, or none (the first error is returned).
@@ -477,7 +703,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            out.push(Self::write_in(&mut tx, item, source, None).await?);
+            out.push(self.write_in(&mut tx, item, source, None).await?);
         }
         tx.commit().await?;
         Ok(out)
@@ -547,10 +773,12 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         if done.rows_affected() > 0 {
-            sqlx::query("DELETE FROM events WHERE uid = ?")
-                .bind(uid)
-                .execute(&self.pool)
-                .await?;
+            for table in ["events", "port_claims"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
+                    .bind(uid)
+                    .execute(&self.pool)
+                    .await?;
+            }
         }
         Ok(done.rows_affected() > 0)
     }
@@ -743,7 +971,7 @@ impl Store {
                     Some(o) if o != source && o.starts_with("file:") && !bad.contains(o) => Some(o),
                     _ => None,
                 };
-                match Self::write_in(&mut tx, item, source, take_over).await {
+                match self.write_in(&mut tx, item, source, take_over).await {
                     Ok((outcome, _)) => {
                         declared.insert(id, source);
                         if outcome != WriteOutcome::Unchanged {

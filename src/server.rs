@@ -148,6 +148,7 @@ impl Server {
             token_sha256: http::token_digest(&token),
             health: controller.health(),
             images: controller.images(),
+            controller: Arc::clone(&controller),
             instance: config.controller.instance.clone(),
             max_body: config.max_body,
         };

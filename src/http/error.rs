@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::runtime::RuntimeError;
 use crate::spec::SpecError;
 use crate::store::StoreError;
 
@@ -50,6 +51,27 @@ impl ApiError {
             "InternalError",
             format!("{context} failed; the server log has the details"),
         )
+    }
+
+    /// An engine failure while doing `context`.
+    pub fn runtime(context: &str, e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "Conflict", m),
+            RuntimeError::NotFound(m) => ApiError::not_found(format!("{context}: {m}")),
+            RuntimeError::Pull { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "ImagePullFailed", e.to_string())
+            }
+            RuntimeError::Unavailable(_) | RuntimeError::Timeout { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DockerUnavailable",
+                format!("{context}: {e}"),
+            ),
+            other => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "DockerError",
+                format!("{context}: {other}"),
+            ),
+        }
     }
 
     /// 422 with every validation error, each naming its document, line and field.

@@ -29,25 +29,6 @@ fn image_key(name: String) -> ApiResult<AppKey> {
     })
 }
 
-fn runtime_error(context: &str, e: RuntimeError) -> ApiError {
-    match e {
-        RuntimeError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "Conflict", m),
-        RuntimeError::Pull { .. } => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "ImagePullFailed", e.to_string())
-        }
-        RuntimeError::Unavailable(_) | RuntimeError::Timeout { .. } => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "DockerUnavailable",
-            format!("{context}: {e}"),
-        ),
-        other => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "DockerError",
-            format!("{context}: {other}"),
-        ),
-    }
-}
-
 fn spec_of(record: &ObjectRecord) -> ApiResult<ImageSpec> {
     record
         .image_spec()
@@ -89,12 +70,12 @@ pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
         .runtime
         .images()
         .await
-        .map_err(|e| runtime_error("listing images", e))?;
+        .map_err(|e| ApiError::runtime("listing images", e))?;
     let containers: Vec<ObservedContainer> = state
         .runtime
         .list(&state.instance)
         .await
-        .map_err(|e| runtime_error("listing containers", e))?
+        .map_err(|e| ApiError::runtime("listing containers", e))?
         .into_iter()
         .map(|c| ObservedContainer::new(c, None))
         .collect();
@@ -190,7 +171,7 @@ pub async fn pull(
         tracing::warn!(image = %key, "could not record event: {e}");
     }
     state.wake.notify_one();
-    result.map_err(|e| runtime_error("pull", e))?;
+    result.map_err(|e| ApiError::runtime("pull", e))?;
     Ok(Json(with_live(&state, &record, Some(&spec))))
 }
 
@@ -203,7 +184,7 @@ pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<Value>>
         .runtime
         .images()
         .await
-        .map_err(|e| runtime_error("listing images", e))?;
+        .map_err(|e| ApiError::runtime("listing images", e))?;
     let mut items = Vec::new();
     let mut pulled = 0;
     for record in records.iter().filter(|r| !r.is_terminating()) {
@@ -312,13 +293,13 @@ pub async fn delete(
         .runtime
         .images()
         .await
-        .map_err(|e| runtime_error("listing images", e))?;
+        .map_err(|e| ApiError::runtime("listing images", e))?;
     if let Some(local) = find_local(&engine, &spec.canonical) {
         let using: Vec<_> = state
             .runtime
             .containers_using(&local.id)
             .await
-            .map_err(|e| runtime_error("listing containers", e))?
+            .map_err(|e| ApiError::runtime("listing containers", e))?
             .into_iter()
             .filter(|c| created_from(c, local, &spec.canonical))
             .collect();
@@ -361,7 +342,7 @@ pub async fn delete(
             .await
         {
             Ok(()) | Err(RuntimeError::NotFound(_)) => {}
-            Err(e) => return Err(runtime_error("removing the image", e)),
+            Err(e) => return Err(ApiError::runtime("removing the image", e)),
         }
     }
     let record = state

@@ -6,6 +6,7 @@
 //! observe for a dry-run plan. `router(state)` builds everything, so tests drive it with
 //! `oneshot` and no socket.
 
+pub mod apps;
 pub mod error;
 pub mod images;
 pub mod selector;
@@ -28,7 +29,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
 use crate::images::ImageService;
-use crate::reconcile::Health;
+use crate::reconcile::{Controller, Health};
 use crate::reconcile::plan::{Desired, DesiredApp, Observed, ObservedContainer, plan};
 use crate::runtime::{Runtime, labels};
 use crate::spec::image::canonical_reference;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub health: watch::Receiver<Health>,
     /// Pulls and registry checks (shared with the loop, for live progress).
     pub images: Arc<ImageService>,
+    /// The loop, for actions that must not run beside its work on the same app.
+    pub controller: Arc<Controller>,
     pub instance: String,
     pub max_body: usize,
 }
@@ -77,6 +80,13 @@ pub fn router(state: ApiState) -> Router {
                 .delete(delete_app),
         )
         .route("/namespaces/{ns}/apps/{name}/events", get(app_events))
+        .route("/namespaces/{ns}/apps/{name}/restart", post(apps::restart))
+        .route("/namespaces/{ns}/apps/{name}/kill", post(apps::kill))
+        .route("/namespaces/{ns}/apps/{name}/hard-reset", post(apps::hard_reset))
+        .route("/namespaces/{ns}/apps/{name}/inspect", get(apps::inspect))
+        .route("/namespaces/{ns}/apps/{name}/logs", get(apps::logs))
+        .route("/namespaces/{ns}/apps/{name}/git/{op}", post(apps::git))
+        .route("/namespaces/{ns}/users", get(apps::users))
         .route("/images", get(images::list))
         .route("/images:update-all", post(images::update_all))
         .route("/images/{name}", get(images::get).delete(images::delete))
@@ -129,7 +139,7 @@ async fn readyz(State(state): State<ApiState>) -> Response {
 }
 
 /// The body, or 413 / 400 in the API's error shape.
-fn body(bytes: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+pub(crate) fn body(bytes: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     bytes.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -407,7 +417,7 @@ async fn list_namespace(
     list_response(state.store.list(Kind::App, Some(&ns)).await?, &query)
 }
 
-fn key_from_path(ns: String, name: String) -> ApiResult<AppKey> {
+pub(crate) fn key_from_path(ns: String, name: String) -> ApiResult<AppKey> {
     check_namespace(&ns).map_err(ApiError::bad_request)?;
     check_name(&name).map_err(ApiError::bad_request)?;
     Ok(AppKey {

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::execute::{ExecError, execute};
+use super::execute::{ExecError, Execution, execute};
 use super::plan::{
     Action, AppPlan, Desired, DesiredApp, DesiredImage, Observed, ObservedContainer, RolledBack,
     plan,
@@ -157,13 +157,13 @@ struct ImageCache {
 }
 
 #[derive(Default)]
-struct LoopState {
+pub(super) struct LoopState {
     image_cache: Option<ImageCache>,
     /// Image events seen.
     image_events: u64,
-    inflight: BTreeSet<AppKey>,
+    pub(super) inflight: BTreeSet<AppKey>,
     /// When each app's last work finished: an observation older than that is stale for it.
-    finished: HashMap<AppKey, Instant>,
+    pub(super) finished: HashMap<AppKey, Instant>,
     apps: HashMap<String, AppMemory>,
     docker_down: bool,
     outage: Option<ExponentialBackoff>,
@@ -178,12 +178,12 @@ impl LoopState {
 }
 
 pub struct Controller {
-    store: Store,
-    runtime: Arc<dyn Runtime>,
-    images: Arc<ImageService>,
-    config: ControllerConfig,
-    wake: Arc<Notify>,
-    ops: Arc<Semaphore>,
+    pub(super) store: Store,
+    pub(super) runtime: Arc<dyn Runtime>,
+    pub(super) images: Arc<ImageService>,
+    pub(super) config: ControllerConfig,
+    pub(super) wake: Arc<Notify>,
+    pub(super) ops: Arc<Semaphore>,
     // std Mutex: held only for short, synchronous bookkeeping, never across an .await.
     state: Mutex<LoopState>,
     health: watch::Sender<Health>,
@@ -222,7 +222,7 @@ impl Controller {
         self.health.subscribe()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LoopState> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, LoopState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -427,7 +427,7 @@ impl Controller {
 
     /// The engine's images: the cached list while nothing can have changed them, else a fresh
     /// one.
-    async fn images_now(&self) -> Result<Vec<ImageSummary>, RuntimeError> {
+    pub(super) async fn images_now(&self) -> Result<Vec<ImageSummary>, RuntimeError> {
         let (events, pulls) = (self.lock().image_events, self.images.pulls());
         if let Some(cache) = &self.lock().image_cache
             && cache.events == events
@@ -511,42 +511,15 @@ impl Controller {
                 }
                 continue;
             }
-            let mut spec = match record.app_spec() {
-                Ok(s) => s,
+            match desired_app(&mut state, record, now) {
+                Ok(app) => {
+                    desired.apps.insert(record.key.clone(), app);
+                }
                 Err(e) => {
                     tracing::error!(app = %record.key, "stored spec no longer validates; its container is left alone: {e}");
                     desired.frozen_uids.insert(record.uid.clone());
-                    continue;
                 }
-            };
-            let memory = state
-                .apps
-                .entry(record.uid.clone())
-                .or_insert_with(|| AppMemory::restored(record));
-            if memory.generation != record.generation {
-                // A new spec gets a fresh chance.
-                *memory = AppMemory::new(record.generation);
             }
-            spec.place_in_port_area(record.host_port_root);
-            let hashes = spec.hashes();
-            desired.apps.insert(
-                record.key.clone(),
-                DesiredApp {
-                    uid: record.uid.clone(),
-                    generation: record.generation,
-                    spec,
-                    hashes,
-                    deleting: record.is_terminating(),
-                    hold_until: memory.hold_until.filter(|t| *t > now),
-                    repairs: memory.repairs,
-                    rolled_back: memory.rolled_back.clone(),
-                    host_port_root: record.host_port_root,
-                    had_container: record
-                        .status
-                        .as_ref()
-                        .is_some_and(|s| s.get("containerId").is_some()),
-                },
-            );
         }
         let live: BTreeSet<&str> = records.iter().map(|r| r.uid.as_str()).collect();
         state.apps.retain(|uid, _| live.contains(uid.as_str()));
@@ -669,31 +642,7 @@ impl Controller {
         {
             self.lock().image_events += 1;
         }
-        for outcome in &execution.outcomes {
-            let step = &outcome.step;
-            match &outcome.result {
-                Ok(detail) => {
-                    let message = if detail.is_empty() {
-                        step.reason.clone()
-                    } else {
-                        format!("{detail}: {}", step.reason)
-                    };
-                    tracing::info!(app = %key, "{} {message}", step.action.verb());
-                    if let Some(record) = &record {
-                        self.event(record, "Normal", step.action.verb(), &message)
-                            .await;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(app = %key, "{} failed ({}): {e}", step.action.verb(), step.reason);
-                    if let Some(record) = &record {
-                        let message =
-                            format!("{} failed ({}): {e}", step.action.verb(), step.reason);
-                        self.event(record, "Warning", e.reason(), &message).await;
-                    }
-                }
-            }
-        }
+        self.report(&key, record.as_ref(), &execution).await;
         let now = Instant::now();
         {
             let mut state = self.lock();
@@ -737,11 +686,80 @@ impl Controller {
         self.wake.notify_one();
     }
 
-    async fn event(&self, record: &ObjectRecord, kind: &str, reason: &str, message: &str) {
+    /// Logs every step's outcome and records it as an event on the object.
+    pub(super) async fn report(
+        &self,
+        key: &AppKey,
+        record: Option<&ObjectRecord>,
+        execution: &Execution,
+    ) {
+        for outcome in &execution.outcomes {
+            let step = &outcome.step;
+            match &outcome.result {
+                Ok(detail) => {
+                    let message = if detail.is_empty() {
+                        step.reason.clone()
+                    } else {
+                        format!("{detail}: {}", step.reason)
+                    };
+                    tracing::info!(app = %key, "{} {message}", step.action.verb());
+                    if let Some(record) = record {
+                        self.event(record, "Normal", step.action.verb(), &message)
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(app = %key, "{} failed ({}): {e}", step.action.verb(), step.reason);
+                    if let Some(record) = record {
+                        let message =
+                            format!("{} failed ({}): {e}", step.action.verb(), step.reason);
+                        self.event(record, "Warning", e.reason(), &message).await;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn event(&self, record: &ObjectRecord, kind: &str, reason: &str, message: &str) {
         if let Err(e) = self.store.record_event(record, kind, reason, message).await {
             tracing::warn!(app = %record.key, "could not record event: {e}");
         }
     }
+}
+
+/// The app a stored record declares, with what the loop remembers about it; or why its stored
+/// spec no longer validates.
+pub(super) fn desired_app(
+    state: &mut LoopState,
+    record: &ObjectRecord,
+    now: Instant,
+) -> Result<DesiredApp, String> {
+    let mut spec = record.app_spec()?;
+    let memory = state
+        .apps
+        .entry(record.uid.clone())
+        .or_insert_with(|| AppMemory::restored(record));
+    if memory.generation != record.generation {
+        // A new spec gets a fresh chance.
+        *memory = AppMemory::new(record.generation);
+    }
+    spec.place_in_port_area(record.host_port_root);
+    let hashes = spec.hashes();
+    Ok(DesiredApp {
+        uid: record.uid.clone(),
+        generation: record.generation,
+        spec,
+        hashes,
+        deleting: record.is_terminating(),
+        hold_until: memory.hold_until.filter(|t| *t > now),
+        repairs: memory.repairs,
+        rolled_back: memory.rolled_back.clone(),
+        host_port_root: record.host_port_root,
+        had_container: record
+            .status
+            .as_ref()
+            .is_some_and(|s| s.get("containerId").is_some()),
+    })
 }
 
 /// The status stored with `record`, if it reads as `T`.

@@ -430,6 +430,10 @@ async fn run_step(
             runtime.remove(id, true).await?;
             Ok(format!("container {}", short(id)))
         }
+        Action::RemoveVolume { name } => {
+            runtime.remove_volume(name).await?;
+            Ok(format!("volume {name}"))
+        }
         Action::Forget { .. } => Ok(String::new()),
     }
 }

@@ -196,6 +196,10 @@ pub enum Action {
     Remove {
         id: String,
     },
+    /// Removes a named volume (a hard reset that discards the app's data).
+    RemoveVolume {
+        name: String,
+    },
     /// The app's containers are gone: delete the object from the store.
     Forget {
         uid: String,
@@ -218,6 +222,7 @@ impl Action {
             Action::Unpause(_) => "Unpaused",
             Action::Update { .. } => "Updated",
             Action::Remove { .. } => "Removed",
+            Action::RemoveVolume { .. } => "VolumeRemoved",
             Action::Forget { .. } => "Deleted",
         }
     }
@@ -364,7 +369,7 @@ pub fn plan(desired: &Desired, observed: &Observed, now: Instant) -> Plan {
     out
 }
 
-fn remove_steps(plan: &mut AppPlan, c: &ObservedContainer, grace: Option<u64>, reason: String) {
+pub(crate) fn remove_steps(plan: &mut AppPlan, c: &ObservedContainer, grace: Option<u64>, reason: String) {
     let id = c.summary.id.clone();
     if c.summary.state == ContainerState::Running {
         plan.steps.push(Step {

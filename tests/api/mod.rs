@@ -12,7 +12,7 @@ use tower::ServiceExt;
 use wharf::http::{ApiState, router, token_digest};
 use wharf::images::ImageService;
 use wharf::images::registry::RegistryClient;
-use wharf::reconcile::Health;
+use wharf::reconcile::{Controller, ControllerConfig, Health};
 use wharf::runtime::fake::FakeRuntime;
 use wharf::store::Store;
 
@@ -31,11 +31,19 @@ async fn api() -> Api {
         runtime.clone(),
         RegistryClient::new(Vec::new(), std::time::Duration::from_secs(5)),
     );
+    let wake = Arc::new(Notify::new());
+    let controller = Controller::new(
+        store.clone(),
+        runtime.clone(),
+        ControllerConfig::default(),
+        Arc::clone(&wake),
+    );
     let state = ApiState {
         store,
         runtime,
+        controller,
         images: Arc::new(images),
-        wake: Arc::new(Notify::new()),
+        wake,
         token_sha256: token_digest(TOKEN),
         health: watch::channel(Health::default()).1,
         instance: "api-test".into(),

@@ -25,8 +25,8 @@ use futures::stream::BoxStream;
 use wharf::reconcile::ControllerConfig;
 use wharf::runtime::docker::{Deadlines, DockerRuntime};
 use wharf::runtime::{
-    ContainerDetails, ContainerSummary, CreateSpec, ExecOutput, ImageSummary, LogChunk,
-    LogOptions, PullProgress, RegistryCredentials, Runtime, RuntimeEvent, RuntimeResult,
+    ContainerDetails, ContainerSummary, CreateSpec, ExecOutput, ImageSummary, LogChunk, LogOptions,
+    PullProgress, RegistryCredentials, Runtime, RuntimeEvent, RuntimeResult,
 };
 use wharf::server::{ServeConfig, Server};
 use wharf::spec::Kind;

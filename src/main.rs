@@ -70,6 +70,9 @@ enum Command {
         /// always are. Repeatable. (Pulls follow the engine's own insecure-registries setting.)
         #[arg(long = "insecure-registry")]
         insecure_registries: Vec<String>,
+        /// Host ports that port areas (spec.portArea) are allocated from.
+        #[arg(long, default_value = "20000-32767")]
+        port_area_range: wharf::store::PortRange,
     },
     /// Create or update objects from files, directories or stdin (-).
     Apply {
@@ -95,6 +98,9 @@ enum Command {
         /// Label selector, e.g. team=astro,tier in (web).
         #[arg(short = 'l', long)]
         selector: Option<String>,
+        /// Only apps of this owner.
+        #[arg(long)]
+        owner: Option<String>,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },
@@ -131,6 +137,121 @@ enum Command {
         #[command(subcommand)]
         command: ImagesCommand,
     },
+    /// Restart an app's container (the spec is unchanged; recorded as an event).
+    Restart {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Send a signal to a running app's container (default SIGKILL). The app's restart policy
+    /// decides what follows; `wharf stop` stops it for good.
+    Kill {
+        #[command(flatten)]
+        app: AppRef,
+        #[arg(short, long, default_value = "SIGKILL")]
+        signal: String,
+    },
+    /// Remove the app's container and create it afresh from the image (its writable layer is
+    /// discarded; named volumes are kept unless --volumes).
+    HardReset {
+        #[command(flatten)]
+        app: AppRef,
+        /// Also discard the app's named volumes.
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Declare an app running (PATCH spec.state; API-managed apps only).
+    Start {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Declare an app stopped (PATCH spec.state; API-managed apps only).
+    Stop {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Declare an app paused (PATCH spec.state; API-managed apps only).
+    Pause {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Declare a paused app running again (PATCH spec.state; API-managed apps only).
+    Unpause {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Print an app's container output.
+    Logs {
+        #[command(flatten)]
+        app: AppRef,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<String>,
+        /// Only lines since this time (RFC 3339 or unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        /// Keep printing new output.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Print the engine's inspect data of an app's container.
+    Inspect {
+        #[command(flatten)]
+        app: AppRef,
+        #[arg(short, long, value_enum, default_value = "json")]
+        output: Output,
+    },
+    /// List the owners of a namespace's apps.
+    Users {
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Run git inside an app's container: pull, init, head, branches, branch, checkout.
+    Git {
+        #[command(flatten)]
+        app: AppRef,
+        #[arg(value_parser = ["pull", "init", "head", "branches", "branch", "checkout"])]
+        op: String,
+        /// The repository's directory in the container (absolute).
+        #[arg(long)]
+        path: String,
+        /// The branch to check out.
+        #[arg(long, required_if_eq("op", "checkout"))]
+        branch: Option<String>,
+    },
+    /// Declare an app IMAGE--USER running IMAGE for USER (through the API).
+    Run {
+        image: String,
+        /// The user the app belongs to.
+        #[arg(long)]
+        owner: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// App name instead of IMAGE--USER.
+        #[arg(long)]
+        name: Option<String>,
+        /// Environment variable NAME=VALUE (repeatable).
+        #[arg(short, long)]
+        env: Vec<String>,
+        /// Port [HOST:]CONTAINER[/PROTO] (repeatable).
+        #[arg(short, long)]
+        port: Vec<String>,
+        #[arg(long)]
+        memory: Option<String>,
+        #[arg(long)]
+        cpus: Option<f64>,
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until the app is ready.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Command to run instead of the image's (after --).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Print the JSON Schema of one kind (app, image), or write every schema to a directory.
     Schema {
         #[arg(value_enum, default_value = "app")]
@@ -138,6 +259,16 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// `app NAME [-n NAMESPACE]`: the app a command acts on.
+#[derive(clap::Args)]
+struct AppRef {
+    #[arg(value_parser = ["app"])]
+    resource: String,
+    name: String,
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
 }
 
 #[derive(Subcommand)]
@@ -162,6 +293,7 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
         docker_timeout,
         pull_timeout,
         insecure_registries,
+        port_area_range,
     } = command
     else {
         unreachable!("serve is only called for the serve command");
@@ -179,6 +311,7 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
             ..ControllerConfig::default()
         },
         max_body: *max_body,
+        port_areas: *port_area_range,
         deadlines: Deadlines {
             call: *docker_timeout,
             pull: *pull_timeout,
@@ -227,6 +360,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
             name,
             namespace,
             selector,
+            owner,
             output,
             ..
         } => {
@@ -235,9 +369,98 @@ async fn client_command(args: &Args) -> cli::CliResult {
                 namespace.as_deref(),
                 name.as_deref(),
                 selector.as_deref(),
+                owner.as_deref(),
                 *output,
             )
             .await
+        }
+        Command::Restart { app } => {
+            cli::apps::action(&client()?, &app.namespace, &app.name, "restart", &[]).await
+        }
+        Command::Kill { app, signal } => {
+            let query = [("signal", signal.clone())];
+            cli::apps::action(&client()?, &app.namespace, &app.name, "kill", &query).await
+        }
+        Command::HardReset { app, volumes } => {
+            let query = [("volumes", volumes.to_string())];
+            cli::apps::action(&client()?, &app.namespace, &app.name, "hard-reset", &query).await
+        }
+        Command::Start { app } | Command::Unpause { app } => {
+            cli::apps::set_state(&client()?, &app.namespace, &app.name, "running").await
+        }
+        Command::Stop { app } => {
+            cli::apps::set_state(&client()?, &app.namespace, &app.name, "stopped").await
+        }
+        Command::Pause { app } => {
+            cli::apps::set_state(&client()?, &app.namespace, &app.name, "paused").await
+        }
+        Command::Logs {
+            app,
+            tail,
+            since,
+            follow,
+        } => {
+            cli::apps::logs(
+                &client()?,
+                &app.namespace,
+                &app.name,
+                tail.as_deref(),
+                since.as_deref(),
+                *follow,
+            )
+            .await
+        }
+        Command::Inspect { app, output } => {
+            cli::apps::inspect(&client()?, &app.namespace, &app.name, *output).await
+        }
+        Command::Users { namespace, output } => {
+            cli::apps::users(&client()?, namespace, *output).await
+        }
+        Command::Git {
+            app,
+            op,
+            path,
+            branch,
+        } => {
+            cli::apps::git(
+                &client()?,
+                &app.namespace,
+                &app.name,
+                op,
+                path,
+                branch.as_deref(),
+            )
+            .await
+        }
+        Command::Run {
+            image,
+            owner,
+            namespace,
+            name,
+            env,
+            port,
+            memory,
+            cpus,
+            dry_run,
+            wait,
+            timeout,
+            command,
+        } => {
+            let options = cli::apps::RunOptions {
+                image,
+                owner,
+                namespace,
+                name: name.as_deref(),
+                env,
+                ports: port,
+                memory: memory.as_deref(),
+                cpus: *cpus,
+                command,
+                dry_run: *dry_run,
+                wait: *wait,
+                timeout: *timeout,
+            };
+            cli::apps::run(&client()?, options).await
         }
         Command::Describe {
             name, namespace, ..

@@ -15,7 +15,7 @@ use crate::http::{self, ApiState};
 use crate::reconcile::{Controller, ControllerConfig};
 use crate::runtime::Runtime;
 use crate::runtime::docker::{Deadlines, DockerRuntime};
-use crate::store::Store;
+use crate::store::{PortRange, Store};
 
 pub const TOKEN_FILE: &str = "admin.token";
 pub const DATABASE_FILE: &str = "wharf.db";
@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub controller: ControllerConfig,
     pub max_body: usize,
     pub deadlines: Deadlines,
+    /// Host ports that port areas are allocated from.
+    pub port_areas: PortRange,
 }
 
 impl ServeConfig {
@@ -40,6 +42,7 @@ impl ServeConfig {
             controller: ControllerConfig::default(),
             max_body: http::DEFAULT_MAX_BODY,
             deadlines: Deadlines::default(),
+            port_areas: PortRange::default(),
         }
     }
 }
@@ -120,7 +123,9 @@ impl Server {
             source,
         })?;
         let token = admin_token(&config.data_dir)?;
-        let store = Store::open(&config.data_dir.join(DATABASE_FILE)).await?;
+        let store = Store::open(&config.data_dir.join(DATABASE_FILE))
+            .await?
+            .with_port_areas(config.port_areas);
         let wake = Arc::new(Notify::new());
         let controller = Controller::new(
             store.clone(),

@@ -3,6 +3,7 @@
 //! Files are parsed and validated locally first (so errors name file, line and field), then sent
 //! to the server as JSON. Exit codes are part of the contract (see `Exit`).
 
+pub mod apps;
 pub mod images;
 
 use std::collections::BTreeMap;
@@ -91,16 +92,21 @@ impl Client {
         })
     }
 
-    async fn send(
+    /// Sends a request; an error status becomes a `CliError` with the server's message.
+    async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> CliResult<Value> {
+        timeout: Option<Duration>,
+    ) -> CliResult<reqwest::Response> {
         let url = format!("{}/api/v1{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
+        }
+        if let Some(t) = timeout {
+            request = request.timeout(t);
         }
         let response = request.send().await.map_err(|e| {
             CliError::new(
@@ -109,10 +115,10 @@ impl Client {
             )
         })?;
         let status = response.status();
-        let value: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
-            return Ok(value);
+            return Ok(response);
         }
+        let value: Value = response.json().await.unwrap_or(Value::Null);
         let exit = match status.as_u16() {
             422 => Exit::Invalid,
             409 => Exit::Conflict,
@@ -133,6 +139,16 @@ impl Client {
             }
         }
         Err(CliError::new(exit, message))
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> CliResult<Value> {
+        let response = self.request(method, path, body, None).await?;
+        Ok(response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> CliResult<Value> {
@@ -259,12 +275,23 @@ pub async fn apply(
     timeout: Duration,
 ) -> CliResult {
     let docs = read_or_exit(paths)?;
+    apply_bundle(client, wire_bundle(&docs), dry_run, wait, timeout).await
+}
+
+/// Sends a validated bundle to `/apply`, prints each result, and optionally waits.
+async fn apply_bundle(
+    client: &Client,
+    bundle: Value,
+    dry_run: bool,
+    wait: bool,
+    timeout: Duration,
+) -> CliResult {
     let query = if dry_run { "?dryRun=true" } else { "" };
     let response = client
         .send(
             reqwest::Method::POST,
             &format!("/apply{query}"),
-            Some(wire_bundle(&docs)),
+            Some(bundle),
         )
         .await?;
     let items = response["items"].as_array().cloned().unwrap_or_default();
@@ -469,7 +496,7 @@ pub enum Output {
     Json,
 }
 
-fn print_value(value: &Value, output: Output) {
+pub(crate) fn print_value(value: &Value, output: Output) {
     match output {
         Output::Json => println!(
             "{}",
@@ -494,7 +521,7 @@ fn age(created: &str) -> String {
     }
 }
 
-fn table(rows: &[Vec<String>]) {
+pub(crate) fn table(rows: &[Vec<String>]) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|i| {
@@ -520,6 +547,7 @@ pub async fn get_apps(
     namespace: Option<&str>,
     name: Option<&str>,
     selector: Option<&str>,
+    owner: Option<&str>,
     output: Output,
 ) -> CliResult {
     let items: Vec<Value> = match name {
@@ -536,9 +564,18 @@ pub async fn get_apps(
                 Some(ns) => format!("/namespaces/{ns}/apps"),
                 None => "/apps".to_string(),
             };
-            let query = selector
-                .map(|s| format!("?labelSelector={}", urlencode(s)))
-                .unwrap_or_default();
+            let mut query: Vec<String> = Vec::new();
+            if let Some(s) = selector {
+                query.push(format!("labelSelector={}", urlencode(s)));
+            }
+            if let Some(o) = owner {
+                query.push(format!("owner={}", urlencode(o)));
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
             let list = client.get(&format!("{base}{query}")).await?;
             if output != Output::Table {
                 print_value(&list, output);
@@ -608,7 +645,7 @@ pub async fn get_apps(
     Ok(Exit::Ok)
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

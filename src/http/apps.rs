@@ -172,7 +172,9 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     }
     chrono::DateTime::parse_from_rfc3339(text.trim())
         .map(|t| t.timestamp())
-        .map_err(|_| format!("{text:?} is neither RFC 3339 (2026-01-02T15:04:05Z) nor unix seconds"))
+        .map_err(|_| {
+            format!("{text:?} is neither RFC 3339 (2026-01-02T15:04:05Z) nor unix seconds")
+        })
 }
 
 pub async fn logs(
@@ -238,7 +240,9 @@ pub async fn users(
         .into_iter()
         .map(|(name, apps)| json!({ "name": name, "apps": apps }))
         .collect();
-    Ok(Json(json!({ "kind": "UserList", "namespace": ns, "items": items })))
+    Ok(Json(
+        json!({ "kind": "UserList", "namespace": ns, "items": items }),
+    ))
 }
 
 /// A git operation's parameters, from the JSON body or the query string.
@@ -252,7 +256,9 @@ pub struct GitRequest {
 /// An absolute path inside the container, without `..`, control characters or NUL.
 pub fn check_git_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
-        return Err(format!("{path:?} must be an absolute path in the container"));
+        return Err(format!(
+            "{path:?} must be an absolute path in the container"
+        ));
     }
     if path.len() > 4096 {
         return Err("is longer than 4096 characters".into());
@@ -290,10 +296,9 @@ pub fn check_branch(name: &str) -> Result<(), String> {
 
 /// The argv for one git operation.
 fn git_argv(op: &str, request: &GitRequest) -> ApiResult<Vec<String>> {
-    let path = request
-        .path
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("path: required (the repository's directory in the container)"))?;
+    let path = request.path.as_deref().ok_or_else(|| {
+        ApiError::bad_request("path: required (the repository's directory in the container)")
+    })?;
     check_git_path(path).map_err(|e| ApiError::bad_request(format!("path: {e}")))?;
     if op != "checkout" && request.branch.is_some() {
         return Err(ApiError::bad_request(format!(
@@ -314,9 +319,10 @@ fn git_argv(op: &str, request: &GitRequest) -> ApiResult<Vec<String>> {
         "branches" => in_repo(&["branch", "--list", "--format=%(refname:short)"]),
         "branch" => in_repo(&["symbolic-ref", "--short", "HEAD"]),
         "checkout" => {
-            let branch = request.branch.as_deref().ok_or_else(|| {
-                ApiError::bad_request("branch: required for checkout")
-            })?;
+            let branch = request
+                .branch
+                .as_deref()
+                .ok_or_else(|| ApiError::bad_request("branch: required for checkout"))?;
             check_branch(branch).map_err(|e| ApiError::bad_request(format!("branch: {e}")))?;
             in_repo(&["checkout", branch, "--"])
         }
@@ -379,8 +385,16 @@ pub async fn git(
         request.path.as_deref().unwrap_or_default(),
         output.exit_code
     );
-    let kind = if output.exit_code == 0 { "Normal" } else { "Warning" };
-    if let Err(e) = state.store.record_event(&record, kind, "Git", &message).await {
+    let kind = if output.exit_code == 0 {
+        "Normal"
+    } else {
+        "Warning"
+    };
+    if let Err(e) = state
+        .store
+        .record_event(&record, kind, "Git", &message)
+        .await
+    {
         tracing::warn!(app = %key, "could not record event: {e}");
     }
     let mut answer = json!({
@@ -396,7 +410,9 @@ pub async fn git(
         match op.as_str() {
             "head" => answer["head"] = json!(text),
             "branch" => answer["branch"] = json!(text),
-            "branches" => answer["branches"] = json!(text.lines().map(str::trim).collect::<Vec<_>>()),
+            "branches" => {
+                answer["branches"] = json!(text.lines().map(str::trim).collect::<Vec<_>>())
+            }
             _ => {}
         }
     }
@@ -414,7 +430,9 @@ mod tests {
         assert!(check_git_path("/a/../etc").is_err());
         assert!(check_git_path("/a\nb").is_err());
         assert!(check_branch("feature/x-1").is_ok());
-        for bad in ["-b", "--force", "a..b", "a b", "x.lock", "/x", "a//b", "a;rm", "$(x)"] {
+        for bad in [
+            "-b", "--force", "a..b", "a b", "x.lock", "/x", "a//b", "a;rm", "$(x)",
+        ] {
             assert!(check_branch(bad).is_err(), "{bad} accepted");
         }
     }

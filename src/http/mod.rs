@@ -29,8 +29,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
 use crate::images::ImageService;
-use crate::reconcile::{Controller, Health};
 use crate::reconcile::plan::{Desired, DesiredApp, Observed, ObservedContainer, plan};
+use crate::reconcile::{Controller, Health};
 use crate::runtime::{Runtime, labels};
 use crate::spec::image::canonical_reference;
 use crate::spec::validate::{AppKey, check_name, check_namespace};
@@ -82,7 +82,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/namespaces/{ns}/apps/{name}/events", get(app_events))
         .route("/namespaces/{ns}/apps/{name}/restart", post(apps::restart))
         .route("/namespaces/{ns}/apps/{name}/kill", post(apps::kill))
-        .route("/namespaces/{ns}/apps/{name}/hard-reset", post(apps::hard_reset))
+        .route(
+            "/namespaces/{ns}/apps/{name}/hard-reset",
+            post(apps::hard_reset),
+        )
         .route("/namespaces/{ns}/apps/{name}/inspect", get(apps::inspect))
         .route("/namespaces/{ns}/apps/{name}/logs", get(apps::logs))
         .route("/namespaces/{ns}/apps/{name}/git/{op}", post(apps::git))

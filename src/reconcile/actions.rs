@@ -11,11 +11,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::controller::{Controller, desired_app};
+use super::execute::execute;
 use super::plan::{
     Action, AppPlan, Desired, Observed, ObservedContainer, Step, container_name, plan,
     remove_steps, volume_name,
 };
-use super::execute::execute;
 use crate::runtime::{ContainerState, ContainerSummary, RuntimeError, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
@@ -112,7 +112,11 @@ fn state_word(state: ContainerState) -> String {
 
 impl Controller {
     /// Runs `action` on the app `key` and returns what was done. The app's spec is unchanged.
-    pub async fn act(self: &Arc<Self>, key: &AppKey, action: AppAction) -> Result<String, ActionError> {
+    pub async fn act(
+        self: &Arc<Self>,
+        key: &AppKey,
+        action: AppAction,
+    ) -> Result<String, ActionError> {
         self.claim(key).await?;
         let result = self.act_claimed(key, &action).await;
         {
@@ -231,9 +235,9 @@ impl Controller {
                 }
                 match self.runtime.kill(id, signal).await {
                     // Stopped between the list and the kill.
-                    Err(RuntimeError::Conflict(m)) => Err(ActionError::InvalidTransition(
-                        format!("app {key} is not running: {m}"),
-                    )),
+                    Err(RuntimeError::Conflict(m)) => Err(ActionError::InvalidTransition(format!(
+                        "app {key} is not running: {m}"
+                    ))),
                     Err(e) => Err(e.into()),
                     Ok(()) => Ok(format!("container {short} sent {signal}")),
                 }
@@ -328,10 +332,13 @@ impl Controller {
                 step.reason
             )));
         }
-        let created = execution.outcomes.iter().find_map(|o| match (&o.step.action, &o.result) {
-            (Action::Create(_), Ok(detail)) => Some(detail.clone()),
-            _ => None,
-        });
+        let created = execution
+            .outcomes
+            .iter()
+            .find_map(|o| match (&o.step.action, &o.result) {
+                (Action::Create(_), Ok(detail)) => Some(detail.clone()),
+                _ => None,
+            });
         Ok(format!(
             "recreated from the image: {}{}",
             created.unwrap_or_else(|| "new container".into()),

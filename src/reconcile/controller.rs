@@ -720,7 +720,13 @@ impl Controller {
         }
     }
 
-    pub(super) async fn event(&self, record: &ObjectRecord, kind: &str, reason: &str, message: &str) {
+    pub(super) async fn event(
+        &self,
+        record: &ObjectRecord,
+        kind: &str,
+        reason: &str,
+        message: &str,
+    ) {
         if let Err(e) = self.store.record_event(record, kind, reason, message).await {
             tracing::warn!(app = %record.key, "could not record event: {e}");
         }

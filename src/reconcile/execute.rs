@@ -216,9 +216,7 @@ async fn await_ready(
             return Err(format!(
                 "was not healthy within {}s (health: {})",
                 (now - started).as_secs(),
-                details
-                    .health
-                    .map_or("unknown".into(), |h| h.to_string())
+                details.health.map_or("unknown".into(), |h| h.to_string())
             ));
         }
     }
@@ -291,8 +289,7 @@ async fn replace(
             Ok(()) => {
                 slot.release();
                 let watched =
-                    await_ready(runtime, &new, min_ready, create.config.healthcheck.as_ref())
-                        .await;
+                    await_ready(runtime, &new, min_ready, create.config.healthcheck.as_ref()).await;
                 slot.acquire().await;
                 watched
             }

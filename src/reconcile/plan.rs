@@ -369,7 +369,12 @@ pub fn plan(desired: &Desired, observed: &Observed, now: Instant) -> Plan {
     out
 }
 
-pub(crate) fn remove_steps(plan: &mut AppPlan, c: &ObservedContainer, grace: Option<u64>, reason: String) {
+pub(crate) fn remove_steps(
+    plan: &mut AppPlan,
+    c: &ObservedContainer,
+    grace: Option<u64>,
+    reason: String,
+) {
     let id = c.summary.id.clone();
     if c.summary.state == ContainerState::Running {
         plan.steps.push(Step {

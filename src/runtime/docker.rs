@@ -12,13 +12,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
+use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountType,
     PortBinding, RestartPolicy, RestartPolicyNameEnum, ThrottleDevice, VolumeCreateRequest,
 };
-use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,
     ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
@@ -623,8 +623,7 @@ impl Runtime for DockerRuntime {
             .deadline(
                 "remove volume",
                 self.deadlines.call,
-                self.docker
-                    .remove_volume(name, None::<RemoveVolumeOptions>),
+                self.docker.remove_volume(name, None::<RemoveVolumeOptions>),
             )
             .await
         {

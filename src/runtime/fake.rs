@@ -346,7 +346,8 @@ impl Runtime for FakeRuntime {
         _: Option<&str>,
         _: std::time::Duration,
     ) -> RuntimeResult<ExecOutput> {
-        self.enter("exec", &format!("{id} {}", argv.join(" "))).await?;
+        self.enter("exec", &format!("{id} {}", argv.join(" ")))
+            .await?;
         self.with(id, |_, _| Ok(()))?;
         Ok(ExecOutput {
             exit_code: 127,

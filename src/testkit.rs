@@ -1,7 +1,7 @@
 //! Helpers for wharf's own tests and benchmarks: a tiny image built from the host's static
 //! busybox, imported through the Engine API (no registry, no internet, no docker CLI).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 use bollard::query_parameters::CreateImageOptions;
@@ -10,14 +10,40 @@ use futures::StreamExt;
 /// Busybox applets linked into the image.
 const APPLETS: &[&str] = &[
     "sh", "sleep", "yes", "cat", "echo", "true", "false", "env", "ls", "head", "dd", "wget",
-    "httpd",
+    "httpd", "touch", "rm", "mkdir", "test",
 ];
 
 /// A rootfs tar: /bin/busybox (static, from the host), applet links, /tmp, /work, /data and a
 /// /VERSION file holding `version` (so two versions are two different images).
 pub fn busybox_rootfs(busybox: &Path, version: &str) -> std::io::Result<Vec<u8>> {
+    busybox_rootfs_with(busybox, version, &[], &[])
+}
+
+/// `busybox_rootfs` plus host files (`host path`, `path in the image`) and symlinks
+/// (`path in the image`, `target`).
+pub fn busybox_rootfs_with(
+    busybox: &Path,
+    version: &str,
+    files: &[(PathBuf, String)],
+    links: &[(String, String)],
+) -> std::io::Result<Vec<u8>> {
     let bytes = std::fs::read(busybox)?;
     let mut builder = tar::Builder::new(Vec::new());
+    for (host, path) in files {
+        let content = std::fs::read(host)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut h, path.trim_start_matches('/'), content.as_slice())?;
+    }
+    for (path, target) in links {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        builder.append_link(&mut h, path.trim_start_matches('/'), target)?;
+    }
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
     header.set_mode(0o755);
@@ -51,6 +77,54 @@ pub async fn import_busybox(docker: &Docker, reference: &str, version: &str) -> 
     let tar = busybox_rootfs(busybox, version).map_err(|e| {
         format!("a static busybox is needed at /bin/busybox (Debian package busybox-static): {e}")
     })?;
+    import_tar(docker, reference, tar).await
+}
+
+/// Imports a busybox image that also carries the host's git (`/usr/bin/git` and the shared
+/// libraries `ldd` names), as `git` and as the exec-path helpers a local `git pull` runs.
+pub async fn import_git(docker: &Docker, reference: &str) -> Result<(), String> {
+    let git = Path::new("/usr/bin/git");
+    let ldd = std::process::Command::new("ldd")
+        .arg(git)
+        .output()
+        .map_err(|e| format!("ldd /usr/bin/git (Debian packages git and libc-bin): {e}"))?;
+    if !ldd.status.success() {
+        return Err(format!(
+            "ldd /usr/bin/git failed (is Debian's git installed?): {}",
+            String::from_utf8_lossy(&ldd.stderr)
+        ));
+    }
+    let mut files = vec![
+        (git.to_path_buf(), "usr/bin/git".to_string()),
+        (git.to_path_buf(), "usr/lib/git-core/git".to_string()),
+    ];
+    // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)" and "/lib64/ld-linux-x86-64.so.2 (0x…)"
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, right)) => right.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(path) = path.filter(|p| p.starts_with('/')) {
+            files.push((PathBuf::from(path), path.to_string()));
+        }
+    }
+    let links: Vec<(String, String)> =
+        ["git-upload-pack", "git-receive-pack", "git-upload-archive"]
+            .iter()
+            .flat_map(|helper| {
+                [
+                    (format!("usr/bin/{helper}"), "git".to_string()),
+                    (format!("usr/lib/git-core/{helper}"), "git".to_string()),
+                ]
+            })
+            .collect();
+    let tar = busybox_rootfs_with(Path::new("/bin/busybox"), "git", &files, &links)
+        .map_err(|e| format!("building the git image (needs busybox-static and git): {e}"))?;
+    import_tar(docker, reference, tar).await
+}
+
+/// Imports a rootfs tar as `reference` (`repo:tag`), like `docker import`.
+async fn import_tar(docker: &Docker, reference: &str, tar: Vec<u8>) -> Result<(), String> {
     let (repo, tag) = reference.split_once(':').unwrap_or((reference, "latest"));
     let options = CreateImageOptions {
         from_src: Some("-".into()),

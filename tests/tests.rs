@@ -3,6 +3,8 @@
 //! - `apps`: apps reconciled against the real Docker Engine (needs dockerd and busybox-static).
 //! - `images`: Images against the real engine and a real registry (Debian's docker-registry):
 //!   pull policies, backoff, update-all and rollouts, credentials, delete in use, rollback.
+//! - `lifecycle`: actions, port areas, health checks, safe replace and rollback, git via exec,
+//!   inspect, logs and users against the real engine.
 //! - `cli`: the `wharf` binary: validate, apply --wait, get, diff, delete.
 //! - `api`: the REST API through `router(state)` (no socket): auth, 409, 413, 422, selectors.
 //! - `control_loop`: the loop against the recording fake runtime: outages, wedged calls.
@@ -16,3 +18,4 @@ mod artifacts;
 mod cli;
 mod control_loop;
 mod images;
+mod lifecycle;

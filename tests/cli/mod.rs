@@ -216,3 +216,67 @@ async fn images_apply_wait_get_pull_and_update_all() {
     h.finish().await;
     registry.finish(&docker).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_creates_image_user_apps_and_state_shorthands_patch_the_spec() {
+    let h = Harness::start("t-cli-run").await;
+    let ns = h.namespace.clone();
+    let run = |args: Vec<String>| {
+        let h = &h;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            tokio::task::block_in_place(|| wharf(Some(h), &args))
+        }
+    };
+    let args = |s: &str| -> Vec<String> { s.split_whitespace().map(String::from).collect() };
+
+    let mut command = args(&format!(
+        "run {IMAGE_V1} --owner john -n {ns} -e GREETING=hi --wait --timeout 60s --"
+    ));
+    command.extend(
+        [
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while true; do sleep 1; done",
+        ]
+        .map(String::from),
+    );
+    let out = run(command).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc = h
+        .get_app("busybox--john")
+        .await
+        .expect("busybox--john exists");
+    assert_eq!(doc["spec"]["owner"], "john");
+    let out = run(args(&format!("run {IMAGE_V1} --owner jo--hn -n {ns}"))).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--owner"), "{}", text(&out));
+
+    // stop / start shorthands change spec.state; restart is an action.
+    let out = run(args(&format!("stop app busybox--john -n {ns}"))).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    h.wait_state("busybox--john", "exited").await;
+    let out = run(args(&format!("restart app busybox--john -n {ns}"))).await;
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "restart of a stopped app is a 409: {}",
+        text(&out)
+    );
+    let out = run(args(&format!("start app busybox--john -n {ns}"))).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    h.wait_state("busybox--john", "running").await;
+    let out = run(args(&format!("users -n {ns}"))).await;
+    assert!(text(&out).contains("busybox--john"), "{}", text(&out));
+
+    // A file-owned app is changed in its file: the shorthand says where.
+    h.write_spec(
+        "owned.yaml",
+        &h.app_yaml("owned", &Harness::sleeper_spec(IMAGE_V1)),
+    );
+    h.wait_ready("owned").await;
+    let out = run(args(&format!("pause app owned -n {ns}"))).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("owned.yaml"), "{}", text(&out));
+    h.finish().await;
+}

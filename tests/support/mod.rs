@@ -147,6 +147,12 @@ impl Harness {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// GET `path` (from `/api/v1/…`).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, "application/json", None)
+            .await
+    }
+
     /// POST /api/v1/apply with a YAML body.
     pub async fn apply(&self, yaml: &str) -> (u16, Value) {
         self.request(

@@ -28,7 +28,7 @@ use super::plan::{
 use super::status::{self, AppStatus, Failure, ImageStatus};
 use crate::images::registry::RegistryClient;
 use crate::images::{ImageService, find_local};
-use crate::runtime::{ContainerState, ImageSummary, Runtime, RuntimeError, labels};
+use crate::runtime::{ContainerState, HealthState, ImageSummary, Runtime, RuntimeError, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::store::{ObjectRecord, Store, now_rfc3339};
@@ -786,7 +786,8 @@ fn status_change(
 }
 
 /// Whether planning needs a container's inspect details: it is stopped (exit code), out of date
-/// (the limits in force), or new to the status (start time) — unless its app is busy anyway.
+/// (the limits in force), new to the status (start time) or unhealthy (the probe's output) —
+/// unless its app is busy anyway.
 fn needs_details(
     c: &ObservedContainer,
     busy: &BTreeSet<AppKey>,
@@ -817,5 +818,7 @@ fn needs_details(
         c.recreate_hash() != Some(a.hashes.recreate.as_str())
             || c.update_hash() != Some(a.hashes.update.as_str())
     });
-    !running || status_id != Some(c.summary.id.as_str()) || out_of_date
+    // An unhealthy container's last probe output explains its Ready condition.
+    let unhealthy = c.summary.health == Some(HealthState::Unhealthy);
+    !running || status_id != Some(c.summary.id.as_str()) || out_of_date || unhealthy
 }

@@ -1279,6 +1279,48 @@ mod tests {
     }
 
     #[test]
+    fn ready_needs_a_declared_health_check_to_pass_and_a_rollback_degrades() {
+        use crate::reconcile::status::{Phase, compute};
+        use crate::runtime::HealthState;
+        let d = desired_with(spec(
+            "  healthcheck: {cmd: [\"CMD\", \"true\"], interval: 1s}\n",
+        ));
+        let app = d.apps.values().next().unwrap().clone();
+        let ready = |health: Option<HealthState>, app: &DesiredApp| {
+            let mut c = container_for(&d, ContainerState::Running);
+            c.summary.health = health;
+            let status = compute(app, Some(&c), None, None, None, "now");
+            let cond = status.condition("Ready").unwrap().clone();
+            (status.phase, cond.status, cond.reason)
+        };
+        assert_eq!(
+            ready(Some(HealthState::Starting), &app),
+            (Phase::Running, "False".into(), "HealthCheckPending".into())
+        );
+        assert_eq!(
+            ready(Some(HealthState::Unhealthy), &app),
+            (Phase::Running, "False".into(), "Unhealthy".into())
+        );
+        assert_eq!(
+            ready(Some(HealthState::Healthy), &app),
+            (Phase::Running, "True".into(), "Running".into())
+        );
+
+        // A rolled-back generation: the old container (other hashes) runs; the app is Degraded.
+        let mut rolled = app.clone();
+        rolled.rolled_back = Some(RolledBack {
+            image_id: None,
+            message: "the new container exited with code 3".into(),
+        });
+        rolled.hashes.recreate = "newer".into();
+        let (phase, status, reason) = ready(Some(HealthState::Healthy), &rolled);
+        assert_eq!(
+            (phase, status.as_str(), reason.as_str()),
+            (Phase::Degraded, "False", "RolledBack")
+        );
+    }
+
+    #[test]
     fn plans_are_deterministic() {
         let d = desired_with(spec("  resources: {memory: 512Mi}\n"));
         let now = Instant::now();

@@ -360,9 +360,7 @@ impl Runtime for DockerRuntime {
                     .map(|n| n.to_string())
                     .unwrap_or_default(),
             },
-            health: health
-                .status
-                .and_then(|s| HealthState::parse(&s.to_string())),
+            health: health.status.and_then(|s| HealthState::parse(s.as_ref())),
             health_output,
         })
     }

@@ -1028,3 +1028,91 @@ pub fn ownership_message(kind: Kind, key: &AppKey, owner: &str) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Format, read_bundle};
+
+    fn item(name: &str, extra: &str) -> WriteItem {
+        let yaml = format!(
+            "apiVersion: wharf/v1\nkind: App\nmetadata: {{name: {name}, namespace: demo}}\nspec:\n  image: busybox:1\n{extra}"
+        );
+        let docs = read_bundle(&yaml, Format::Yaml, None).expect("valid");
+        WriteItem::new(&docs[0])
+    }
+
+    async fn root(store: &Store, item: &WriteItem) -> Result<Option<u16>, String> {
+        store
+            .apply(std::slice::from_ref(item), SOURCE_API)
+            .await
+            .map(|mut out| out.remove(0).1.host_port_root)
+            .map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn port_areas_are_allocated_first_fit_and_host_ports_are_claimed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite"))
+            .await
+            .expect("store")
+            .with_port_areas(PortRange {
+                first: 100,
+                last: 129,
+            });
+        let area = |n: u16| format!("  portArea: {{size: {n}}}\n");
+        assert_eq!(root(&store, &item("a", &area(10))).await, Ok(Some(100)));
+        assert_eq!(root(&store, &item("b", &area(10))).await, Ok(Some(110)));
+        assert_eq!(
+            root(&store, &item("c", "  ports: ['125:80']\n")).await,
+            Ok(None)
+        );
+        // 120-129 holds c's port 125: no block of 10 is left, one of 4 is.
+        let full = root(&store, &item("d", &area(10))).await.unwrap_err();
+        assert!(
+            full.contains("no free block of 10") && full.contains("100-129"),
+            "{full}"
+        );
+        assert_eq!(root(&store, &item("d", &area(4))).await, Ok(Some(120)));
+
+        // Explicit host ports: inside another block, or published by another app, are refused
+        // with that app's name; another protocol on the same number is not a clash.
+        let clash = root(&store, &item("e", "  ports: ['105:80']\n"))
+            .await
+            .unwrap_err();
+        assert!(
+            clash.contains("spec.ports[0].hostPort") && clash.contains("demo/a"),
+            "{clash}"
+        );
+        let clash = root(&store, &item("e", "  ports: ['125:80']\n"))
+            .await
+            .unwrap_err();
+        assert!(clash.contains("already published by app demo/c"), "{clash}");
+        assert_eq!(
+            root(&store, &item("e", "  ports: ['125:80/udp']\n")).await,
+            Ok(None)
+        );
+
+        // Re-applying keeps the block; growing into a neighbour moves it or is refused.
+        assert_eq!(root(&store, &item("b", &area(10))).await, Ok(Some(110)));
+        let grown = root(&store, &item("b", &area(12))).await.unwrap_err();
+        assert!(grown.contains("no free block of 12"), "{grown}");
+        assert_eq!(root(&store, &item("b", &area(10))).await, Ok(Some(110)));
+
+        // A forgotten app's block is free again.
+        let key = AppKey {
+            namespace: "demo".into(),
+            name: "a".into(),
+        };
+        let record = store
+            .delete(Kind::App, &key, None, None)
+            .await
+            .expect("marked");
+        assert!(
+            root(&store, &item("g", &area(10))).await.is_err(),
+            "while a is being deleted its block stays taken"
+        );
+        assert!(store.forget(&record.uid).await.expect("forgot"));
+        assert_eq!(root(&store, &item("h", &area(10))).await, Ok(Some(100)));
+    }
+}

@@ -20,10 +20,9 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::{ApiState, body, key_from_path};
-use crate::reconcile::actions::parse_signal;
-use crate::reconcile::plan::container_name;
+use crate::reconcile::actions::{app_containers, current, parse_signal};
 use crate::reconcile::{ActionError, AppAction};
-use crate::runtime::{ContainerState, ContainerSummary, LogOptions, labels};
+use crate::runtime::{ContainerState, ContainerSummary, LogOptions};
 use crate::spec::Kind;
 use crate::spec::validate::{AppKey, check_namespace};
 use crate::store::ObjectRecord;
@@ -117,27 +116,16 @@ async fn app_container(
         .get(Kind::App, key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
-    let containers: Vec<ContainerSummary> = state
-        .runtime
-        .list(&state.instance)
+    let containers = app_containers(state.runtime.as_ref(), &state.instance, &record.uid)
         .await
-        .map_err(|e| ApiError::runtime("listing containers", e))?
-        .into_iter()
-        .filter(|c| c.labels.get(labels::UID) == Some(&record.uid))
-        .collect();
-    let name = container_name(key);
-    let container = containers
-        .iter()
-        .find(|c| c.name == name)
-        .or_else(|| containers.iter().max_by_key(|c| c.created))
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "NoContainer",
-                format!("app {key} has no container yet"),
-            )
-        })?;
+        .map_err(|e| ApiError::runtime("listing containers", e))?;
+    let container = current(&containers, key).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "NoContainer",
+            format!("app {key} has no container yet"),
+        )
+    })?;
     Ok((record, container))
 }
 
@@ -360,7 +348,7 @@ pub async fn git(
             "InvalidTransition",
             format!(
                 "app {key} is not running (its container is {}); git runs inside a running container",
-                format!("{:?}", container.state).to_lowercase()
+                container.state
             ),
         ));
     }

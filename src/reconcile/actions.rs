@@ -16,7 +16,7 @@ use super::plan::{
     Action, AppPlan, Desired, Observed, ObservedContainer, Step, container_name, plan,
     remove_steps, volume_name,
 };
-use crate::runtime::{ContainerState, ContainerSummary, RuntimeError, labels};
+use crate::runtime::{ContainerState, ContainerSummary, Runtime, RuntimeError, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::spec::wire::DesiredState;
@@ -96,18 +96,28 @@ pub fn parse_signal(text: &str) -> Result<String, String> {
     }
 }
 
-/// The app's own container: the one under its name, else the newest.
-fn current(containers: &[ContainerSummary], key: &AppKey) -> Option<ContainerSummary> {
+/// Every container of the app with `uid` (this instance's, any state).
+pub async fn app_containers(
+    runtime: &dyn Runtime,
+    instance: &str,
+    uid: &str,
+) -> Result<Vec<ContainerSummary>, RuntimeError> {
+    Ok(runtime
+        .list(instance)
+        .await?
+        .into_iter()
+        .filter(|c| c.labels.get(labels::UID).map(String::as_str) == Some(uid))
+        .collect())
+}
+
+/// The app's own container among `containers`: the one under its name, else the newest.
+pub fn current(containers: &[ContainerSummary], key: &AppKey) -> Option<ContainerSummary> {
     let name = container_name(key);
     containers
         .iter()
         .find(|c| c.name == name)
         .or_else(|| containers.iter().max_by_key(|c| c.created))
         .cloned()
-}
-
-fn state_word(state: ContainerState) -> String {
-    format!("{state:?}").to_lowercase()
 }
 
 impl Controller {
@@ -156,13 +166,8 @@ impl Controller {
                 "app {key} is being deleted"
             )));
         }
-        let containers: Vec<ContainerSummary> = self
-            .runtime
-            .list(&self.config.instance)
-            .await?
-            .into_iter()
-            .filter(|c| c.labels.get(labels::UID) == Some(&record.uid))
-            .collect();
+        let containers =
+            app_containers(self.runtime.as_ref(), &self.config.instance, &record.uid).await?;
         let result = match action {
             AppAction::Restart | AppAction::Kill { .. } => {
                 self.signal(key, &record, current(&containers, key), action)
@@ -230,7 +235,7 @@ impl Controller {
                 if container.state != ContainerState::Running {
                     return Err(ActionError::InvalidTransition(format!(
                         "app {key} is not running (its container is {}); only a running app can be killed",
-                        state_word(container.state)
+                        container.state
                     )));
                 }
                 match self.runtime.kill(id, signal).await {

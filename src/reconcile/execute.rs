@@ -190,9 +190,7 @@ async fn await_ready(
         if details.state != Some(ContainerState::Running) {
             return Err(format!(
                 "did not keep running ({}{})",
-                details
-                    .state
-                    .map_or("unknown".into(), |s| format!("{s:?}").to_lowercase()),
+                details.state.map_or("unknown".into(), |s| s.to_string()),
                 exit_detail(&details)
             ));
         }

@@ -708,7 +708,7 @@ fn prepare(
     let mut steps = Vec::new();
     if app.spec.port_area.is_some() && app.host_port_root.is_none() {
         return Err(
-            "its port area has no block of host ports yet; apply the app again to allocate one"
+            "its port area gets its block of host ports when the app is stored (an app stored before port areas existed needs one more apply)"
                 .into(),
         );
     }

@@ -239,7 +239,7 @@ pub fn compute(
             format!(
                 "container is {}",
                 state
-                    .map(|s| format!("{s:?}").to_lowercase())
+                    .map(|s| s.to_string())
                     .unwrap_or_else(|| "missing".into())
             ),
         )

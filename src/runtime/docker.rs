@@ -98,6 +98,16 @@ impl DockerRuntime {
         }
     }
 
+    /// The engine's `t` for a stop (or restart) with `grace_seconds`, and the call's deadline:
+    /// the grace period plus `stop_extra`.
+    fn stop_timing(&self, grace_seconds: Option<u64>) -> (Option<i32>, Duration) {
+        let grace = grace_seconds.unwrap_or(DOCKER_DEFAULT_GRACE);
+        (
+            grace_seconds.map(|g| g.min(i32::MAX as u64) as i32),
+            Duration::from_secs(grace) + self.deadlines.stop_extra,
+        )
+    }
+
     /// Every container (any state) the filters select.
     async fn list_containers(
         &self,
@@ -425,12 +435,8 @@ impl Runtime for DockerRuntime {
     }
 
     async fn stop(&self, id: &str, grace_seconds: Option<u64>) -> RuntimeResult<()> {
-        let grace = grace_seconds.unwrap_or(DOCKER_DEFAULT_GRACE);
-        let options = StopContainerOptions {
-            t: grace_seconds.map(|g| g.min(i32::MAX as u64) as i32),
-            signal: None,
-        };
-        let limit = Duration::from_secs(grace) + self.deadlines.stop_extra;
+        let (t, limit) = self.stop_timing(grace_seconds);
+        let options = StopContainerOptions { t, signal: None };
         self.deadline(
             "stop container",
             limit,
@@ -487,12 +493,8 @@ impl Runtime for DockerRuntime {
     }
 
     async fn restart(&self, id: &str, grace_seconds: Option<u64>) -> RuntimeResult<()> {
-        let grace = grace_seconds.unwrap_or(DOCKER_DEFAULT_GRACE);
-        let options = RestartContainerOptions {
-            t: grace_seconds.map(|g| g.min(i32::MAX as u64) as i32),
-            signal: None,
-        };
-        let limit = Duration::from_secs(grace) + self.deadlines.stop_extra;
+        let (t, limit) = self.stop_timing(grace_seconds);
+        let options = RestartContainerOptions { t, signal: None };
         self.deadline(
             "restart container",
             limit,

@@ -43,6 +43,21 @@ pub enum ContainerState {
     Unknown,
 }
 
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Restarting => "restarting",
+            Self::Removing => "removing",
+            Self::Exited => "exited",
+            Self::Dead => "dead",
+            Self::Unknown => "unknown",
+        })
+    }
+}
+
 impl ContainerState {
     pub fn parse(s: &str) -> Self {
         match s {

@@ -118,6 +118,13 @@ async fn every_api_route_needs_the_token() {
         ("PATCH", "/api/v1/namespaces/demo/apps/web"),
         ("DELETE", "/api/v1/namespaces/demo/apps/web"),
         ("GET", "/api/v1/namespaces/demo/apps/web/events"),
+        ("POST", "/api/v1/namespaces/demo/apps/web/restart"),
+        ("POST", "/api/v1/namespaces/demo/apps/web/kill"),
+        ("POST", "/api/v1/namespaces/demo/apps/web/hard-reset"),
+        ("GET", "/api/v1/namespaces/demo/apps/web/inspect"),
+        ("GET", "/api/v1/namespaces/demo/apps/web/logs"),
+        ("POST", "/api/v1/namespaces/demo/apps/web/git/head"),
+        ("GET", "/api/v1/namespaces/demo/users"),
         ("GET", "/api/v1/sources"),
     ] {
         for token in [None, Some("wrong")] {
@@ -415,4 +422,76 @@ async fn concurrent_writers_wait_for_each_other_instead_of_failing() {
     }
     let (_, list) = api.send("GET", "/api/v1/apps", "").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn actions_and_views_answer_in_the_error_shape() {
+    let api = api().await;
+    // No such app.
+    let (status, body) = api
+        .send("POST", "/api/v1/namespaces/demo/apps/ghost/restart", "")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error_shape(&body, 404, "NotFound");
+
+    // An app the loop has not created yet: nothing to act on or look at.
+    let (status, _) = api
+        .send("POST", "/api/v1/apply", &app("web", "  owner: john\n"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api
+        .send("POST", "/api/v1/namespaces/demo/apps/web/kill", "")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_error_shape(&body, 409, "InvalidTransition");
+    let (status, body) = api
+        .send("GET", "/api/v1/namespaces/demo/apps/web/inspect", "")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_error_shape(&body, 409, "NoContainer");
+
+    // Bad parameters are refused before anything runs.
+    for (method, path, body, reason) in [
+        (
+            "POST",
+            "/api/v1/namespaces/demo/apps/web/kill?signal=SIGNOPE",
+            "",
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/demo/apps/web/git/head",
+            "{}",
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/demo/apps/web/git/checkout",
+            r#"{"path": "/repo", "branch": "-f"}"#,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/demo/apps/web/git/push",
+            r#"{"path": "/repo"}"#,
+            "NotFound",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/demo/apps/web/logs?tail=many",
+            "",
+            "BadRequest",
+        ),
+    ] {
+        let (status, answer) = api
+            .call(method, path, "application/json", body, Some(TOKEN))
+            .await;
+        assert!(status.is_client_error(), "{method} {path}: {status}");
+        assert_eq!(answer["reason"], reason, "{method} {path}: {answer}");
+    }
+
+    let (status, users) = api.send("GET", "/api/v1/namespaces/demo/users", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(users["items"][0]["name"], "john");
+    assert_eq!(users["items"][0]["apps"][0], "web");
 }

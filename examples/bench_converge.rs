@@ -25,8 +25,8 @@ use futures::stream::BoxStream;
 use wharf::reconcile::ControllerConfig;
 use wharf::runtime::docker::{Deadlines, DockerRuntime};
 use wharf::runtime::{
-    ContainerDetails, ContainerSummary, CreateSpec, ExecOutput, ImageSummary, LogChunk, LogOptions,
-    PullProgress, RegistryCredentials, Runtime, RuntimeEvent, RuntimeResult,
+    ContainerDetails, ContainerStats, ContainerSummary, CreateSpec, ExecOutput, ImageSummary,
+    LogChunk, LogOptions, PullProgress, RegistryCredentials, Runtime, RuntimeEvent, RuntimeResult,
 };
 use wharf::server::{ServeConfig, Server};
 use wharf::spec::Kind;
@@ -126,6 +126,10 @@ impl Runtime for Counting {
     ) -> RuntimeResult<ExecOutput> {
         self.count("exec");
         self.inner.exec(id, argv, working_dir, timeout).await
+    }
+    async fn stats(&self, id: &str) -> RuntimeResult<ContainerStats> {
+        self.count("stats");
+        self.inner.stats(id).await
     }
     async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value> {
         self.count("inspect");

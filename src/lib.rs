@@ -8,9 +8,11 @@
 //! The folders follow the data flow:
 //! - `spec`: wire types, parsing with locations, validation into domain types, hashing.
 //! - `source`: the watched directory → file-owned objects in the store.
-//! - `store`: sqlx/SQLite — desired objects, status, events; ownership and preconditions.
+//! - `store`: sqlx/SQLite — desired objects, status, events; ownership and preconditions; port
+//!   claims; stats samples and rollups.
 //! - `reconcile`: observe → plan (pure) → execute, the loop, backoff, status.
 //! - `runtime`: the Docker seam (bollard adapter with deadlines; a recording fake).
+//! - `stats`: the stats sampler (one-shot engine stats → samples), rollups and retention.
 //! - `images`: pulls with live progress, registry digest checks, registry credentials.
 //! - `http`: the REST API (`router(state)`).
 //! - `cli`: the client commands of the `wharf` binary.
@@ -25,6 +27,7 @@ pub mod runtime;
 pub mod server;
 pub mod source;
 pub mod spec;
+pub mod stats;
 pub mod store;
 #[doc(hidden)]
 pub mod testkit;

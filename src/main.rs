@@ -10,6 +10,8 @@ use wharf::cli::{self, Client, Exit, Output};
 use wharf::reconcile::ControllerConfig;
 use wharf::runtime::docker::Deadlines;
 use wharf::server::{ServeConfig, Server};
+use wharf::stats::StatsConfig;
+use wharf::store::Retention;
 
 #[derive(Parser)]
 #[command(name = "wharf", version, about = "A declarative reconciler for Docker")]
@@ -73,6 +75,18 @@ enum Command {
         /// Host ports that port areas (spec.portArea) are allocated from.
         #[arg(long, default_value = "20000-32767")]
         port_area_range: wharf::store::PortRange,
+        /// Time between two stats samples of every running app.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        stats_interval: Duration,
+        /// How long raw stats samples are kept.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        stats_raw_retention: Duration,
+        /// How long 1-minute stats rollups are kept.
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        stats_minute_retention: Duration,
+        /// How long 1-hour stats rollups are kept.
+        #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
+        stats_hour_retention: Duration,
     },
     /// Create or update objects from files, directories or stdin (-).
     Apply {
@@ -252,6 +266,19 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// An app's stats history: CPU and memory sparklines and the newest samples.
+    Stats {
+        #[command(flatten)]
+        app: AppRef,
+        /// How far back: a duration (1h, 30m, 7d), an RFC 3339 time or unix seconds.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// raw, 1m or 1h (default: picked from the time range).
+        #[arg(long)]
+        step: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
     /// Print the JSON Schema of one kind (app, image), or write every schema to a directory.
     Schema {
         #[arg(value_enum, default_value = "app")]
@@ -280,6 +307,10 @@ enum ImagesCommand {
     UpdateAll,
 }
 
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
     let Command::Serve {
         specs,
@@ -294,6 +325,10 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
         pull_timeout,
         insecure_registries,
         port_area_range,
+        stats_interval,
+        stats_raw_retention,
+        stats_minute_retention,
+        stats_hour_retention,
     } = command
     else {
         unreachable!("serve is only called for the serve command");
@@ -312,6 +347,15 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
         },
         max_body: *max_body,
         port_areas: *port_area_range,
+        stats: StatsConfig {
+            interval: (*stats_interval).max(Duration::from_secs(1)),
+            retention: Retention {
+                raw_ms: millis(*stats_raw_retention),
+                minute_ms: millis(*stats_minute_retention),
+                hour_ms: millis(*stats_hour_retention),
+            },
+            ..StatsConfig::default()
+        },
         deadlines: Deadlines {
             call: *docker_timeout,
             pull: *pull_timeout,
@@ -412,6 +456,22 @@ async fn client_command(args: &Args) -> cli::CliResult {
         }
         Command::Inspect { app, output } => {
             cli::apps::inspect(&client()?, &app.namespace, &app.name, *output).await
+        }
+        Command::Stats {
+            app,
+            since,
+            step,
+            output,
+        } => {
+            cli::stats::app(
+                &client()?,
+                &app.namespace,
+                &app.name,
+                since,
+                step.as_deref(),
+                *output,
+            )
+            .await
         }
         Command::Users { namespace, output } => {
             cli::apps::users(&client()?, namespace, *output).await

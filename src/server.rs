@@ -15,6 +15,7 @@ use crate::http::{self, ApiState};
 use crate::reconcile::{Controller, ControllerConfig};
 use crate::runtime::Runtime;
 use crate::runtime::docker::{Deadlines, DockerRuntime};
+use crate::stats::{Sampler, StatsConfig};
 use crate::store::{PortRange, Store};
 
 pub const TOKEN_FILE: &str = "admin.token";
@@ -31,6 +32,7 @@ pub struct ServeConfig {
     pub deadlines: Deadlines,
     /// Host ports that port areas are allocated from.
     pub port_areas: PortRange,
+    pub stats: StatsConfig,
 }
 
 impl ServeConfig {
@@ -43,6 +45,7 @@ impl ServeConfig {
             max_body: http::DEFAULT_MAX_BODY,
             deadlines: Deadlines::default(),
             port_areas: PortRange::default(),
+            stats: StatsConfig::default(),
         }
     }
 }
@@ -146,6 +149,13 @@ impl Server {
             ));
         }
         tasks.extend(controller.spawn());
+        let sampler = Sampler::new(
+            store.clone(),
+            Arc::clone(&runtime),
+            config.controller.instance.clone(),
+            config.stats.clone(),
+        );
+        tasks.extend(sampler.spawn());
         let state = ApiState {
             store: store.clone(),
             runtime,
@@ -154,6 +164,7 @@ impl Server {
             health: controller.health(),
             images: controller.images(),
             controller: Arc::clone(&controller),
+            stats: config.stats.clone(),
             instance: config.controller.instance.clone(),
             max_body: config.max_body,
         };

@@ -5,6 +5,8 @@
 //!   pull policies, backoff, update-all and rollouts, credentials, delete in use, rollback.
 //! - `lifecycle`: actions, port areas, health checks, safe replace and rollback, git via exec,
 //!   inspect, logs and users against the real engine.
+//! - `stats`: stats sampling against the real engine (CPU under a limit, memory), history kept
+//!   across restarts and removed with the app.
 //! - `cli`: the `wharf` binary: validate, apply --wait, get, diff, delete.
 //! - `api`: the REST API through `router(state)` (no socket): auth, 409, 413, 422, selectors.
 //! - `control_loop`: the loop against the recording fake runtime: outages, wedged calls.
@@ -19,3 +21,4 @@ mod cli;
 mod control_loop;
 mod images;
 mod lifecycle;
+mod stats;

@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod images;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -10,6 +10,7 @@ pub mod apps;
 pub mod error;
 pub mod images;
 pub mod selector;
+pub mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use crate::spec::validate::{AppKey, check_name, check_namespace};
 use crate::spec::{
     Format, Kind, SpecError, Validated, parse_documents, parse_values, validate_bundle,
 };
+use crate::stats::StatsConfig;
 use crate::store::{
     ObjectRecord, SOURCE_API, Store, StoreError, WriteItem, WriteOutcome, ownership_message,
 };
@@ -58,6 +60,8 @@ pub struct ApiState {
     pub images: Arc<ImageService>,
     /// The loop, for actions that must not run beside its work on the same app.
     pub controller: Arc<Controller>,
+    /// Sampling interval and retention (which resolution a stats query reads).
+    pub stats: StatsConfig,
     pub instance: String,
     pub max_body: usize,
 }
@@ -90,6 +94,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/namespaces/{ns}/apps/{name}/logs", get(apps::logs))
         .route("/namespaces/{ns}/apps/{name}/git/{op}", post(apps::git))
         .route("/namespaces/{ns}/users", get(apps::users))
+        .route("/namespaces/{ns}/apps/{name}/stats", get(stats::app_stats))
         .route("/images", get(images::list))
         .route("/images:update-all", post(images::update_all))
         .route("/images/{name}", get(images::get).delete(images::delete))
@@ -385,10 +390,15 @@ struct ListQuery {
     owner: Option<String>,
 }
 
-fn list_response(records: Vec<ObjectRecord>, query: &ListQuery) -> ApiResult<Json<Value>> {
+async fn list_response(
+    state: &ApiState,
+    records: Vec<ObjectRecord>,
+    query: &ListQuery,
+) -> ApiResult<Json<Value>> {
     let selector = Selector::parse(query.label_selector.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))?;
-    let items: Vec<Value> = records
+    let mut items = Vec::new();
+    for record in records
         .iter()
         .filter(|r| selector.matches(&r.labels))
         .filter(|r| {
@@ -397,8 +407,11 @@ fn list_response(records: Vec<ObjectRecord>, query: &ListQuery) -> ApiResult<Jso
                 .as_deref()
                 .is_none_or(|o| r.spec.get("owner").and_then(|v| v.as_str()) == Some(o))
         })
-        .map(ObjectRecord::to_document)
-        .collect();
+    {
+        let mut doc = record.to_document();
+        stats::add_usage(state, record, &mut doc).await;
+        items.push(doc);
+    }
     Ok(Json(
         json!({ "apiVersion": "wharf/v1", "kind": "AppList", "items": items }),
     ))
@@ -408,7 +421,8 @@ async fn list_all(
     State(state): State<ApiState>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    list_response(state.store.list(Kind::App, None).await?, &query)
+    let records = state.store.list(Kind::App, None).await?;
+    list_response(&state, records, &query).await
 }
 
 async fn list_namespace(
@@ -417,7 +431,8 @@ async fn list_namespace(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     check_namespace(&ns).map_err(ApiError::bad_request)?;
-    list_response(state.store.list(Kind::App, Some(&ns)).await?, &query)
+    let records = state.store.list(Kind::App, Some(&ns)).await?;
+    list_response(&state, records, &query).await
 }
 
 pub(crate) fn key_from_path(ns: String, name: String) -> ApiResult<AppKey> {
@@ -440,6 +455,7 @@ async fn get_app(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
     let mut doc = record.to_document();
+    stats::add_usage(&state, &record, &mut doc).await;
     // While the app's image is being pulled, show the pull as it moves.
     let pulling = record
         .spec

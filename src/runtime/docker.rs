@@ -23,15 +23,15 @@ use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,
     ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
     RemoveImageOptions, RemoveVolumeOptions, RenameContainerOptions, RestartContainerOptions,
-    StopContainerOptions,
+    StatsOptions, StopContainerOptions,
 };
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::{
-    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ExecOutput, HealthState,
-    ImageSummary, LogChunk, LogOptions, ObservedLimits, PullProgress, RegistryCredentials, Runtime,
-    RuntimeError, RuntimeEvent, RuntimeResult, labels,
+    ContainerDetails, ContainerState, ContainerStats, ContainerSummary, CreateSpec, ExecOutput,
+    HealthState, ImageSummary, LogChunk, LogOptions, ObservedLimits, PullProgress,
+    RegistryCredentials, Runtime, RuntimeError, RuntimeEvent, RuntimeResult, labels,
 };
 use crate::spec::validate::{Limits, Restart, Throttle};
 
@@ -302,6 +302,58 @@ fn container_summary(c: bollard::models::ContainerSummary) -> Option<ContainerSu
     })
 }
 
+/// wharf's reading from the engine's stats document. Memory use leaves out the page cache
+/// (cgroup v1 `total_inactive_file`, v2 `inactive_file`), as `docker stats` does.
+fn container_stats(r: bollard::models::ContainerStatsResponse) -> ContainerStats {
+    let cpu = r.cpu_stats.unwrap_or_default();
+    let memory = r.memory_stats.unwrap_or_default();
+    let cache = memory.stats.as_ref().and_then(|s| {
+        s.get("total_inactive_file")
+            .or_else(|| s.get("inactive_file"))
+            .copied()
+    });
+    let usage = memory.usage.unwrap_or(0);
+    let (net_rx, net_tx) = r
+        .networks
+        .unwrap_or_default()
+        .values()
+        .fold((0, 0), |(rx, tx), n| {
+            (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
+        });
+    let (blk_read, blk_write) = r
+        .blkio_stats
+        .and_then(|b| b.io_service_bytes_recursive)
+        .unwrap_or_default()
+        .iter()
+        .fold((0, 0), |(read, write), e| {
+            let v = e.value.unwrap_or(0);
+            match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                Some("read") => (read + v, write),
+                Some("write") => (read, write + v),
+                _ => (read, write),
+            }
+        });
+    ContainerStats {
+        read_at_ms: r
+            .read
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.timestamp_millis())
+            .filter(|t| *t > 0)
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+        cpu_total_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+        system_cpu_ns: cpu.system_cpu_usage.unwrap_or(0),
+        online_cpus: cpu.online_cpus.unwrap_or(0),
+        mem_usage: usage.saturating_sub(cache.unwrap_or(0)),
+        mem_limit: memory.limit.unwrap_or(0),
+        mem_max: memory.max_usage.unwrap_or(0),
+        net_rx,
+        net_tx,
+        blk_read,
+        blk_write,
+        pids: r.pids_stats.and_then(|p| p.current).unwrap_or(0),
+    }
+}
+
 /// Appends `data` to `out`, keeping at most `EXEC_OUTPUT_LIMIT` bytes.
 fn append_limited(out: &mut Vec<u8>, data: &[u8]) {
     let room = EXEC_OUTPUT_LIMIT.saturating_sub(out.len());
@@ -567,6 +619,31 @@ impl Runtime for DockerRuntime {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
+    }
+
+    async fn stats(&self, id: &str) -> RuntimeResult<ContainerStats> {
+        let options = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let mut stream = self.docker.stats(id, Some(options));
+        let first = async {
+            match stream.next().await {
+                Some(reading) => reading.map(Some),
+                None => Ok(None),
+            }
+        };
+        match self
+            .deadline("container stats", self.deadlines.call, first)
+            .await?
+        {
+            Some(reading) => Ok(container_stats(reading)),
+            None => Err(RuntimeError::Engine {
+                op: "container stats",
+                status: 0,
+                message: "the engine sent no stats".into(),
+            }),
+        }
     }
 
     async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value> {

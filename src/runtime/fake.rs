@@ -13,9 +13,9 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 
 use super::{
-    ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ExecOutput, ImageSummary,
-    LogChunk, LogOptions, ObservedLimits, PullProgress, RegistryCredentials, Runtime, RuntimeError,
-    RuntimeEvent, RuntimeResult, labels,
+    ContainerDetails, ContainerState, ContainerStats, ContainerSummary, CreateSpec, ExecOutput,
+    ImageSummary, LogChunk, LogOptions, ObservedLimits, PullProgress, RegistryCredentials, Runtime,
+    RuntimeError, RuntimeEvent, RuntimeResult, labels,
 };
 use crate::spec::image::canonical_reference;
 use crate::spec::validate::Limits;
@@ -31,6 +31,7 @@ struct State {
     failures: Vec<(String, RuntimeError)>,
     hangs: BTreeSet<String>,
     down: bool,
+    stats_readings: u64,
 }
 
 pub struct FakeRuntime {
@@ -356,6 +357,32 @@ impl Runtime for FakeRuntime {
                 "OCI runtime exec failed: exec: \"{}\": executable file not found in $PATH",
                 argv.first().map(String::as_str).unwrap_or_default()
             ),
+        })
+    }
+
+    /// Counters that grow by a fixed step per reading: half a core of a 2-CPU host, 1 MiB of
+    /// memory more each time.
+    async fn stats(&self, id: &str) -> RuntimeResult<ContainerStats> {
+        self.enter("stats", id).await?;
+        let mut s = self.lock();
+        s.stats_readings += 1;
+        let n = s.stats_readings;
+        drop(s);
+        self.with(id, |sum, _| {
+            if sum.state != ContainerState::Running {
+                return Err(RuntimeError::Conflict(format!(
+                    "container {id} is not running"
+                )));
+            }
+            Ok(ContainerStats {
+                read_at_ms: n as i64 * 10_000,
+                cpu_total_ns: n * 5_000_000_000,
+                system_cpu_ns: n * 20_000_000_000,
+                online_cpus: 2,
+                mem_usage: n << 20,
+                mem_limit: 1 << 30,
+                ..ContainerStats::default()
+            })
         })
     }
 

@@ -200,6 +200,29 @@ pub struct PullProgress {
     pub total: Option<i64>,
 }
 
+/// One reading of a container's counters (the engine's one-shot stats: no second sample, so
+/// CPU % comes from the difference between two readings, see `stats`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContainerStats {
+    /// Unix milliseconds of the reading.
+    pub read_at_ms: i64,
+    /// Container CPU time, nanoseconds (cumulative).
+    pub cpu_total_ns: u64,
+    /// Host CPU time, nanoseconds (cumulative, all CPUs).
+    pub system_cpu_ns: u64,
+    pub online_cpus: u32,
+    /// Memory in use (without the page cache, as `docker stats` counts it).
+    pub mem_usage: u64,
+    pub mem_limit: u64,
+    /// The peak of memory use (cgroup v1 only; 0 where the engine does not report it).
+    pub mem_max: u64,
+    pub net_rx: u64,
+    pub net_tx: u64,
+    pub blk_read: u64,
+    pub blk_write: u64,
+    pub pids: u64,
+}
+
 /// What a command run in a container printed, and how it ended.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -313,6 +336,8 @@ pub trait Runtime: Send + Sync + 'static {
         working_dir: Option<&str>,
         timeout: std::time::Duration,
     ) -> RuntimeResult<ExecOutput>;
+    /// One reading of a container's counters (a one-shot stats call).
+    async fn stats(&self, id: &str) -> RuntimeResult<ContainerStats>;
     /// The engine's full inspect document of a container, as it gives it.
     async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value>;
     /// A container's log. With `follow`, the stream goes on until the container stops or the

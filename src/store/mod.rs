@@ -21,6 +21,10 @@ use crate::spec::{
     AppSpec, ImageDocument, ImageSpec, Kind, Validated, validate_app, validate_image,
 };
 
+pub mod stats;
+
+pub use stats::{Point, Resolution, Retention, Sample};
+
 pub const SOURCE_API: &str = "api";
 
 #[derive(Debug, thiserror::Error)]
@@ -773,7 +777,7 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         if done.rows_affected() > 0 {
-            for table in ["events", "port_claims"] {
+            for table in ["events", "port_claims", "stats_samples", "stats_rollups"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
                     .bind(uid)
                     .execute(&self.pool)

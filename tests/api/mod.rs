@@ -42,6 +42,7 @@ async fn api() -> Api {
         store,
         runtime,
         controller,
+        stats: wharf::stats::StatsConfig::default(),
         images: Arc::new(images),
         wake,
         token_sha256: token_digest(TOKEN),

@@ -67,6 +67,11 @@ pub struct Harness {
 impl Harness {
     /// Starts wharf for test `name` (also its namespace: lower-case letters, digits, '-').
     pub async fn start(name: &str) -> Self {
+        Self::start_with(name, |_| {}).await
+    }
+
+    /// Starts wharf for test `name` with `configure` applied to its configuration.
+    pub async fn start_with(name: &str, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         images().await;
         let data = tempfile::tempdir().expect("tempdir");
         let specs = tempfile::tempdir().expect("tempdir");
@@ -81,6 +86,7 @@ impl Harness {
             ..ControllerConfig::default()
         };
         config.max_body = 64 * 1024;
+        configure(&mut config);
         let mut harness = Self {
             server: None,
             data,

@@ -1,0 +1,145 @@
+//! Stats routes: an app's series (`…/apps/{name}/stats?since=&until=&step=`), and the latest
+//! sample in the app's status (`memUsage`, `memLimit`, `memMaxUsage`, `cpuPercent` — the Flask
+//! API's container listing fields).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::apps::parse_time;
+use super::error::{ApiError, ApiResult};
+use super::{ApiState, key_from_path};
+use crate::reconcile::status::unix_rfc3339;
+use crate::spec::Kind;
+use crate::store::{ObjectRecord, Resolution, Retention};
+
+#[derive(Deserialize, Default)]
+pub struct StatsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    step: Option<String>,
+}
+
+/// The resolution a query of `[since, until)` reads when none is asked for: raw samples for up
+/// to 6 hours within their retention, minutes for up to 7 days within theirs, else hours.
+pub fn pick_resolution(since: i64, until: i64, now: i64, retention: &Retention) -> Resolution {
+    const HOUR: i64 = 3_600_000;
+    let span = until - since;
+    if span <= 6 * HOUR && since >= now - retention.raw_ms {
+        Resolution::Raw
+    } else if span <= 7 * 24 * HOUR && since >= now - retention.minute_ms {
+        Resolution::Minute
+    } else {
+        Resolution::Hour
+    }
+}
+
+fn parse_ms(field: &str, text: &str) -> ApiResult<i64> {
+    parse_time(text)
+        .map(|s| s.saturating_mul(1000))
+        .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
+}
+
+pub async fn app_stats(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(query): Query<StatsQuery>,
+) -> ApiResult<Json<Value>> {
+    let key = key_from_path(ns, name)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let until = match &query.until {
+        Some(t) => parse_ms("until", t)?,
+        None => now,
+    };
+    let since = match &query.since {
+        Some(t) => parse_ms("since", t)?,
+        None => until - 3_600_000,
+    };
+    if since >= until {
+        return Err(ApiError::bad_request("since must be before until"));
+    }
+    let resolution = match query.step.as_deref() {
+        None | Some("auto") => pick_resolution(since, until, now, &state.stats.retention),
+        Some("raw") => Resolution::Raw,
+        Some("1m" | "60" | "60s") => Resolution::Minute,
+        Some("1h" | "3600" | "3600s") => Resolution::Hour,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "step: {other:?} is not raw, 1m, 1h or auto"
+            )));
+        }
+    };
+    let record = state
+        .store
+        .get(Kind::App, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let points = state
+        .store
+        .stats_series(&record.uid, since, until, resolution)
+        .await?;
+    let items: Vec<Value> = points
+        .iter()
+        .map(|p| {
+            let mut v = json!(p);
+            v["time"] = json!(unix_rfc3339(p.t.div_euclid(1000)));
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "kind": "StatsSeries",
+        "namespace": key.namespace,
+        "name": key.name,
+        "resolution": resolution,
+        "since": unix_rfc3339(since.div_euclid(1000)),
+        "until": unix_rfc3339(until.div_euclid(1000)),
+        "intervalSeconds": state.stats.interval.as_secs_f64(),
+        "items": items,
+    })))
+}
+
+/// Adds the latest sample to `doc.status` while it is current (at most three intervals old):
+/// a stopped app shows no stale usage.
+pub async fn add_usage(state: &ApiState, record: &ObjectRecord, doc: &mut Value) {
+    let Ok(Some(sample)) = state.store.latest_sample(&record.uid).await else {
+        return;
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let fresh = (now - sample.t) as f64 <= 3.0 * state.stats.interval.as_secs_f64() * 1000.0;
+    if !fresh || !doc["status"].is_object() {
+        return;
+    }
+    let status = &mut doc["status"];
+    status["memUsage"] = json!(sample.mem);
+    status["memLimit"] = json!(sample.mem_limit);
+    status["memMaxUsage"] = json!(sample.mem_max);
+    status["cpuPercent"] = json!((sample.cpu * 100.0).round() / 100.0);
+    status["statsAt"] = json!(unix_rfc3339(sample.t.div_euclid(1000)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resolution_follows_the_span_and_the_retention() {
+        let r = Retention::default();
+        let now = 1_000 * 24 * 3_600_000;
+        let hour = 3_600_000;
+        assert_eq!(pick_resolution(now - hour, now, now, &r), Resolution::Raw);
+        assert_eq!(
+            pick_resolution(now - 24 * hour, now, now, &r),
+            Resolution::Minute
+        );
+        // Two hours, but two days ago: raw samples are gone.
+        assert_eq!(
+            pick_resolution(now - 50 * hour, now - 48 * hour, now, &r),
+            Resolution::Minute
+        );
+        assert_eq!(
+            pick_resolution(now - 30 * 24 * hour, now, now, &r),
+            Resolution::Hour
+        );
+    }
+}

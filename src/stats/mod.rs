@@ -1,0 +1,267 @@
+//! The stats sampler: a task of its own beside the reconcile loop. Every `interval` it lists this
+//! instance's containers once, reads each running one's counters with the engine's one-shot
+//! stats call (bounded concurrency), turns two readings into a sample (CPU % from the usage
+//! deltas and `online_cpus`, never `percpu_usage`), and stores the batch in one transaction.
+//! A second task rolls samples up into minutes and hours and prunes by retention.
+//!
+//! It never plans, never changes a container, and never blocks the loop or the API: a slow or
+//! failed reading costs that container one sample.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+use crate::runtime::{ContainerState, ContainerStats, Runtime, labels};
+use crate::store::{Retention, Sample, Store};
+
+/// How the sampler works.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatsConfig {
+    /// Time between samples.
+    pub interval: Duration,
+    pub retention: Retention,
+    /// Stats calls in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10),
+            retention: Retention::default(),
+            concurrency: 4,
+        }
+    }
+}
+
+/// CPU use between two readings of one container, in percent of one core.
+pub fn cpu_percent(previous: &ContainerStats, current: &ContainerStats) -> Option<f64> {
+    let used = current.cpu_total_ns.checked_sub(previous.cpu_total_ns)?;
+    let elapsed = current.system_cpu_ns.checked_sub(previous.system_cpu_ns)?;
+    if elapsed == 0 {
+        return None;
+    }
+    // `system_cpu_ns` counts every CPU of the host: scale to one core.
+    let cpus = if current.online_cpus > 0 {
+        f64::from(current.online_cpus)
+    } else {
+        std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+    };
+    Some(used as f64 / elapsed as f64 * cpus * 100.0)
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub struct Sampler {
+    store: Store,
+    runtime: Arc<dyn Runtime>,
+    instance: String,
+    config: StatsConfig,
+    /// The last reading of each running container, by container id.
+    previous: Mutex<HashMap<String, ContainerStats>>,
+}
+
+impl Sampler {
+    pub fn new(
+        store: Store,
+        runtime: Arc<dyn Runtime>,
+        instance: String,
+        config: StatsConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            runtime,
+            instance,
+            config,
+            previous: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Starts sampling and maintenance; abort the handles to stop them.
+    pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        let sampling = Arc::clone(self);
+        let maintenance = Arc::clone(self);
+        vec![
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(sampling.config.interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = sampling.sample_once().await {
+                        tracing::debug!("stats sample skipped: {e}");
+                    }
+                }
+            }),
+            tokio::spawn(async move { maintenance.maintain().await }),
+        ]
+    }
+
+    /// Takes one reading of every running container and stores a sample for each one read
+    /// before. Returns how many samples were stored.
+    pub async fn sample_once(&self) -> Result<usize, String> {
+        let containers = self
+            .runtime
+            .list(&self.instance)
+            .await
+            .map_err(|e| format!("listing containers: {e}"))?;
+        let running: Vec<(String, String)> = containers
+            .into_iter()
+            .filter(|c| c.state == ContainerState::Running)
+            .filter_map(|c| Some((c.id, c.labels.get(labels::UID)?.clone())))
+            .collect();
+        let runtime = &self.runtime;
+        let readings: Vec<(String, String, ContainerStats)> = futures::stream::iter(running)
+            .map(|(id, uid)| async move {
+                match runtime.stats(&id).await {
+                    Ok(stats) => Some((id, uid, stats)),
+                    Err(e) => {
+                        tracing::debug!(container = %id, "no stats this time: {e}");
+                        None
+                    }
+                }
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .filter_map(|r| async move { r })
+            .collect()
+            .await;
+        let mut samples = Vec::with_capacity(readings.len());
+        {
+            let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+            let mut next = HashMap::with_capacity(readings.len());
+            for (id, uid, stats) in readings {
+                if let Some(cpu) = previous.get(&id).and_then(|p| cpu_percent(p, &stats)) {
+                    samples.push(Sample {
+                        uid,
+                        t: stats.read_at_ms,
+                        cpu,
+                        mem: clamp(stats.mem_usage),
+                        mem_limit: clamp(stats.mem_limit),
+                        mem_max: clamp(stats.mem_max),
+                        net_rx: clamp(stats.net_rx),
+                        net_tx: clamp(stats.net_tx),
+                        blk_read: clamp(stats.blk_read),
+                        blk_write: clamp(stats.blk_write),
+                        pids: clamp(stats.pids),
+                    });
+                }
+                next.insert(id, stats);
+            }
+            // Containers that stopped or went away are forgotten.
+            *previous = next;
+        }
+        self.store
+            .insert_samples(&samples)
+            .await
+            .map_err(|e| format!("storing {} samples: {e}", samples.len()))?;
+        Ok(samples.len())
+    }
+
+    /// Rolls up and prunes: once over the whole raw retention at start (a restart misses no
+    /// bucket), then every minute over the last ten.
+    async fn maintain(&self) {
+        let retention = self.config.retention;
+        let mut window = retention.raw_ms;
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now().timestamp_millis();
+            if let Err(e) = self.store.roll_up(now - window, now).await {
+                tracing::warn!("stats rollup failed: {e}");
+                continue;
+            }
+            window = 10 * 60_000;
+            match self.store.prune_stats(now, &retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!("pruned {n} stats rows past retention"),
+                Err(e) => tracing::warn!("stats pruning failed: {e}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percent_is_a_share_of_one_core_from_deltas() {
+        let reading = |cpu: u64, system: u64| ContainerStats {
+            cpu_total_ns: cpu,
+            system_cpu_ns: system,
+            online_cpus: 2,
+            ..ContainerStats::default()
+        };
+        // Half a second of CPU while the 2-CPU host ran 2 s of CPU time (1 s wall): 50 %.
+        let p = cpu_percent(
+            &reading(1_000, 10_000),
+            &reading(500_001_000, 2_000_010_000),
+        );
+        assert!((p.unwrap() - 50.0).abs() < 1e-9);
+        // Two busy cores: 200 %.
+        let p = cpu_percent(&reading(0, 0), &reading(2_000, 2_000));
+        assert!((p.unwrap() - 200.0).abs() < 1e-9);
+        // Counters that went back (a restart) or did not move give no figure.
+        assert_eq!(cpu_percent(&reading(10, 10), &reading(5, 20)), None);
+        assert_eq!(cpu_percent(&reading(10, 10), &reading(10, 10)), None);
+    }
+
+    #[tokio::test]
+    async fn samples_come_from_two_readings_of_running_apps() {
+        use crate::runtime::fake::FakeRuntime;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite"))
+            .await
+            .expect("store");
+        let fake = Arc::new(FakeRuntime::default());
+        fake.add_image("busybox:1");
+        let spec = crate::runtime::CreateSpec {
+            name: "demo.web".into(),
+            labels: [
+                (
+                    labels::MANAGED_BY.to_string(),
+                    labels::MANAGED_BY_VALUE.to_string(),
+                ),
+                (labels::INSTANCE.to_string(), "i".to_string()),
+                (labels::UID.to_string(), "u1".to_string()),
+            ]
+            .into(),
+            config: crate::spec::validate::ContainerConfig {
+                image: "busybox:1".into(),
+                command: None,
+                entrypoint: None,
+                working_dir: None,
+                env: Default::default(),
+                ports: Vec::new(),
+                volumes: Vec::new(),
+                healthcheck: None,
+                stop_grace_seconds: None,
+                blkio: Default::default(),
+            },
+            limits: Default::default(),
+            volume_names: Default::default(),
+        };
+        let id = fake.create(&spec).await.expect("create");
+        fake.start(&id).await.expect("start");
+        let sampler = Sampler::new(store.clone(), fake, "i".into(), StatsConfig::default());
+        assert_eq!(
+            sampler.sample_once().await,
+            Ok(0),
+            "the first reading primes"
+        );
+        assert_eq!(sampler.sample_once().await, Ok(1));
+        let latest = store
+            .latest_sample("u1")
+            .await
+            .expect("read")
+            .expect("a sample");
+        // The fake's counters: 5 s of CPU per 20 s of 2-CPU host time = 50 % of one core.
+        assert!((latest.cpu - 50.0).abs() < 1e-9, "{latest:?}");
+        assert_eq!(latest.mem, 2 << 20);
+    }
+}

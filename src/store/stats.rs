@@ -1,0 +1,360 @@
+//! Stats history in the store: raw samples, per-minute and per-hour rollups, and retention.
+//!
+//! Everything here is SQL over two tables keyed `(uid, …, time)`: an app's range is one index
+//! range scan. Rollups are recomputed for recent buckets (idempotent `INSERT OR REPLACE`), so a
+//! late sample or a restart never leaves a bucket half counted. This module never talks to
+//! Docker.
+
+use serde::Serialize;
+
+use super::{Store, StoreResult};
+
+/// One stored sample of one app.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    #[serde(skip)]
+    pub uid: String,
+    /// Unix milliseconds.
+    pub t: i64,
+    /// Percent of one core.
+    pub cpu: f64,
+    pub mem: i64,
+    pub mem_limit: i64,
+    pub mem_max: i64,
+    pub net_rx: i64,
+    pub net_tx: i64,
+    pub blk_read: i64,
+    pub blk_write: i64,
+    pub pids: i64,
+}
+
+/// Which table a query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    Raw,
+    #[serde(rename = "1m")]
+    Minute,
+    #[serde(rename = "1h")]
+    Hour,
+}
+
+impl Resolution {
+    /// Bucket length in seconds (0 for raw samples).
+    pub fn step(self) -> i64 {
+        match self {
+            Resolution::Raw => 0,
+            Resolution::Minute => 60,
+            Resolution::Hour => 3600,
+        }
+    }
+}
+
+/// One point of a stats series: a raw sample (avg = max) or a rollup bucket.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    /// Unix milliseconds (bucket start for rollups).
+    pub t: i64,
+    /// Samples behind the point.
+    pub n: i64,
+    pub cpu_percent: f64,
+    pub cpu_percent_max: f64,
+    pub mem_usage: i64,
+    pub mem_usage_max: i64,
+    pub mem_limit: i64,
+    pub net_rx: i64,
+    pub net_tx: i64,
+    pub blk_read: i64,
+    pub blk_write: i64,
+    pub pids: i64,
+}
+
+/// How long each resolution is kept (milliseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub raw_ms: i64,
+    pub minute_ms: i64,
+    pub hour_ms: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: i64 = 24 * 3600 * 1000;
+        Self {
+            raw_ms: DAY,
+            minute_ms: 7 * DAY,
+            hour_ms: 90 * DAY,
+        }
+    }
+}
+
+type PointRow = (i64, i64, f64, f64, i64, i64, i64, i64, i64, i64, i64, i64);
+
+fn point(row: PointRow) -> Point {
+    let (t, n, cpu, cpu_max, mem, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids) =
+        row;
+    Point {
+        t,
+        n,
+        cpu_percent: cpu,
+        cpu_percent_max: cpu_max,
+        mem_usage: mem,
+        mem_usage_max: mem_max,
+        mem_limit,
+        net_rx,
+        net_tx,
+        blk_read,
+        blk_write,
+        pids,
+    }
+}
+
+impl Store {
+    /// Stores a batch of samples in one transaction.
+    pub async fn insert_samples(&self, samples: &[Sample]) -> StoreResult<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for s in samples {
+            sqlx::query(
+                "INSERT OR REPLACE INTO stats_samples (uid, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&s.uid)
+            .bind(s.t)
+            .bind(s.cpu)
+            .bind(s.mem)
+            .bind(s.mem_limit)
+            .bind(s.mem_max)
+            .bind(s.net_rx)
+            .bind(s.net_tx)
+            .bind(s.blk_read)
+            .bind(s.blk_write)
+            .bind(s.pids)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest sample of an app.
+    pub async fn latest_sample(&self, uid: &str) -> StoreResult<Option<Sample>> {
+        let row: Option<(i64, f64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT t, cpu, mem, mem_limit, mem_max FROM stats_samples WHERE uid = ? ORDER BY t DESC LIMIT 1",
+        )
+        .bind(uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(t, cpu, mem, mem_limit, mem_max)| Sample {
+            uid: uid.to_string(),
+            t,
+            cpu,
+            mem,
+            mem_limit,
+            mem_max,
+            ..Sample::default()
+        }))
+    }
+
+    /// An app's series in `[since, until)` (unix ms) at `resolution`, oldest first.
+    pub async fn stats_series(
+        &self,
+        uid: &str,
+        since: i64,
+        until: i64,
+        resolution: Resolution,
+    ) -> StoreResult<Vec<Point>> {
+        let rows: Vec<PointRow> = match resolution {
+            Resolution::Raw => {
+                sqlx::query_as(
+                    "SELECT t, 1, cpu, cpu, mem, mem, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = ? AND t >= ? AND t < ? ORDER BY t",
+                )
+                .bind(uid)
+                .bind(since)
+                .bind(until)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            rollup => {
+                sqlx::query_as(
+                    "SELECT t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max FROM stats_rollups WHERE uid = ? AND step = ? AND t >= ? AND t < ? ORDER BY t",
+                )
+                .bind(uid)
+                .bind(rollup.step())
+                .bind(since)
+                .bind(until)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows.into_iter().map(point).collect())
+    }
+
+    /// Computes the rollups of every bucket that ends in `(from, now]` (unix ms): minutes from
+    /// raw samples, hours from minutes. Buckets still open at `now` are left for later.
+    pub async fn roll_up(&self, from: i64, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let minute = 60_000;
+        let (lo, hi) = (
+            from.div_euclid(minute) * minute,
+            now.div_euclid(minute) * minute,
+        );
+        sqlx::query(
+            "INSERT OR REPLACE INTO stats_rollups (uid, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
+             SELECT uid, 60, (t / 60000) * 60000 AS b, count(*), avg(cpu), max(cpu), CAST(avg(mem) AS INTEGER), max(mem), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids)
+             FROM stats_samples WHERE t >= ? AND t < ? GROUP BY uid, b",
+        )
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut *tx)
+        .await?;
+        let hour = 3_600_000;
+        let (lo, hi) = (from.div_euclid(hour) * hour, now.div_euclid(hour) * hour);
+        sqlx::query(
+            "INSERT OR REPLACE INTO stats_rollups (uid, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
+             SELECT uid, 3600, (t / 3600000) * 3600000 AS b, sum(n), sum(cpu_avg * n) / sum(n), max(cpu_max), CAST(sum(mem_avg * n) / sum(n) AS INTEGER), max(mem_max), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids_max)
+             FROM stats_rollups WHERE step = 60 AND t >= ? AND t < ? GROUP BY uid, b",
+        )
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes what is older than its retention; returns the rows removed.
+    pub async fn prune_stats(&self, now: i64, retention: &Retention) -> StoreResult<u64> {
+        let mut removed = sqlx::query("DELETE FROM stats_samples WHERE t < ?")
+            .bind(now - retention.raw_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        for (step, keep) in [(60, retention.minute_ms), (3600, retention.hour_ms)] {
+            removed += sqlx::query("DELETE FROM stats_rollups WHERE step = ? AND t < ?")
+                .bind(step)
+                .bind(now - keep)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(uid: &str, t: i64, cpu: f64, mem: i64) -> Sample {
+        Sample {
+            uid: uid.into(),
+            t,
+            cpu,
+            mem,
+            mem_limit: 1000,
+            net_rx: t / 1000,
+            pids: (t / 10_000) % 7,
+            ..Sample::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn rollups_are_averages_and_maxima_of_their_buckets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite"))
+            .await
+            .expect("store");
+        // Two hours of 10 s samples for one app, cpu and memory rising with time; a second app
+        // with one sample.
+        let base = 1_700_000_400_000 - 1_700_000_400_000 % 3_600_000;
+        let samples: Vec<Sample> = (0..720)
+            .map(|i| sample("a", base + i * 10_000, i as f64, 100 + i))
+            .chain([sample("b", base + 5_000, 50.0, 7)])
+            .collect();
+        store.insert_samples(&samples).await.expect("insert");
+        let now = base + 2 * 3_600_000 + 1;
+        store.roll_up(base, now).await.expect("roll up");
+
+        let minutes = store
+            .stats_series("a", base, now, Resolution::Minute)
+            .await
+            .expect("minutes");
+        assert_eq!(minutes.len(), 120);
+        // Minute k holds samples 6k..6k+5: cpu avg 6k+2.5, max 6k+5; counters their last.
+        for (k, m) in minutes.iter().enumerate() {
+            let k = k as i64;
+            assert_eq!(m.t, base + k * 60_000);
+            assert_eq!(m.n, 6);
+            assert!((m.cpu_percent - (6 * k) as f64 - 2.5).abs() < 1e-9, "{m:?}");
+            assert_eq!(m.cpu_percent_max, (6 * k + 5) as f64);
+            assert_eq!(m.mem_usage_max, 100 + 6 * k + 5);
+            assert_eq!(m.net_rx, (base + (6 * k + 5) * 10_000) / 1000);
+        }
+        let hours = store
+            .stats_series("a", base, now, Resolution::Hour)
+            .await
+            .expect("hours");
+        assert_eq!(hours.len(), 2);
+        assert_eq!(hours[0].n, 360);
+        assert!(
+            (hours[0].cpu_percent - 179.5).abs() < 1e-9,
+            "{:?}",
+            hours[0]
+        );
+        assert_eq!(hours[1].cpu_percent_max, 719.0);
+        assert_eq!(hours[0].mem_usage, 100 + 179);
+        let b = store
+            .stats_series("b", base, now, Resolution::Minute)
+            .await
+            .expect("b");
+        assert_eq!((b.len(), b[0].cpu_percent), (1, 50.0));
+
+        // Rolling up again changes nothing; an open bucket is not rolled up.
+        store.roll_up(base, now).await.expect("again");
+        let again = store
+            .stats_series("a", base, now, Resolution::Minute)
+            .await
+            .expect("minutes");
+        assert_eq!(again, minutes);
+        store
+            .insert_samples(&[sample("a", now + 1_000, 1.0, 1)])
+            .await
+            .expect("insert");
+        store
+            .roll_up(now - 60_000, now + 2_000)
+            .await
+            .expect("open");
+        let open = store
+            .stats_series("a", now - 1, now + 60_000, Resolution::Minute)
+            .await
+            .expect("open bucket");
+        assert!(open.is_empty(), "{open:?}");
+
+        // Retention: raw samples older than a day go; rollups stay longer.
+        let later = base + 26 * 3_600_000;
+        let removed = store
+            .prune_stats(later, &Retention::default())
+            .await
+            .expect("prune");
+        assert_eq!(removed, 721);
+        assert!(
+            store
+                .stats_series("a", base, now - 1, Resolution::Raw)
+                .await
+                .expect("raw")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .stats_series("a", base, later, Resolution::Hour)
+                .await
+                .expect("hours")
+                .len(),
+            2
+        );
+    }
+}

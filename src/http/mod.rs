@@ -95,6 +95,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/namespaces/{ns}/apps/{name}/git/{op}", post(apps::git))
         .route("/namespaces/{ns}/users", get(apps::users))
         .route("/namespaces/{ns}/apps/{name}/stats", get(stats::app_stats))
+        .route("/host/stats", get(stats::host_now))
+        .route("/host/stats/history", get(stats::host_history))
         .route("/images", get(images::list))
         .route("/images:update-all", post(images::update_all))
         .route("/images/{name}", get(images::get).delete(images::delete))

@@ -99,6 +99,55 @@ pub async fn app_stats(
     })))
 }
 
+/// `GET /api/v1/host/stats`: the host's figures now.
+pub async fn host_now() -> ApiResult<Json<Value>> {
+    let reading = tokio::task::spawn_blocking(crate::stats::host::read)
+        .await
+        .map_err(|e| ApiError::internal("reading host stats", e))?
+        .map_err(|e| ApiError::internal("reading host stats", e))?;
+    let mut v = json!(reading);
+    v["time"] = json!(unix_rfc3339(reading.t.div_euclid(1000)));
+    Ok(Json(v))
+}
+
+#[derive(Deserialize, Default)]
+pub struct HistoryQuery {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// At most this many host readings per answer (a day at the default interval).
+const HOST_HISTORY_LIMIT: i64 = 8640;
+
+/// `GET /api/v1/host/stats/history?since=&until=`: the stored host readings.
+pub async fn host_history(
+    State(state): State<ApiState>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<Json<Value>> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let until = match &query.until {
+        Some(t) => parse_ms("until", t)?,
+        None => now,
+    };
+    let since = match &query.since {
+        Some(t) => parse_ms("since", t)?,
+        None => until - 3_600_000,
+    };
+    if since >= until {
+        return Err(ApiError::bad_request("since must be before until"));
+    }
+    let items = state
+        .store
+        .host_samples(since, until, HOST_HISTORY_LIMIT)
+        .await?;
+    Ok(Json(json!({
+        "kind": "HostStatsHistory",
+        "since": unix_rfc3339(since.div_euclid(1000)),
+        "until": unix_rfc3339(until.div_euclid(1000)),
+        "items": items,
+    })))
+}
+
 /// Adds the latest sample to `doc.status` while it is current (at most three intervals old):
 /// a stopped app shows no stale usage.
 pub async fn add_usage(state: &ApiState, record: &ObjectRecord, doc: &mut Value) {

@@ -7,6 +7,8 @@
 //! It never plans, never changes a container, and never blocks the loop or the API: a slow or
 //! failed reading costs that container one sample.
 
+pub mod host;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -95,6 +97,9 @@ impl Sampler {
                     if let Err(e) = sampling.sample_once().await {
                         tracing::debug!("stats sample skipped: {e}");
                     }
+                    if let Err(e) = sampling.sample_host().await {
+                        tracing::debug!("host sample skipped: {e}");
+                    }
                 }
             }),
             tokio::spawn(async move { maintenance.maintain().await }),
@@ -159,6 +164,18 @@ impl Sampler {
             .await
             .map_err(|e| format!("storing {} samples: {e}", samples.len()))?;
         Ok(samples.len())
+    }
+
+    /// Reads the host's figures and stores them.
+    pub async fn sample_host(&self) -> Result<(), String> {
+        let reading = tokio::task::spawn_blocking(host::read)
+            .await
+            .map_err(|e| format!("host reading: {e}"))??;
+        let doc = serde_json::to_value(&reading).map_err(|e| e.to_string())?;
+        self.store
+            .insert_host_sample(reading.t, &doc)
+            .await
+            .map_err(|e| format!("storing the host sample: {e}"))
     }
 
     /// Rolls up and prunes: once over the whole raw retention at start (a restart misses no

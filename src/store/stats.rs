@@ -226,13 +226,49 @@ impl Store {
         Ok(())
     }
 
+    /// Stores one host reading (JSON).
+    pub async fn insert_host_sample(&self, t: i64, doc: &serde_json::Value) -> StoreResult<()> {
+        sqlx::query("INSERT OR REPLACE INTO host_samples (t, doc) VALUES (?, ?)")
+            .bind(t)
+            .bind(doc.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Host readings in `[since, until)` (unix ms), oldest first; at most `limit`.
+    pub async fn host_samples(
+        &self,
+        since: i64,
+        until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<serde_json::Value>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT doc FROM host_samples WHERE t >= ? AND t < ? ORDER BY t LIMIT ?",
+        )
+        .bind(since)
+        .bind(until)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(doc,)| {
+                serde_json::from_str(&doc)
+                    .map_err(|e| super::StoreError::Corrupt(format!("host sample: {e}")))
+            })
+            .collect()
+    }
+
     /// Deletes what is older than its retention; returns the rows removed.
     pub async fn prune_stats(&self, now: i64, retention: &Retention) -> StoreResult<u64> {
-        let mut removed = sqlx::query("DELETE FROM stats_samples WHERE t < ?")
-            .bind(now - retention.raw_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let mut removed = 0;
+        for table in ["stats_samples", "host_samples"] {
+            removed += sqlx::query(&format!("DELETE FROM {table} WHERE t < ?"))
+                .bind(now - retention.raw_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
         for (step, keep) in [(60, retention.minute_ms), (3600, retention.hour_ms)] {
             removed += sqlx::query("DELETE FROM stats_rollups WHERE step = ? AND t < ?")
                 .bind(step)

@@ -126,6 +126,9 @@ async fn every_api_route_needs_the_token() {
         ("GET", "/api/v1/namespaces/demo/apps/web/logs"),
         ("POST", "/api/v1/namespaces/demo/apps/web/git/head"),
         ("GET", "/api/v1/namespaces/demo/users"),
+        ("GET", "/api/v1/namespaces/demo/apps/web/stats"),
+        ("GET", "/api/v1/host/stats"),
+        ("GET", "/api/v1/host/stats/history"),
         ("GET", "/api/v1/sources"),
     ] {
         for token in [None, Some("wrong")] {
@@ -495,4 +498,62 @@ async fn actions_and_views_answer_in_the_error_shape() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(users["items"][0]["name"], "john");
     assert_eq!(users["items"][0]["apps"][0], "web");
+}
+
+#[tokio::test]
+async fn host_stats_carry_every_figure_of_the_flask_api() {
+    let api = api().await;
+    let (status, first) = api.send("GET", "/api/v1/host/stats", "").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    for pointer in [
+        "/cpu/total",
+        "/cpu/user",
+        "/cpu/kernel",
+        "/cpu/idle",
+        "/cpu/iowait",
+        "/cpu/softirq",
+        "/contextSwitches",
+        "/disk/sectorsRead",
+        "/disk/sectorsWritten",
+        "/disk/reads",
+        "/disk/writes",
+        "/disk/readsMerged",
+        "/disk/writesMerged",
+        "/disk/readTimeMs",
+        "/disk/writeTimeMs",
+        "/network/bytesSent",
+        "/network/bytesReceived",
+        "/loadAverage/one",
+        "/loadAverage/five",
+        "/loadAverage/fifteen",
+        "/time",
+    ] {
+        assert!(
+            first.pointer(pointer).is_some(),
+            "{pointer} missing: {first}"
+        );
+    }
+    let (_, second) = api.send("GET", "/api/v1/host/stats", "").await;
+    for counter in [
+        "/cpu/total",
+        "/contextSwitches",
+        "/disk/sectorsWritten",
+        "/network/bytesReceived",
+    ] {
+        let (a, b) = (
+            first.pointer(counter).unwrap(),
+            second.pointer(counter).unwrap(),
+        );
+        assert!(b.as_f64() >= a.as_f64(), "{counter}: {a} then {b}");
+    }
+    let (status, history) = api
+        .send("GET", "/api/v1/host/stats/history?since=0", "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(history["items"].is_array());
+    let (status, body) = api
+        .send("GET", "/api/v1/host/stats/history?since=soon", "")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_shape(&body, 400, "BadRequest");
 }

@@ -117,6 +117,12 @@ async fn samples_survive_a_restart_and_go_with_the_app() {
         .unwrap()
         .to_string();
 
+    // The host is sampled with the apps.
+    let (_, host) = h.get("/api/v1/host/stats/history").await;
+    let host = host["items"].as_array().cloned().unwrap_or_default();
+    assert!(host.len() >= 2, "{host:?}");
+    assert!(host[1]["contextSwitches"].as_u64() >= host[0]["contextSwitches"].as_u64());
+
     h.restart().await;
     let after = h.series("web", "step=raw").await;
     assert!(

@@ -279,6 +279,15 @@ enum Command {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// An app's availability over the last hour, day, week or month, with a bar.
+    Uptime {
+        #[command(flatten)]
+        app: AppRef,
+        #[arg(long, default_value = "day", value_parser = ["hour", "day", "week", "month"])]
+        duration: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
     /// Print the JSON Schema of one kind (app, image), or write every schema to a directory.
     Schema {
         #[arg(value_enum, default_value = "app")]
@@ -473,6 +482,11 @@ async fn client_command(args: &Args) -> cli::CliResult {
             )
             .await
         }
+        Command::Uptime {
+            app,
+            duration,
+            output,
+        } => cli::stats::uptime(&client()?, &app.namespace, &app.name, duration, *output).await,
         Command::Users { namespace, output } => {
             cli::apps::users(&client()?, namespace, *output).await
         }

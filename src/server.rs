@@ -15,6 +15,7 @@ use crate::http::{self, ApiState};
 use crate::reconcile::{Controller, ControllerConfig};
 use crate::runtime::Runtime;
 use crate::runtime::docker::{Deadlines, DockerRuntime};
+use crate::stats::uptime::Recorder;
 use crate::stats::{Sampler, StatsConfig};
 use crate::store::{PortRange, Store};
 
@@ -156,6 +157,14 @@ impl Server {
             config.stats.clone(),
         );
         tasks.extend(sampler.spawn());
+        tasks.extend(
+            Recorder::new(
+                store.clone(),
+                Arc::clone(&runtime),
+                config.controller.instance.clone(),
+            )
+            .spawn(),
+        );
         let state = ApiState {
             store: store.clone(),
             runtime,

@@ -1,6 +1,8 @@
 //! `wharf stats app NAME`: an app's stats history as a compact table, with sparklines of CPU
 //! and memory.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::{CliError, CliResult, Client, Exit, Output, print_value, table, urlencode};
@@ -171,4 +173,83 @@ mod tests {
         assert_eq!(human_bytes(1.5 * 1048576.0), "1.5Mi");
         assert_eq!(human_bytes(512.0), "512B");
     }
+}
+
+/// The state a series shows at `t`.
+fn state_at(series: &[Value], t: i64) -> &str {
+    series
+        .iter()
+        .take_while(|s| s["t"].as_i64().is_some_and(|x| x <= t))
+        .last()
+        .and_then(|s| s["state"].as_str())
+        .unwrap_or("unknown")
+}
+
+/// `wharf uptime app NAME [--duration day]`: availability with a bar (█ up, ▁ down, · unknown).
+pub async fn uptime(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    duration: &str,
+    output: Output,
+) -> CliResult {
+    let summary = client
+        .get(&format!(
+            "/namespaces/{namespace}/apps/{name}/uptime?duration={}",
+            urlencode(duration)
+        ))
+        .await?;
+    if output != Output::Table {
+        print_value(&summary, output);
+        return Ok(Exit::Ok);
+    }
+    let series = summary["series"].as_array().cloned().unwrap_or_default();
+    let (since, until) = (
+        summary["since"].as_i64().unwrap_or(0),
+        summary["until"].as_i64().unwrap_or(0),
+    );
+    let cells = 60;
+    let bar: String = (0..cells)
+        .map(|i| {
+            let t = since + (until - since) * (2 * i + 1) / (2 * cells);
+            match state_at(&series, t) {
+                "up" => '█',
+                "down" => '▁',
+                _ => '·',
+            }
+        })
+        .collect();
+    let secs = |k: &str| summary[k].as_f64().unwrap_or(0.0);
+    let span = |s: f64| humantime::format_duration(Duration::from_secs(s as u64)).to_string();
+    println!(
+        "app/{namespace}/{name} over the last {duration} (since {})",
+        summary["sinceTime"].as_str().unwrap_or("?")
+    );
+    println!("{bar}");
+    match summary["availabilityPercent"].as_f64() {
+        Some(a) => println!("availability {a:.2}%"),
+        None => println!("availability unknown (nothing was observed)"),
+    }
+    println!(
+        "up {} · down {} · unknown {} · restarts {} · OOM kills {}",
+        span(secs("upSeconds")),
+        span(secs("downSeconds")),
+        span(secs("unknownSeconds")),
+        summary["restarts"].as_u64().unwrap_or(0),
+        summary["ooms"].as_u64().unwrap_or(0)
+    );
+    let downtime = summary["downtime"].as_array().cloned().unwrap_or_default();
+    if !downtime.is_empty() {
+        let mut rows = vec![["FROM", "TO", "FOR", "REASON"].map(String::from).to_vec()];
+        for d in &downtime {
+            rows.push(vec![
+                d["fromTime"].as_str().unwrap_or("").to_string(),
+                d["toTime"].as_str().unwrap_or("").to_string(),
+                span(d["seconds"].as_f64().unwrap_or(0.0)),
+                d["reason"].as_str().unwrap_or("").to_string(),
+            ]);
+        }
+        table(&rows);
+    }
+    Ok(Exit::Ok)
 }

@@ -95,6 +95,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/namespaces/{ns}/apps/{name}/git/{op}", post(apps::git))
         .route("/namespaces/{ns}/users", get(apps::users))
         .route("/namespaces/{ns}/apps/{name}/stats", get(stats::app_stats))
+        .route(
+            "/namespaces/{ns}/apps/{name}/uptime",
+            get(stats::app_uptime),
+        )
         .route("/host/stats", get(stats::host_now))
         .route("/host/stats/history", get(stats::host_history))
         .route("/images", get(images::list))

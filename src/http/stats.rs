@@ -12,6 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::{ApiState, key_from_path};
 use crate::reconcile::status::unix_rfc3339;
 use crate::spec::Kind;
+use crate::stats::uptime::summarize;
 use crate::store::{ObjectRecord, Resolution, Retention};
 
 #[derive(Deserialize, Default)]
@@ -97,6 +98,70 @@ pub async fn app_stats(
         "intervalSeconds": state.stats.interval.as_secs_f64(),
         "items": items,
     })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct UptimeQuery {
+    duration: Option<String>,
+}
+
+/// `GET …/apps/{name}/uptime?duration=hour|day|week|month` (default day): the up/down series,
+/// availability, downtime intervals, restarts and OOM kills of the window (from the app's
+/// creation, when that is later).
+pub async fn app_uptime(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(query): Query<UptimeQuery>,
+) -> ApiResult<Json<Value>> {
+    let key = key_from_path(ns, name)?;
+    let duration = query.duration.as_deref().unwrap_or("day");
+    let span_ms: i64 = match duration {
+        "hour" => 3_600_000,
+        "day" => 86_400_000,
+        "week" => 7 * 86_400_000,
+        "month" => 30 * 86_400_000,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "duration: {other:?} is not hour, day, week or month"
+            )));
+        }
+    };
+    let record = state
+        .store
+        .get(Kind::App, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let until = chrono::Utc::now().timestamp_millis();
+    let created = chrono::DateTime::parse_from_rfc3339(&record.created_at)
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0);
+    let since = (until - span_ms).max(created).min(until - 1);
+    let (before, within) = state.store.transitions(&record.uid, since, until).await?;
+    let summary = summarize(before.as_ref(), &within, since, until);
+    let time = |ms: i64| json!(unix_rfc3339(ms.div_euclid(1000)));
+    let mut v = json!(summary);
+    v["kind"] = json!("Uptime");
+    v["namespace"] = json!(key.namespace);
+    v["name"] = json!(key.name);
+    v["duration"] = json!(duration);
+    v["sinceTime"] = time(since);
+    v["untilTime"] = time(until);
+    if let Some(series) = v["series"].as_array_mut() {
+        for item in series {
+            if let Some(t) = item["t"].as_i64() {
+                item["time"] = time(t);
+            }
+        }
+    }
+    if let Some(downtime) = v["downtime"].as_array_mut() {
+        for item in downtime {
+            if let (Some(from), Some(to)) = (item["from"].as_i64(), item["to"].as_i64()) {
+                item["fromTime"] = time(from);
+                item["toTime"] = time(to);
+            }
+        }
+    }
+    Ok(Json(v))
 }
 
 /// `GET /api/v1/host/stats`: the host's figures now.

@@ -856,10 +856,18 @@ impl Runtime for DockerRuntime {
         let convert = |image: bool| {
             move |event: Result<bollard::models::EventMessage, BollardError>| {
                 let event = event.map_err(|e| map_error("events", e))?;
+                let time_ms = match (event.time_nano, event.time) {
+                    (Some(ns), _) if ns > 0 => ns / 1_000_000,
+                    (_, Some(s)) => s.saturating_mul(1000),
+                    _ => chrono::Utc::now().timestamp_millis(),
+                };
+                let actor = event.actor.unwrap_or_default();
                 Ok(RuntimeEvent {
-                    id: event.actor.and_then(|a| a.id).unwrap_or_default(),
+                    id: actor.id.unwrap_or_default(),
                     action: event.action.unwrap_or_default(),
                     image,
+                    time_ms,
+                    attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
                 })
             }
         };

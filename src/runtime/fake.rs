@@ -116,10 +116,18 @@ impl FakeRuntime {
     }
 
     fn emit(&self, id: &str, action: &str) {
+        let attributes = self
+            .lock()
+            .containers
+            .get(id)
+            .map(|(s, _)| s.labels.clone())
+            .unwrap_or_default();
         let _ignored_when_nobody_listens = self.events.send(RuntimeEvent {
             id: id.to_string(),
             action: action.to_string(),
             image: false,
+            time_ms: chrono::Utc::now().timestamp_millis(),
+            attributes,
         });
     }
 

@@ -256,8 +256,13 @@ pub struct LogChunk {
 pub struct RuntimeEvent {
     /// The container's id, or the image's id or reference.
     pub id: String,
+    /// Docker's action: `start`, `die`, `oom`, `pause`, `health_status: healthy`, …
     pub action: String,
     pub image: bool,
+    /// When the engine saw it, unix milliseconds.
+    pub time_ms: i64,
+    /// The actor's attributes: a container's labels, `exitCode`, `name`, …
+    pub attributes: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]

@@ -8,6 +8,7 @@
 //! failed reading costs that container one sample.
 
 pub mod host;
+pub mod uptime;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

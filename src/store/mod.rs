@@ -777,7 +777,13 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         if done.rows_affected() > 0 {
-            for table in ["events", "port_claims", "stats_samples", "stats_rollups"] {
+            for table in [
+                "events",
+                "port_claims",
+                "stats_samples",
+                "stats_rollups",
+                "uptime_transitions",
+            ] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
                     .bind(uid)
                     .execute(&self.pool)

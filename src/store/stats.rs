@@ -259,6 +259,97 @@ impl Store {
             .collect()
     }
 
+    /// Stores uptime transitions.
+    pub async fn insert_transitions(
+        &self,
+        transitions: &[crate::stats::uptime::Transition],
+    ) -> StoreResult<()> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for t in transitions {
+            sqlx::query(
+                "INSERT INTO uptime_transitions (uid, t, state, event, detail) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&t.uid)
+            .bind(t.t)
+            .bind(t.state.as_str())
+            .bind(&t.event)
+            .bind(&t.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The last transition of an app before `t`, and its transitions in `[t, until)`, oldest
+    /// first (ties in recording order).
+    pub async fn transitions(
+        &self,
+        uid: &str,
+        since: i64,
+        until: i64,
+    ) -> StoreResult<(
+        Option<crate::stats::uptime::Transition>,
+        Vec<crate::stats::uptime::Transition>,
+    )> {
+        use crate::stats::uptime::{Transition, UpState};
+        let to = |(t, state, event, detail): (i64, String, String, String)| Transition {
+            uid: uid.to_string(),
+            t,
+            state: UpState::parse(&state),
+            event,
+            detail,
+        };
+        let before: Option<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT t, state, event, detail FROM uptime_transitions WHERE uid = ? AND t < ? ORDER BY t DESC, id DESC LIMIT 1",
+        )
+        .bind(uid)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await?;
+        let within: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT t, state, event, detail FROM uptime_transitions WHERE uid = ? AND t >= ? AND t < ? ORDER BY t, id",
+        )
+        .bind(uid)
+        .bind(since)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((before.map(to), within.into_iter().map(to).collect()))
+    }
+
+    /// When the last transition of an app was recorded.
+    pub async fn last_transition_time(&self, uid: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT max(t) FROM uptime_transitions WHERE uid = ?")
+                .bind(uid)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Notes that `instance` watched the engine at `t`.
+    pub async fn uptime_heartbeat(&self, instance: &str, t: i64) -> StoreResult<()> {
+        sqlx::query("INSERT OR REPLACE INTO uptime_heartbeat (instance, t) VALUES (?, ?)")
+            .bind(instance)
+            .bind(t)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn last_uptime_heartbeat(&self, instance: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT t FROM uptime_heartbeat WHERE instance = ?")
+                .bind(instance)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Deletes what is older than its retention; returns the rows removed.
     pub async fn prune_stats(&self, now: i64, retention: &Retention) -> StoreResult<u64> {
         let mut removed = 0;
@@ -269,6 +360,12 @@ impl Store {
                 .await?
                 .rows_affected();
         }
+        // Transitions are kept as long as the longest history.
+        removed += sqlx::query("DELETE FROM uptime_transitions WHERE t < ?")
+            .bind(now - retention.hour_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         for (step, keep) in [(60, retention.minute_ms), (3600, retention.hour_ms)] {
             removed += sqlx::query("DELETE FROM stats_rollups WHERE step = ? AND t < ?")
                 .bind(step)

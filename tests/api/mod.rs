@@ -127,6 +127,7 @@ async fn every_api_route_needs_the_token() {
         ("POST", "/api/v1/namespaces/demo/apps/web/git/head"),
         ("GET", "/api/v1/namespaces/demo/users"),
         ("GET", "/api/v1/namespaces/demo/apps/web/stats"),
+        ("GET", "/api/v1/namespaces/demo/apps/web/uptime"),
         ("GET", "/api/v1/host/stats"),
         ("GET", "/api/v1/host/stats/history"),
         ("GET", "/api/v1/sources"),

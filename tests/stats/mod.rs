@@ -150,3 +150,108 @@ async fn samples_survive_a_restart_and_go_with_the_app() {
     assert!(left.is_empty(), "{} samples left behind", left.len());
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uptime_follows_the_engine_events_and_marks_unwatched_time_unknown() {
+    use bollard::query_parameters::KillContainerOptions;
+    let mut h = sampling("t-uptime").await;
+    let spec = Harness::sleeper_spec(IMAGE_V1) + "  restartPolicy: {name: \"no\"}\n";
+    assert_eq!(h.apply(&h.app_yaml("web", &spec)).await.0, 200);
+    h.wait_ready("web").await;
+    let path = format!("/api/v1/namespaces/{}/apps/web", h.namespace);
+
+    // Killed behind wharf's back (restart policy "no": it stays down), started again through
+    // the API, paused and unpaused through the spec.
+    crate::support::docker()
+        .await
+        .kill_container(&h.container_name("web"), None::<KillContainerOptions>)
+        .await
+        .unwrap();
+    h.wait_state("web", "exited").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, _) = h
+        .request(
+            reqwest::Method::POST,
+            &format!("{path}/restart"),
+            "application/json",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    h.wait_state("web", "running").await;
+    assert_eq!(
+        h.patch("web", r#"{"spec": {"state": "paused"}}"#).await.0,
+        200
+    );
+    h.wait_state("web", "paused").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        h.patch("web", r#"{"spec": {"state": "running"}}"#).await.0,
+        200
+    );
+    h.wait_state("web", "running").await;
+
+    let summary = wait_for("the unpause recorded", Duration::from_secs(10), || async {
+        let (_, s) = h.get(&format!("{path}/uptime?duration=hour")).await;
+        let events: Vec<String> = s["series"]
+            .as_array()?
+            .iter()
+            .filter_map(|e| e["event"].as_str().map(str::to_string))
+            .collect();
+        events.contains(&"unpaused".to_string()).then_some(s)
+    })
+    .await;
+    let events: Vec<&str> = summary["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    for e in ["died", "started", "paused", "unpaused"] {
+        assert!(events.contains(&e), "{e} missing from {events:?}");
+    }
+    let died = summary["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "died")
+        .unwrap();
+    assert_eq!(died["detail"], "exit code 137");
+    assert_eq!(summary["restarts"], 1, "{summary:#}");
+    let downtime = summary["downtime"].as_array().unwrap();
+    assert_eq!(downtime.len(), 2, "{summary:#}");
+    assert!(downtime[0]["reason"].as_str().unwrap().starts_with("died"));
+    assert_eq!(downtime[1]["reason"], "paused");
+    let availability = summary["availabilityPercent"].as_f64().unwrap();
+    assert!(availability > 0.0 && availability < 100.0, "{availability}");
+    assert!(
+        summary["downSeconds"].as_f64().unwrap() >= 2.5,
+        "{summary:#}"
+    );
+
+    // The time wharf is not running is unknown, not up.
+    h.restart().await;
+    let summary = wait_for(
+        "wharf's look after the restart",
+        Duration::from_secs(10),
+        || async {
+            let (_, s) = h.get(&format!("{path}/uptime?duration=hour")).await;
+            let events: Vec<String> = s["series"]
+                .as_array()?
+                .iter()
+                .filter_map(|e| e["event"].as_str().map(str::to_string))
+                .collect();
+            events
+                .ends_with(&["unwatched".to_string(), "observed".to_string()])
+                .then_some(s)
+        },
+    )
+    .await;
+    assert!(
+        summary["unknownSeconds"].as_f64().unwrap() > 0.0,
+        "{summary:#}"
+    );
+    let (status, _) = h.get(&format!("{path}/uptime?duration=year")).await;
+    assert_eq!(status, 400);
+    h.finish().await;
+}

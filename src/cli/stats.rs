@@ -161,20 +161,6 @@ pub async fn app(
     Ok(Exit::Ok)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sparklines_scale_to_the_peak() {
-        assert_eq!(sparkline(&[0.0, 50.0, 100.0]), "▁▅█");
-        assert_eq!(sparkline(&[0.0, 0.0]), "▁▁");
-        assert_eq!(squeeze(&[1.0, 9.0, 2.0, 3.0], 2), vec![9.0, 3.0]);
-        assert_eq!(human_bytes(1.5 * 1048576.0), "1.5Mi");
-        assert_eq!(human_bytes(512.0), "512B");
-    }
-}
-
 /// The state a series shows at `t`.
 fn state_at(series: &[Value], t: i64) -> &str {
     series
@@ -252,4 +238,18 @@ pub async fn uptime(
         table(&rows);
     }
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparklines_scale_to_the_peak() {
+        assert_eq!(sparkline(&[0.0, 50.0, 100.0]), "▁▅█");
+        assert_eq!(sparkline(&[0.0, 0.0]), "▁▁");
+        assert_eq!(squeeze(&[1.0, 9.0, 2.0, 3.0], 2), vec![9.0, 3.0]);
+        assert_eq!(human_bytes(1.5 * 1048576.0), "1.5Mi");
+        assert_eq!(human_bytes(512.0), "512B");
+    }
 }

@@ -15,6 +15,7 @@
 //! - `stats`: the stats sampler (one-shot engine stats → samples), rollups and retention.
 //! - `images`: pulls with live progress, registry digest checks, registry credentials.
 //! - `http`: the REST API (`router(state)`).
+//! - `metrics`: Prometheus metrics: loop and API counters, per-app figures at scrape time.
 //! - `cli`: the client commands of the `wharf` binary.
 //! - `server`: wires them together for `wharf serve` and for tests.
 //! - `testkit`: a locally built busybox image for wharf's own tests and benchmarks.
@@ -22,6 +23,7 @@
 pub mod cli;
 pub mod http;
 pub mod images;
+pub mod metrics;
 pub mod reconcile;
 pub mod runtime;
 pub mod server;

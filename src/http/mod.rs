@@ -108,8 +108,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/images/{name}/events", get(image_events))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(metrics)
         .route("/readyz", get(readyz))
         .nest("/api/v1", api)
         .fallback(not_found)
@@ -140,6 +144,28 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         return ApiError::unauthorized().into_response();
     }
     next.run(request).await
+}
+
+/// `GET /metrics`: Prometheus text exposition (bearer token, as the API).
+async fn metrics(State(state): State<ApiState>) -> ApiResult<Response> {
+    let text = state
+        .controller
+        .metrics()
+        .render(
+            &state.store,
+            state.controller.queue_depth(),
+            state.stats.interval,
+        )
+        .await
+        .map_err(|e| ApiError::internal("rendering metrics", e))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn readyz(State(state): State<ApiState>) -> Response {
@@ -217,10 +243,25 @@ async fn apply(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
+    let answer = apply_bundle(&state, &query, &headers, bytes).await;
+    let status = match &answer {
+        Ok(_) => 200,
+        Err(e) => e.status.as_u16(),
+    };
+    state.controller.metrics().apply_answered(status);
+    answer
+}
+
+async fn apply_bundle(
+    state: &ApiState,
+    query: &ApplyQuery,
+    headers: &HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     let bytes = body(bytes)?;
-    let docs = read_documents(&headers, &bytes)?;
+    let docs = read_documents(headers, &bytes)?;
     if query.dry_run {
-        return dry_run(&state, &docs).await.map(Json);
+        return dry_run(state, &docs).await.map(Json);
     }
     let results = state.store.apply(&items(&docs), SOURCE_API).await?;
     if results.iter().any(|(o, _)| *o != WriteOutcome::Unchanged) {

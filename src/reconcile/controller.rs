@@ -28,6 +28,7 @@ use super::plan::{
 use super::status::{self, AppStatus, Failure, ImageStatus};
 use crate::images::registry::RegistryClient;
 use crate::images::{ImageService, find_local};
+use crate::metrics::Metrics;
 use crate::runtime::{ContainerState, HealthState, ImageSummary, Runtime, RuntimeError, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
@@ -187,6 +188,7 @@ pub struct Controller {
     // std Mutex: held only for short, synchronous bookkeeping, never across an .await.
     state: Mutex<LoopState>,
     health: watch::Sender<Health>,
+    metrics: Arc<Metrics>,
 }
 
 impl Controller {
@@ -210,7 +212,18 @@ impl Controller {
                 ..LoopState::default()
             }),
             health: watch::channel(Health::default()).0,
+            metrics: Arc::new(Metrics::default()),
         })
+    }
+
+    /// What the loop counts (and the API adds to), for `/metrics`.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Apps with work in flight.
+    pub fn queue_depth(&self) -> usize {
+        self.lock().inflight.len()
     }
 
     /// Pulls and registry checks, shared with the API (live pull progress).
@@ -287,6 +300,7 @@ impl Controller {
     }
 
     fn docker_failed(&self, error: String) -> Option<Duration> {
+        self.metrics.docker_errors.inc();
         let mut state = self.lock();
         if !state.docker_down {
             tracing::error!("lost the Docker Engine: {error}; retrying with backoff");
@@ -402,9 +416,13 @@ impl Controller {
 
         let the_plan = plan(&desired, &observed, now);
         self.health.send_modify(|h| h.passes += 1);
+        self.metrics.passes.inc();
         self.reset_healthy(&desired, &observed, now);
         self.write_statuses(&desired, &observed, &the_plan.apps, &by_uid, observed_at)
             .await;
+        self.metrics
+            .pass_seconds
+            .observe(observed_at.elapsed().as_secs_f64());
 
         for (key, app_plan) in the_plan.apps.iter() {
             if app_plan.steps.is_empty() {
@@ -643,6 +661,9 @@ impl Controller {
             self.lock().image_events += 1;
         }
         self.report(&key, record.as_ref(), &execution).await;
+        if let Some((_, ExecError::Runtime(_))) = execution.error() {
+            self.metrics.docker_errors.inc();
+        }
         let now = Instant::now();
         {
             let mut state = self.lock();

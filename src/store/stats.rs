@@ -142,20 +142,24 @@ impl Store {
 
     /// The newest sample of an app.
     pub async fn latest_sample(&self, uid: &str) -> StoreResult<Option<Sample>> {
-        let row: Option<(i64, f64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT t, cpu, mem, mem_limit, mem_max FROM stats_samples WHERE uid = ? ORDER BY t DESC LIMIT 1",
+        let row: Option<PointRow> = sqlx::query_as(
+            "SELECT t, 1, cpu, cpu, mem, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = ? ORDER BY t DESC LIMIT 1",
         )
         .bind(uid)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(t, cpu, mem, mem_limit, mem_max)| Sample {
+        Ok(row.map(point).map(|p| Sample {
             uid: uid.to_string(),
-            t,
-            cpu,
-            mem,
-            mem_limit,
-            mem_max,
-            ..Sample::default()
+            t: p.t,
+            cpu: p.cpu_percent,
+            mem: p.mem_usage,
+            mem_limit: p.mem_limit,
+            mem_max: p.mem_usage_max,
+            net_rx: p.net_rx,
+            net_tx: p.net_tx,
+            blk_read: p.blk_read,
+            blk_write: p.blk_write,
+            pids: p.pids,
         }))
     }
 

@@ -558,3 +558,54 @@ async fn host_stats_carry_every_figure_of_the_flask_api() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error_shape(&body, 400, "BadRequest");
 }
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_count_applies() {
+    let api = api().await;
+    let (status, _) = api.call("GET", "/metrics", "text/plain", "", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.send("POST", "/api/v1/apply", &app("web", "")).await.0,
+        StatusCode::OK
+    );
+    let bad = app("bad", "  resources: {memory: lots}\n");
+    assert_eq!(
+        api.send("POST", "/api/v1/apply", &bad).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    let request = Request::builder()
+        .uri("/metrics")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = api.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let scrape = crate::support::parse_metrics(&text);
+    let value = |m: &str, l: &[(&str, &str)]| crate::support::metric_value(&scrape, m, l);
+    assert_eq!(
+        value("wharf_apply_requests_total", &[("result", "ok")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value("wharf_apply_requests_total", &[("result", "invalid")]),
+        Some(1.0)
+    );
+    assert_eq!(value("wharf_reconcile_queue_depth", &[]), Some(0.0));
+    assert!(
+        value("wharf_reconcile_passes_total", &[]).is_some(),
+        "{text}"
+    );
+    assert!(
+        text.contains("wharf_reconcile_pass_duration_seconds_bucket"),
+        "{text}"
+    );
+    // The app has no container yet: it is counted as down, with no usage figures.
+    assert_eq!(
+        value("wharf_app_up", &[("namespace", "demo"), ("app", "web")]),
+        Some(0.0)
+    );
+}

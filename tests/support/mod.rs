@@ -334,6 +334,30 @@ impl Harness {
     }
 }
 
+/// Parses a Prometheus text exposition; fails the test if it does not parse.
+pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{text}"))
+}
+
+/// The value of `metric` with `labels` (all of them must match) in a scrape.
+pub fn metric_value(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
 /// Polls `f` every 100 ms until it returns `Some`, or panics naming `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
 where

@@ -1,0 +1,205 @@
+//! Prometheus metrics (`GET /metrics`, text exposition through `prometheus-client`).
+//!
+//! The loop and the API count into `Metrics` as they work (passes and their duration, Docker
+//! errors, apply requests by result). Per-app figures — CPU, memory, network, block I/O, up,
+//! restarts — are read at scrape time from the latest stored sample and status, labelled only
+//! by namespace and app, so label cardinality is bounded by the number of apps.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::spec::Kind;
+use crate::store::Store;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    pub namespace: String,
+    pub app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// ok, invalid, conflict, unauthorized, error.
+    pub result: String,
+}
+
+/// What the loop and the API count.
+pub struct Metrics {
+    pub passes: Counter,
+    pub pass_seconds: Histogram,
+    pub docker_errors: Counter,
+    pub apply_requests: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            passes: Counter::default(),
+            // 1 ms to about 16 s.
+            pass_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            docker_errors: Counter::default(),
+            apply_requests: Family::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered apply request by its HTTP status.
+    pub fn apply_answered(&self, status: u16) {
+        let result = match status {
+            200..=299 => "ok",
+            401 | 403 => "unauthorized",
+            409 => "conflict",
+            400 | 413 | 422 => "invalid",
+            _ => "error",
+        };
+        self.apply_requests
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// The text exposition: the counted metrics, the queue depth, and every app's latest figures
+    /// (only samples at most three `stats_interval`s old count as current).
+    pub async fn render(
+        &self,
+        store: &Store,
+        queue_depth: usize,
+        stats_interval: Duration,
+    ) -> Result<String, String> {
+        let mut registry = Registry::with_prefix("wharf");
+        registry.register(
+            "reconcile_passes",
+            "Reconcile passes that observed Docker completely",
+            self.passes.clone(),
+        );
+        registry.register(
+            "reconcile_pass_duration_seconds",
+            "Duration of a reconcile pass (observe, plan, status; work runs after)",
+            self.pass_seconds.clone(),
+        );
+        registry.register(
+            "docker_errors",
+            "Docker API calls that failed (listings, steps, outages)",
+            self.docker_errors.clone(),
+        );
+        registry.register(
+            "apply_requests",
+            "POST /api/v1/apply requests by result",
+            self.apply_requests.clone(),
+        );
+        let queue = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        queue.set(i64::try_from(queue_depth).unwrap_or(i64::MAX));
+        registry.register("reconcile_queue_depth", "Apps with work in flight", queue);
+
+        type F = Family<AppLabels, Gauge<f64, AtomicU64>>;
+        let families: [(&str, &str, F); 10] = [
+            (
+                "app_cpu_percent",
+                "CPU use, percent of one core",
+                F::default(),
+            ),
+            (
+                "app_memory_bytes",
+                "Memory in use, page cache excluded",
+                F::default(),
+            ),
+            ("app_memory_limit_bytes", "Memory limit", F::default()),
+            (
+                "app_network_receive_bytes",
+                "Bytes received (cumulative)",
+                F::default(),
+            ),
+            (
+                "app_network_transmit_bytes",
+                "Bytes sent (cumulative)",
+                F::default(),
+            ),
+            (
+                "app_block_read_bytes",
+                "Bytes read from block devices (cumulative)",
+                F::default(),
+            ),
+            (
+                "app_block_write_bytes",
+                "Bytes written to block devices (cumulative)",
+                F::default(),
+            ),
+            ("app_pids", "Processes in the container", F::default()),
+            (
+                "app_up",
+                "1 when the app's container is running",
+                F::default(),
+            ),
+            (
+                "app_restarts",
+                "Restarts of the app's container",
+                F::default(),
+            ),
+        ];
+        let now = chrono::Utc::now().timestamp_millis();
+        let records = store
+            .list(Kind::App, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        for record in &records {
+            let labels = AppLabels {
+                namespace: record.key.namespace.clone(),
+                app: record.key.name.clone(),
+            };
+            let set = |i: usize, v: f64| {
+                families[i].2.get_or_create(&labels).set(v);
+            };
+            let status = record.status.as_ref();
+            let running =
+                status.and_then(|s| s.get("phase")).and_then(|p| p.as_str()) == Some("Running");
+            set(8, if running { 1.0 } else { 0.0 });
+            set(
+                9,
+                status
+                    .and_then(|s| s.get("restartCount"))
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0),
+            );
+            let sample = store
+                .latest_sample(&record.uid)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(s) = sample
+                .filter(|s| (now - s.t) as f64 <= 3.0 * stats_interval.as_secs_f64() * 1000.0)
+            else {
+                continue;
+            };
+            for (i, v) in [
+                s.cpu,
+                s.mem as f64,
+                s.mem_limit as f64,
+                s.net_rx as f64,
+                s.net_tx as f64,
+                s.blk_read as f64,
+                s.blk_write as f64,
+                s.pids as f64,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                set(i, v);
+            }
+        }
+        for (name, help, family) in families {
+            registry.register(name, help, family);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+}

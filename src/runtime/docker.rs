@@ -66,6 +66,10 @@ pub struct DockerRuntime {
     docker: Docker,
     negotiated: AtomicBool,
     deadlines: Deadlines,
+    /// The engine runs on this host: stats come from its cgroup files (see `cgroup.rs`).
+    local_files: bool,
+    /// Main process of each container whose files were read (a restart changes it).
+    pids: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 impl DockerRuntime {
@@ -76,10 +80,13 @@ impl DockerRuntime {
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
             // bollard's own timeout is a backstop; ours below is the real deadline.
             .with_timeout(deadlines.pull + deadlines.stop_extra + Duration::from_secs(600));
+        let remote = std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://"));
         Ok(Self {
             docker,
             negotiated: AtomicBool::new(false),
             deadlines,
+            local_files: !remote && std::path::Path::new("/sys/fs/cgroup").is_dir(),
+            pids: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -106,6 +113,60 @@ impl DockerRuntime {
             grace_seconds.map(|g| g.min(i32::MAX as u64) as i32),
             Duration::from_secs(grace) + self.deadlines.stop_extra,
         )
+    }
+
+    /// A container's counters from the host's cgroup files, when they can be read (else the
+    /// engine is asked).
+    async fn stats_from_files(&self, id: &str) -> Option<ContainerStats> {
+        let cached = self
+            .pids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied();
+        let pid = match cached {
+            Some(pid) => pid,
+            None => {
+                let c = self
+                    .deadline(
+                        "inspect container",
+                        self.deadlines.call,
+                        self.docker.inspect_container(id, None),
+                    )
+                    .await
+                    .ok()?;
+                c.state.and_then(|s| s.pid).filter(|p| *p > 0)?
+            }
+        };
+        let full_id = id.to_string();
+        let read = tokio::task::spawn_blocking(move || {
+            super::cgroup::read_stats(
+                std::path::Path::new("/proc"),
+                std::path::Path::new("/sys/fs/cgroup"),
+                &full_id,
+                pid,
+            )
+        })
+        .await
+        .ok()?;
+        let mut pids = self.pids.lock().unwrap_or_else(|p| p.into_inner());
+        match read {
+            Ok(stats) => {
+                // Containers come and go: past this size the cache starts over (one inspect
+                // per container to fill it again).
+                if pids.len() >= 10_000 {
+                    pids.clear();
+                }
+                pids.insert(id.to_string(), pid);
+                Some(stats)
+            }
+            Err(e) => {
+                // Restarted (a new process), or not visible from here: ask the engine.
+                tracing::debug!(container = %id, "cgroup files not readable, asking the engine: {e}");
+                pids.remove(id);
+                None
+            }
+        }
     }
 
     /// Every container (any state) the filters select.
@@ -622,6 +683,11 @@ impl Runtime for DockerRuntime {
     }
 
     async fn stats(&self, id: &str) -> RuntimeResult<ContainerStats> {
+        if self.local_files
+            && let Some(stats) = self.stats_from_files(id).await
+        {
+            return Ok(stats);
+        }
         let options = StatsOptions {
             stream: false,
             one_shot: true,

@@ -5,6 +5,7 @@
 //! deadline (enforced by the adapter), so a wedged engine call surfaces as `Timeout` instead of
 //! stalling its caller. Nothing here decides anything: callers say what to do.
 
+pub mod cgroup;
 pub mod docker;
 pub mod fake;
 

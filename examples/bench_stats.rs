@@ -1,0 +1,314 @@
+//! Stats sampling cost against the real Docker Engine, and the cost of a day's stats query.
+//!
+//! 1. Starts wharf in this process with N running apps (default 100) and its own sampler idle.
+//! 2. Measures, over `SECONDS` (default 120) each, the CPU of this process (wharf) and of
+//!    dockerd, from /proc:
+//!    - idle: wharf converged, nothing sampled;
+//!    - engine: wharf's sampler at a 10 s interval (one list + one one-shot stats call per app);
+//!    - cgroup: the same figures read from cgroup v1 files and /proc/PID/net/dev directly, every
+//!      10 s (the alternative for a local engine; measured here, not used by wharf).
+//! 3. Bytes stored per sample: a day of generated samples for one app, the database file before
+//!    and after (VACUUMed).
+//! 4. Latency of a 24 h query of one app among 100 apps with a full day of samples each (raw, and
+//!    by the minute after rollups), median of 20.
+//!
+//! Run: `cargo run --release --example bench_stats -- 100` (`SECONDS=60` for shorter phases).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use wharf::reconcile::ControllerConfig;
+use wharf::runtime::Runtime;
+use wharf::runtime::docker::{Deadlines, DockerRuntime};
+use wharf::server::{ServeConfig, Server};
+use wharf::spec::Kind;
+use wharf::stats::{Sampler, StatsConfig};
+use wharf::store::{Resolution, Sample, Store};
+
+const IMAGE: &str = "wharf-bench/busybox:1";
+const INSTANCE: &str = "bench-stats";
+
+/// CPU seconds (user + system) of a process, from /proc/PID/stat.
+fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command may hold spaces: fields count from after its closing parenthesis.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow::anyhow!("odd /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / procfs::ticks_per_second() as f64)
+}
+
+fn pid_of(name: &str) -> anyhow::Result<String> {
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if pid.chars().all(|c| c.is_ascii_digit())
+            && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        {
+            return Ok(pid);
+        }
+    }
+    anyhow::bail!("no {name} process")
+}
+
+/// CPU % of one core of this process and of dockerd while `work` runs for `seconds`.
+async fn measure<F: std::future::Future<Output = ()>>(
+    dockerd: &str,
+    seconds: u64,
+    work: F,
+) -> anyhow::Result<(f64, f64)> {
+    let (me0, d0, t0) = (cpu_seconds("self")?, cpu_seconds(dockerd)?, Instant::now());
+    let _ = tokio::time::timeout(Duration::from_secs(seconds), work).await;
+    let wall = t0.elapsed().as_secs_f64();
+    Ok((
+        (cpu_seconds("self")? - me0) / wall * 100.0,
+        (cpu_seconds(dockerd)? - d0) / wall * 100.0,
+    ))
+}
+
+/// What the cgroup-file alternative reads for one container (cgroup v1, cgroupfs driver).
+fn read_cgroup(id: &str, pid: i64) -> std::io::Result<u64> {
+    let base = PathBuf::from("/sys/fs/cgroup");
+    let mut total = 0u64;
+    for file in [
+        "cpuacct/docker/{id}/cpuacct.usage",
+        "memory/docker/{id}/memory.usage_in_bytes",
+        "memory/docker/{id}/memory.max_usage_in_bytes",
+        "memory/docker/{id}/memory.limit_in_bytes",
+        "memory/docker/{id}/memory.stat",
+        "blkio/docker/{id}/blkio.throttle.io_service_bytes",
+        "pids/docker/{id}/pids.current",
+    ] {
+        let text = std::fs::read_to_string(base.join(file.replace("{id}", id)))?;
+        total += text.len() as u64;
+    }
+    total += std::fs::read_to_string(format!("/proc/{pid}/net/dev"))?.len() as u64;
+    total += std::fs::read_to_string("/proc/stat")?.len() as u64;
+    Ok(total)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100);
+    let seconds: u64 = std::env::var("SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    let docker = Docker::connect_with_local_defaults()?
+        .negotiate_version()
+        .await?;
+    wharf::testkit::import_busybox(&docker, IMAGE, "bench")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    wharf::testkit::remove_containers(&docker, &format!("wharf.instance={INSTANCE}"), |_| true)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let dockerd = pid_of("dockerd")?;
+
+    let dir = tempfile::tempdir()?;
+    let mut config = ServeConfig::new(dir.path().to_path_buf());
+    config.specs_dir = None;
+    config.listen = "127.0.0.1:0".parse()?;
+    config.controller = ControllerConfig {
+        instance: INSTANCE.into(),
+        ..ControllerConfig::default()
+    };
+    // wharf's own sampler idles; the phases below sample on purpose.
+    config.stats.interval = Duration::from_secs(24 * 3600);
+    let server = Server::start(config).await?;
+    let mut bundle = String::new();
+    for i in 0..n {
+        bundle += &format!(
+            "apiVersion: wharf/v1\nkind: App\nmetadata: {{name: s{i}, namespace: bench}}\nspec:\n  image: {IMAGE}\n  command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  stopGracePeriod: 1s\n---\n"
+        );
+    }
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/api/v1/apply", server.addr);
+    let response = client
+        .post(&url)
+        .bearer_auth(&server.token)
+        .header("content-type", "application/yaml")
+        .body(bundle)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "apply: {}",
+        response.text().await?
+    );
+    let started = Instant::now();
+    loop {
+        let records = server.store.list(Kind::App, Some("bench")).await?;
+        let running = records
+            .iter()
+            .filter(|r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.get("phase"))
+                    .and_then(|p| p.as_str())
+                    == Some("Running")
+            })
+            .count();
+        if running == n {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "{running}/{n} running"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "{n} apps running after {:.1}s; phases of {seconds}s each",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let (idle_me, idle_d) = measure(&dockerd, seconds, std::future::pending()).await?;
+    println!(
+        "idle (converged, nothing sampled): wharf {idle_me:.2}% · dockerd {idle_d:.2}% of one core"
+    );
+
+    let runtime: Arc<dyn Runtime> = Arc::new(DockerRuntime::connect_local(Deadlines::default())?);
+    runtime.ping().await?;
+    let sampler = Sampler::new(
+        server.store.clone(),
+        Arc::clone(&runtime),
+        INSTANCE.into(),
+        StatsConfig::default(),
+    );
+    let engine_phase = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let t = Instant::now();
+            match sampler.sample_once().await {
+                Ok(k) => println!(
+                    "  engine round: {k} samples in {:.0} ms",
+                    t.elapsed().as_secs_f64() * 1000.0
+                ),
+                Err(e) => println!("  engine round failed: {e}"),
+            }
+        }
+    };
+    let (eng_me, eng_d) = measure(&dockerd, seconds, engine_phase).await?;
+    println!(
+        "engine one-shot stats every 10 s: wharf {eng_me:.2}% · dockerd {eng_d:.2}% of one core"
+    );
+
+    let containers = runtime.list(INSTANCE).await?;
+    let mut pids: HashMap<String, i64> = HashMap::new();
+    for c in &containers {
+        let raw = runtime.inspect_raw(&c.id).await?;
+        pids.insert(c.id.clone(), raw["State"]["Pid"].as_i64().unwrap_or(0));
+    }
+    let cgroup_phase = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let t = Instant::now();
+            let mut bytes = 0;
+            for (id, pid) in &pids {
+                match read_cgroup(id, *pid) {
+                    Ok(b) => bytes += b,
+                    Err(e) => println!("  cgroup read of {id}: {e}"),
+                }
+            }
+            println!(
+                "  cgroup round: {} containers, {bytes} bytes read in {:.1} ms",
+                pids.len(),
+                t.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    };
+    let (cg_me, cg_d) = measure(&dockerd, seconds, cgroup_phase).await?;
+    println!("cgroup files every 10 s: wharf {cg_me:.2}% · dockerd {cg_d:.2}% of one core");
+    server.shutdown().await;
+    wharf::testkit::remove_containers(&docker, &format!("wharf.instance={INSTANCE}"), |_| true)
+        .await
+        .map_err(anyhow::Error::msg)?;
+
+    // Bytes per sample and a day's query.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("stats.db");
+    let store = Store::open(&path).await?;
+    let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let vacuum = |store: &Store| {
+        let store = store.clone();
+        async move { store.vacuum().await }
+    };
+    vacuum(&store).await?;
+    let empty = size(&path);
+    let now = chrono::Utc::now().timestamp_millis();
+    let day: Vec<i64> = (0..8640).map(|i| now - 86_400_000 + i * 10_000).collect();
+    let samples = |uid: &str| -> Vec<Sample> {
+        day.iter()
+            .enumerate()
+            .map(|(i, t)| Sample {
+                uid: uid.into(),
+                t: *t,
+                cpu: (i % 100) as f64 * 0.7,
+                mem: 50_000_000 + (i as i64 % 1000) * 4096,
+                mem_limit: 268_435_456,
+                mem_max: 60_000_000,
+                net_rx: i as i64 * 1500,
+                net_tx: i as i64 * 900,
+                blk_read: 4_096_000,
+                blk_write: i as i64 * 8192,
+                pids: 3,
+            })
+            .collect()
+    };
+    let uid0 = uuid::Uuid::new_v4().to_string();
+    store.insert_samples(&samples(&uid0)).await?;
+    vacuum(&store).await?;
+    let per_sample = (size(&path) - empty) as f64 / day.len() as f64;
+    println!(
+        "storage: {per_sample:.1} bytes per raw sample (a day of one app: {} samples)",
+        day.len()
+    );
+    for _ in 1..n {
+        store
+            .insert_samples(&samples(&uuid::Uuid::new_v4().to_string()))
+            .await?;
+    }
+    let t = Instant::now();
+    store.roll_up(now - 86_400_000, now).await?;
+    println!(
+        "rollup of {} apps' day: {:.2}s",
+        n,
+        t.elapsed().as_secs_f64()
+    );
+    for resolution in [Resolution::Raw, Resolution::Minute] {
+        let mut times = Vec::new();
+        let mut points = 0;
+        for _ in 0..20 {
+            let t = Instant::now();
+            points = store
+                .stats_series(&uid0, now - 86_400_000, now + 1, resolution)
+                .await?
+                .len();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!(
+            "24 h query of one app among {n} ({} rows in all), {resolution:?}: {points} points, median {:.2} ms",
+            n * day.len(),
+            median(times)
+        );
+    }
+    Ok(())
+}

@@ -90,6 +90,13 @@ impl DockerRuntime {
         })
     }
 
+    /// Always asks the engine for stats, even when its host's cgroup files are readable (for
+    /// measuring one against the other).
+    pub fn without_cgroup_files(mut self) -> Self {
+        self.local_files = false;
+        self
+    }
+
     async fn deadline<T>(
         &self,
         op: &'static str,

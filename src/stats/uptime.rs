@@ -147,6 +147,9 @@ pub fn summarize(
     let mut totals = [0i64; 3];
     let mut downtime: Vec<Downtime> = Vec::new();
     let mut down_since = (state == UpState::Down).then_some(since);
+    let mut down_event = before
+        .filter(|t| t.state == UpState::Down)
+        .map(|t| t.event.clone());
     let mut restarts = 0;
     let mut ooms = 0;
     let mut series = vec![Transition {
@@ -167,7 +170,9 @@ pub fn summarize(
         if t.event == "oom" {
             ooms += 1;
         }
-        if t.event == "started" && state == UpState::Down {
+        // A restart is a start after the container ran and ended, not its first start.
+        let ended = matches!(down_event.as_deref(), Some("died" | "oom" | "stopped"));
+        if t.event == "started" && state == UpState::Down && ended {
             restarts += 1;
         }
         if t.state != state {
@@ -177,6 +182,7 @@ pub fn summarize(
             if t.state == UpState::Down {
                 down_since = Some(t.t);
                 down_reason = Some(reason(t));
+                down_event = Some(t.event.clone());
             }
             state = t.state;
         }
@@ -279,12 +285,13 @@ impl Recorder {
     /// Records what the engine shows now for every app, after marking the time since
     /// `unwatched_since` unknown.
     async fn observe(&self, unwatched_since: Option<i64>) -> Result<(), String> {
+        // The time of the look is when the list was asked for: events after it sort after it.
+        let now = chrono::Utc::now().timestamp_millis();
         let containers = self
             .runtime
             .list(&self.instance)
             .await
             .map_err(|e| e.to_string())?;
-        let now = chrono::Utc::now().timestamp_millis();
         let apps = self
             .store
             .list(Kind::App, None)
@@ -390,6 +397,10 @@ mod tests {
         assert_eq!((s.downtime[0].from, s.downtime[0].to), (10_000, 20_000));
         assert_eq!(s.downtime[1].reason, "paused");
         assert_eq!(s.series.len(), 6);
+
+        // Seen created (not yet started) by wharf's own look, then started: a first start.
+        let events = [t(0, Down, "observed"), t(1, Up, "started")];
+        assert_eq!(summarize(None, &events, 0, 10_000).restarts, 0);
     }
 
     #[test]

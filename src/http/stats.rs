@@ -42,6 +42,17 @@ fn parse_ms(field: &str, text: &str) -> ApiResult<i64> {
         .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
 }
 
+/// `[since, until)` in unix ms from the query (RFC 3339 or unix seconds); the last hour by
+/// default.
+fn window(since: Option<&str>, until: Option<&str>, now: i64) -> ApiResult<(i64, i64)> {
+    let until = until.map_or(Ok(now), |t| parse_ms("until", t))?;
+    let since = since.map_or(Ok(until - 3_600_000), |t| parse_ms("since", t))?;
+    if since >= until {
+        return Err(ApiError::bad_request("since must be before until"));
+    }
+    Ok((since, until))
+}
+
 pub async fn app_stats(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
@@ -49,17 +60,7 @@ pub async fn app_stats(
 ) -> ApiResult<Json<Value>> {
     let key = key_from_path(ns, name)?;
     let now = chrono::Utc::now().timestamp_millis();
-    let until = match &query.until {
-        Some(t) => parse_ms("until", t)?,
-        None => now,
-    };
-    let since = match &query.since {
-        Some(t) => parse_ms("since", t)?,
-        None => until - 3_600_000,
-    };
-    if since >= until {
-        return Err(ApiError::bad_request("since must be before until"));
-    }
+    let (since, until) = window(query.since.as_deref(), query.until.as_deref(), now)?;
     let resolution = match query.step.as_deref() {
         None | Some("auto") => pick_resolution(since, until, now, &state.stats.retention),
         Some("raw") => Resolution::Raw,
@@ -190,17 +191,7 @@ pub async fn host_history(
     Query(query): Query<HistoryQuery>,
 ) -> ApiResult<Json<Value>> {
     let now = chrono::Utc::now().timestamp_millis();
-    let until = match &query.until {
-        Some(t) => parse_ms("until", t)?,
-        None => now,
-    };
-    let since = match &query.since {
-        Some(t) => parse_ms("since", t)?,
-        None => until - 3_600_000,
-    };
-    if since >= until {
-        return Err(ApiError::bad_request("since must be before until"));
-    }
+    let (since, until) = window(query.since.as_deref(), query.until.as_deref(), now)?;
     let items = state
         .store
         .host_samples(since, until, HOST_HISTORY_LIMIT)

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use crate::support::{Harness, IMAGE_V1};
 
-fn wharf(h: Option<&Harness>, args: &[&str]) -> Output {
+pub(crate) fn wharf(h: Option<&Harness>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
     cmd.args(args)
         .env_remove("WHARF_SERVER")
@@ -17,7 +17,7 @@ fn wharf(h: Option<&Harness>, args: &[&str]) -> Output {
     cmd.output().expect("run wharf")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),

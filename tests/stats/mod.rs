@@ -255,3 +255,40 @@ async fn uptime_follows_the_engine_events_and_marks_unwatched_time_unknown() {
     assert_eq!(status, 400);
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_draws_stats_and_uptime() {
+    let h = sampling("t-stats-cli").await;
+    assert_eq!(
+        h.apply(&h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)))
+            .await
+            .0,
+        200
+    );
+    h.wait_ready("web").await;
+    h.samples("web", 3).await;
+    let ns = h.namespace.clone();
+    let run = |args: Vec<String>| {
+        let h = &h;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            tokio::task::block_in_place(|| crate::cli::wharf(Some(h), &args))
+        }
+    };
+    let args = |s: &str| -> Vec<String> { s.split_whitespace().map(String::from).collect() };
+    let out = run(args(&format!("stats app web -n {ns} --since 10m"))).await;
+    let text = crate::cli::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("cpu  ") && text.contains("mem  ") && text.contains("CPU%"),
+        "{text}"
+    );
+    let out = run(args(&format!("uptime app web -n {ns} --duration hour"))).await;
+    let text = crate::cli::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("availability 100.00%") && text.contains('█'),
+        "{text}"
+    );
+    h.finish().await;
+}

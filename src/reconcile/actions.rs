@@ -169,8 +169,12 @@ impl Controller {
         let containers =
             app_containers(self.runtime.as_ref(), &self.config.instance, &record.uid).await?;
         let result = match action {
-            AppAction::Restart | AppAction::Kill { .. } => {
-                self.signal(key, &record, current(&containers, key), action)
+            AppAction::Restart => {
+                self.signal(key, &record, current(&containers, key), None)
+                    .await
+            }
+            AppAction::Kill { signal } => {
+                self.signal(key, &record, current(&containers, key), Some(signal))
                     .await
             }
             AppAction::HardReset { volumes } => {
@@ -194,13 +198,14 @@ impl Controller {
         result
     }
 
-    /// Restart and kill: one engine call on the app's container, in a state that allows it.
+    /// Restart (no `kill` signal) and kill: one engine call on the app's container, in a state
+    /// that allows it.
     async fn signal(
         &self,
         key: &AppKey,
         record: &ObjectRecord,
         container: Option<ContainerSummary>,
-        action: &AppAction,
+        kill: Option<&str>,
     ) -> Result<String, ActionError> {
         let spec = record
             .app_spec()
@@ -213,8 +218,8 @@ impl Controller {
         let id = container.id.as_str();
         let short = &id[..id.len().min(12)];
         let _permit = self.ops.acquire().await.ok();
-        match action {
-            AppAction::Restart => {
+        match kill {
+            None => {
                 if spec.state != DesiredState::Running {
                     return Err(ActionError::InvalidTransition(format!(
                         "app {key} is declared {}; restart applies to running apps (start it with `wharf start app {}`)",
@@ -231,7 +236,7 @@ impl Controller {
                     .await?;
                 Ok(format!("container {short} restarted"))
             }
-            AppAction::Kill { signal } => {
+            Some(signal) => {
                 if container.state != ContainerState::Running {
                     return Err(ActionError::InvalidTransition(format!(
                         "app {key} is not running (its container is {}); only a running app can be killed",
@@ -247,7 +252,6 @@ impl Controller {
                     Ok(()) => Ok(format!("container {short} sent {signal}")),
                 }
             }
-            AppAction::HardReset { .. } => unreachable!("hard reset is not a signal"),
         }
     }
 

@@ -212,11 +212,7 @@ async fn main() -> anyhow::Result<()> {
     let path = dir.path().join("stats.db");
     let store = Store::open(&path).await?;
     let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let vacuum = |store: &Store| {
-        let store = store.clone();
-        async move { store.vacuum().await }
-    };
-    vacuum(&store).await?;
+    store.vacuum().await?;
     let empty = size(&path);
     let now = chrono::Utc::now().timestamp_millis();
     let day: Vec<i64> = (0..8640).map(|i| now - 86_400_000 + i * 10_000).collect();
@@ -240,7 +236,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let uid0 = uuid::Uuid::new_v4().to_string();
     store.insert_samples(&samples(&uid0)).await?;
-    vacuum(&store).await?;
+    store.vacuum().await?;
     let per_sample = (size(&path) - empty) as f64 / day.len() as f64;
     println!(
         "storage: {per_sample:.1} bytes per raw sample (a day of one app: {} samples)",

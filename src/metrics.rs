@@ -173,8 +173,7 @@ impl Metrics {
                 .latest_sample(&record.uid)
                 .await
                 .map_err(|e| e.to_string())?;
-            let Some(s) = sample
-                .filter(|s| (now - s.t) as f64 <= 3.0 * stats_interval.as_secs_f64() * 1000.0)
+            let Some(s) = sample.filter(|s| crate::stats::is_current(stats_interval, s.t, now))
             else {
                 continue;
             };

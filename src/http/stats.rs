@@ -12,6 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::{ApiState, key_from_path};
 use crate::reconcile::status::unix_rfc3339;
 use crate::spec::Kind;
+use crate::stats::is_current;
 use crate::stats::uptime::summarize;
 use crate::store::{ObjectRecord, Resolution, Retention};
 
@@ -211,8 +212,7 @@ pub async fn add_usage(state: &ApiState, record: &ObjectRecord, doc: &mut Value)
         return;
     };
     let now = chrono::Utc::now().timestamp_millis();
-    let fresh = (now - sample.t) as f64 <= 3.0 * state.stats.interval.as_secs_f64() * 1000.0;
-    if !fresh || !doc["status"].is_object() {
+    if !is_current(state.stats.interval, sample.t, now) || !doc["status"].is_object() {
         return;
     }
     let status = &mut doc["status"];

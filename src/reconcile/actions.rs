@@ -129,11 +129,7 @@ impl Controller {
     ) -> Result<String, ActionError> {
         self.claim(key).await?;
         let result = self.act_claimed(key, &action).await;
-        {
-            let mut state = self.lock();
-            state.inflight.remove(key);
-            state.finished.insert(key.clone(), Instant::now());
-        }
+        self.lock().release(key);
         self.wake.notify_one();
         result
     }

@@ -173,6 +173,13 @@ pub(super) struct LoopState {
 impl LoopState {
     /// Work for `key` is running or finished after `observed_at`: an observation taken then does
     /// not show its effects, so nothing may be planned or reported from it.
+    /// Work for `key` is done: the app is free for the next pass, and observations taken before
+    /// now are stale for it.
+    pub(super) fn release(&mut self, key: &AppKey) {
+        self.inflight.remove(key);
+        self.finished.insert(key.clone(), Instant::now());
+    }
+
     fn is_stale(&self, key: &AppKey, observed_at: Instant) -> bool {
         self.inflight.contains(key) || self.finished.get(key).is_some_and(|t| *t >= observed_at)
     }
@@ -275,6 +282,9 @@ impl Controller {
             let mut stream = self.runtime.events(&self.config.instance);
             while let Some(event) = stream.next().await {
                 match event {
+                    // Commands run in a container (health probes every interval, git) change
+                    // nothing a pass looks at.
+                    Ok(e) if e.action.starts_with("exec_") => {}
                     Ok(e) => {
                         tracing::debug!(id = %e.id, action = %e.action, image = e.image, "docker event");
                         if e.image {
@@ -701,8 +711,7 @@ impl Controller {
                     }
                 }
             }
-            state.inflight.remove(&key);
-            state.finished.insert(key.clone(), Instant::now());
+            state.release(&key);
         }
         self.wake.notify_one();
     }

@@ -44,6 +44,12 @@ impl Default for StatsConfig {
     }
 }
 
+/// Whether a sample taken at `t` (unix ms) still describes the app at `now`: at most three
+/// sampling intervals old (a stopped app shows no stale usage).
+pub fn is_current(interval: Duration, t: i64, now: i64) -> bool {
+    (now - t) as f64 <= 3.0 * interval.as_secs_f64() * 1000.0
+}
+
 /// CPU use between two readings of one container, in percent of one core.
 pub fn cpu_percent(previous: &ContainerStats, current: &ContainerStats) -> Option<f64> {
     let used = current.cpu_total_ns.checked_sub(previous.cpu_total_ns)?;

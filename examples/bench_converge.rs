@@ -65,6 +65,10 @@ impl Runtime for Counting {
         self.count("ping");
         self.inner.ping().await
     }
+    async fn host_memory(&self) -> RuntimeResult<i64> {
+        self.count("info");
+        self.inner.host_memory().await
+    }
     async fn list(&self, instance: &str) -> RuntimeResult<Vec<ContainerSummary>> {
         self.count("list");
         self.inner.list(instance).await

@@ -20,10 +20,12 @@
 //! - `server`: wires them together for `wharf serve` and for tests.
 //! - `testkit`: a locally built busybox image for wharf's own tests and benchmarks.
 
+pub mod auth;
 pub mod cli;
 pub mod http;
 pub mod images;
 pub mod metrics;
+pub mod policy;
 pub mod reconcile;
 pub mod runtime;
 pub mod server;

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use wharf::cli::{self, Client, Exit, Output};
+use wharf::policy::{Policy, Quota};
 use wharf::reconcile::ControllerConfig;
 use wharf::runtime::docker::Deadlines;
-use wharf::server::{ServeConfig, Server};
+use wharf::server::{ServeConfig, Server, TlsFiles};
+use wharf::spec::quantity::ByteQuantity;
 use wharf::stats::StatsConfig;
 use wharf::store::Retention;
 
@@ -87,6 +89,8 @@ enum Command {
         /// How long 1-hour stats rollups are kept.
         #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
         stats_hour_retention: Duration,
+        #[command(flatten)]
+        security: Box<SecurityFlags>,
     },
     /// Create or update objects from files, directories or stdin (-).
     Apply {
@@ -297,6 +301,100 @@ enum Command {
     },
 }
 
+/// TLS, image approval and the server's policy (`wharf policy set` overrides it per namespace).
+#[derive(clap::Args)]
+struct SecurityFlags {
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Apps may only use images declared by an Image object; editors request images
+    /// (`wharf images request REF`), admins approve them.
+    #[arg(long)]
+    require_approved_images: bool,
+    /// Allow privileged containers (spec.privileged).
+    #[arg(long)]
+    allow_privileged: bool,
+    /// Allow apps on the host's network (spec.hostNetwork).
+    #[arg(long)]
+    allow_host_network: bool,
+    /// Allow apps in the host's PID namespace (spec.hostPID).
+    #[arg(long)]
+    allow_host_pid: bool,
+    /// Allow apps in the host's IPC namespace (spec.hostIPC).
+    #[arg(long)]
+    allow_host_ipc: bool,
+    /// A host directory bind mounts may come from (repeatable; none by default).
+    #[arg(long = "allowed-host-path", value_name = "DIR")]
+    allowed_host_paths: Vec<String>,
+    /// A host device apps may use (repeatable; none by default).
+    #[arg(long = "allowed-device", value_name = "PATH")]
+    allowed_devices: Vec<String>,
+    /// A capability apps may add (repeatable; default: Docker's default set).
+    #[arg(long = "allowed-capability", value_name = "CAP")]
+    allowed_capabilities: Vec<String>,
+    /// Largest memory limit of one app, e.g. 4Gi.
+    #[arg(long, value_parser = ByteQuantity::parse)]
+    max_app_memory: Option<ByteQuantity>,
+    /// Most CPUs of one app.
+    #[arg(long)]
+    max_app_cpus: Option<f64>,
+    /// Most processes of one app.
+    #[arg(long)]
+    max_app_pids: Option<i64>,
+    /// Every app must set memory, cpus and pids limits.
+    #[arg(long)]
+    require_limits: bool,
+    /// Memory the apps of one namespace may declare together.
+    #[arg(long, value_parser = ByteQuantity::parse)]
+    namespace_quota_memory: Option<ByteQuantity>,
+    /// CPUs the apps of one namespace may declare together.
+    #[arg(long)]
+    namespace_quota_cpus: Option<f64>,
+    /// Processes the apps of one namespace may declare together.
+    #[arg(long)]
+    namespace_quota_pids: Option<i64>,
+    /// Apps one namespace may hold.
+    #[arg(long)]
+    namespace_quota_apps: Option<i64>,
+    /// Apps may together declare at most this percent of the host's memory (0: no check).
+    #[arg(long, default_value_t = wharf::policy::DEFAULT_HOST_MEMORY_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
+    host_memory_admission: u8,
+}
+
+impl SecurityFlags {
+    fn policy(&self) -> anyhow::Result<Policy> {
+        let flag = |on: bool| on.then_some(true);
+        let list = |l: &Vec<String>| (!l.is_empty()).then(|| l.clone());
+        let quota = Quota {
+            memory: self.namespace_quota_memory.clone(),
+            cpus: self.namespace_quota_cpus,
+            pids: self.namespace_quota_pids,
+            apps: self.namespace_quota_apps,
+        };
+        let policy = Policy {
+            allow_privileged: flag(self.allow_privileged),
+            allow_host_network: flag(self.allow_host_network),
+            allow_host_pid: flag(self.allow_host_pid),
+            allow_host_ipc: flag(self.allow_host_ipc),
+            allowed_host_paths: list(&self.allowed_host_paths),
+            allowed_devices: list(&self.allowed_devices),
+            allowed_capabilities: list(&self.allowed_capabilities),
+            max_app_memory: self.max_app_memory.clone(),
+            max_app_cpus: self.max_app_cpus,
+            max_app_pids: self.max_app_pids,
+            require_limits: flag(self.require_limits),
+            quota: (quota != Quota::default()).then_some(quota),
+        };
+        policy
+            .validate()
+            .map_err(|e| anyhow::anyhow!("policy flags: {e}"))?;
+        Ok(policy)
+    }
+}
+
 /// `app NAME [-n NAMESPACE]`: the app a command acts on.
 #[derive(clap::Args)]
 struct AppRef {
@@ -338,6 +436,7 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
         stats_raw_retention,
         stats_minute_retention,
         stats_hour_retention,
+        security,
     } = command
     else {
         unreachable!("serve is only called for the serve command");
@@ -352,6 +451,7 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
             max_ops: *max_ops,
             min_pass_interval: *min_pass_interval,
             insecure_registries: insecure_registries.clone(),
+            require_approved_images: security.require_approved_images,
             ..ControllerConfig::default()
         },
         max_body: *max_body,
@@ -370,12 +470,14 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
             pull: *pull_timeout,
             ..Deadlines::default()
         },
+        tls: security
+            .tls_cert
+            .clone()
+            .zip(security.tls_key.clone())
+            .map(|(cert, key)| TlsFiles { cert, key }),
+        policy: security.policy()?,
+        host_memory_percent: security.host_memory_admission,
     };
-    if !listen.ip().is_loopback() {
-        tracing::warn!(
-            "listening on {listen}, which is not a loopback address: the API is reachable from the network without TLS"
-        );
-    }
     let server = Server::start(config).await?;
     tracing::info!(token_file = %args.data.join(wharf::server::TOKEN_FILE).display(), "ready");
     tokio::signal::ctrl_c().await?;

@@ -11,13 +11,18 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use axum_server::tls_rustls::RustlsConfig;
+use procfs::Current;
+
+use crate::auth::token_digest;
 use crate::http::{self, ApiState};
+use crate::policy::{DEFAULT_HOST_MEMORY_PERCENT, Policy};
 use crate::reconcile::{Controller, ControllerConfig};
 use crate::runtime::Runtime;
 use crate::runtime::docker::{Deadlines, DockerRuntime};
 use crate::stats::uptime::Recorder;
 use crate::stats::{Sampler, StatsConfig};
-use crate::store::{PortRange, Store};
+use crate::store::{Admission, PortRange, Store};
 
 pub const TOKEN_FILE: &str = "admin.token";
 pub const DATABASE_FILE: &str = "wharf.db";
@@ -34,6 +39,19 @@ pub struct ServeConfig {
     /// Host ports that port areas are allocated from.
     pub port_areas: PortRange,
     pub stats: StatsConfig,
+    /// Serve HTTPS with this certificate and key (PEM).
+    pub tls: Option<TlsFiles>,
+    /// The server's policy (namespaces may override it).
+    pub policy: Policy,
+    /// Apps may together declare at most this percent of the host's memory (0: no check).
+    pub host_memory_percent: u8,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl ServeConfig {
@@ -47,6 +65,9 @@ impl ServeConfig {
             deadlines: Deadlines::default(),
             port_areas: PortRange::default(),
             stats: StatsConfig::default(),
+            tls: None,
+            policy: Policy::default(),
+            host_memory_percent: DEFAULT_HOST_MEMORY_PERCENT,
         }
     }
 }
@@ -67,6 +88,12 @@ pub enum ServeError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Docker(#[from] crate::runtime::RuntimeError),
+    #[error("TLS certificate {cert} / key {key}: {source}")]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -101,6 +128,31 @@ pub fn admin_token(data_dir: &Path) -> Result<String, ServeError> {
     Ok(token)
 }
 
+/// The engine host's memory, for the host-level admission check: the engine's own figure, else
+/// this host's (the engine is usually local), else 0 (no check) with a warning.
+async fn host_memory(runtime: &dyn Runtime) -> i64 {
+    match runtime.host_memory().await {
+        Ok(m) => return m,
+        Err(e) => tracing::warn!("the engine's memory is unknown ({e}); using this host's"),
+    }
+    match procfs::Meminfo::current() {
+        Ok(m) => i64::try_from(m.mem_total).unwrap_or(i64::MAX),
+        Err(e) => {
+            tracing::warn!("host memory unknown ({e}): the host memory admission check is off");
+            0
+        }
+    }
+}
+
+/// Bearer tokens cross the network in clear text without TLS: say so where nobody can miss it.
+fn warn_plain_http(addr: SocketAddr) {
+    let line = "!".repeat(78);
+    eprintln!(
+        "{line}\n!! WARNING: wharf listens on {addr} without TLS.\n!! Bearer tokens and every spec cross the network in clear text.\n!! Serve HTTPS with --tls-cert FILE --tls-key FILE, or listen on 127.0.0.1.\n{line}"
+    );
+    tracing::warn!(%addr, "listening on a non-loopback address without TLS; pass --tls-cert and --tls-key");
+}
+
 /// A running wharf.
 pub struct Server {
     pub addr: SocketAddr,
@@ -127,9 +179,15 @@ impl Server {
             source,
         })?;
         let token = admin_token(&config.data_dir)?;
+        let host_memory = host_memory(runtime.as_ref()).await;
         let store = Store::open(&config.data_dir.join(DATABASE_FILE))
             .await?
-            .with_port_areas(config.port_areas);
+            .with_port_areas(config.port_areas)
+            .with_admission(Admission {
+                policy: config.policy.clone(),
+                host_memory,
+                host_memory_percent: config.host_memory_percent,
+            });
         let wake = Arc::new(Notify::new());
         let controller = Controller::new(
             store.clone(),
@@ -169,7 +227,7 @@ impl Server {
             store: store.clone(),
             runtime,
             wake,
-            token_sha256: http::token_digest(&token),
+            admin_sha256: token_digest(&token),
             health: controller.health(),
             images: controller.images(),
             controller: Arc::clone(&controller),
@@ -177,23 +235,52 @@ impl Server {
             instance: config.controller.instance.clone(),
             max_body: config.max_body,
         };
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Listen {
+        let listener =
+            std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
                 addr: config.listen,
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        let listen_err = |source| ServeError::Listen {
             addr: config.listen,
             source,
-        })?;
-        let app = http::router(state);
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("API server stopped: {e}");
+        };
+        listener.set_nonblocking(true).map_err(listen_err)?;
+        let addr = listener.local_addr().map_err(listen_err)?;
+        let app = http::router(state).into_make_service();
+        match &config.tls {
+            Some(files) => {
+                let tls = RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .map_err(|source| ServeError::Tls {
+                        cert: files.cert.clone(),
+                        key: files.key.clone(),
+                        source,
+                    })?;
+                let server = axum_server::from_tcp_rustls(listener, tls).map_err(listen_err)?;
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = server.serve(app).await {
+                        tracing::error!("API server stopped: {e}");
+                    }
+                }));
             }
-        }));
-        tracing::info!(%addr, "wharf API listening");
+            None => {
+                if !addr.ip().is_loopback() {
+                    warn_plain_http(addr);
+                }
+                let listener = tokio::net::TcpListener::from_std(listener).map_err(listen_err)?;
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!("API server stopped: {e}");
+                    }
+                }));
+            }
+        }
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(%addr, %scheme, "wharf API listening");
         Ok(Self {
             addr,
             token,

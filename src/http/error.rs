@@ -36,12 +36,19 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "NotFound", message)
     }
 
-    pub fn unauthorized() -> Self {
+    pub fn unauthorized(why: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
-            "a valid bearer token is required (Authorization: Bearer TOKEN; the admin token is in DATA/admin.token)",
+            format!(
+                "{}; a valid bearer token is required (the admin token is in DATA/admin.token; `wharf token create` makes others)",
+                why.into()
+            ),
         )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
     }
 
     pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
@@ -94,6 +101,23 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "Conflict", m),
             StoreError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
+            StoreError::Policy { what, violation } => {
+                let reason = if violation.status == StatusCode::FORBIDDEN {
+                    "PolicyViolation"
+                } else {
+                    "QuotaExceeded"
+                };
+                ApiError {
+                    status: violation.status,
+                    reason,
+                    message: format!("{what}: {violation}"),
+                    details: Some(json!({
+                        "rule": violation.rule,
+                        "field": violation.field,
+                        "object": what,
+                    })),
+                }
+            }
             other => ApiError::internal("the store", other),
         }
     }
@@ -109,7 +133,11 @@ impl IntoResponse for ApiError {
         if let Some(d) = self.details {
             body["details"] = d;
         }
+        let note = format!("{}: {}", self.reason, self.message);
         let mut response = (self.status, Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(super::security::AuditNote(note));
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -6,7 +6,9 @@
 //! and their progress is visible to every other client through `GET /api/v1/images/{name}`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};

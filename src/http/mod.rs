@@ -8,7 +8,9 @@
 
 pub mod apps;
 pub mod error;
+pub mod extract;
 pub mod images;
+pub mod security;
 pub mod selector;
 pub mod stats;
 
@@ -19,16 +21,16 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
+use crate::auth::{Need, Principal, Role};
 use crate::images::ImageService;
 use crate::reconcile::plan::{Desired, DesiredApp, Observed, ObservedContainer, plan};
 use crate::reconcile::{Controller, Health};
@@ -43,6 +45,8 @@ use crate::store::{
     ObjectRecord, SOURCE_API, Store, StoreError, WriteItem, WriteOutcome, ownership_message,
 };
 use error::{ApiError, ApiResult};
+use extract::{Path, Query};
+use security::{noted, require_admin, require_role};
 use selector::Selector;
 
 /// Default request body limit.
@@ -53,8 +57,8 @@ pub struct ApiState {
     pub store: Store,
     pub runtime: Arc<dyn Runtime>,
     pub wake: Arc<Notify>,
-    /// SHA-256 of the admin token.
-    pub token_sha256: [u8; 32],
+    /// SHA-256 of the admin token of the data directory.
+    pub admin_sha256: [u8; 32],
     pub health: watch::Receiver<Health>,
     /// Pulls and registry checks (shared with the loop, for live progress).
     pub images: Arc<ImageService>,
@@ -66,51 +70,254 @@ pub struct ApiState {
     pub max_body: usize,
 }
 
-pub fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.trim().as_bytes()).into()
+/// One route of the API: where it is, and what its caller needs. The router is built from this
+/// table and nothing else, so every route is authorised (and the role-matrix test walks it).
+#[derive(Clone, Debug)]
+pub struct ApiRoute {
+    pub method: Method,
+    /// Under `/api/v1`, with `{ns}`-style parameters (`/metrics` is outside it).
+    pub path: &'static str,
+    pub need: Need,
+}
+
+fn route(
+    method: Method,
+    path: &'static str,
+    need: Need,
+    handler: MethodRouter<ApiState>,
+) -> (ApiRoute, MethodRouter<ApiState>) {
+    (ApiRoute { method, path, need }, handler)
+}
+
+/// Every route under `/api/v1`.
+fn api_table() -> Vec<(ApiRoute, MethodRouter<ApiState>)> {
+    use Method as M;
+    use Need::{Everywhere, Namespace, Somewhere, Token};
+    use Role::{Admin, Editor, Viewer};
+    vec![
+        // Each document is checked against its own namespace (Image: admin everywhere).
+        route(M::POST, "/apply", Somewhere(Editor), post(apply)),
+        route(M::GET, "/whoami", Token, get(security::whoami)),
+        // Lists only the namespaces the token may read.
+        route(M::GET, "/apps", Token, get(list_all)),
+        route(M::GET, "/sources", Everywhere(Viewer), get(sources)),
+        route(
+            M::GET,
+            "/namespaces/{ns}/apps",
+            Namespace(Viewer),
+            get(list_namespace),
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/apps/{name}",
+            Namespace(Viewer),
+            get(get_app),
+        ),
+        route(
+            M::PUT,
+            "/namespaces/{ns}/apps/{name}",
+            Namespace(Editor),
+            put(put_app),
+        ),
+        route(
+            M::PATCH,
+            "/namespaces/{ns}/apps/{name}",
+            Namespace(Editor),
+            patch(patch_app),
+        ),
+        route(
+            M::DELETE,
+            "/namespaces/{ns}/apps/{name}",
+            Namespace(Editor),
+            delete(delete_app),
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/apps/{name}/events",
+            Namespace(Viewer),
+            get(app_events),
+        ),
+        route(
+            M::POST,
+            "/namespaces/{ns}/apps/{name}/restart",
+            Namespace(Editor),
+            post(apps::restart),
+        ),
+        route(
+            M::POST,
+            "/namespaces/{ns}/apps/{name}/kill",
+            Namespace(Editor),
+            post(apps::kill),
+        ),
+        route(
+            M::POST,
+            "/namespaces/{ns}/apps/{name}/hard-reset",
+            Namespace(Editor),
+            post(apps::hard_reset),
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/apps/{name}/inspect",
+            Namespace(Viewer),
+            get(apps::inspect),
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/apps/{name}/logs",
+            Namespace(Viewer),
+            get(apps::logs),
+        ),
+        route(
+            M::POST,
+            "/namespaces/{ns}/apps/{name}/git/{op}",
+            Namespace(Editor),
+            post(apps::git),
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/apps/{name}/stats",
+            Namespace(Viewer),
+            get(stats::app_stats),
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/apps/{name}/uptime",
+            Namespace(Viewer),
+            get(stats::app_uptime),
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/users",
+            Namespace(Viewer),
+            get(apps::users),
+        ),
+        route(
+            M::GET,
+            "/namespaces/{ns}/policy",
+            Namespace(Viewer),
+            get(security::get_policy),
+        ),
+        route(
+            M::PUT,
+            "/namespaces/{ns}/policy",
+            Everywhere(Admin),
+            put(security::put_policy),
+        ),
+        route(
+            M::DELETE,
+            "/namespaces/{ns}/policy",
+            Everywhere(Admin),
+            delete(security::delete_policy),
+        ),
+        route(
+            M::GET,
+            "/host/stats",
+            Everywhere(Admin),
+            get(stats::host_now),
+        ),
+        route(
+            M::GET,
+            "/host/stats/history",
+            Everywhere(Admin),
+            get(stats::host_history),
+        ),
+        route(M::GET, "/images", Token, get(images::list)),
+        route(
+            M::POST,
+            "/images:update-all",
+            Everywhere(Admin),
+            post(images::update_all),
+        ),
+        route(M::GET, "/images/{name}", Token, get(images::get)),
+        route(
+            M::DELETE,
+            "/images/{name}",
+            Everywhere(Admin),
+            delete(images::delete),
+        ),
+        route(
+            M::POST,
+            "/images/{name}/pull",
+            Everywhere(Admin),
+            post(images::pull),
+        ),
+        route(M::GET, "/images/{name}/events", Token, get(image_events)),
+        route(
+            M::POST,
+            "/image-requests",
+            Somewhere(Editor),
+            post(security::request_image),
+        ),
+        // Admins see every request, others their own.
+        route(
+            M::GET,
+            "/image-requests",
+            Token,
+            get(security::list_image_requests),
+        ),
+        route(
+            M::POST,
+            "/image-requests/{id}/approve",
+            Everywhere(Admin),
+            post(security::approve_image_request),
+        ),
+        route(
+            M::POST,
+            "/image-requests/{id}/reject",
+            Everywhere(Admin),
+            post(security::reject_image_request),
+        ),
+        route(
+            M::POST,
+            "/tokens",
+            Everywhere(Admin),
+            post(security::create_token),
+        ),
+        route(
+            M::GET,
+            "/tokens",
+            Everywhere(Admin),
+            get(security::list_tokens),
+        ),
+        route(
+            M::DELETE,
+            "/tokens/{id}",
+            Everywhere(Admin),
+            delete(security::revoke_token),
+        ),
+        route(M::GET, "/audit", Everywhere(Admin), get(security::audit)),
+    ]
+}
+
+/// `GET /metrics`: every app's figures, so it needs a viewer of every namespace.
+pub const METRICS_NEED: Need = Need::Everywhere(Role::Viewer);
+
+/// The API's routes and what each needs (for documentation and the role-matrix test).
+pub fn api_routes() -> Vec<ApiRoute> {
+    api_table().into_iter().map(|(r, _)| r).collect()
+}
+
+fn guarded(need: Need, handler: MethodRouter<ApiState>) -> MethodRouter<ApiState> {
+    handler.route_layer(middleware::from_fn_with_state(need, security::authorize))
 }
 
 pub fn router(state: ApiState) -> Router {
-    let api = Router::new()
-        .route("/apply", post(apply))
-        .route("/apps", get(list_all))
-        .route("/sources", get(sources))
-        .route("/namespaces/{ns}/apps", get(list_namespace))
-        .route(
-            "/namespaces/{ns}/apps/{name}",
-            get(get_app)
-                .put(put_app)
-                .patch(patch_app)
-                .delete(delete_app),
-        )
-        .route("/namespaces/{ns}/apps/{name}/events", get(app_events))
-        .route("/namespaces/{ns}/apps/{name}/restart", post(apps::restart))
-        .route("/namespaces/{ns}/apps/{name}/kill", post(apps::kill))
-        .route(
-            "/namespaces/{ns}/apps/{name}/hard-reset",
-            post(apps::hard_reset),
-        )
-        .route("/namespaces/{ns}/apps/{name}/inspect", get(apps::inspect))
-        .route("/namespaces/{ns}/apps/{name}/logs", get(apps::logs))
-        .route("/namespaces/{ns}/apps/{name}/git/{op}", post(apps::git))
-        .route("/namespaces/{ns}/users", get(apps::users))
-        .route("/namespaces/{ns}/apps/{name}/stats", get(stats::app_stats))
-        .route(
-            "/namespaces/{ns}/apps/{name}/uptime",
-            get(stats::app_uptime),
-        )
-        .route("/host/stats", get(stats::host_now))
-        .route("/host/stats/history", get(stats::host_history))
-        .route("/images", get(images::list))
-        .route("/images:update-all", post(images::update_all))
-        .route("/images/{name}", get(images::get).delete(images::delete))
-        .route("/images/{name}/pull", post(images::pull))
-        .route("/images/{name}/events", get(image_events))
+    let mut api = Router::new();
+    for (r, handler) in api_table() {
+        api = api.route(r.path, guarded(r.need, handler));
+    }
+    let api = api
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::authenticate,
+        ));
     let metrics = Router::new()
-        .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .route("/metrics", guarded(METRICS_NEED, get(metrics)))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::authenticate,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(metrics)
@@ -124,26 +331,6 @@ pub fn router(state: ApiState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
-}
-
-async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(token_digest);
-    // Compare digests without an early exit.
-    let ok = presented.is_some_and(|d| {
-        d.iter()
-            .zip(state.token_sha256.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    });
-    if !ok {
-        return ApiError::unauthorized().into_response();
-    }
-    next.run(request).await
 }
 
 /// `GET /metrics`: Prometheus text exposition (bearer token, as the API).
@@ -239,11 +426,12 @@ fn outcome_json(outcome: &str, record: &ObjectRecord) -> Value {
 
 async fn apply(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     Query(query): Query<ApplyQuery>,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    let answer = apply_bundle(&state, &query, &headers, bytes).await;
+) -> ApiResult<Response> {
+    let answer = apply_bundle(&state, &principal, &query, &headers, bytes).await;
     let status = match &answer {
         Ok(_) => 200,
         Err(e) => e.status.as_u16(),
@@ -252,26 +440,60 @@ async fn apply(
     answer
 }
 
+/// 403 unless the principal may write every document of the bundle.
+fn authorize_bundle(principal: &Principal, docs: &[Validated]) -> ApiResult<()> {
+    for v in docs {
+        match v.kind() {
+            Kind::App => require_role(principal, Role::Editor, &v.key().namespace, &v.describe())?,
+            Kind::Image => require_admin(principal, &v.describe())?,
+        }
+    }
+    Ok(())
+}
+
+/// The one namespace a bundle writes to, if it writes to exactly one.
+fn bundle_namespace(docs: &[Validated]) -> Option<&str> {
+    let namespaces: BTreeSet<&str> = docs
+        .iter()
+        .filter(|v| v.kind() == Kind::App)
+        .map(|v| v.key().namespace.as_str())
+        .collect();
+    match (namespaces.len(), docs.iter().all(|v| v.kind() == Kind::App)) {
+        (1, true) => namespaces.into_iter().next(),
+        _ => None,
+    }
+}
+
 async fn apply_bundle(
     state: &ApiState,
+    principal: &Principal,
     query: &ApplyQuery,
     headers: &HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let bytes = body(bytes)?;
     let docs = read_documents(headers, &bytes)?;
+    authorize_bundle(principal, &docs)?;
     if query.dry_run {
-        return dry_run(state, &docs).await.map(Json);
+        return dry_run(state, &docs).await.map(|v| Json(v).into_response());
     }
     let results = state.store.apply(&items(&docs), SOURCE_API).await?;
     if results.iter().any(|(o, _)| *o != WriteOutcome::Unchanged) {
         state.wake.notify_one();
     }
+    let note: Vec<String> = results
+        .iter()
+        .map(|(o, r)| format!("{} {}", r.describe(), o.as_str()))
+        .collect();
     let items: Vec<Value> = results
         .iter()
         .map(|(o, r)| outcome_json(o.as_str(), r))
         .collect();
-    Ok(Json(json!({ "dryRun": false, "items": items })))
+    Ok(noted(
+        Json(json!({ "dryRun": false, "items": items })),
+        format!("applied: {}", note.join(", ")),
+        bundle_namespace(&docs),
+    ))
 }
 
 /// YAML of what `diff` compares: labels, annotations and spec.
@@ -466,9 +688,11 @@ async fn list_response(
 
 async fn list_all(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let records = state.store.list(Kind::App, None).await?;
+    let mut records = state.store.list(Kind::App, None).await?;
+    records.retain(|r| principal.may(Need::Namespace(Role::Viewer), Some(&r.key.namespace)));
     list_response(&state, records, &query).await
 }
 
@@ -586,7 +810,11 @@ pub(crate) async fn write_one(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(record.to_document())).into_response())
+    Ok(noted(
+        (status, Json(record.to_document())),
+        format!("{} {}", record.describe(), outcome.as_str()),
+        Some(&key.namespace),
+    ))
 }
 
 async fn put_app(
@@ -685,7 +913,7 @@ async fn delete_app(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
     Query(query): Query<DeleteQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let key = key_from_path(ns, name)?;
     let record = state
         .store
@@ -697,7 +925,11 @@ async fn delete_app(
         )
         .await?;
     state.wake.notify_one();
-    Ok(Json(record.to_document()))
+    Ok(noted(
+        Json(record.to_document()),
+        format!("{} marked for deletion", record.describe()),
+        Some(&key.namespace),
+    ))
 }
 
 async fn sources(State(state): State<ApiState>) -> ApiResult<Json<Value>> {

@@ -3,7 +3,9 @@
 //! API's container listing fields).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::extract::{Path, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

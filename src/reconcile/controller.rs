@@ -51,6 +51,8 @@ pub struct ControllerConfig {
     pub insecure_registries: Vec<String>,
     /// Deadline of one registry request.
     pub registry_timeout: Duration,
+    /// Apps may only use images declared by an Image object.
+    pub require_approved_images: bool,
 }
 
 impl Default for ControllerConfig {
@@ -62,6 +64,7 @@ impl Default for ControllerConfig {
             min_pass_interval: Duration::from_millis(200),
             insecure_registries: Vec::new(),
             registry_timeout: Duration::from_secs(15),
+            require_approved_images: false,
         }
     }
 }
@@ -366,6 +369,20 @@ impl Controller {
         };
         let now = Instant::now();
         let (mut desired, by_uid) = self.desired(&records, now);
+        if desired.require_approved_images {
+            match self.store.image_requests(None, None).await {
+                // Newest first: keep the first seen per reference.
+                Ok(requests) => {
+                    for r in requests {
+                        desired
+                            .image_requests
+                            .entry(r.reference.clone())
+                            .or_insert(r);
+                    }
+                }
+                Err(e) => tracing::warn!("reading image requests: {e}"),
+            }
+        }
 
         let mut observed = Observed {
             containers: containers
@@ -527,6 +544,7 @@ impl Controller {
     ) -> (Desired, HashMap<&'a str, ObjectRecord>) {
         let mut desired = Desired {
             instance: self.config.instance.clone(),
+            require_approved_images: self.config.require_approved_images,
             ..Desired::default()
         };
         let mut by_uid = HashMap::new();

@@ -18,6 +18,7 @@ use crate::spec::image::{CredentialsRef, ImageSpec, PullPolicy, canonical_refere
 use crate::spec::quantity::format_bytes;
 use crate::spec::validate::{AppKey, AppSpec, Hashes, Limits, Restart, is_image_id};
 use crate::spec::wire::DesiredState;
+use crate::store::security::{ImageRequest, REQUEST_PENDING, REQUEST_REJECTED};
 
 /// One app as the store holds it.
 #[derive(Clone, Debug)]
@@ -74,9 +75,55 @@ pub struct Desired {
     pub frozen_uids: BTreeSet<String>,
     /// Apps and images with work in flight (a rollout moves one app at a time).
     pub busy: BTreeSet<AppKey>,
+    /// `--require-approved-images`: an app's image must be declared by an Image object.
+    pub require_approved_images: bool,
+    /// The newest image request per canonical reference (for the message of a waiting app).
+    pub image_requests: BTreeMap<String, ImageRequest>,
 }
 
+/// Reason of the Ready condition of an app whose image is not approved.
+pub const IMAGE_NOT_APPROVED: &str = "ImageNotApproved";
+
 impl Desired {
+    /// Why `image` may not be used: with `--require-approved-images`, only images declared by an
+    /// Image object are.
+    pub fn unapproved(&self, image: &str) -> Option<String> {
+        if !self.require_approved_images {
+            return None;
+        }
+        if is_image_id(image) {
+            return Some(format!(
+                "image {image} is an image id; with --require-approved-images an app names an approved image reference"
+            ));
+        }
+        let canonical = canonical_reference(image).ok()?;
+        let declared = self
+            .images
+            .values()
+            .any(|i| !i.deleting && i.spec.canonical == canonical);
+        if declared {
+            return None;
+        }
+        let request = match self.image_requests.get(&canonical) {
+            Some(r) if r.state == REQUEST_PENDING => format!(
+                "; request {} by {} is waiting for an admin (wharf images approve {})",
+                r.id, r.requested_by, r.id
+            ),
+            Some(r) if r.state == REQUEST_REJECTED => format!(
+                "; request {} was rejected by {}{}",
+                r.id,
+                r.decided_by.as_deref().unwrap_or("an admin"),
+                if r.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.message)
+                }
+            ),
+            _ => format!("; request it with `wharf images request {image}`"),
+        };
+        Some(format!("image {image} is not approved{request}"))
+    }
+
     /// The pull policy and credentials for an image reference: those of the Image object that
     /// declares it, else `IfNotPresent` without credentials.
     fn pull_policy(&self, canonical: &str) -> (PullPolicy, Option<&CredentialsRef>) {
@@ -244,6 +291,8 @@ pub struct AppPlan {
     pub repair: bool,
     /// Why nothing is done now although something is wrong (backoff, Docker busy).
     pub waiting: Option<String>,
+    /// The condition reason for `waiting` when it is not plain `Waiting`.
+    pub waiting_reason: Option<&'static str>,
     /// Look again after this long even without an event.
     pub requeue_after: Option<Duration>,
 }
@@ -347,12 +396,16 @@ pub fn plan(desired: &Desired, observed: &Observed, now: Instant) -> Plan {
         let containers = by_uid.get(app.uid.as_str()).cloned().unwrap_or_default();
         let mut own = AppPlan::default();
         plan_app(desired, observed, app, &containers, &mut rolling, &mut own);
+        if own.waiting.is_some() && own.waiting == desired.unapproved(&app.spec.container.image) {
+            own.waiting_reason = Some(IMAGE_NOT_APPROVED);
+        }
         hold_back(app.hold_until, app.deleting, now, &mut own);
         let plan = out.apps.entry(key.clone()).or_default();
         plan.uid = Some(app.uid.clone());
         plan.steps.extend(own.steps);
         plan.repair = own.repair;
         plan.waiting = own.waiting;
+        plan.waiting_reason = own.waiting_reason;
         plan.requeue_after = own.requeue_after;
     }
     for (key, image) in &desired.images {
@@ -706,6 +759,9 @@ fn prepare(
     app: &DesiredApp,
 ) -> Result<(Vec<Step>, CreateSpec), String> {
     let mut steps = Vec::new();
+    if let Some(why) = desired.unapproved(&app.spec.container.image) {
+        return Err(why);
+    }
     if app.spec.port_area.is_some() && app.host_port_root.is_none() {
         return Err(
             "its port area gets its block of host ports when the app is stored (an app stored before port areas existed needs one more apply)"

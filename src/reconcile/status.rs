@@ -211,7 +211,8 @@ pub fn compute(
     } else if let Some(f) = current_failure {
         (f.reason.clone(), f.message.clone())
     } else if let Some(w) = &waiting {
-        ("Waiting".into(), w.clone())
+        let reason = plan.and_then(|p| p.waiting_reason).unwrap_or("Waiting");
+        (reason.into(), w.clone())
     } else if matches_spec && in_declared_state && !pending && !healthy_enough {
         let output = details
             .and_then(|d| d.health_output.clone())

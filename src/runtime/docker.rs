@@ -16,8 +16,9 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig, Mount, MountType,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, ThrottleDevice, VolumeCreateRequest,
+    ContainerCreateBody, ContainerUpdateBody, DeviceMapping, HealthConfig, HostConfig, Mount,
+    MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum, ThrottleDevice,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,
@@ -294,6 +295,23 @@ fn create_body(spec: &CreateSpec) -> ContainerCreateBody {
             read_only: Some(v.read_only),
             ..Default::default()
         })
+        .chain(c.binds.iter().map(|b| Mount {
+            target: Some(b.mount_path.clone()),
+            source: Some(b.host_path.clone()),
+            typ: Some(MountType::BIND),
+            read_only: Some(b.read_only),
+            ..Default::default()
+        }))
+        .collect();
+    let host = |wanted: bool| wanted.then(|| "host".to_string());
+    let devices: Vec<DeviceMapping> = c
+        .devices
+        .iter()
+        .map(|d| DeviceMapping {
+            path_on_host: Some(d.host_path.clone()),
+            path_in_container: Some(d.container_path.clone()),
+            cgroup_permissions: Some(d.permissions.clone()),
+        })
         .collect();
     let host_config = HostConfig {
         memory: l.memory,
@@ -307,6 +325,13 @@ fn create_body(spec: &CreateSpec) -> ContainerCreateBody {
         restart_policy: Some(restart_policy(l.restart)),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         mounts: (!mounts.is_empty()).then_some(mounts),
+        privileged: c.privileged.then_some(true),
+        network_mode: host(c.host_network),
+        pid_mode: host(c.host_pid),
+        ipc_mode: host(c.host_ipc),
+        cap_add: (!c.cap_add.is_empty()).then(|| c.cap_add.clone()),
+        cap_drop: (!c.cap_drop.is_empty()).then(|| c.cap_drop.clone()),
+        devices: (!devices.is_empty()).then_some(devices),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -430,6 +455,16 @@ fn append_limited(out: &mut Vec<u8>, data: &[u8]) {
 
 #[async_trait]
 impl Runtime for DockerRuntime {
+    async fn host_memory(&self) -> RuntimeResult<i64> {
+        self.ping().await?;
+        let info = self
+            .deadline("info", self.deadlines.call, self.docker.info())
+            .await?;
+        info.mem_total
+            .filter(|m| *m > 0)
+            .ok_or_else(|| RuntimeError::Unavailable("the engine reports no MemTotal".into()))
+    }
+
     async fn ping(&self) -> RuntimeResult<String> {
         if !self.negotiated.load(Ordering::Acquire) {
             let negotiated = self

@@ -20,6 +20,9 @@ use super::{
 use crate::spec::image::canonical_reference;
 use crate::spec::validate::Limits;
 
+/// The memory the fake engine reports: 8 GiB.
+pub const FAKE_HOST_MEMORY: i64 = 8 << 30;
+
 #[derive(Default)]
 struct State {
     containers: BTreeMap<String, (ContainerSummary, ContainerDetails)>,
@@ -180,6 +183,11 @@ fn observed(limits: &Limits) -> ObservedLimits {
 
 #[async_trait]
 impl Runtime for FakeRuntime {
+    async fn host_memory(&self) -> RuntimeResult<i64> {
+        self.enter("info", "").await?;
+        Ok(FAKE_HOST_MEMORY)
+    }
+
     async fn ping(&self) -> RuntimeResult<String> {
         self.enter("ping", "").await?;
         Ok("fake".into())

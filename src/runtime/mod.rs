@@ -309,6 +309,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// Checks the engine answers (negotiating the API version on first contact or after an
     /// outage); returns its version string.
     async fn ping(&self) -> RuntimeResult<String>;
+    /// The engine host's memory in bytes (Docker's `MemTotal`).
+    async fn host_memory(&self) -> RuntimeResult<i64>;
     /// All containers (any state) carrying `wharf.managed-by` and this instance's label.
     async fn list(&self, instance: &str) -> RuntimeResult<Vec<ContainerSummary>>;
     async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails>;

@@ -304,5 +304,9 @@ pub fn schemas() -> Vec<(&'static str, String)> {
     vec![
         ("app.json", text(schemars::schema_for!(AppDocument))),
         ("image.json", text(schemars::schema_for!(ImageDocument))),
+        (
+            "policy.json",
+            text(schemars::schema_for!(crate::policy::Policy)),
+        ),
     ]
 }

@@ -117,6 +117,19 @@ fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::Options::default()
 }
 
+/// Reads one YAML document of any type with the same limits as specs (alias expansion,
+/// nesting depth, duplicate keys).
+pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(format!(
+            "input is {} bytes; the limit is {MAX_INPUT_BYTES}",
+            text.len()
+        ));
+    }
+    serde_saphyr::from_str_with_options(text, yaml_options())
+        .map_err(|e| saphyr_error(&e, None).to_string())
+}
+
 fn parse_yaml(text: &str) -> Result<Vec<Parsed>, Vec<SpecError>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();

@@ -52,7 +52,7 @@ pub const DEFAULT_MIN_READY_SECONDS: u32 = 5;
 pub const MAX_MIN_READY_SECONDS: u32 = 3600;
 
 /// Recreate-class configuration: what Docker fixes at container creation.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ContainerConfig {
     pub image: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +75,42 @@ pub struct ContainerConfig {
     /// creation and a change replaces the container.
     #[serde(skip_serializing_if = "Blkio::is_empty")]
     pub blkio: Blkio,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<Bind>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub host_pid: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub host_ipc: bool,
+    /// Normalised names (upper case, no `CAP_`), sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+}
+
+/// A bind mount of a host directory.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Bind {
+    pub mount_path: String,
+    pub host_path: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// Position in `spec.volumes` (for error messages).
+    #[serde(skip)]
+    pub index: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub host_path: String,
+    pub container_path: String,
+    pub permissions: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -298,6 +334,31 @@ pub fn check_owner(s: &str) -> Result<(), String> {
     }
 }
 
+/// A capability name as Docker wants it: upper case, without `CAP_` (`ALL` is kept).
+pub fn normalise_capability(s: &str) -> Result<String, String> {
+    let upper = s.trim().to_ascii_uppercase();
+    let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!("{s:?} is not a capability name (e.g. NET_ADMIN)"))
+    }
+}
+
+/// An absolute host path without `..` components, NUL or `:` (Docker's mount separator).
+fn check_host_path(s: &str) -> Result<(), String> {
+    if !s.starts_with('/') || s.contains('\0') || s.contains(':') || s.len() > 4096 {
+        return Err(format!("{s:?} must be an absolute path without ':'"));
+    }
+    if s.split('/').any(|c| c == "..") {
+        return Err(format!("{s:?} must not contain '..'"));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_label_key(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
@@ -388,7 +449,61 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
 
     let env = normalise_env(spec.env.as_ref(), &mut errors);
     let ports = normalise_ports(spec, &mut errors);
-    let volumes = normalise_volumes(&spec.volumes, &mut errors);
+    let (volumes, binds) = normalise_volumes(&spec.volumes, &mut errors);
+    let capabilities = spec.capabilities.clone().unwrap_or_default();
+    let mut caps = |field: &str, list: &[String]| -> Vec<String> {
+        let mut out = BTreeSet::new();
+        for (i, c) in list.iter().enumerate() {
+            match normalise_capability(c) {
+                Ok(c) => {
+                    out.insert(c);
+                }
+                Err(e) => errors.add(format!("spec.capabilities.{field}[{i}]"), e),
+            }
+        }
+        out.into_iter().collect()
+    };
+    let cap_add = caps("add", &capabilities.add);
+    let cap_drop = caps("drop", &capabilities.drop);
+    let mut devices = Vec::new();
+    for (i, d) in spec.devices.iter().enumerate() {
+        if let Err(e) = check_host_path(&d.host_path) {
+            errors.add(format!("spec.devices[{i}].hostPath"), e);
+        }
+        let container_path = d
+            .container_path
+            .clone()
+            .unwrap_or_else(|| d.host_path.clone());
+        if let Err(e) = check_host_path(&container_path) {
+            errors.add(format!("spec.devices[{i}].containerPath"), e);
+        }
+        let permissions = d.permissions.clone().unwrap_or_else(|| "rwm".to_string());
+        if permissions.is_empty() || !permissions.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+            errors.add(
+                format!("spec.devices[{i}].permissions"),
+                "use any of r, w and m",
+            );
+        }
+        devices.push(Device {
+            host_path: d.host_path.clone(),
+            container_path,
+            permissions,
+        });
+    }
+    if spec.host_network {
+        if !spec.ports.is_empty() {
+            errors.add(
+                "spec.ports",
+                "an app on the host's network (hostNetwork) publishes no ports; its ports are the host's",
+            );
+        }
+        if spec.port_area.is_some() {
+            errors.add(
+                "spec.portArea",
+                "an app on the host's network has no port area",
+            );
+        }
+    }
     let healthcheck = spec.healthcheck.as_ref().and_then(|h| {
         let kind = h.cmd.first().map(String::as_str);
         if !matches!(kind, Some("CMD" | "CMD-SHELL" | "NONE")) {
@@ -478,6 +593,14 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
                 .as_ref()
                 .map(|d| d.duration().as_secs()),
             blkio,
+            binds,
+            privileged: spec.privileged,
+            host_network: spec.host_network,
+            host_pid: spec.host_pid,
+            host_ipc: spec.host_ipc,
+            cap_add,
+            cap_drop,
+            devices,
         },
         limits,
         port_area,
@@ -578,25 +701,14 @@ fn normalise_ports(spec: &wire::AppSpec, errors: &mut Errors) -> Vec<PortBinding
     out
 }
 
-fn normalise_volumes(volumes: &[wire::VolumeMount], errors: &mut Errors) -> Vec<Volume> {
+fn normalise_volumes(
+    volumes: &[wire::VolumeMount],
+    errors: &mut Errors,
+) -> (Vec<Volume>, Vec<Bind>) {
     let mut out = Vec::new();
+    let mut binds = Vec::new();
     let mut paths = BTreeSet::new();
     for (i, v) in volumes.iter().enumerate() {
-        let name_ok = !v.name.is_empty()
-            && v.name.len() <= 63
-            && v.name.as_bytes()[0].is_ascii_alphanumeric()
-            && v.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !name_ok {
-            errors.add(
-                format!("spec.volumes[{i}].name"),
-                format!(
-                    "invalid volume name {:?}: letters, digits, '-', '_', '.'",
-                    v.name
-                ),
-            );
-        }
         if !v.mount_path.starts_with('/')
             || v.mount_path.contains('\0')
             || v.mount_path.contains(':')
@@ -611,14 +723,46 @@ fn normalise_volumes(volumes: &[wire::VolumeMount], errors: &mut Errors) -> Vec<
                 format!("{} is mounted twice", v.mount_path),
             );
         }
-        out.push(Volume {
-            mount_path: v.mount_path.clone(),
-            name: v.name.clone(),
-            read_only: v.read_only,
-        });
+        match (&v.name, &v.host_path) {
+            (Some(name), None) => {
+                let name_ok = !name.is_empty()
+                    && name.len() <= 63
+                    && name.as_bytes()[0].is_ascii_alphanumeric()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                if !name_ok {
+                    errors.add(
+                        format!("spec.volumes[{i}].name"),
+                        format!("invalid volume name {name:?}: letters, digits, '-', '_', '.'"),
+                    );
+                }
+                out.push(Volume {
+                    mount_path: v.mount_path.clone(),
+                    name: name.clone(),
+                    read_only: v.read_only,
+                });
+            }
+            (None, Some(host_path)) => {
+                if let Err(e) = check_host_path(host_path) {
+                    errors.add(format!("spec.volumes[{i}].hostPath"), e);
+                }
+                binds.push(Bind {
+                    mount_path: v.mount_path.clone(),
+                    host_path: host_path.clone(),
+                    read_only: v.read_only,
+                    index: i,
+                });
+            }
+            _ => errors.add(
+                format!("spec.volumes[{i}]"),
+                "give exactly one of name (a named volume) and hostPath (a bind mount)",
+            ),
+        }
     }
     out.sort();
-    out
+    binds.sort();
+    (out, binds)
 }
 
 /// Docker refuses memory limits below 6 MiB.

@@ -116,6 +116,58 @@ pub struct AppSpec {
     /// How a replacement container is rolled out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateStrategy>,
+    /// Run the container privileged (every capability and device). Refused unless the
+    /// namespace's policy allows it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// Use the host's network stack (no port publishing). Refused unless allowed by policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
+    /// Share the host's PID namespace. Refused unless allowed by policy.
+    #[serde(
+        default,
+        rename = "hostPID",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub host_pid: bool,
+    /// Share the host's IPC namespace. Refused unless allowed by policy.
+    #[serde(
+        default,
+        rename = "hostIPC",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub host_ipc: bool,
+    /// Linux capabilities to add to or drop from Docker's default set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
+    /// Host devices to expose in the container. Each must be allowed by policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceMapping>,
+}
+
+/// Capabilities to add or drop, e.g. `NET_ADMIN` (a `CAP_` prefix is accepted); `ALL` in `drop`
+/// drops every capability.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Capabilities {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop: Vec<String>,
+}
+
+/// A host device made available in the container.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeviceMapping {
+    /// e.g. `/dev/fuse`.
+    pub host_path: String,
+    /// Default: the host path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_path: Option<String>,
+    /// cgroup permissions, any of `r`, `w`, `m` (default `rwm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
 }
 
 /// How a replacement container is rolled out. The old container is stopped and kept until the
@@ -429,11 +481,15 @@ pub struct ThrottleOps {
     pub rate: u64,
 }
 
-/// A named volume mounted into the container; created (labelled as wharf's) if missing.
+/// A mount: a named volume (`name`; created, labelled as wharf's, if missing) or a bind mount of
+/// a host directory (`hostPath`, which the namespace's policy must allow). Exactly one of the two.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VolumeMount {
-    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<String>,
     pub mount_path: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,

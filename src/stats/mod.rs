@@ -261,15 +261,7 @@ mod tests {
             .into(),
             config: crate::spec::validate::ContainerConfig {
                 image: "busybox:1".into(),
-                command: None,
-                entrypoint: None,
-                working_dir: None,
-                env: Default::default(),
-                ports: Vec::new(),
-                volumes: Vec::new(),
-                healthcheck: None,
-                stop_grace_seconds: None,
-                blkio: Default::default(),
+                ..Default::default()
             },
             limits: Default::default(),
             volume_names: Default::default(),

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
@@ -15,12 +16,14 @@ use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
+use crate::policy::{Policy, Totals, Usage};
 use crate::spec::validate::AppKey;
 use crate::spec::wire::{API_VERSION, AppDocument, ObjectMeta};
 use crate::spec::{
     AppSpec, ImageDocument, ImageSpec, Kind, Validated, validate_app, validate_image,
 };
 
+pub mod security;
 pub mod stats;
 
 pub use stats::{Point, Resolution, Retention, Sample};
@@ -39,6 +42,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Refused by the namespace's policy, a quota or the host's admission check.
+    #[error("{what}: {violation}")]
+    Policy {
+        what: String,
+        violation: crate::policy::Violation,
+    },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -196,6 +205,8 @@ pub struct WriteItem {
     pub spec: serde_json::Value,
     /// Host ports it needs (Apps only).
     pub ports: PortWants,
+    /// The validated App, for admission (Apps only).
+    pub app: Option<Box<AppSpec>>,
 }
 
 impl WriteItem {
@@ -206,7 +217,37 @@ impl WriteItem {
             meta: v.document.metadata().clone(),
             spec: v.document.spec_value(),
             ports: PortWants::of(&v.document),
+            app: v.app().cloned().map(Box::new),
         }
+    }
+}
+
+/// What the store checks an App against before it accepts it.
+#[derive(Clone, Debug, Default)]
+pub struct Admission {
+    /// The server's policy; namespaces may override it.
+    pub policy: Policy,
+    /// The host's memory in bytes (0: unknown, no host check).
+    pub host_memory: i64,
+    /// Apps may together declare at most this percent of `host_memory` (0: no check).
+    pub host_memory_percent: u8,
+}
+
+/// Every stored app's usage, read once per write transaction and kept current by its writes.
+#[derive(Default)]
+struct UsageBook {
+    by_uid: BTreeMap<String, (String, Usage)>,
+}
+
+impl UsageBook {
+    fn totals(&self, except: &str, namespace: Option<&str>) -> Totals {
+        let mut t = Totals::default();
+        for (uid, (ns, usage)) in &self.by_uid {
+            if uid != except && namespace.is_none_or(|n| n == ns) {
+                t.add(usage);
+            }
+        }
+        t
     }
 }
 
@@ -246,6 +287,7 @@ pub struct SyncReport {
 pub struct Store {
     pool: SqlitePool,
     port_areas: PortRange,
+    admission: Arc<Admission>,
 }
 
 /// The host ports port areas are allocated from (inclusive).
@@ -343,7 +385,95 @@ impl Store {
         Ok(Self {
             pool,
             port_areas: PortRange::default(),
+            admission: Arc::new(Admission::default()),
         })
+    }
+
+    /// Checks every App write against `admission`.
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = Arc::new(admission);
+        self
+    }
+
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// The policy that holds in `namespace`: the server's, overridden by the namespace's own.
+    pub async fn effective_policy(&self, namespace: &str) -> StoreResult<Policy> {
+        let over = self.namespace_policy(namespace).await?;
+        policy_with(&self.admission.policy, over)
+    }
+
+    async fn load_usage(tx: &mut Transaction<'_, Sqlite>) -> StoreResult<UsageBook> {
+        let rows =
+            sqlx::query("SELECT * FROM objects WHERE kind = 'App' AND deletion_timestamp IS NULL")
+                .fetch_all(&mut **tx)
+                .await?;
+        let mut book = UsageBook::default();
+        for row in &rows {
+            let record = Self::row_to_record(row)?;
+            // An app that no longer validates holds what it last declared, as far as it reads.
+            let usage = record.app_spec().map(|a| Usage::of(&a)).unwrap_or_default();
+            book.by_uid
+                .insert(record.uid.clone(), (record.key.namespace.clone(), usage));
+        }
+        Ok(book)
+    }
+
+    /// Checks an App against its namespace's policy and quota and the host's memory
+    /// admission, with usage as of `tx`. `uid` is the app's (new or stored).
+    async fn admit_in(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        book: &mut Option<UsageBook>,
+        item: &WriteItem,
+        uid: &str,
+        is_new: bool,
+    ) -> StoreResult<()> {
+        let Some(app) = item.app.as_deref() else {
+            return Ok(());
+        };
+        let refuse = |violation| StoreError::Policy {
+            what: item.kind.describe(&item.key),
+            violation,
+        };
+        let over: Option<String> =
+            sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = ?")
+                .bind(&item.key.namespace)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let over = over
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("namespace policy: {e}")))?;
+        let policy = policy_with(&self.admission.policy, over)?;
+        crate::policy::check_app(&policy, app).map_err(refuse)?;
+        if book.is_none() {
+            *book = Some(Self::load_usage(tx).await?);
+        }
+        let Some(book) = book.as_mut() else {
+            return Ok(());
+        };
+        let new = Usage::of(app);
+        let old = book.by_uid.get(uid).map(|(_, u)| *u);
+        let ns = &item.key.namespace;
+        let in_namespace = book.totals(uid, Some(ns));
+        if is_new {
+            crate::policy::check_app_count(&policy, ns, &in_namespace).map_err(refuse)?;
+        }
+        crate::policy::check_quota(&policy, ns, &in_namespace, old.as_ref(), &new)
+            .map_err(refuse)?;
+        crate::policy::check_host_memory(
+            self.admission.host_memory,
+            self.admission.host_memory_percent,
+            &book.totals(uid, None),
+            old.as_ref(),
+            &new,
+        )
+        .map_err(refuse)?;
+        book.by_uid.insert(uid.to_string(), (ns.clone(), new));
+        Ok(())
     }
 
     /// Allocates port areas from `range` instead of the default.
@@ -472,6 +602,7 @@ impl Store {
         item: &WriteItem,
         source: &str,
         take_over_from: Option<&str>,
+        book: &mut Option<UsageBook>,
     ) -> StoreResult<(WriteOutcome, ObjectRecord)> {
         let existing = Self::get_in(tx, item.kind, &item.key).await?;
         let meta = &item.meta;
@@ -486,6 +617,7 @@ impl Store {
                     )));
                 }
                 let uid = uuid::Uuid::new_v4().to_string();
+                self.admit_in(tx, book, item, &uid, true).await?;
                 let host_port_root = self.claim_ports_in(tx, item, &uid, None).await?;
                 let rv = Self::next_rv(tx).await?;
                 let record = ObjectRecord {
@@ -541,6 +673,10 @@ impl Store {
                 }
                 let spec_changed = record.spec != spec;
                 let resurrect = record.deletion_timestamp.is_some();
+                if spec_changed || resurrect {
+                    self.admit_in(tx, book, item, &record.uid, resurrect)
+                        .await?;
+                }
                 let root = self
                     .claim_ports_in(tx, item, &record.uid, record.host_port_root)
                     .await?;
@@ -706,8 +842,12 @@ impl Store {
     ) -> StoreResult<Vec<(WriteOutcome, ObjectRecord)>> {
         let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(items.len());
+        let mut book = None;
         for item in items {
-            out.push(self.write_in(&mut tx, item, source, None).await?);
+            out.push(
+                self.write_in(&mut tx, item, source, None, &mut book)
+                    .await?,
+            );
         }
         tx.commit().await?;
         Ok(out)
@@ -945,6 +1085,7 @@ impl Store {
     ) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
         let mut tx = self.write_tx().await?;
+        let mut book = None;
         let mut declared: BTreeMap<(Kind, AppKey), &str> = BTreeMap::new();
         for (source, items) in good {
             for item in items {
@@ -981,12 +1122,22 @@ impl Store {
                     Some(o) if o != source && o.starts_with("file:") && !bad.contains(o) => Some(o),
                     _ => None,
                 };
-                match self.write_in(&mut tx, item, source, take_over).await {
+                match self
+                    .write_in(&mut tx, item, source, take_over, &mut book)
+                    .await
+                {
                     Ok((outcome, _)) => {
                         declared.insert(id, source);
                         if outcome != WriteOutcome::Unchanged {
                             report.changed.push((item.kind, item.key.clone(), outcome));
                         }
+                    }
+                    Err(e @ StoreError::Policy { .. }) => {
+                        report
+                            .conflicts
+                            .entry(source.clone())
+                            .or_default()
+                            .push(e.to_string());
                     }
                     Err(StoreError::Conflict(message)) => {
                         let message = match owner {
@@ -1023,6 +1174,18 @@ impl Store {
         }
         tx.commit().await?;
         Ok(report)
+    }
+}
+
+/// `base` overridden by a namespace's stored override document.
+fn policy_with(base: &Policy, over: Option<serde_json::Value>) -> StoreResult<Policy> {
+    match over {
+        None => Ok(base.clone()),
+        Some(v) => {
+            let over: Policy = serde_json::from_value(v)
+                .map_err(|e| StoreError::Corrupt(format!("namespace policy: {e}")))?;
+            Ok(base.overridden_by(&over))
+        }
     }
 }
 

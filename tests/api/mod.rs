@@ -9,7 +9,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
-use wharf::http::{ApiState, router, token_digest};
+use wharf::auth::token_digest;
+use wharf::http::{ApiState, router};
 use wharf::images::ImageService;
 use wharf::images::registry::RegistryClient;
 use wharf::reconcile::{Controller, ControllerConfig, Health};
@@ -45,7 +46,7 @@ async fn api() -> Api {
         stats: wharf::stats::StatsConfig::default(),
         images: Arc::new(images),
         wake,
-        token_sha256: token_digest(TOKEN),
+        admin_sha256: token_digest(TOKEN),
         health: watch::channel(Health::default()).1,
         instance: "api-test".into(),
         max_body: 16 * 1024,

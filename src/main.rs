@@ -29,6 +29,9 @@ struct Args {
     /// Bearer token (client commands); default: DATA/admin.token.
     #[arg(long, global = true, env = "WHARF_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A CA certificate (PEM) to trust for an https server URL, e.g. a self-signed one.
+    #[arg(long, global = true, env = "WHARF_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Data directory: database and admin token.
     #[arg(long, global = true, env = "WHARF_DATA", default_value = ".wharf")]
     data: PathBuf,
@@ -238,6 +241,36 @@ enum Command {
         #[arg(long, required_if_eq("op", "checkout"))]
         branch: Option<String>,
     },
+    /// Create, list or revoke API tokens (admin).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Show the token in use and its grants.
+    Whoami {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Show or change a namespace's policy override.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Show the audit log: every write and action, who did it and how it ended (admin).
+    Audit {
+        /// Only this token's entries.
+        #[arg(long = "by")]
+        token_id: Option<String>,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Only entries since this time (RFC 3339 or unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
     /// Declare an app IMAGE--USER running IMAGE for USER (through the API).
     Run {
         image: String,
@@ -412,6 +445,74 @@ enum ImagesCommand {
     /// Check every declared image's registry digest (one manifest HEAD each) and pull the
     /// changed ones; the apps using them are then replaced one at a time.
     UpdateAll,
+    /// Ask an admin to approve an image (with --require-approved-images).
+    Request {
+        reference: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List image requests (an admin sees all, others their own).
+    Requests {
+        /// Pending, Approved or Rejected.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Approve an image request: declares its Image (admin).
+    Approve { id: String },
+    /// Reject an image request (admin).
+    Reject {
+        id: String,
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; prints it once on stdout.
+    Create {
+        /// A namespace the role applies in (repeatable; `*` for every namespace).
+        #[arg(short, long = "namespace", required = true)]
+        namespaces: Vec<String>,
+        #[arg(long, value_parser = ["viewer", "editor", "admin"])]
+        role: String,
+        /// Lifetime, e.g. 30d or 12h (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Revoke a token by id (tok_…); it stops working at once.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// The namespace's override and the policy in effect.
+    Get {
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[arg(short, long, value_enum, default_value = "yaml")]
+        output: Output,
+    },
+    /// Replace the namespace's override with a policy file (YAML or JSON; see schemas/policy.json).
+    Set {
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// Remove the namespace's override.
+    Delete {
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
 }
 
 fn millis(d: Duration) -> i64 {
@@ -487,7 +588,14 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
 }
 
 async fn client_command(args: &Args) -> cli::CliResult {
-    let client = || Client::new(&args.server, args.token.clone(), &args.data);
+    let client = || {
+        Client::new(
+            &args.server,
+            args.token.clone(),
+            &args.data,
+            args.ca_cert.as_deref(),
+        )
+    };
     match &args.command {
         Command::Serve { .. } => unreachable!("serve is handled before"),
         Command::Validate { files } => cli::validate(files),
@@ -510,7 +618,65 @@ async fn client_command(args: &Args) -> cli::CliResult {
         Command::Images { command } => match command {
             ImagesCommand::Pull { name } => cli::images::pull(&client()?, name).await,
             ImagesCommand::UpdateAll => cli::images::update_all(&client()?).await,
+            ImagesCommand::Request { reference, reason } => {
+                cli::security::request_image(&client()?, reference, reason).await
+            }
+            ImagesCommand::Requests { state, output } => {
+                cli::security::list_requests(&client()?, state.as_deref(), *output).await
+            }
+            ImagesCommand::Approve { id } => cli::security::decide(&client()?, id, true, "").await,
+            ImagesCommand::Reject { id, message } => {
+                cli::security::decide(&client()?, id, false, message).await
+            }
         },
+        Command::Token { command } => match command {
+            TokenCommand::Create {
+                namespaces,
+                role,
+                expires,
+                description,
+            } => {
+                cli::security::create_token(
+                    &client()?,
+                    namespaces,
+                    role,
+                    expires.as_deref(),
+                    description,
+                )
+                .await
+            }
+            TokenCommand::List { output } => cli::security::list_tokens(&client()?, *output).await,
+            TokenCommand::Revoke { id } => cli::security::revoke_token(&client()?, id).await,
+        },
+        Command::Whoami { output } => cli::security::whoami(&client()?, *output).await,
+        Command::Policy { command } => match command {
+            PolicyCommand::Get { namespace, output } => {
+                cli::security::get_policy(&client()?, namespace, *output).await
+            }
+            PolicyCommand::Set { namespace, file } => {
+                cli::security::set_policy(&client()?, namespace, file).await
+            }
+            PolicyCommand::Delete { namespace } => {
+                cli::security::delete_policy(&client()?, namespace).await
+            }
+        },
+        Command::Audit {
+            token_id,
+            namespace,
+            since,
+            limit,
+            output,
+        } => {
+            cli::security::audit(
+                &client()?,
+                token_id.as_deref(),
+                namespace.as_deref(),
+                since.as_deref(),
+                *limit,
+                *output,
+            )
+            .await
+        }
         Command::Get {
             name,
             namespace,

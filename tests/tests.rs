@@ -11,6 +11,8 @@
 //! - `api`: the REST API through `router(state)` (no socket): auth, 409, 413, 422, selectors.
 //! - `control_loop`: the loop against the recording fake runtime: outages, wedged calls.
 //! - `artifacts`: committed JSON Schemas and example specs are current and valid.
+//! - `hostile`: alias bombs, deep nesting, huge strings, duplicate keys and a property run over
+//!   the spec reader and validator.
 
 mod support;
 
@@ -19,6 +21,7 @@ mod apps;
 mod artifacts;
 mod cli;
 mod control_loop;
+mod hostile;
 mod images;
 mod lifecycle;
 mod stats;

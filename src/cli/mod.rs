@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod images;
+pub mod security;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -32,8 +33,10 @@ pub enum Exit {
     Conflict = 4,
     /// `--wait` ran out of time.
     Timeout = 5,
-    /// Anything else: server unreachable, not found, unauthorised, server error.
+    /// Anything else: server unreachable, not found, server error.
     Failure = 6,
+    /// The token was refused (401) or may not do this (403, including policy refusals).
+    Denied = 7,
 }
 
 impl From<Exit> for ExitCode {
@@ -67,7 +70,13 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str, token: Option<String>, data_dir: &Path) -> CliResult<Self> {
+    /// `ca_cert`: a PEM certificate to trust besides the system's (a self-signed server).
+    pub fn new(
+        server: &str,
+        token: Option<String>,
+        data_dir: &Path,
+        ca_cert: Option<&Path>,
+    ) -> CliResult<Self> {
         let token = match token.filter(|t| !t.trim().is_empty()) {
             Some(t) => t.trim().to_string(),
             None => std::fs::read_to_string(data_dir.join(crate::server::TOKEN_FILE))
@@ -82,8 +91,23 @@ impl Client {
                     )
                 })?,
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                CliError::new(
+                    Exit::Failure,
+                    format!("CA certificate {}: {e}", path.display()),
+                )
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                CliError::new(
+                    Exit::Failure,
+                    format!("CA certificate {}: {e}", path.display()),
+                )
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
             .build()
             .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
         Ok(Self {
@@ -123,6 +147,7 @@ impl Client {
         let exit = match status.as_u16() {
             422 => Exit::Invalid,
             409 => Exit::Conflict,
+            401 | 403 => Exit::Denied,
             _ => Exit::Failure,
         };
         let mut message = value
@@ -154,6 +179,10 @@ impl Client {
 
     pub async fn get(&self, path: &str) -> CliResult<Value> {
         self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Option<Value>) -> CliResult<Value> {
+        self.send(reqwest::Method::POST, path, body).await
     }
 }
 

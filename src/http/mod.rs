@@ -829,7 +829,7 @@ async fn put_app(
         .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
     // A document without a namespace takes the URL's.
     let mut values: Vec<Value> = match body_format(&headers) {
-        Format::Json => match serde_json::from_str::<Value>(text) {
+        Format::Json => match crate::spec::parse::json_value(text) {
             Ok(v) => vec![v],
             Err(e) => {
                 return Err(ApiError::invalid(vec![SpecError {
@@ -868,9 +868,9 @@ async fn patch_app(
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
     let patch: Value = match body_format(&headers) {
-        Format::Json => serde_json::from_str(text)
+        Format::Json => crate::spec::parse::json_value(text)
             .map_err(|e| ApiError::bad_request(format!("patch is not JSON: {e}")))?,
-        Format::Yaml => serde_saphyr::from_str(text)
+        Format::Yaml => crate::spec::parse::from_yaml(text)
             .map_err(|e| ApiError::bad_request(format!("patch is not YAML: {e}")))?,
     };
     if !patch.is_object() {

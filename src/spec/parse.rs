@@ -113,8 +113,162 @@ struct KindProbe {
     kind: Option<serde_json::Value>,
 }
 
+/// Deepest nesting of maps and lists wharf reads; specs need far fewer levels.
+pub const MAX_DEPTH: usize = 32;
+/// Longest single string wharf reads (an env value holding a certificate fits easily).
+pub const MAX_STRING_BYTES: usize = 64 << 10;
+
+/// YAML limits: alias expansion (billion-laughs documents), nesting, node count and scalar
+/// bytes are capped, so hostile input fails fast with an error instead of eating the server.
 fn yaml_options() -> serde_saphyr::Options {
-    serde_saphyr::Options::default()
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_nodes = 100_000;
+    budget.max_documents = 1_000;
+    budget.max_total_scalar_bytes = MAX_INPUT_BYTES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = 100_000;
+    options
+}
+
+/// Refuses strings longer than `MAX_STRING_BYTES`, naming the field.
+fn check_sizes(value: &serde_json::Value, path: &mut String) -> Result<(), SpecError> {
+    match value {
+        serde_json::Value::String(s) if s.len() > MAX_STRING_BYTES => Err(SpecError::field(
+            path.trim_start_matches('.').to_string(),
+            format!(
+                "a string of {} bytes; the limit is {MAX_STRING_BYTES}",
+                s.len()
+            ),
+        )),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_sizes(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                if k.len() > MAX_STRING_BYTES {
+                    return Err(SpecError::field(
+                        path.trim_start_matches('.').to_string(),
+                        format!(
+                            "a key of {} bytes; the limit is {MAX_STRING_BYTES}",
+                            k.len()
+                        ),
+                    ));
+                }
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                check_sizes(v, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// JSON into a value, refusing duplicate keys (serde_json keeps the last one silently) and
+/// nesting deeper than `MAX_DEPTH`.
+pub fn json_value(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::from_str::<Strict>(text).map(|s| s.0)
+}
+
+struct Strict(serde_json::Value);
+
+thread_local! {
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts nesting while a container is read.
+struct Nested;
+
+impl Nested {
+    fn enter<E: serde::de::Error>() -> Result<Nested, E> {
+        let depth = DEPTH.with(|d| {
+            d.set(d.get() + 1);
+            d.get()
+        });
+        if depth > MAX_DEPTH {
+            DEPTH.with(|d| d.set(d.get() - 1));
+            return Err(E::custom(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(Nested)
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let _depth = Nested::enter()?;
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let _depth = Nested::enter()?;
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
 }
 
 /// Reads one YAML document of any type with the same limits as specs (alias expansion,
@@ -160,10 +314,12 @@ fn parse_yaml(text: &str) -> Result<Vec<Parsed>, Vec<SpecError>> {
 fn parse_yaml_document(doc: &str) -> Result<Document, SpecError> {
     let probe: KindProbe = serde_saphyr::from_str_with_options(doc, yaml_options())
         .map_err(|e| saphyr_error(&e, None))?;
-    match kind_of(&probe)? {
+    let document = match kind_of(&probe)? {
         Kind::App => yaml_as::<AppDocument>(doc).map(Document::App),
         Kind::Image => yaml_as::<ImageDocument>(doc).map(Document::Image),
-    }
+    }?;
+    check_sizes(&document.to_value(), &mut String::new())?;
+    Ok(document)
 }
 
 fn yaml_as<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, SpecError> {
@@ -211,7 +367,7 @@ fn saphyr_error(e: &serde_saphyr::Error, path: Option<String>) -> SpecError {
 }
 
 fn parse_json(text: &str) -> Result<Vec<Parsed>, Vec<SpecError>> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+    let value: serde_json::Value = json_value(text).map_err(|e| {
         vec![SpecError {
             line: Some(e.line() as u64),
             column: Some(e.column() as u64),
@@ -255,6 +411,7 @@ fn parse_json_document(value: serde_json::Value) -> Result<Document, SpecError> 
     if !value.is_object() {
         return Err(SpecError::message("a document must be a JSON object"));
     }
+    check_sizes(&value, &mut String::new())?;
     let probe = KindProbe {
         kind: value.get("kind").cloned(),
     };

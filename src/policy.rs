@@ -328,52 +328,48 @@ pub fn check_app(policy: &Policy, app: &AppSpec) -> Result<(), Violation> {
             }
         }
     }
+    let over = |rule, field, what: &str, shown: Option<String>, max: String| {
+        let message = match shown {
+            Some(v) => format!("{v} is above the most {what} one app may have, {max}"),
+            None => format!(
+                "no {what} limit is set; the namespace's policy requires one of at most {max}"
+            ),
+        };
+        Err(too_much(rule, field, message))
+    };
     if let Some(max) = &policy.max_app_memory {
         let max = max.bytes() as i64;
-        match l.memory {
-            Some(m) if m <= max => {}
-            other => {
-                return Err(too_much(
-                    "policy.maxAppMemory",
-                    "spec.resources.memory",
-                    format!(
-                        "{} is above the largest allowed memory limit of one app, {}",
-                        other.map_or("no limit".to_string(), bytes),
-                        bytes(max)
-                    ),
-                ));
-            }
+        if !l.memory.is_some_and(|m| m <= max) {
+            return over(
+                "policy.maxAppMemory",
+                "spec.resources.memory",
+                "memory",
+                l.memory.map(bytes),
+                bytes(max),
+            );
         }
     }
-    if let Some(max) = policy.max_app_cpus {
-        match l.nano_cpus {
-            Some(n) if n as f64 / 1e9 <= max + 1e-9 => {}
-            other => {
-                return Err(too_much(
-                    "policy.maxAppCpus",
-                    "spec.resources.cpus",
-                    format!(
-                        "{} is above the most CPUs one app may have, {max}",
-                        other.map_or("no limit".to_string(), |n| format!("{}", n as f64 / 1e9))
-                    ),
-                ));
-            }
-        }
+    if let Some(max) = policy.max_app_cpus
+        && !l.nano_cpus.is_some_and(|n| n as f64 / 1e9 <= max + 1e-9)
+    {
+        return over(
+            "policy.maxAppCpus",
+            "spec.resources.cpus",
+            "CPUs",
+            l.nano_cpus.map(|n| format!("{}", n as f64 / 1e9)),
+            max.to_string(),
+        );
     }
-    if let Some(max) = policy.max_app_pids {
-        match l.pids {
-            Some(p) if p > 0 && p <= max => {}
-            other => {
-                return Err(too_much(
-                    "policy.maxAppPids",
-                    "spec.resources.pids",
-                    format!(
-                        "{} is above the most processes one app may have, {max}",
-                        other.map_or("no limit".to_string(), |p| p.to_string())
-                    ),
-                ));
-            }
-        }
+    if let Some(max) = policy.max_app_pids
+        && !l.pids.is_some_and(|p| p > 0 && p <= max)
+    {
+        return over(
+            "policy.maxAppPids",
+            "spec.resources.pids",
+            "processes",
+            l.pids.map(|p| p.to_string()),
+            max.to_string(),
+        );
     }
     Ok(())
 }

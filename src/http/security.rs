@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{Extension, MatchedPath, OriginalUri, RawPathParams, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -75,7 +75,11 @@ pub async fn authenticate(
         }
     };
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    // Inside the nested API router the URI has lost its `/api/v1` prefix.
+    let path = request.extensions().get::<OriginalUri>().map_or_else(
+        || request.uri().path().to_string(),
+        |u| u.path().to_string(),
+    );
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -15,18 +15,29 @@ use wharf::images::ImageService;
 use wharf::images::registry::RegistryClient;
 use wharf::reconcile::{Controller, ControllerConfig, Health};
 use wharf::runtime::fake::FakeRuntime;
-use wharf::store::Store;
+use wharf::store::{Admission, Store};
 
 const TOKEN: &str = "test-token";
 
+mod security;
+
 struct Api {
     app: axum::Router,
+    store: Store,
     _dir: tempfile::TempDir,
 }
 
 async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db.sqlite")).await.unwrap();
+    // The fake engine's host has 8 GiB; apps may declare 90 % of it, as `wharf serve` defaults.
+    let store = Store::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap()
+        .with_admission(Admission {
+            host_memory: wharf::runtime::fake::FAKE_HOST_MEMORY,
+            host_memory_percent: 90,
+            ..Admission::default()
+        });
     let runtime: Arc<FakeRuntime> = Arc::new(FakeRuntime::default());
     let images = ImageService::new(
         runtime.clone(),
@@ -39,6 +50,7 @@ async fn api() -> Api {
         ControllerConfig::default(),
         Arc::clone(&wake),
     );
+    let store_handle = store.clone();
     let state = ApiState {
         store,
         runtime,
@@ -53,6 +65,7 @@ async fn api() -> Api {
     };
     Api {
         app: router(state),
+        store: store_handle,
         _dir: dir,
     }
 }
@@ -106,45 +119,6 @@ fn assert_error_shape(body: &Value, code: u16, reason: &str) {
         body["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{body}"
     );
-}
-
-#[tokio::test]
-async fn every_api_route_needs_the_token() {
-    let api = api().await;
-    for (method, path) in [
-        ("GET", "/api/v1/apps"),
-        ("POST", "/api/v1/apply"),
-        ("GET", "/api/v1/namespaces/demo/apps"),
-        ("GET", "/api/v1/namespaces/demo/apps/web"),
-        ("PUT", "/api/v1/namespaces/demo/apps/web"),
-        ("PATCH", "/api/v1/namespaces/demo/apps/web"),
-        ("DELETE", "/api/v1/namespaces/demo/apps/web"),
-        ("GET", "/api/v1/namespaces/demo/apps/web/events"),
-        ("POST", "/api/v1/namespaces/demo/apps/web/restart"),
-        ("POST", "/api/v1/namespaces/demo/apps/web/kill"),
-        ("POST", "/api/v1/namespaces/demo/apps/web/hard-reset"),
-        ("GET", "/api/v1/namespaces/demo/apps/web/inspect"),
-        ("GET", "/api/v1/namespaces/demo/apps/web/logs"),
-        ("POST", "/api/v1/namespaces/demo/apps/web/git/head"),
-        ("GET", "/api/v1/namespaces/demo/users"),
-        ("GET", "/api/v1/namespaces/demo/apps/web/stats"),
-        ("GET", "/api/v1/namespaces/demo/apps/web/uptime"),
-        ("GET", "/api/v1/host/stats"),
-        ("GET", "/api/v1/host/stats/history"),
-        ("GET", "/api/v1/sources"),
-    ] {
-        for token in [None, Some("wrong")] {
-            let (status, body) = api.call(method, path, "application/json", "", token).await;
-            assert_eq!(
-                status,
-                StatusCode::UNAUTHORIZED,
-                "{method} {path} with {token:?}"
-            );
-            assert_error_shape(&body, 401, "Unauthorized");
-        }
-    }
-    let (status, _) = api.call("GET", "/healthz", "text/plain", "", None).await;
-    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -339,7 +339,7 @@ pub fn check_app(policy: &Policy, app: &AppSpec) -> Result<(), Violation> {
     };
     if let Some(max) = &policy.max_app_memory {
         let max = max.bytes() as i64;
-        if !l.memory.is_some_and(|m| m <= max) {
+        if l.memory.is_none_or(|m| m > max) {
             return over(
                 "policy.maxAppMemory",
                 "spec.resources.memory",

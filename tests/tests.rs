@@ -11,6 +11,7 @@
 //! - `api`: the REST API through `router(state)` (no socket): auth, 409, 413, 422, selectors.
 //! - `control_loop`: the loop against the recording fake runtime: outages, wedged calls.
 //! - `artifacts`: committed JSON Schemas and example specs are current and valid.
+//! - `security`: image approval, policy and HTTPS against the real engine and the CLI.
 //! - `hostile`: alias bombs, deep nesting, huge strings, duplicate keys and a property run over
 //!   the spec reader and validator.
 
@@ -24,4 +25,5 @@ mod control_loop;
 mod hostile;
 mod images;
 mod lifecycle;
+mod security;
 mod stats;

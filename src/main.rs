@@ -395,6 +395,9 @@ struct SecurityFlags {
     /// Apps may together declare at most this percent of the host's memory (0: no check).
     #[arg(long, default_value_t = wharf::policy::DEFAULT_HOST_MEMORY_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
     host_memory_admission: u8,
+    /// How long audit log entries are kept.
+    #[arg(long, default_value = "365d", value_parser = humantime::parse_duration)]
+    audit_retention: Duration,
 }
 
 impl SecurityFlags {
@@ -578,6 +581,7 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
             .map(|(cert, key)| TlsFiles { cert, key }),
         policy: security.policy()?,
         host_memory_percent: security.host_memory_admission,
+        audit_retention: security.audit_retention,
     };
     let server = Server::start(config).await?;
     tracing::info!(token_file = %args.data.join(wharf::server::TOKEN_FILE).display(), "ready");

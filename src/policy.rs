@@ -537,3 +537,117 @@ pub fn check_host_memory(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(memory: i64) -> Usage {
+        Usage {
+            memory,
+            active: true,
+            ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn host_paths_match_whole_components() {
+        assert!(inside("/srv/demo/www", "/srv/demo"));
+        assert!(inside("/srv/demo", "/srv/demo/"));
+        assert!(!inside("/srv/demox", "/srv/demo"));
+        assert!(!inside("/etc", "/srv"));
+    }
+
+    #[test]
+    fn a_namespace_override_replaces_fields_one_by_one() {
+        let base = Policy {
+            allow_privileged: Some(false),
+            max_app_cpus: Some(2.0),
+            quota: Some(Quota {
+                memory: Some(ByteQuantity::parse("8Gi").expect("quantity")),
+                apps: Some(10),
+                ..Quota::default()
+            }),
+            ..Policy::default()
+        };
+        let over = Policy {
+            allow_privileged: Some(true),
+            quota: Some(Quota {
+                apps: Some(3),
+                ..Quota::default()
+            }),
+            ..Policy::default()
+        };
+        let merged = base.overridden_by(&over);
+        assert_eq!(merged.allow_privileged, Some(true));
+        assert_eq!(merged.max_app_cpus, Some(2.0));
+        let quota = merged.quota.expect("quota");
+        assert_eq!(quota.apps, Some(3));
+        assert_eq!(quota.memory.map(|m| m.bytes()), Some(8 << 30));
+    }
+
+    #[test]
+    fn only_growth_over_a_quota_is_refused() {
+        let policy = Policy {
+            quota: Some(Quota {
+                memory: Some(ByteQuantity::parse("1Gi").expect("quantity")),
+                ..Quota::default()
+            }),
+            ..Policy::default()
+        };
+        let others = Totals {
+            memory: 900 << 20,
+            apps: 1,
+            ..Totals::default()
+        };
+        let refused = check_quota(&policy, "demo", &others, None, &usage(200 << 20))
+            .expect_err("over the quota");
+        assert_eq!(
+            (refused.rule, refused.status),
+            ("quota.memory", StatusCode::UNPROCESSABLE_ENTITY)
+        );
+        // Already over (the quota was tightened): shrinking passes, growing does not.
+        assert!(
+            check_quota(
+                &policy,
+                "demo",
+                &others,
+                Some(&usage(300 << 20)),
+                &usage(200 << 20)
+            )
+            .is_ok()
+        );
+        assert!(
+            check_quota(
+                &policy,
+                "demo",
+                &others,
+                Some(&usage(200 << 20)),
+                &usage(300 << 20)
+            )
+            .is_err()
+        );
+        assert!(
+            check_host_memory(1 << 30, 90, &Totals::default(), None, &usage(900 << 20)).is_ok()
+        );
+        let host = check_host_memory(1 << 30, 90, &Totals::default(), None, &usage(1000 << 20))
+            .expect_err("above 90 %");
+        assert_eq!(host.rule, "admission.hostMemory");
+        assert!(check_host_memory(1 << 30, 0, &Totals::default(), None, &usage(4 << 30)).is_ok());
+    }
+
+    #[test]
+    fn policy_documents_are_checked() {
+        let bad = Policy {
+            allowed_host_paths: Some(vec!["/srv/../etc".into()]),
+            ..Policy::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = Policy {
+            max_app_cpus: Some(-1.0),
+            ..Policy::default()
+        };
+        assert!(bad.validate().is_err());
+        assert!(Policy::default().validate().is_ok());
+    }
+}

@@ -45,6 +45,8 @@ pub struct ServeConfig {
     pub policy: Policy,
     /// Apps may together declare at most this percent of the host's memory (0: no check).
     pub host_memory_percent: u8,
+    /// How long audit entries are kept.
+    pub audit_retention: Duration,
 }
 
 /// A PEM certificate chain and its private key.
@@ -68,6 +70,7 @@ impl ServeConfig {
             tls: None,
             policy: Policy::default(),
             host_memory_percent: DEFAULT_HOST_MEMORY_PERCENT,
+            audit_retention: Duration::from_secs(365 * 86400),
         }
     }
 }
@@ -144,6 +147,26 @@ async fn host_memory(runtime: &dyn Runtime) -> i64 {
     }
 }
 
+/// Drops audit entries older than `retention`, at start and hourly.
+fn spawn_audit_pruning(store: Store, retention: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let Ok(age) = chrono::Duration::from_std(retention) else {
+                return;
+            };
+            let before =
+                (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            match store.prune_audit(&before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "pruned the audit log"),
+                Err(e) => tracing::warn!("pruning the audit log: {e}"),
+            }
+        }
+    })
+}
+
 /// Bearer tokens cross the network in clear text without TLS: say so where nobody can miss it.
 fn warn_plain_http(addr: SocketAddr) {
     let line = "!".repeat(78);
@@ -208,6 +231,7 @@ impl Server {
             ));
         }
         tasks.extend(controller.spawn());
+        tasks.push(spawn_audit_pruning(store.clone(), config.audit_retention));
         let sampler = Sampler::new(
             store.clone(),
             Arc::clone(&runtime),

@@ -213,6 +213,15 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes audit entries older than `before` (RFC 3339); returns how many.
+    pub async fn prune_audit(&self, before: &str) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM audit WHERE time < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT * FROM audit WHERE (?1 IS NULL OR token_id = ?1) AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR time >= ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
@@ -309,17 +318,6 @@ impl Store {
         rows.iter().map(Self::row_to_request).collect()
     }
 
-    /// The newest request for each of these references.
-    pub async fn latest_image_request(&self, reference: &str) -> StoreResult<Option<ImageRequest>> {
-        let row = sqlx::query(
-            "SELECT * FROM image_requests WHERE reference = ? ORDER BY id DESC LIMIT 1",
-        )
-        .bind(reference)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::row_to_request).transpose()
-    }
-
     /// Decides a pending request; 409 when it was already decided.
     pub async fn decide_image_request(
         &self,
@@ -368,20 +366,6 @@ impl Store {
                 .await?;
         text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt("namespace policy", e)))
             .transpose()
-    }
-
-    pub async fn namespace_policies(&self) -> StoreResult<Vec<(String, serde_json::Value)>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT namespace, policy FROM namespace_policies ORDER BY namespace")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter()
-            .map(|(ns, text)| {
-                let value =
-                    serde_json::from_str(&text).map_err(|e| corrupt("namespace policy", e))?;
-                Ok((ns, value))
-            })
-            .collect()
     }
 
     pub async fn set_namespace_policy(

@@ -12,13 +12,7 @@ use super::{Api, TOKEN, api, app, assert_error_shape};
 
 async fn token(api: &Api, grants: &[(&str, Role)], expires_at: Option<&str>) -> (String, String) {
     let (id, secret) = new_token();
-    let grants: Vec<Grant> = grants
-        .iter()
-        .map(|(ns, role)| Grant {
-            namespace: ns.to_string(),
-            role: *role,
-        })
-        .collect();
+    let grants = principal(grants).grants;
     api.store
         .create_token(
             &id,
@@ -31,6 +25,11 @@ async fn token(api: &Api, grants: &[(&str, Role)], expires_at: Option<&str>) -> 
         .await
         .unwrap();
     (id, secret)
+}
+
+/// Applies `app(name, extra)` with the admin token.
+async fn apply(api: &Api, name: &str, extra: &str) -> (StatusCode, Value) {
+    api.send("POST", "/api/v1/apply", &app(name, extra)).await
 }
 
 fn principal(grants: &[(&str, Role)]) -> Principal {
@@ -228,7 +227,7 @@ async fn an_image_in_a_bundle_needs_an_admin_of_every_namespace() {
         "nothing written"
     );
     // The list of all apps shows only the namespaces a token may read.
-    let (status, _) = api.send("POST", "/api/v1/apply", &app("web", "")).await;
+    let (status, _) = apply(&api, "web", "").await;
     assert_eq!(status, StatusCode::OK);
     let other = app("x", "").replace("namespace: demo", "namespace: other");
     api.send("POST", "/api/v1/apply", &other).await;
@@ -362,49 +361,35 @@ async fn policy_and_quota_refusals_name_their_rule() {
             "spec.capabilities.add[1]",
         ),
     ] {
-        let (status, body) = api.send("POST", "/api/v1/apply", &app("p", extra)).await;
+        let (status, body) = apply(&api, "p", extra).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{extra}: {body}");
         assert_eq!(body["reason"], "PolicyViolation");
         refused(&body, 403, rule, field);
     }
     // Docker's default capabilities may be added; dropping is always allowed.
-    let (status, body) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app("caps", "  capabilities: {add: [cap_chown], drop: [ALL]}\n"),
-        )
-        .await;
+    let (status, body) = apply(
+        &api,
+        "caps",
+        "  capabilities: {add: [cap_chown], drop: [ALL]}\n",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // 90 % of the (fake) 8 GiB host: 7.2 GiB across all apps.
-    let (status, _) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app("big", "  resources: {memory: 6Gi}\n"),
-        )
-        .await;
+    let (status, _) = apply(&api, "big", "  resources: {memory: 6Gi}\n").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app("more", "  resources: {memory: 2Gi}\n"),
-        )
-        .await;
+    let (status, body) = apply(&api, "more", "  resources: {memory: 2Gi}\n").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["reason"], "QuotaExceeded");
     refused(&body, 422, "admission.hostMemory", "spec.resources.memory");
     assert!(body["message"].as_str().unwrap().contains("90%"), "{body}");
     // A stopped app holds no memory; starting it is checked again.
-    let (status, _) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app("more", "  state: stopped\n  resources: {memory: 2Gi}\n"),
-        )
-        .await;
+    let (status, _) = apply(
+        &api,
+        "more",
+        "  state: stopped\n  resources: {memory: 2Gi}\n",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = api
         .call(
@@ -417,13 +402,7 @@ async fn policy_and_quota_refusals_name_their_rule() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // Shrinking is never refused.
-    let (status, _) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app("big", "  resources: {memory: 5Gi}\n"),
-        )
-        .await;
+    let (status, _) = apply(&api, "big", "  resources: {memory: 5Gi}\n").await;
     assert_eq!(status, StatusCode::OK);
 
     // A namespace override: allow privileged and one host path in `demo`; cap its memory.
@@ -437,58 +416,28 @@ async fn policy_and_quota_refusals_name_their_rule() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = api
-        .send("POST", "/api/v1/apply", &app("p", "  privileged: true\n  volumes:\n    - {hostPath: /srv/demo/www, mountPath: /www}\n  resources: {memory: 512Mi}\n"))
-        .await;
+    let (status, body) = apply(&api, "p", "  privileged: true\n  volumes:\n    - {hostPath: /srv/demo/www, mountPath: /www}\n  resources: {memory: 512Mi}\n").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app(
-                "q",
-                "  volumes:\n    - {hostPath: /srv/demox, mountPath: /x}\n",
-            ),
-        )
-        .await;
+    let (status, body) = apply(
+        &api,
+        "q",
+        "  volumes:\n    - {hostPath: /srv/demox, mountPath: /x}\n",
+    )
+    .await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
         "a sibling directory is not inside: {body}"
     );
-    let (status, body) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app("q", "  resources: {memory: 2Gi}\n"),
-        )
-        .await;
+    let (status, body) = apply(&api, "q", "  resources: {memory: 2Gi}\n").await;
     refused(&body, 422, "policy.maxAppMemory", "spec.resources.memory");
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     // big (5Gi) + p (512Mi) leave room for 128Mi of the 5760Mi quota (stopped apps count 0).
-    let (_, body) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app("q", "  resources: {memory: 256Mi}\n"),
-        )
-        .await;
+    let (_, body) = apply(&api, "q", "  resources: {memory: 256Mi}\n").await;
     refused(&body, 422, "quota.memory", "spec.resources.memory");
-    let (status, _) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app("q", "  resources: {memory: 128Mi}\n"),
-        )
-        .await;
+    let (status, _) = apply(&api, "q", "  resources: {memory: 128Mi}\n").await;
     assert_eq!(status, StatusCode::OK);
-    let (_, body) = api
-        .send(
-            "POST",
-            "/api/v1/apply",
-            &app("r", "  resources: {memory: 64Mi}\n"),
-        )
-        .await;
+    let (_, body) = apply(&api, "r", "  resources: {memory: 64Mi}\n").await;
     refused(&body, 422, "quota.apps", "metadata.name");
     // Another namespace keeps the server's policy.
     let other = app("p", "  privileged: true\n").replace("namespace: demo", "namespace: other");

@@ -475,6 +475,8 @@ async fn apply_bundle(
     let docs = read_documents(headers, &bytes)?;
     authorize_bundle(principal, &docs)?;
     if query.dry_run {
+        // A dry run answers the refusals the write would get.
+        state.store.check_apply(&items(&docs), SOURCE_API).await?;
         return dry_run(state, &docs).await.map(|v| Json(v).into_response());
     }
     let results = state.store.apply(&items(&docs), SOURCE_API).await?;

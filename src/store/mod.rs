@@ -853,6 +853,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs every check `apply` would (ownership, resourceVersion, host ports, policy, quotas)
+    /// and writes nothing: the transaction is rolled back.
+    pub async fn check_apply(&self, items: &[WriteItem], source: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let mut book = None;
+        for item in items {
+            self.write_in(&mut tx, item, source, None, &mut book)
+                .await?;
+        }
+        tx.rollback().await?;
+        Ok(())
+    }
+
     /// Marks an object for deletion (the loop removes its container, then forgets it).
     /// `source` must own it; `expected_rv` is an optional precondition.
     pub async fn delete(

@@ -366,6 +366,30 @@ async fn policy_and_quota_refusals_name_their_rule() {
         assert_eq!(body["reason"], "PolicyViolation");
         refused(&body, 403, rule, field);
     }
+    // A dry run answers the same refusal, and still writes nothing.
+    let (status, body) = api
+        .send(
+            "POST",
+            "/api/v1/apply?dryRun=true",
+            &app("p", "  privileged: true\n"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    refused(&body, 403, "policy.allowPrivileged", "spec.privileged");
+    let (status, body) = api
+        .send("POST", "/api/v1/apply?dryRun=true", &app("p", ""))
+        .await;
+    assert_eq!(
+        (status, &body["items"][0]["result"]),
+        (StatusCode::OK, &json!("created"))
+    );
+    assert!(
+        api.store
+            .list(wharf::spec::Kind::App, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Docker's default capabilities may be added; dropping is always allowed.
     let (status, body) = apply(
         &api,

@@ -1417,6 +1417,43 @@ mod tests {
     }
 
     #[test]
+    fn unapproved_images_are_not_created_and_approval_lets_them_through() {
+        let mut d = desired_with(spec(""));
+        d.require_approved_images = true;
+        let now = Instant::now();
+        let key = d.apps.keys().next().unwrap().clone();
+        let p = plan(&d, &observed(vec![]), now);
+        assert!(steps_of(&p, &key).is_empty());
+        assert_eq!(p.apps[&key].waiting_reason, Some(IMAGE_NOT_APPROVED));
+        let why = p.apps[&key].waiting.clone().unwrap_or_default();
+        assert!(why.contains("wharf images request busybox:1"), "{why}");
+        // A pending request is named; a running container of an unapproved image is left alone.
+        d.image_requests.insert(
+            "docker.io/library/busybox:1".into(),
+            ImageRequest {
+                id: 4,
+                reference: "docker.io/library/busybox:1".into(),
+                reason: String::new(),
+                requested_by: "tok_a".into(),
+                requested_at: String::new(),
+                state: REQUEST_PENDING.into(),
+                decided_by: None,
+                decided_at: None,
+                message: String::new(),
+            },
+        );
+        let p = plan(&d, &observed(vec![]), now);
+        let why = p.apps[&key].waiting.clone().unwrap_or_default();
+        assert!(why.contains("wharf images approve 4"), "{why}");
+        let running = container_for(&d, ContainerState::Running);
+        assert!(steps_of(&plan(&d, &observed(vec![running]), now), &key).is_empty());
+        d.images.insert(image_key(), image_object("busybox:1", ""));
+        let p = plan(&d, &observed(vec![]), now);
+        assert_eq!(steps_of(&p, &key), ["Created", "Started"]);
+        assert_eq!(p.apps[&key].waiting_reason, None);
+    }
+
+    #[test]
     fn a_missing_image_is_pulled_before_create_unless_never() {
         let mut d = desired_with(spec(""));
         let empty = Observed::default();

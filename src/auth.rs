@@ -68,14 +68,22 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn admin() -> Self {
+    /// A principal holding `role` in each listed namespace.
+    pub fn with_grants(token_id: &str, grants: &[(&str, Role)]) -> Self {
         Self {
-            token_id: ADMIN_TOKEN_ID.to_string(),
-            grants: vec![Grant {
-                namespace: ALL_NAMESPACES.to_string(),
-                role: Role::Admin,
-            }],
+            token_id: token_id.to_string(),
+            grants: grants
+                .iter()
+                .map(|(namespace, role)| Grant {
+                    namespace: namespace.to_string(),
+                    role: *role,
+                })
+                .collect(),
         }
+    }
+
+    pub fn admin() -> Self {
+        Self::with_grants(ADMIN_TOKEN_ID, &[(ALL_NAMESPACES, Role::Admin)])
     }
 
     /// The highest role this principal has in `namespace`.
@@ -170,16 +178,7 @@ mod tests {
     use super::*;
 
     fn principal(grants: &[(&str, Role)]) -> Principal {
-        Principal {
-            token_id: "tok_test".into(),
-            grants: grants
-                .iter()
-                .map(|(ns, role)| Grant {
-                    namespace: ns.to_string(),
-                    role: *role,
-                })
-                .collect(),
-        }
+        Principal::with_grants("tok_test", grants)
     }
 
     #[test]

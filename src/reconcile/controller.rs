@@ -369,7 +369,13 @@ impl Controller {
         };
         let now = Instant::now();
         let (mut desired, by_uid) = self.desired(&records, now);
-        if desired.require_approved_images {
+        // The requests only word the condition of an app whose image is not approved; a pass
+        // where every image is declared reads none.
+        let unapproved = desired
+            .apps
+            .values()
+            .any(|a| desired.unapproved(&a.spec.container.image).is_some());
+        if unapproved {
             match self.store.image_requests(None, None).await {
                 // Newest first: keep the first seen per reference.
                 Ok(requests) => {

@@ -521,4 +521,48 @@ mod tests {
                 .is_empty()
         );
     }
+
+    #[tokio::test]
+    async fn audit_entries_are_filtered_and_pruned_by_age() {
+        let (_dir, store) = store().await;
+        let entry = |token_id| NewAudit {
+            token_id,
+            method: "POST",
+            route: "/api/v1/apply",
+            path: "/api/v1/apply",
+            namespace: Some("demo"),
+            status: 200,
+            result: "applied",
+        };
+        store.record_audit(&entry("tok_a")).await.expect("record");
+        store.record_audit(&entry("tok_b")).await.expect("record");
+        let query = |token_id: Option<&str>| AuditQuery {
+            token_id: token_id.map(str::to_string),
+            limit: 10,
+            ..AuditQuery::default()
+        };
+        assert_eq!(
+            store
+                .audit(&query(Some("tok_a")))
+                .await
+                .expect("read")
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .prune_audit("2000-01-01T00:00:00Z")
+                .await
+                .expect("prune"),
+            0
+        );
+        assert_eq!(
+            store
+                .prune_audit("2999-01-01T00:00:00Z")
+                .await
+                .expect("prune"),
+            2
+        );
+        assert!(store.audit(&query(None)).await.expect("read").is_empty());
+    }
 }

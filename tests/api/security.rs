@@ -5,7 +5,7 @@
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use wharf::auth::{Grant, Need, Principal, Role, new_token, token_digest};
+use wharf::auth::{Need, Principal, Role, new_token, token_digest};
 use wharf::http::api_routes;
 
 use super::{Api, TOKEN, api, app, assert_error_shape};
@@ -33,16 +33,19 @@ async fn apply(api: &Api, name: &str, extra: &str) -> (StatusCode, Value) {
 }
 
 fn principal(grants: &[(&str, Role)]) -> Principal {
-    Principal {
-        token_id: "t".into(),
-        grants: grants
-            .iter()
-            .map(|(ns, role)| Grant {
-                namespace: ns.to_string(),
-                role: *role,
-            })
-            .collect(),
-    }
+    Principal::with_grants("t", grants)
+}
+
+/// A JSON request with `token`.
+async fn call_as(
+    api: &Api,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (StatusCode, Value) {
+    api.call(method, path, "application/json", body, Some(token))
+        .await
 }
 
 /// A concrete request for a route template in namespace `ns`.
@@ -232,9 +235,7 @@ async fn an_image_in_a_bundle_needs_an_admin_of_every_namespace() {
     let other = app("x", "").replace("namespace: demo", "namespace: other");
     api.send("POST", "/api/v1/apply", &other).await;
     let (_, viewer) = token(&api, &[("other", Role::Viewer)], None).await;
-    let (_, list) = api
-        .call("GET", "/api/v1/apps", "application/json", "", Some(&viewer))
-        .await;
+    let (_, list) = call_as(&api, &viewer, "GET", "/api/v1/apps", "").await;
     let names: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
@@ -263,15 +264,7 @@ async fn tokens_are_created_shown_once_used_and_revoked_through_the_api() {
         created["expiresAt"].as_str().unwrap().starts_with("20"),
         "{created}"
     );
-    let (_, me) = api
-        .call(
-            "GET",
-            "/api/v1/whoami",
-            "application/json",
-            "",
-            Some(&secret),
-        )
-        .await;
+    let (_, me) = call_as(&api, &secret, "GET", "/api/v1/whoami", "").await;
     assert_eq!(me["tokenId"], id.as_str());
     // The list never shows a secret, and the database holds only its digest.
     let (_, list) = api.send("GET", "/api/v1/tokens", "").await;
@@ -291,15 +284,7 @@ async fn tokens_are_created_shown_once_used_and_revoked_through_the_api() {
         .send("DELETE", &format!("/api/v1/tokens/{id}"), "")
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = api
-        .call(
-            "GET",
-            "/api/v1/whoami",
-            "application/json",
-            "",
-            Some(&secret),
-        )
-        .await;
+    let (status, body) = call_as(&api, &secret, "GET", "/api/v1/whoami", "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
         body["message"].as_str().unwrap().contains("revoked"),
@@ -311,15 +296,7 @@ async fn tokens_are_created_shown_once_used_and_revoked_through_the_api() {
         r#"{"grants": [{"namespace": "demo", "role": "root"}]}"#,
         r#"{"grants": [{"namespace": "demo", "role": "viewer"}], "expiresIn": "soon"}"#,
     ] {
-        let (status, body) = api
-            .call(
-                "POST",
-                "/api/v1/tokens",
-                "application/json",
-                bad,
-                Some(TOKEN),
-            )
-            .await;
+        let (status, body) = call_as(&api, TOKEN, "POST", "/api/v1/tokens", bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
 }
@@ -415,15 +392,14 @@ async fn policy_and_quota_refusals_name_their_rule() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = api
-        .call(
-            "PATCH",
-            "/api/v1/namespaces/demo/apps/more",
-            "application/json",
-            r#"{"spec": {"state": "running"}}"#,
-            Some(TOKEN),
-        )
-        .await;
+    let (status, body) = call_as(
+        &api,
+        TOKEN,
+        "PATCH",
+        "/api/v1/namespaces/demo/apps/more",
+        r#"{"spec": {"state": "running"}}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // Shrinking is never refused.
     let (status, _) = apply(&api, "big", "  resources: {memory: 5Gi}\n").await;
@@ -470,15 +446,14 @@ async fn policy_and_quota_refusals_name_their_rule() {
     let (_, shown) = api.send("GET", "/api/v1/namespaces/demo/policy", "").await;
     assert_eq!(shown["effective"]["allowPrivileged"], true, "{shown}");
     assert_eq!(shown["hostMemoryAdmission"]["percent"], 90);
-    let (status, body) = api
-        .call(
-            "PUT",
-            "/api/v1/namespaces/demo/policy",
-            "application/json",
-            r#"{"allowPrivilegd": true}"#,
-            Some(TOKEN),
-        )
-        .await;
+    let (status, body) = call_as(
+        &api,
+        TOKEN,
+        "PUT",
+        "/api/v1/namespaces/demo/policy",
+        r#"{"allowPrivilegd": true}"#,
+    )
+    .await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,
@@ -492,52 +467,27 @@ async fn image_requests_are_made_by_editors_and_decided_by_admins() {
     let (editor_id, editor) = token(&api, &[("demo", Role::Editor)], None).await;
     let (_, viewer) = token(&api, &[("demo", Role::Viewer)], None).await;
     let body = r#"{"ref": "busybox:1.36", "reason": "shell tools"}"#;
-    let (status, _) = api
-        .call(
-            "POST",
-            "/api/v1/image-requests",
-            "application/json",
-            body,
-            Some(&viewer),
-        )
-        .await;
+    let (status, _) = call_as(&api, &viewer, "POST", "/api/v1/image-requests", body).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a viewer cannot request");
-    let (status, request) = api
-        .call(
-            "POST",
-            "/api/v1/image-requests",
-            "application/json",
-            body,
-            Some(&editor),
-        )
-        .await;
+    let (status, request) = call_as(&api, &editor, "POST", "/api/v1/image-requests", body).await;
     assert_eq!(status, StatusCode::CREATED, "{request}");
     assert_eq!(request["ref"], "docker.io/library/busybox:1.36");
     assert_eq!(request["requestedBy"], editor_id.as_str());
     let id = request["id"].as_i64().unwrap();
-    let (status, again) = api
-        .call(
-            "POST",
-            "/api/v1/image-requests",
-            "application/json",
-            body,
-            Some(&editor),
-        )
-        .await;
+    let (status, again) = call_as(&api, &editor, "POST", "/api/v1/image-requests", body).await;
     assert_eq!(
         (status, again["id"].as_i64()),
         (StatusCode::OK, Some(id)),
         "pending one reused"
     );
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/v1/image-requests/{id}/approve"),
-            "application/json",
-            "",
-            Some(&editor),
-        )
-        .await;
+    let (status, _) = call_as(
+        &api,
+        &editor,
+        "POST",
+        &format!("/api/v1/image-requests/{id}/approve"),
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, approved) = api
         .send("POST", &format!("/api/v1/image-requests/{id}/approve"), "")
@@ -552,26 +502,17 @@ async fn image_requests_are_made_by_editors_and_decided_by_admins() {
         .send("POST", &format!("/api/v1/image-requests/{id}/reject"), "")
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "decided once");
-    let (_, already) = api
-        .call(
-            "POST",
-            "/api/v1/image-requests",
-            "application/json",
-            body,
-            Some(&editor),
-        )
-        .await;
+    let (_, already) = call_as(&api, &editor, "POST", "/api/v1/image-requests", body).await;
     assert_eq!(already["state"], "Approved");
     // Rejections carry their message; editors see their own requests.
-    let (_, second) = api
-        .call(
-            "POST",
-            "/api/v1/image-requests",
-            "application/json",
-            r#"{"ref": "nginx"}"#,
-            Some(&editor),
-        )
-        .await;
+    let (_, second) = call_as(
+        &api,
+        &editor,
+        "POST",
+        "/api/v1/image-requests",
+        r#"{"ref": "nginx"}"#,
+    )
+    .await;
     let id2 = second["id"].as_i64().unwrap();
     let (_, rejected) = api
         .send(
@@ -581,15 +522,7 @@ async fn image_requests_are_made_by_editors_and_decided_by_admins() {
         )
         .await;
     assert_eq!(rejected["state"], "Rejected");
-    let (_, mine) = api
-        .call(
-            "GET",
-            "/api/v1/image-requests",
-            "application/json",
-            "",
-            Some(&editor),
-        )
-        .await;
+    let (_, mine) = call_as(&api, &editor, "GET", "/api/v1/image-requests", "").await;
     assert_eq!(mine["items"].as_array().unwrap().len(), 2);
     let (status, _) = api
         .send("POST", "/api/v1/image-requests/abc/approve", "")
@@ -622,6 +555,29 @@ async fn every_write_is_audited_with_who_what_and_the_result() {
     call("POST", "/api/v1/apply", app("bad", "  privileged: true\n")).await;
     call("DELETE", "/api/v1/namespaces/demo/apps/web", String::new()).await;
     call("GET", "/api/v1/namespaces/demo/apps", String::new()).await;
+    // A write without a valid token only reaches the log.
+    api.call(
+        "POST",
+        "/api/v1/apply",
+        "application/yaml",
+        &app("x", ""),
+        None,
+    )
+    .await;
+    api.call(
+        "POST",
+        "/api/v1/apply",
+        "application/yaml",
+        &app("x", ""),
+        Some("wharf_nope"),
+    )
+    .await;
+    let (_, everything) = api.send("GET", "/api/v1/audit", "").await;
+    assert_eq!(
+        everything["items"].as_array().unwrap().len(),
+        5,
+        "{everything}"
+    );
     let (status, audit) = api
         .send("GET", &format!("/api/v1/audit?token={editor_id}"), "")
         .await;
@@ -657,15 +613,7 @@ async fn every_write_is_audited_with_who_what_and_the_result() {
     }
     assert_eq!(items[0]["route"], "/api/v1/namespaces/{ns}/apps/{name}");
     assert_eq!(items[0]["namespace"], "demo");
-    let (status, _) = api
-        .call(
-            "GET",
-            "/api/v1/audit",
-            "application/json",
-            "",
-            Some(&editor),
-        )
-        .await;
+    let (status, _) = call_as(&api, &editor, "GET", "/api/v1/audit", "").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "the audit log is for admins");
     let (status, filtered) = api
         .send("GET", "/api/v1/audit?namespace=other&limit=1", "")

@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use crate::images::{created_from, find_local};
 use crate::reconcile::plan::ObservedContainer;
 use crate::reconcile::status::{unix_rfc3339, users};
+use crate::runtime::image_match::{created_from, find_local};
 use crate::runtime::{RuntimeError, labels};
 use crate::spec::validate::{AppKey, check_name};
 use crate::spec::{ImageSpec, Kind};

@@ -21,12 +21,10 @@ use super::{ApiState, body, body_format};
 use crate::auth::{
     ALL_NAMESPACES, Grant, Need, Principal, Role, digests_equal, new_token, token_digest,
 };
-use crate::spec::image::canonical_reference;
+use crate::spec::image::{RequestState, canonical_reference};
 use crate::spec::validate::{AppKey, check_name, check_namespace};
 use crate::spec::{Format, Kind, parse_values, validate_bundle};
-use crate::store::security::{
-    AuditQuery, NewAudit, REQUEST_APPROVED, REQUEST_PENDING, REQUEST_REJECTED, TokenRefusal,
-};
+use crate::store::security::{AuditQuery, NewAudit, TokenRefusal};
 use crate::store::{SOURCE_API, WriteItem, now_rfc3339};
 
 /// What a write did, for the audit log (set by handlers and by `ApiError`).
@@ -462,7 +460,7 @@ pub async fn request_image(
         .map_err(|e| ApiError::bad_request(format!("ref: {e}")))?;
     if let Some(key) = declaring_image(&state, &canonical).await? {
         return Ok(noted(
-            Json(json!({ "ref": canonical, "state": REQUEST_APPROVED, "image": key.name })),
+            Json(json!({ "ref": canonical, "state": RequestState::Approved, "image": key.name })),
             format!("{canonical} is already approved (Image {})", key.name),
             None,
         ));
@@ -495,20 +493,16 @@ pub async fn list_image_requests(
     Extension(principal): Extension<Principal>,
     Query(params): Query<RequestListParams>,
 ) -> ApiResult<Json<Value>> {
-    if let Some(s) = params.state.as_deref()
-        && ![REQUEST_PENDING, REQUEST_APPROVED, REQUEST_REJECTED].contains(&s)
-    {
-        return Err(ApiError::bad_request(
-            "state: Pending, Approved or Rejected",
-        ));
-    }
+    let wanted = params
+        .state
+        .as_deref()
+        .map(str::parse::<RequestState>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("state: {e}")))?;
     // Admins see every request; anyone else their own.
     let mine = (!principal.may(Need::Everywhere(Role::Admin), None))
         .then_some(principal.token_id.as_str());
-    let items = state
-        .store
-        .image_requests(mine, params.state.as_deref())
-        .await?;
+    let items = state.store.image_requests(mine, wanted).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -555,13 +549,13 @@ pub async fn approve_image_request(
         .image_request(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("image request {id} not found")))?;
-    if request.state != REQUEST_PENDING {
+    if request.state != RequestState::Pending {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "Conflict",
             format!(
                 "image request {id} was already {}",
-                request.state.to_lowercase()
+                request.state.as_str().to_lowercase()
             ),
         ));
     }
@@ -606,7 +600,7 @@ pub async fn approve_image_request(
     };
     let decided = state
         .store
-        .decide_image_request(id, REQUEST_APPROVED, &principal.token_id, "")
+        .decide_image_request(id, RequestState::Approved, &principal.token_id, "")
         .await?;
     state.wake.notify_one();
     let mut out = json!(decided);
@@ -647,7 +641,12 @@ pub async fn reject_image_request(
     }
     let decided = state
         .store
-        .decide_image_request(id, REQUEST_REJECTED, &principal.token_id, &reject.message)
+        .decide_image_request(
+            id,
+            RequestState::Rejected,
+            &principal.token_id,
+            &reject.message,
+        )
         .await?;
     state.wake.notify_one();
     Ok(noted(

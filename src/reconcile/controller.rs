@@ -22,13 +22,14 @@ use tokio::time::Instant;
 
 use super::execute::{ExecError, Execution, execute};
 use super::plan::{
-    Action, AppPlan, Desired, DesiredApp, DesiredImage, Observed, ObservedContainer, RolledBack,
-    plan,
+    Action, AppPlan, Desired, DesiredApp, DesiredImage, Observed, ObservedContainer, RequestNote,
+    RolledBack, plan,
 };
 use super::status::{self, AppStatus, Failure, ImageStatus};
+use crate::images::ImageService;
 use crate::images::registry::RegistryClient;
-use crate::images::{ImageService, find_local};
 use crate::metrics::Metrics;
+use crate::runtime::image_match::find_local;
 use crate::runtime::{ContainerState, HealthState, ImageSummary, Runtime, RuntimeError, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
@@ -383,7 +384,13 @@ impl Controller {
                         desired
                             .image_requests
                             .entry(r.reference.clone())
-                            .or_insert(r);
+                            .or_insert(RequestNote {
+                                id: r.id,
+                                requested_by: r.requested_by,
+                                state: r.state,
+                                decided_by: r.decided_by,
+                                message: r.message,
+                            });
                     }
                 }
                 Err(e) => tracing::warn!("reading image requests: {e}"),

@@ -10,15 +10,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::images::{find_local, repo_digest};
+use crate::runtime::image_match::{find_local, has_digest, repo_digest};
 use crate::runtime::{
     ContainerDetails, ContainerState, ContainerSummary, CreateSpec, ImageSummary, labels,
 };
-use crate::spec::image::{CredentialsRef, ImageSpec, PullPolicy, canonical_reference};
+use crate::spec::image::{
+    CredentialsRef, ImageSpec, PullPolicy, RequestState, canonical_reference,
+};
 use crate::spec::quantity::format_bytes;
 use crate::spec::validate::{AppKey, AppSpec, Hashes, Limits, Restart, is_image_id};
 use crate::spec::wire::DesiredState;
-use crate::store::security::{ImageRequest, REQUEST_PENDING, REQUEST_REJECTED};
 
 /// One app as the store holds it.
 #[derive(Clone, Debug)]
@@ -78,7 +79,17 @@ pub struct Desired {
     /// `--require-approved-images`: an app's image must be declared by an Image object.
     pub require_approved_images: bool,
     /// The newest image request per canonical reference (for the message of a waiting app).
-    pub image_requests: BTreeMap<String, ImageRequest>,
+    pub image_requests: BTreeMap<String, RequestNote>,
+}
+
+/// The newest request to approve an image reference: what a waiting app's condition names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestNote {
+    pub id: i64,
+    pub requested_by: String,
+    pub state: RequestState,
+    pub decided_by: Option<String>,
+    pub message: String,
 }
 
 /// Reason of the Ready condition of an app whose image is not approved.
@@ -105,11 +116,11 @@ impl Desired {
             return None;
         }
         let request = match self.image_requests.get(&canonical) {
-            Some(r) if r.state == REQUEST_PENDING => format!(
+            Some(r) if r.state == RequestState::Pending => format!(
                 "; request {} by {} is waiting for an admin (wharf images approve {})",
                 r.id, r.requested_by, r.id
             ),
-            Some(r) if r.state == REQUEST_REJECTED => format!(
+            Some(r) if r.state == RequestState::Rejected => format!(
                 "; request {} was rejected by {}{}",
                 r.id,
                 r.decided_by.as_deref().unwrap_or("an admin"),
@@ -517,7 +528,7 @@ fn plan_image(observed: &Observed, image: &DesiredImage, plan: &mut AppPlan) {
         return;
     }
     if let Some(remote) = &image.remote_digest
-        && !crate::images::has_digest(local, reference, remote)
+        && !has_digest(local, reference, remote)
     {
         let current = repo_digest(local, reference).unwrap_or_else(|| "none".into());
         plan.steps.push(pull(format!(
@@ -1430,15 +1441,11 @@ mod tests {
         // A pending request is named; a running container of an unapproved image is left alone.
         d.image_requests.insert(
             "docker.io/library/busybox:1".into(),
-            ImageRequest {
+            RequestNote {
                 id: 4,
-                reference: "docker.io/library/busybox:1".into(),
-                reason: String::new(),
                 requested_by: "tok_a".into(),
-                requested_at: String::new(),
-                state: REQUEST_PENDING.into(),
+                state: RequestState::Pending,
                 decided_by: None,
-                decided_at: None,
                 message: String::new(),
             },
         );

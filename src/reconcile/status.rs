@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::plan::{AppPlan, DesiredApp, DesiredImage, ObservedContainer};
-use crate::images::{ImageMemory, PullState, repo_digest};
+use crate::images::{ImageMemory, PullState};
+use crate::runtime::image_match::repo_digest;
 use crate::runtime::{ContainerState, HealthState, ImageSummary};
 use crate::spec::image::PullPolicy;
 use crate::spec::wire::DesiredState;
@@ -370,7 +371,7 @@ pub fn users(
     let mut names: Vec<String> = containers
         .iter()
         .filter(|c| match reference {
-            Some(r) => crate::images::created_from(&c.summary, image, r),
+            Some(r) => crate::runtime::image_match::created_from(&c.summary, image, r),
             None => c.summary.image_id == image.id,
         })
         .map(|c| {

@@ -8,6 +8,7 @@
 pub mod cgroup;
 pub mod docker;
 pub mod fake;
+pub mod image_match;
 
 use std::collections::BTreeMap;
 

@@ -80,6 +80,52 @@ impl fmt::Display for PullPolicy {
     }
 }
 
+/// Where an image request stands: waiting for an admin, approved (an Image declares the
+/// reference), or rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RequestState {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl RequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Pending => "Pending",
+            RequestState::Approved => "Approved",
+            RequestState::Rejected => "Rejected",
+        }
+    }
+}
+
+impl fmt::Display for RequestState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RequestState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "Pending" => Ok(RequestState::Pending),
+            "Approved" => Ok(RequestState::Approved),
+            "Rejected" => Ok(RequestState::Rejected),
+            other => Err(format!(
+                "{other:?} is not a request state (Pending, Approved or Rejected)"
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for RequestState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 /// Where the registry credentials live: exactly one of a file or an environment variable on
 /// the wharf host, holding `USERNAME:PASSWORD`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]

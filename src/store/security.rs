@@ -4,7 +4,9 @@
 //! to Docker.
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
+
+use crate::spec::image::RequestState;
 
 use super::{Store, StoreError, StoreResult, now_rfc3339};
 use crate::auth::{Grant, Principal};
@@ -73,7 +75,7 @@ pub struct AuditQuery {
 }
 
 /// A request to approve an image.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageRequest {
     pub id: i64,
@@ -82,7 +84,8 @@ pub struct ImageRequest {
     pub reason: String,
     pub requested_by: String,
     pub requested_at: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: RequestState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,10 +93,6 @@ pub struct ImageRequest {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
-
-pub const REQUEST_PENDING: &str = "Pending";
-pub const REQUEST_APPROVED: &str = "Approved";
-pub const REQUEST_REJECTED: &str = "Rejected";
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -251,17 +250,7 @@ impl Store {
     }
 
     fn row_to_request(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ImageRequest> {
-        Ok(ImageRequest {
-            id: row.try_get("id")?,
-            reference: row.try_get("reference")?,
-            reason: row.try_get("reason")?,
-            requested_by: row.try_get("requested_by")?,
-            requested_at: row.try_get("requested_at")?,
-            state: row.try_get("state")?,
-            decided_by: row.try_get("decided_by")?,
-            decided_at: row.try_get("decided_at")?,
-            message: row.try_get("message")?,
-        })
+        Ok(ImageRequest::from_row(row)?)
     }
 
     /// Records a request for `reference`, or returns the pending one there already is.
@@ -274,7 +263,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let pending = sqlx::query("SELECT * FROM image_requests WHERE reference = ? AND state = ?")
             .bind(reference)
-            .bind(REQUEST_PENDING)
+            .bind(RequestState::Pending.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(row) = pending {
@@ -287,7 +276,7 @@ impl Store {
         .bind(reason)
         .bind(requested_by)
         .bind(now_rfc3339())
-        .bind(REQUEST_PENDING)
+        .bind(RequestState::Pending.as_str())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -306,13 +295,13 @@ impl Store {
     pub async fn image_requests(
         &self,
         requested_by: Option<&str>,
-        state: Option<&str>,
+        state: Option<RequestState>,
     ) -> StoreResult<Vec<ImageRequest>> {
         let rows = sqlx::query(
             "SELECT * FROM image_requests WHERE (?1 IS NULL OR requested_by = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY id DESC",
         )
         .bind(requested_by)
-        .bind(state)
+        .bind(state.map(RequestState::as_str))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Self::row_to_request).collect()
@@ -322,7 +311,7 @@ impl Store {
     pub async fn decide_image_request(
         &self,
         id: i64,
-        state: &str,
+        state: RequestState,
         decided_by: &str,
         message: &str,
     ) -> StoreResult<ImageRequest> {
@@ -333,18 +322,18 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("image request {id}")))?;
         let current = Self::row_to_request(&row)?;
-        if current.state != REQUEST_PENDING {
+        if current.state != RequestState::Pending {
             return Err(StoreError::Conflict(format!(
                 "image request {id} for {} was already {} by {}",
                 current.reference,
-                current.state.to_lowercase(),
+                current.state.as_str().to_lowercase(),
                 current.decided_by.as_deref().unwrap_or("?")
             )));
         }
         let row = sqlx::query(
             "UPDATE image_requests SET state = ?, decided_by = ?, decided_at = ?, message = ? WHERE id = ? RETURNING *",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(decided_by)
         .bind(now_rfc3339())
         .bind(message)
@@ -495,13 +484,13 @@ mod tests {
         assert!(!created, "a pending request is reused");
         assert_eq!(again.id, first.id);
         let approved = store
-            .decide_image_request(first.id, REQUEST_APPROVED, "admin", "")
+            .decide_image_request(first.id, RequestState::Approved, "admin", "")
             .await
             .expect("approve");
-        assert_eq!(approved.state, REQUEST_APPROVED);
+        assert_eq!(approved.state, RequestState::Approved);
         assert!(matches!(
             store
-                .decide_image_request(first.id, REQUEST_REJECTED, "admin", "no")
+                .decide_image_request(first.id, RequestState::Rejected, "admin", "no")
                 .await,
             Err(StoreError::Conflict(_))
         ));

@@ -12,6 +12,10 @@
 //! Run: `cargo run --release --example bench_converge -- 50 100` (`ROUNDS=5` for more rounds,
 //! `PASS_INTERVAL_MS=500` to try another `min_pass_interval`)
 
+#[path = "../tests/support/testkit.rs"]
+#[allow(dead_code)] // the image helpers the tests use too
+mod testkit;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -179,7 +183,7 @@ impl Runtime for Counting {
 }
 
 async fn remove_by_label(docker: &Docker, label: &str) -> anyhow::Result<()> {
-    wharf::testkit::remove_containers(docker, label, |_| true)
+    testkit::remove_containers(docker, label, |_| true)
         .await
         .map_err(anyhow::Error::msg)?;
     Ok(())
@@ -370,7 +374,7 @@ async fn main() -> anyhow::Result<()> {
     let docker = Docker::connect_with_local_defaults()?
         .negotiate_version()
         .await?;
-    wharf::testkit::import_busybox(&docker, IMAGE, "bench")
+    testkit::import_busybox(&docker, IMAGE, "bench")
         .await
         .map_err(anyhow::Error::msg)?;
     let rounds: usize = std::env::var("ROUNDS")

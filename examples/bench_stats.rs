@@ -15,6 +15,10 @@
 //!
 //! Run: `cargo run --release --example bench_stats -- 100` (`SECONDS=60` for shorter phases).
 
+#[path = "../tests/support/testkit.rs"]
+#[allow(dead_code)] // the image helpers the tests use too
+mod testkit;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,10 +94,10 @@ async fn main() -> anyhow::Result<()> {
     let docker = Docker::connect_with_local_defaults()?
         .negotiate_version()
         .await?;
-    wharf::testkit::import_busybox(&docker, IMAGE, "bench")
+    testkit::import_busybox(&docker, IMAGE, "bench")
         .await
         .map_err(anyhow::Error::msg)?;
-    wharf::testkit::remove_containers(&docker, &format!("wharf.instance={INSTANCE}"), |_| true)
+    testkit::remove_containers(&docker, &format!("wharf.instance={INSTANCE}"), |_| true)
         .await
         .map_err(anyhow::Error::msg)?;
     let dockerd = pid_of("dockerd")?;
@@ -203,7 +207,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     server.shutdown().await;
-    wharf::testkit::remove_containers(&docker, &format!("wharf.instance={INSTANCE}"), |_| true)
+    testkit::remove_containers(&docker, &format!("wharf.instance={INSTANCE}"), |_| true)
         .await
         .map_err(anyhow::Error::msg)?;
 

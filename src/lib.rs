@@ -18,9 +18,9 @@
 //! - `metrics`: Prometheus metrics: loop and API counters, per-app figures at scrape time.
 //! - `cli`: the client commands of the `wharf` binary.
 //! - `server`: wires them together for `wharf serve` and for tests.
-//! - `testkit`: a locally built busybox image for wharf's own tests and benchmarks.
 
 pub mod auth;
+pub mod backoff;
 pub mod cli;
 pub mod http;
 pub mod images;
@@ -33,5 +33,3 @@ pub mod source;
 pub mod spec;
 pub mod stats;
 pub mod store;
-#[doc(hidden)]
-pub mod testkit;

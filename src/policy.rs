@@ -10,7 +10,6 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use axum::http::StatusCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -186,11 +185,19 @@ impl Policy {
     }
 }
 
+/// What kind of rule refused a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViolationKind {
+    /// A feature the namespace's policy does not allow (the API answers 403).
+    Forbidden,
+    /// A limit or quota exceeded (the API answers 422).
+    OverLimit,
+}
+
 /// A refusal, naming the rule that made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
-    /// 403 for a forbidden feature, 422 for a limit or quota.
-    pub status: StatusCode,
+    pub kind: ViolationKind,
     /// e.g. `policy.allowPrivileged`, `quota.memory`, `admission.hostMemory`.
     pub rule: &'static str,
     /// The spec field at fault.
@@ -210,7 +217,7 @@ fn forbidden(
     message: impl Into<String>,
 ) -> Violation {
     Violation {
-        status: StatusCode::FORBIDDEN,
+        kind: ViolationKind::Forbidden,
         rule,
         field: field.into(),
         message: message.into(),
@@ -219,7 +226,7 @@ fn forbidden(
 
 fn too_much(rule: &'static str, field: impl Into<String>, message: impl Into<String>) -> Violation {
     Violation {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
+        kind: ViolationKind::OverLimit,
         rule,
         field: field.into(),
         message: message.into(),
@@ -603,8 +610,8 @@ mod tests {
         let refused = check_quota(&policy, "demo", &others, None, &usage(200 << 20))
             .expect_err("over the quota");
         assert_eq!(
-            (refused.rule, refused.status),
-            ("quota.memory", StatusCode::UNPROCESSABLE_ENTITY)
+            (refused.rule, refused.kind),
+            ("quota.memory", ViolationKind::OverLimit)
         );
         // Already over (the quota was tightened): shrinking passes, growing does not.
         assert!(

@@ -409,9 +409,6 @@ fn image_progress(doc: &Value, generation: i64) -> (bool, String) {
 }
 
 fn print_plan(item: &Value) {
-    if let Some(error) = item["planError"].as_str() {
-        println!("  plan: {error}");
-    }
     for step in item["plan"].as_array().into_iter().flatten() {
         println!(
             "  - {}: {}",

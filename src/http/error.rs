@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::policy::ViolationKind;
 use crate::runtime::RuntimeError;
 use crate::spec::SpecError;
 use crate::store::StoreError;
@@ -102,13 +103,12 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "Conflict", m),
             StoreError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
             StoreError::Policy { what, violation } => {
-                let reason = if violation.status == StatusCode::FORBIDDEN {
-                    "PolicyViolation"
-                } else {
-                    "QuotaExceeded"
+                let (status, reason) = match violation.kind {
+                    ViolationKind::Forbidden => (StatusCode::FORBIDDEN, "PolicyViolation"),
+                    ViolationKind::OverLimit => (StatusCode::UNPROCESSABLE_ENTITY, "QuotaExceeded"),
                 };
                 ApiError {
-                    status: violation.status,
+                    status,
                     reason,
                     message: format!("{what}: {violation}"),
                     details: Some(json!({

@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use crate::reconcile::plan::ObservedContainer;
 use crate::reconcile::status::{unix_rfc3339, users};
 use crate::runtime::image_match::{created_from, find_local};
 use crate::runtime::{RuntimeError, labels};
@@ -68,19 +67,12 @@ async fn get_record(state: &ApiState, key: &AppKey) -> ApiResult<ObjectRecord> {
 /// `GET /api/v1/images`: declared Images, then the engine's images no Image declares.
 pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
     let records = state.store.list(Kind::Image, None).await?;
-    let engine = state
-        .runtime
-        .images()
+    let observed = state
+        .controller
+        .listing()
         .await
-        .map_err(|e| ApiError::runtime("listing images", e))?;
-    let containers: Vec<ObservedContainer> = state
-        .runtime
-        .list(&state.instance)
-        .await
-        .map_err(|e| ApiError::runtime("listing containers", e))?
-        .into_iter()
-        .map(|c| ObservedContainer::new(c, None))
-        .collect();
+        .map_err(|e| ApiError::runtime("listing the engine's images and containers", e))?;
+    let (engine, containers) = (observed.images, observed.containers);
     let mut declared_ids = Vec::new();
     let mut items: Vec<Value> = Vec::new();
     for record in &records {
@@ -183,8 +175,8 @@ pub async fn pull(
 pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
     let records = state.store.list(Kind::Image, None).await?;
     let engine = state
-        .runtime
-        .images()
+        .controller
+        .engine_images()
         .await
         .map_err(|e| ApiError::runtime("listing images", e))?;
     let mut items = Vec::new();

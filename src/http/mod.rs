@@ -32,9 +32,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::auth::{Need, Principal, Role};
 use crate::images::ImageService;
-use crate::reconcile::plan::{Desired, DesiredApp, Observed, ObservedContainer, plan};
+use crate::reconcile::preview::PreviewError;
 use crate::reconcile::{Controller, Health};
-use crate::runtime::{Runtime, labels};
+use crate::runtime::Runtime;
 use crate::spec::image::canonical_reference;
 use crate::spec::validate::{AppKey, check_name, check_namespace};
 use crate::spec::{
@@ -514,19 +514,15 @@ fn diff_text(
 
 async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
     let mut out = Vec::new();
-    let mut desired = Desired {
-        instance: state.instance.clone(),
-        ..Desired::default()
-    };
-    let mut stored = Vec::new();
+    let mut candidates = Vec::new();
     for v in docs {
         let key = v.key();
         let current = state.store.get(v.kind(), key).await?;
         let new_spec = v.document.spec_value();
         let meta = v.document.metadata();
         let new_text = diff_text(&meta.labels, &meta.annotations, &new_spec);
-        let (result, old_text, uid, generation) = match &current {
-            None => ("created", String::new(), format!("dry-run-{key}"), 1),
+        let (result, old_text) = match &current {
+            None => ("created", String::new()),
             Some(r) => {
                 if r.source != SOURCE_API {
                     return Err(
@@ -539,36 +535,14 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
                 } else {
                     "configured"
                 };
-                let generation = r.generation + i64::from(r.spec != new_spec);
-                (result, old, r.uid.clone(), generation)
+                (result, old)
             }
         };
         let diff = similar::TextDiff::from_lines(&old_text, &new_text)
             .unified_diff()
             .header("current", "applied")
             .to_string();
-        if let Some(app) = v.app() {
-            // A new app's port area is allocated when it is stored; until then it is shown at
-            // the block it has, if any.
-            let host_port_root = current.as_ref().and_then(|r| r.host_port_root);
-            let mut app = app.clone();
-            app.place_in_port_area(host_port_root);
-            desired.apps.insert(
-                key.clone(),
-                DesiredApp {
-                    uid,
-                    generation,
-                    hashes: app.hashes(),
-                    spec: app,
-                    deleting: false,
-                    hold_until: None,
-                    repairs: 0,
-                    had_container: false,
-                    rolled_back: None,
-                    host_port_root,
-                },
-            );
-        }
+        candidates.push(WriteItem::new(v).would_store(current.as_ref()));
         out.push(json!({
             "kind": v.kind(),
             "namespace": key.namespace,
@@ -576,82 +550,31 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
             "result": result,
             "diff": diff,
         }));
-        stored.extend(current);
     }
-    let planned = dry_run_plan(state, desired, &stored).await;
-    for item in &mut out {
-        if item["kind"] != "App" {
+    let mut plans = state
+        .controller
+        .preview(candidates)
+        .await
+        .map_err(|e| match e {
+            PreviewError::Unobservable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "EngineUnavailable", m)
+            }
+            PreviewError::Store(e) => e.into(),
+        })?;
+    for (item, v) in out.iter_mut().zip(docs) {
+        if v.kind() != Kind::App {
             continue;
         }
-        let key = AppKey {
-            namespace: item["namespace"].as_str().unwrap_or_default().to_string(),
-            name: item["name"].as_str().unwrap_or_default().to_string(),
-        };
-        match &planned {
-            Ok(plans) => {
-                let steps = plans.get(&key).cloned().unwrap_or_default();
-                item["plan"] = json!(steps);
-            }
-            Err(why) => item["planError"] = json!(why),
-        }
+        let steps: Vec<Value> = plans
+            .remove(v.key())
+            .unwrap_or_default()
+            .steps
+            .iter()
+            .map(|s| json!({ "action": s.action.verb(), "reason": s.reason }))
+            .collect();
+        item["plan"] = json!(steps);
     }
     Ok(json!({ "dryRun": true, "items": out }))
-}
-
-/// Plans the given apps against a fresh observation, without acting.
-/// `stored` holds the current records of the planned apps that exist.
-async fn dry_run_plan(
-    state: &ApiState,
-    desired: Desired,
-    stored: &[ObjectRecord],
-) -> Result<BTreeMap<AppKey, Vec<Value>>, String> {
-    let uids: BTreeSet<&str> = desired.apps.values().map(|a| a.uid.as_str()).collect();
-    let containers = state
-        .runtime
-        .list(&state.instance)
-        .await
-        .map_err(|e| format!("no plan: {e}"))?;
-    let images = state
-        .runtime
-        .images()
-        .await
-        .map_err(|e| format!("no plan: {e}"))?;
-    let mut observed = Observed {
-        images,
-        ..Observed::default()
-    };
-    for c in containers {
-        if !c
-            .labels
-            .get(labels::UID)
-            .is_some_and(|u| uids.contains(u.as_str()))
-        {
-            continue;
-        }
-        let details = state.runtime.inspect(&c.id).await.ok();
-        let applied = stored.iter().find_map(|r| r.applied_hash_for(&c.id));
-        let mut container = ObservedContainer::new(c, details);
-        container.applied_update = applied;
-        observed.containers.push(container);
-    }
-    let the_plan = plan(&desired, &observed, tokio::time::Instant::now());
-    Ok(desired
-        .apps
-        .keys()
-        .map(|key| {
-            let steps = the_plan
-                .apps
-                .get(key)
-                .map(|p| {
-                    p.steps
-                        .iter()
-                        .map(|s| json!({ "action": s.action.verb(), "reason": s.reason }))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (key.clone(), steps)
-        })
-        .collect())
 }
 
 #[derive(Deserialize, Default)]

@@ -85,9 +85,6 @@ pub struct ImageService {
     pulls: AtomicU64,
 }
 
-const RATE_LIMIT_FIRST: Duration = Duration::from_secs(60);
-const RATE_LIMIT_MAX: Duration = Duration::from_secs(3600);
-
 impl ImageService {
     pub fn new(runtime: Arc<dyn Runtime>, registry: RegistryClient) -> Self {
         Self {
@@ -219,9 +216,7 @@ impl ImageService {
                 Err(e) => {
                     m.check_error = Some(e.clone());
                     if matches!(e, RegistryError::RateLimited(_)) {
-                        let wait = m
-                            .rate_limit_backoff
-                            .map_or(RATE_LIMIT_FIRST, |d| (d * 2).min(RATE_LIMIT_MAX));
+                        let wait = crate::backoff::rate_limited(m.rate_limit_backoff);
                         m.rate_limit_backoff = Some(wait);
                         m.check_hold_until = Some(Instant::now() + wait);
                     }

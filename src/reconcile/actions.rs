@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::controller::{Controller, desired_app};
+use super::controller::Controller;
+use super::desired::desired_app;
 use super::execute::execute;
 use super::plan::{
     Action, AppPlan, Desired, Observed, ObservedContainer, Step, container_name, plan,
@@ -261,7 +262,7 @@ impl Controller {
         volumes: bool,
     ) -> Result<String, ActionError> {
         let now = Instant::now();
-        let mut app = desired_app(&mut self.lock(), record, now)
+        let mut app = desired_app(record, &self.lock().memory, now)
             .map_err(|e| ActionError::Failed(format!("stored spec no longer validates: {e}")))?;
         // Asked for now: no backoff, and a clean slate for a rolled-back generation.
         app.hold_until = None;
@@ -295,15 +296,18 @@ impl Controller {
                 });
             }
         }
-        let images = self.images_now().await?;
+        let images = self
+            .observer
+            .images(self.runtime.as_ref(), self.images.pulls())
+            .await?;
         let desired = Desired {
             instance: self.config.instance.clone(),
             apps: [(key.clone(), app)].into(),
             ..Desired::default()
         };
         let observed = Observed {
-            containers: Vec::new(),
             images,
+            ..Observed::default()
         };
         let fresh = plan(&desired, &observed, now)
             .apps

@@ -13,24 +13,25 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::ExponentialBackoff;
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::desired::{self, Context};
 use super::execute::{ExecError, Execution, execute};
-use super::plan::{
-    Action, AppPlan, Desired, DesiredApp, DesiredImage, Observed, ObservedContainer, RequestNote,
-    RolledBack, plan,
-};
-use super::status::{self, AppStatus, Failure, ImageStatus};
+use super::memory::Memory;
+use super::observe::{Observer, Wants};
+use super::plan::{Action, AppPlan, Desired, Observed, RolledBack, plan};
+use super::status::{self, AppStatus, Failure, ImageStatus, stored_status};
+use crate::backoff;
 use crate::images::ImageService;
 use crate::images::registry::RegistryClient;
 use crate::metrics::Metrics;
 use crate::runtime::image_match::find_local;
-use crate::runtime::{ContainerState, HealthState, ImageSummary, Runtime, RuntimeError, labels};
+use crate::runtime::{ContainerState, ContainerSummary, HealthState, Runtime, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::store::{ObjectRecord, Store, now_rfc3339};
@@ -83,100 +84,17 @@ pub struct Health {
     pub passes: u64,
 }
 
-fn app_backoff() -> ExponentialBackoff {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_secs(1))
-        .with_factor(2.0)
-        .with_max_delay(Duration::from_secs(300))
-        .without_max_times()
-        .build()
-}
-
-fn outage_backoff() -> ExponentialBackoff {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_factor(2.0)
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
-/// What the loop remembers about an app between passes (lost on restart, by design: a
-/// restarted wharf gives every app a fresh chance).
-struct AppMemory {
-    generation: i64,
-    backoff: ExponentialBackoff,
-    repairs: u32,
-    hold_until: Option<Instant>,
-    last_repair: Option<Instant>,
-    failure: Option<Failure>,
-    /// Images: the generation a pull was last made for.
-    pulled_generation: Option<i64>,
-    /// Apps: a replacement at this generation rolled back.
-    rolled_back: Option<RolledBack>,
-}
-
-impl AppMemory {
-    fn new(generation: i64) -> Self {
-        Self {
-            generation,
-            backoff: app_backoff(),
-            repairs: 0,
-            hold_until: None,
-            last_repair: None,
-            failure: None,
-            pulled_generation: None,
-            rolled_back: None,
-        }
-    }
-
-    /// After a wharf restart: a rollback of the current generation is still remembered (from
-    /// the stored status), so a failed replacement is not tried again on every restart.
-    fn restored(record: &ObjectRecord) -> Self {
-        let mut memory = Self::new(record.generation);
-        memory.rolled_back = stored_status::<AppStatus>(record)
-            .and_then(|s| s.rolled_back)
-            .filter(|r| r.generation == record.generation)
-            .map(|r| RolledBack {
-                image_id: r.image_id,
-                message: r.message,
-            });
-        memory
-    }
-
-    fn hold(&mut self, now: Instant) {
-        let delay = self.backoff.next().unwrap_or(Duration::from_secs(300));
-        self.hold_until = Some(now + delay);
-    }
-}
-
-/// The engine's image list, reused until an image event, a pull, or the resync interval says
-/// it may be stale (images change far less often than containers, and listing them on every
-/// pass costs the engine as much as listing the containers).
-struct ImageCache {
-    images: Vec<ImageSummary>,
-    listed: Instant,
-    events: u64,
-    pulls: u64,
-}
-
 #[derive(Default)]
 pub(super) struct LoopState {
-    image_cache: Option<ImageCache>,
-    /// Image events seen.
-    image_events: u64,
     pub(super) inflight: BTreeSet<AppKey>,
     /// When each app's last work finished: an observation older than that is stale for it.
     pub(super) finished: HashMap<AppKey, Instant>,
-    apps: HashMap<String, AppMemory>,
+    pub(super) memory: Memory,
     docker_down: bool,
     outage: Option<ExponentialBackoff>,
 }
 
 impl LoopState {
-    /// Work for `key` is running or finished after `observed_at`: an observation taken then does
-    /// not show its effects, so nothing may be planned or reported from it.
     /// Work for `key` is done: the app is free for the next pass, and observations taken before
     /// now are stale for it.
     pub(super) fn release(&mut self, key: &AppKey) {
@@ -184,6 +102,8 @@ impl LoopState {
         self.finished.insert(key.clone(), Instant::now());
     }
 
+    /// Work for `key` is running or finished after `observed_at`: an observation taken then does
+    /// not show its effects, so nothing may be planned or reported from it.
     fn is_stale(&self, key: &AppKey, observed_at: Instant) -> bool {
         self.inflight.contains(key) || self.finished.get(key).is_some_and(|t| *t >= observed_at)
     }
@@ -193,6 +113,7 @@ pub struct Controller {
     pub(super) store: Store,
     pub(super) runtime: Arc<dyn Runtime>,
     pub(super) images: Arc<ImageService>,
+    pub(super) observer: Observer,
     pub(super) config: ControllerConfig,
     pub(super) wake: Arc<Notify>,
     pub(super) ops: Arc<Semaphore>,
@@ -216,6 +137,7 @@ impl Controller {
             images: Arc::new(ImageService::new(Arc::clone(&runtime), registry)),
             runtime,
             ops: Arc::new(Semaphore::new(config.max_ops.max(1))),
+            observer: Observer::new(config.instance.clone(), config.max_ops, config.resync),
             config,
             wake,
             state: Mutex::new(LoopState {
@@ -280,7 +202,7 @@ impl Controller {
     }
 
     async fn watch_events(self: Arc<Self>) {
-        let mut backoff = outage_backoff();
+        let mut outage = backoff::outage();
         loop {
             let started = Instant::now();
             let mut stream = self.runtime.events(&self.config.instance);
@@ -292,7 +214,7 @@ impl Controller {
                     Ok(e) => {
                         tracing::debug!(id = %e.id, action = %e.action, image = e.image, "docker event");
                         if e.image {
-                            self.lock().image_events += 1;
+                            self.observer.images_changed();
                         }
                         self.wake.notify_one();
                     }
@@ -304,12 +226,12 @@ impl Controller {
             }
             // The stream ended: the engine went away or restarted. Look again (images too),
             // then re-subscribe with backoff.
-            self.lock().image_events += 1;
+            self.observer.images_changed();
             self.wake.notify_one();
             if started.elapsed() > Duration::from_secs(10) {
-                backoff = outage_backoff();
+                outage = backoff::outage();
             }
-            tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+            tokio::time::sleep(outage.next().unwrap_or(backoff::OUTAGE_MAX)).await;
         }
     }
 
@@ -322,9 +244,9 @@ impl Controller {
         state.docker_down = true;
         let delay = state
             .outage
-            .get_or_insert_with(outage_backoff)
+            .get_or_insert_with(backoff::outage)
             .next()
-            .unwrap_or(Duration::from_secs(30));
+            .unwrap_or(backoff::OUTAGE_MAX);
         drop(state);
         self.health.send_modify(|h| {
             h.docker_connected = false;
@@ -353,14 +275,6 @@ impl Controller {
             }
         }
         let observed_at = Instant::now();
-        let containers = match self.runtime.list(&self.config.instance).await {
-            Ok(c) => c,
-            Err(e) => return self.docker_failed(e.to_string()),
-        };
-        let images = match self.images_now().await {
-            Ok(i) => i,
-            Err(e) => return self.docker_failed(e.to_string()),
-        };
         let records = match self.records().await {
             Ok(r) => r,
             Err(e) => {
@@ -368,91 +282,23 @@ impl Controller {
                 return Some(Duration::from_secs(1));
             }
         };
+        let by_uid: HashMap<&str, &ObjectRecord> =
+            records.iter().map(|r| (r.uid.as_str(), r)).collect();
+        self.lock().memory.sync(&records);
         let now = Instant::now();
-        let (mut desired, by_uid) = self.desired(&records, now);
-        // The requests only word the condition of an app whose image is not approved; a pass
-        // where every image is declared reads none.
-        let unapproved = desired
-            .apps
-            .values()
-            .any(|a| desired.unapproved(&a.spec.container.image).is_some());
-        if unapproved {
-            match self.store.image_requests(None, None).await {
-                // Newest first: keep the first seen per reference.
-                Ok(requests) => {
-                    for r in requests {
-                        desired
-                            .image_requests
-                            .entry(r.reference.clone())
-                            .or_insert(RequestNote {
-                                id: r.id,
-                                requested_by: r.requested_by,
-                                state: r.state,
-                                decided_by: r.decided_by,
-                                message: r.message,
-                            });
-                    }
-                }
-                Err(e) => tracing::warn!("reading image requests: {e}"),
-            }
+        let mut desired = self.desired(&records, now).await;
+        {
+            let mut state = self.lock();
+            state.finished.retain(|key, _| {
+                desired.apps.contains_key(key) || desired.images.contains_key(key)
+            });
         }
-
-        let mut observed = Observed {
-            containers: containers
-                .into_iter()
-                .map(|c| {
-                    let applied = c
-                        .labels
-                        .get(labels::UID)
-                        .and_then(|uid| by_uid.get(uid.as_str()))
-                        .and_then(|r| r.applied_hash_for(&c.id));
-                    let mut container = ObservedContainer::new(c, None);
-                    container.applied_update = applied;
-                    container
-                })
-                .collect(),
-            images,
+        let observed = match self.observe(&desired, &by_uid).await {
+            Ok(o) => o,
+            Err(e) => return self.docker_failed(e.to_string()),
         };
-
-        // Inspect only what needs it: containers not running, not matching their spec, or
-        // not yet known to the status. A converged app costs no call beyond the list.
-        let busy: BTreeSet<AppKey> = self.lock().inflight.clone();
-        desired.busy = busy.clone();
-        let need_details: Vec<String> = observed
-            .containers
-            .iter()
-            .filter(|c| needs_details(c, &busy, &by_uid, &desired))
-            .map(|c| c.summary.id.clone())
-            .collect();
-        let runtime = &self.runtime;
-        let mut inspected: HashMap<String, _> = futures::stream::iter(need_details)
-            .map(|id| async move {
-                let details = runtime.inspect(&id).await;
-                (id, details)
-            })
-            .buffer_unordered(self.config.max_ops.max(1))
-            .collect()
-            .await;
-        let mut incomplete = BTreeSet::new();
-        observed.containers.retain_mut(|c| match inspected.remove(&c.summary.id) {
-            None => true,
-            Some(Ok(d)) => {
-                c.details = Some(d);
-                true
-            }
-            // Gone between list and inspect: the next pass sees it.
-            Some(Err(RuntimeError::NotFound(_))) => false,
-            Some(Err(e)) => {
-                tracing::warn!(container = %c.summary.name, "inspect failed, app skipped this pass: {e}");
-                if let Some(uid) = c.summary.labels.get(labels::UID) {
-                    incomplete.insert(uid.clone());
-                }
-                true
-            }
-        });
         // Never plan on incomplete input: leave those apps (and their containers) alone.
-        desired.apps.retain(|_, a| !incomplete.contains(&a.uid));
-        desired.frozen_uids.extend(incomplete);
+        desired.set_aside(&observed.unobserved);
 
         let the_plan = plan(&desired, &observed, now);
         self.health.send_modify(|h| h.passes += 1);
@@ -474,7 +320,11 @@ impl Controller {
                     continue;
                 }
             }
-            let record = app_plan.uid.as_deref().and_then(|u| by_uid.get(u)).cloned();
+            let record = app_plan
+                .uid
+                .as_deref()
+                .and_then(|u| by_uid.get(u))
+                .map(|r| (*r).clone());
             let this = Arc::clone(self);
             let key = key.clone();
             let app_plan = app_plan.clone();
@@ -483,109 +333,74 @@ impl Controller {
         the_plan.requeue_after()
     }
 
-    /// The engine's images: the cached list while nothing can have changed them, else a fresh
-    /// one.
-    pub(super) async fn images_now(&self) -> Result<Vec<ImageSummary>, RuntimeError> {
-        let (events, pulls) = (self.lock().image_events, self.images.pulls());
-        if let Some(cache) = &self.lock().image_cache
-            && cache.events == events
-            && cache.pulls == pulls
-            && cache.listed.elapsed() < self.config.resync
-        {
-            return Ok(cache.images.clone());
-        }
-        let images = self.runtime.images().await?;
-        self.lock().image_cache = Some(ImageCache {
-            images: images.clone(),
-            listed: Instant::now(),
-            events,
-            pulls,
-        });
-        Ok(images)
-    }
-
     /// Every stored App and Image.
-    async fn records(&self) -> Result<Vec<ObjectRecord>, crate::store::StoreError> {
+    pub(super) async fn records(&self) -> Result<Vec<ObjectRecord>, crate::store::StoreError> {
         let mut records = self.store.list(Kind::App, None).await?;
         records.extend(self.store.list(Kind::Image, None).await?);
         Ok(records)
     }
 
-    fn desired_image(
-        &self,
-        state: &mut LoopState,
-        record: &ObjectRecord,
-        now: Instant,
-    ) -> Option<DesiredImage> {
-        let spec = match record.image_spec() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(image = %record.key, "stored Image no longer validates; left alone: {e}");
-                return None;
-            }
+    /// `Desired` from `records` and the loop's memory, with the image requests that word the
+    /// condition of an app waiting for approval (a pass where every image is declared reads
+    /// none).
+    pub(super) async fn desired(&self, records: &[ObjectRecord], now: Instant) -> Desired {
+        let mut desired = {
+            let state = self.lock();
+            let cx = Context {
+                instance: &self.config.instance,
+                require_approved_images: self.config.require_approved_images,
+                memory: &state.memory,
+                images: &self.images,
+                busy: &state.inflight,
+            };
+            desired::build(records, &cx, now)
         };
-        let memory = state
-            .apps
-            .entry(record.uid.clone())
-            .or_insert_with(|| AppMemory::new(record.generation));
-        if memory.generation != record.generation {
-            *memory = AppMemory::new(record.generation);
+        if desired::needs_requests(&desired) {
+            match self.store.image_requests(None, None).await {
+                Ok(requests) => desired::note_requests(&mut desired, requests),
+                Err(e) => tracing::warn!("reading image requests: {e}"),
+            }
         }
-        let known = self.images.memory(&spec.canonical);
-        let check_due = spec.update_interval.is_some_and(|interval| {
-            known.check_hold_until.is_none_or(|t| t <= now)
-                && known
-                    .checked
-                    .is_none_or(|t| now.duration_since(t) >= interval)
-        });
-        Some(DesiredImage {
-            uid: record.uid.clone(),
-            generation: record.generation,
-            deleting: record.is_terminating(),
-            hold_until: memory.hold_until.filter(|t| *t > now),
-            pulled_generation: memory.pulled_generation,
-            check_due,
-            remote_digest: known.remote_digest,
-            spec,
-        })
+        desired
     }
 
-    fn desired<'a>(
+    /// Observes the engine for `desired`: inspect details only where planning needs them
+    /// (containers not running, not matching their spec, not yet known to the status, or
+    /// unhealthy): a converged app costs no call beyond the list.
+    pub(super) async fn observe(
         &self,
-        records: &'a [ObjectRecord],
-        now: Instant,
-    ) -> (Desired, HashMap<&'a str, ObjectRecord>) {
-        let mut desired = Desired {
-            instance: self.config.instance.clone(),
-            require_approved_images: self.config.require_approved_images,
-            ..Desired::default()
+        desired: &Desired,
+        by_uid: &HashMap<&str, &ObjectRecord>,
+    ) -> Result<Observed, crate::runtime::RuntimeError> {
+        let details = |c: &ContainerSummary| needs_details(c, by_uid, desired);
+        let applied = |c: &ContainerSummary| {
+            c.labels
+                .get(labels::UID)
+                .and_then(|uid| by_uid.get(uid.as_str()))
+                .and_then(|r| r.applied_hash_for(&c.id))
         };
-        let mut by_uid = HashMap::new();
-        let mut state = self.lock();
-        for record in records {
-            by_uid.insert(record.uid.as_str(), record.clone());
-            if record.kind == Kind::Image {
-                if let Some(image) = self.desired_image(&mut state, record, now) {
-                    desired.images.insert(record.key.clone(), image);
-                }
-                continue;
-            }
-            match desired_app(&mut state, record, now) {
-                Ok(app) => {
-                    desired.apps.insert(record.key.clone(), app);
-                }
-                Err(e) => {
-                    tracing::error!(app = %record.key, "stored spec no longer validates; its container is left alone: {e}");
-                    desired.frozen_uids.insert(record.uid.clone());
-                }
-            }
-        }
-        let live: BTreeSet<&str> = records.iter().map(|r| r.uid.as_str()).collect();
-        state.apps.retain(|uid, _| live.contains(uid.as_str()));
-        state
-            .finished
-            .retain(|key, _| desired.apps.contains_key(key) || desired.images.contains_key(key));
-        (desired, by_uid)
+        let wants = Wants {
+            pulls: self.images.pulls(),
+            details: &details,
+            applied_update: &applied,
+        };
+        self.observer.observe(self.runtime.as_ref(), &wants).await
+    }
+
+    /// The engine's containers of this instance and its images, without details.
+    pub async fn listing(&self) -> Result<Observed, crate::runtime::RuntimeError> {
+        self.observer
+            .listing(self.runtime.as_ref(), self.images.pulls())
+            .await
+    }
+
+    /// The engine's images, through the same cache as the loop's passes.
+    pub async fn engine_images(
+        &self,
+    ) -> Result<Vec<crate::runtime::ImageSummary>, crate::runtime::RuntimeError> {
+        self.observer
+            .images(self.runtime.as_ref(), self.images.pulls())
+            .await
     }
 
     fn reset_healthy(&self, desired: &Desired, observed: &Observed, now: Instant) {
@@ -595,13 +410,11 @@ impl Controller {
                 c.summary.labels.get(labels::UID) == Some(&app.uid)
                     && c.summary.state == ContainerState::Running
             });
-            if let Some(m) = state.apps.get_mut(&app.uid)
-                && running
-                && m.last_repair
-                    .is_some_and(|t| now.duration_since(t) >= HEALTHY_RESET)
+            if state
+                .memory
+                .reset_healthy(&app.uid, running, now, HEALTHY_RESET)
             {
                 tracing::info!(app = %app.spec.key, "healthy for 10 minutes; repair backoff reset");
-                *m = AppMemory::new(app.generation);
             }
         }
     }
@@ -611,22 +424,20 @@ impl Controller {
         desired: &Desired,
         observed: &Observed,
         plans: &BTreeMap<AppKey, AppPlan>,
-        by_uid: &HashMap<&str, ObjectRecord>,
+        by_uid: &HashMap<&str, &ObjectRecord>,
         observed_at: Instant,
     ) {
         let now = now_rfc3339();
         let mut changed = Vec::new();
+        let fresh = |key: &AppKey, uid: &str| {
+            let state = self.lock();
+            let failure = state.memory.get(uid).and_then(|m| m.failure.clone());
+            (!state.is_stale(key, observed_at)).then_some(failure)
+        };
         for (key, app) in &desired.apps {
-            let (inflight, failure) = {
-                let state = self.lock();
-                (
-                    state.is_stale(key, observed_at),
-                    state.apps.get(&app.uid).and_then(|m| m.failure.clone()),
-                )
-            };
-            if inflight {
+            let Some(failure) = fresh(key, &app.uid) else {
                 continue;
-            }
+            };
             let Some(record) = by_uid.get(app.uid.as_str()) else {
                 continue;
             };
@@ -652,14 +463,10 @@ impl Controller {
             changed.extend(status_change(record, &computed));
         }
         for (key, image) in &desired.images {
-            let (inflight, failure) = {
-                let state = self.lock();
-                (
-                    state.is_stale(key, observed_at),
-                    state.apps.get(&image.uid).and_then(|m| m.failure.clone()),
-                )
+            let Some(failure) = fresh(key, &image.uid) else {
+                continue;
             };
-            let Some(record) = by_uid.get(image.uid.as_str()).filter(|_| !inflight) else {
+            let Some(record) = by_uid.get(image.uid.as_str()) else {
                 continue;
             };
             let previous: Option<ImageStatus> = stored_status(record);
@@ -699,7 +506,7 @@ impl Controller {
             .iter()
             .any(|o| matches!(o.step.action, Action::RemoveImage { .. }))
         {
-            self.lock().image_events += 1;
+            self.observer.images_changed();
         }
         self.report(&key, record.as_ref(), &execution).await;
         if let Some((_, ExecError::Runtime(_))) = execution.error() {
@@ -709,7 +516,7 @@ impl Controller {
         {
             let mut state = self.lock();
             if let Some(uid) = &app_plan.uid
-                && let Some(memory) = state.apps.get_mut(uid)
+                && let Some(memory) = state.memory.get_mut(uid)
             {
                 match execution.error() {
                     Some((step, e)) => {
@@ -794,55 +601,18 @@ impl Controller {
     }
 }
 
-/// The app a stored record declares, with what the loop remembers about it; or why its stored
-/// spec no longer validates.
-pub(super) fn desired_app(
-    state: &mut LoopState,
-    record: &ObjectRecord,
-    now: Instant,
-) -> Result<DesiredApp, String> {
-    let mut spec = record.app_spec()?;
-    let memory = state
-        .apps
-        .entry(record.uid.clone())
-        .or_insert_with(|| AppMemory::restored(record));
-    if memory.generation != record.generation {
-        // A new spec gets a fresh chance.
-        *memory = AppMemory::new(record.generation);
-    }
-    spec.place_in_port_area(record.host_port_root);
-    let hashes = spec.hashes();
-    Ok(DesiredApp {
-        uid: record.uid.clone(),
-        generation: record.generation,
-        spec,
-        hashes,
-        deleting: record.is_terminating(),
-        hold_until: memory.hold_until.filter(|t| *t > now),
-        repairs: memory.repairs,
-        rolled_back: memory.rolled_back.clone(),
-        host_port_root: record.host_port_root,
-        had_container: record
-            .status
-            .as_ref()
-            .is_some_and(|s| s.get("containerId").is_some()),
-    })
-}
-
-/// The status stored with `record`, if it reads as `T`.
-fn stored_status<T: serde::de::DeserializeOwned>(record: &ObjectRecord) -> Option<T> {
-    record
-        .status
-        .clone()
-        .and_then(|s| serde_json::from_value(s).ok())
-}
-
 /// `(uid, status)` to store when `computed` differs from what `record` holds.
 fn status_change(
     record: &ObjectRecord,
     computed: &impl Serialize,
 ) -> Option<(String, serde_json::Value)> {
-    let value = serde_json::to_value(computed).ok()?;
+    let value = match serde_json::to_value(computed) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(object = %record.describe(), "status cannot be serialised, not stored: {e}");
+            return None;
+        }
+    };
     (record.status.as_ref() != Some(&value)).then(|| (record.uid.clone(), value))
 }
 
@@ -850,12 +620,11 @@ fn status_change(
 /// (the limits in force), new to the status (start time) or unhealthy (the probe's output) —
 /// unless its app is busy anyway.
 fn needs_details(
-    c: &ObservedContainer,
-    busy: &BTreeSet<AppKey>,
-    by_uid: &HashMap<&str, ObjectRecord>,
+    c: &ContainerSummary,
+    by_uid: &HashMap<&str, &ObjectRecord>,
     desired: &Desired,
 ) -> bool {
-    let tags = &c.summary.labels;
+    let tags = &c.labels;
     let Some(uid) = tags.get(labels::UID) else {
         return false;
     };
@@ -863,23 +632,23 @@ fn needs_details(
         namespace: tags.get(labels::NAMESPACE).cloned().unwrap_or_default(),
         name: tags.get(labels::APP).cloned().unwrap_or_default(),
     };
-    if busy.contains(&key) {
+    if desired.busy.contains(&key) {
         return false;
     }
-    let running = c.summary.state == ContainerState::Running;
+    let running = c.state == ContainerState::Running;
     let Some(record) = by_uid.get(uid.as_str()) else {
         return !running;
     };
-    let status_id = record
-        .status
-        .as_ref()
-        .and_then(|s| s.get("containerId"))
-        .and_then(|v| v.as_str());
+    let status_id = stored_status::<AppStatus>(record).and_then(|s| s.container_id);
     let out_of_date = desired.apps.get(&record.key).is_some_and(|a| {
-        c.recreate_hash() != Some(a.hashes.recreate.as_str())
-            || c.update_hash() != Some(a.hashes.update.as_str())
+        c.labels.get(labels::HASH_RECREATE) != Some(&a.hashes.recreate)
+            || record
+                .applied_hash_for(&c.id)
+                .as_ref()
+                .or(c.labels.get(labels::HASH_UPDATE))
+                != Some(&a.hashes.update)
     });
     // An unhealthy container's last probe output explains its Ready condition.
-    let unhealthy = c.summary.health == Some(HealthState::Unhealthy);
-    !running || status_id != Some(c.summary.id.as_str()) || out_of_date || unhealthy
+    let unhealthy = c.health == Some(HealthState::Unhealthy);
+    !running || status_id.as_deref() != Some(c.id.as_str()) || out_of_date || unhealthy
 }

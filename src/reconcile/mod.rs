@@ -1,16 +1,25 @@
 //! Reconciliation: observe Docker, plan (pure), execute, publish status.
 //!
+//! - `observe`: the one look at the engine (listings, inspect fan-out, image cache).
+//! - `memory`: what the loop remembers about each object between passes.
+//! - `desired`: the one builder of `Desired` from stored records and that memory.
 //! - `plan`: the pure planner and its step types.
 //! - `status`: app status from what was observed and planned.
 //! - `execute`: runs one app's steps in order; decides nothing.
-//! - `controller`: the level-triggered loop, backoff and bounded parallelism.
+//! - `controller`: the level-triggered loop and bounded parallelism.
+//! - `preview`: what a write would do (the dry run), through the same observe, builder and
+//!   planner as the loop.
 //! - `actions`: imperative one-shots (restart, kill, hard-reset) that take an app's place in
 //!   the loop.
 
 pub mod actions;
 pub mod controller;
+mod desired;
 pub mod execute;
+mod memory;
+pub mod observe;
 pub mod plan;
+pub mod preview;
 pub mod status;
 
 pub use actions::{ActionError, AppAction};

@@ -135,6 +135,13 @@ impl Desired {
         Some(format!("image {image} is not approved{request}"))
     }
 
+    /// Sets aside the apps some of whose containers could not be observed: they are not
+    /// planned, and their containers are left alone this pass.
+    pub fn set_aside(&mut self, unobserved: &BTreeMap<String, String>) {
+        self.apps.retain(|_, a| !unobserved.contains_key(&a.uid));
+        self.frozen_uids.extend(unobserved.keys().cloned());
+    }
+
     /// The pull policy and credentials for an image reference: those of the Image object that
     /// declares it, else `IfNotPresent` without credentials.
     fn pull_policy(&self, canonical: &str) -> (PullPolicy, Option<&CredentialsRef>) {
@@ -188,6 +195,9 @@ impl ObservedContainer {
 pub struct Observed {
     pub containers: Vec<ObservedContainer>,
     pub images: Vec<ImageSummary>,
+    /// Apps (by uid) some of whose containers could not be inspected, with why: they are set
+    /// aside (`Desired::set_aside`), never planned on partial input.
+    pub unobserved: BTreeMap<String, String>,
 }
 
 /// Which container a step acts on.
@@ -1094,6 +1104,7 @@ mod tests {
         Observed {
             containers: cs,
             images: vec![busybox()],
+            unobserved: BTreeMap::new(),
         }
     }
 

@@ -9,6 +9,7 @@ use crate::runtime::image_match::repo_digest;
 use crate::runtime::{ContainerState, HealthState, ImageSummary};
 use crate::spec::image::PullPolicy;
 use crate::spec::wire::DesiredState;
+use crate::store::ObjectRecord;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
@@ -353,6 +354,14 @@ pub struct ImageStatus {
     pub pull: Option<PullState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// The status stored with `record`, if it reads as `T`.
+pub fn stored_status<T: serde::de::DeserializeOwned>(record: &ObjectRecord) -> Option<T> {
+    record
+        .status
+        .clone()
+        .and_then(|s| serde_json::from_value(s).ok())
 }
 
 /// Unix seconds as RFC 3339.

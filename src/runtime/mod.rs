@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod docker;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod image_match;
 

@@ -257,17 +257,17 @@ impl Recorder {
                 None
             }
         };
-        let mut delay = Duration::from_millis(500);
+        let mut outage = crate::backoff::outage();
         loop {
             // Subscribe first, then look: nothing between the two is missed.
             let mut stream = self.runtime.events(&self.instance);
             match self.observe(unwatched_since.take()).await {
-                Ok(()) => delay = Duration::from_millis(500),
+                Ok(()) => outage = crate::backoff::outage(),
                 Err(e) => {
                     tracing::debug!("uptime: the engine is not answering: {e}");
                     unwatched_since.get_or_insert(chrono::Utc::now().timestamp_millis());
+                    let delay = outage.next().unwrap_or(crate::backoff::OUTAGE_MAX);
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
                     continue;
                 }
             }
@@ -278,7 +278,7 @@ impl Recorder {
             // Lost the engine: from now on nothing is known until the next observation.
             let lost = chrono::Utc::now().timestamp_millis();
             unwatched_since = Some(lost);
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(outage.next().unwrap_or(crate::backoff::OUTAGE_MAX)).await;
         }
     }
 

@@ -176,6 +176,41 @@ fn revalidate<D, T>(
     })
 }
 
+impl WriteItem {
+    /// The record a write of this item by the API would leave, given the `current` one: for
+    /// previews (a dry run plans against it). Port areas are not allocated: a new app shows
+    /// the block it has, if any.
+    pub fn would_store(&self, current: Option<&ObjectRecord>) -> ObjectRecord {
+        match current {
+            Some(r) => {
+                let mut record = r.clone();
+                record.generation += i64::from(r.spec != self.spec || r.is_terminating());
+                record.spec = self.spec.clone();
+                record.labels = self.meta.labels.clone();
+                record.annotations = self.meta.annotations.clone();
+                record.deletion_timestamp = None;
+                record
+            }
+            None => ObjectRecord {
+                kind: self.kind,
+                key: self.key.clone(),
+                uid: format!("dry-run-{}", self.kind.describe(&self.key)),
+                generation: 1,
+                resource_version: 0,
+                source: SOURCE_API.to_string(),
+                labels: self.meta.labels.clone(),
+                annotations: self.meta.annotations.clone(),
+                spec: self.spec.clone(),
+                status: None,
+                created_at: now_rfc3339(),
+                deletion_timestamp: None,
+                applied_update: None,
+                host_port_root: None,
+            },
+        }
+    }
+}
+
 /// What a write did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -529,15 +564,13 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("status: {e}")))?,
             created_at: row.try_get("created_at")?,
             deletion_timestamp: row.try_get("deletion_timestamp")?,
-            applied_update: row
-                .try_get::<Option<String>, _>("applied_update")?
-                .and_then(|s| {
-                    let (id, hash) = s.split_once(' ')?;
-                    Some(AppliedUpdate {
-                        container_id: id.to_string(),
-                        hash: hash.to_string(),
-                    })
-                }),
+            applied_update: match (
+                row.try_get::<Option<String>, _>("applied_container_id")?,
+                row.try_get::<Option<String>, _>("applied_update_hash")?,
+            ) {
+                (Some(container_id), Some(hash)) => Some(AppliedUpdate { container_id, hash }),
+                _ => None,
+            },
             host_port_root: row
                 .try_get::<Option<i64>, _>("host_port_root")?
                 .and_then(|p| u16::try_from(p).ok()),
@@ -646,8 +679,8 @@ impl Store {
                 .bind(record.generation)
                 .bind(record.resource_version)
                 .bind(&record.source)
-                .bind(serde_json::to_string(&record.labels).unwrap_or_default())
-                .bind(serde_json::to_string(&record.annotations).unwrap_or_default())
+                .bind(to_json("labels", &record.labels)?)
+                .bind(to_json("annotations", &record.annotations)?)
                 .bind(record.spec.to_string())
                 .bind(&record.created_at)
                 .bind(record.host_port_root.map(i64::from))
@@ -703,8 +736,8 @@ impl Store {
                 .bind(record.generation)
                 .bind(record.resource_version)
                 .bind(&record.source)
-                .bind(serde_json::to_string(&record.labels).unwrap_or_default())
-                .bind(serde_json::to_string(&record.annotations).unwrap_or_default())
+                .bind(to_json("labels", &record.labels)?)
+                .bind(to_json("annotations", &record.annotations)?)
                 .bind(record.spec.to_string())
                 .bind(record.host_port_root.map(i64::from))
                 .bind(&record.uid)
@@ -1023,11 +1056,14 @@ impl Store {
         container_id: &str,
         hash: &str,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE objects SET applied_update = ? WHERE uid = ?")
-            .bind(format!("{container_id} {hash}"))
-            .bind(uid)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE objects SET applied_container_id = ?, applied_update_hash = ? WHERE uid = ?",
+        )
+        .bind(container_id)
+        .bind(hash)
+        .bind(uid)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -1188,6 +1224,13 @@ impl Store {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+/// `value` as JSON text for a column; a value that cannot be written is an error, never an
+/// empty column.
+pub(crate) fn to_json(column: &str, value: &impl Serialize) -> StoreResult<String> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("{column} cannot be stored: {e}")))
 }
 
 /// `base` overridden by a namespace's stored override document.

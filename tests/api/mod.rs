@@ -24,10 +24,15 @@ mod security;
 struct Api {
     app: axum::Router,
     store: Store,
+    fake: Arc<FakeRuntime>,
     _dir: tempfile::TempDir,
 }
 
 async fn api() -> Api {
+    api_with(ControllerConfig::default()).await
+}
+
+async fn api_with(config: ControllerConfig) -> Api {
     let dir = tempfile::tempdir().unwrap();
     // The fake engine's host has 8 GiB; apps may declare 90 % of it, as `wharf serve` defaults.
     let store = Store::open(&dir.path().join("db.sqlite"))
@@ -44,16 +49,11 @@ async fn api() -> Api {
         RegistryClient::new(Vec::new(), std::time::Duration::from_secs(5)),
     );
     let wake = Arc::new(Notify::new());
-    let controller = Controller::new(
-        store.clone(),
-        runtime.clone(),
-        ControllerConfig::default(),
-        Arc::clone(&wake),
-    );
+    let controller = Controller::new(store.clone(), runtime.clone(), config, Arc::clone(&wake));
     let store_handle = store.clone();
     let state = ApiState {
         store,
-        runtime,
+        runtime: runtime.clone(),
         controller,
         stats: wharf::stats::StatsConfig::default(),
         images: Arc::new(images),
@@ -66,6 +66,7 @@ async fn api() -> Api {
     Api {
         app: router(state),
         store: store_handle,
+        fake: runtime,
         _dir: dir,
     }
 }
@@ -363,6 +364,56 @@ async fn dry_run_returns_a_plan_and_a_diff_and_stores_nothing() {
         item["diff"].as_str().unwrap().contains("+  state: stopped"),
         "{item}"
     );
+}
+
+#[tokio::test]
+async fn a_dry_run_answers_503_when_the_engine_cannot_be_observed() {
+    let api = api().await;
+    api.fake.set_down(true);
+    let (status, body) = api
+        .send("POST", "/api/v1/apply?dryRun=true", &app("web", ""))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_error_shape(&body, 503, "EngineUnavailable");
+    api.fake.set_down(false);
+    let (status, _) = api
+        .send("POST", "/api/v1/apply?dryRun=true", &app("web", ""))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_dry_run_plans_with_the_loop_s_image_objects_and_approval_gate() {
+    let api = api_with(ControllerConfig {
+        require_approved_images: true,
+        ..ControllerConfig::default()
+    })
+    .await;
+    let steps = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "App")
+            .flat_map(|i| i["plan"].as_array().unwrap().clone())
+            .map(|s| s["action"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Not approved: the loop would create nothing, and neither does the preview.
+    let (status, body) = api
+        .send("POST", "/api/v1/apply?dryRun=true", &app("web", ""))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(steps(&body).is_empty(), "{body}");
+    // Declared in the same bundle (pullPolicy Always, and the fake engine has no busybox yet):
+    // the preview sees the Image object, approval and pull policy, as the loop will.
+    let bundle = format!(
+        "apiVersion: wharf/v1\nkind: Image\nmetadata: {{name: busybox}}\nspec: {{ref: busybox, pullPolicy: Always}}\n---\n{}",
+        app("web", "")
+    );
+    let (status, body) = api.send("POST", "/api/v1/apply?dryRun=true", &bundle).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(steps(&body), ["Pulled", "Created", "Started"], "{body}");
 }
 
 #[tokio::test]

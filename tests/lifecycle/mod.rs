@@ -377,7 +377,7 @@ async fn a_crash_looping_or_unhealthy_replacement_rolls_back_and_stays_rolled_ba
 #[tokio::test(flavor = "multi_thread")]
 async fn git_runs_in_the_container_with_validated_arguments() {
     let h = Harness::start("t-git").await;
-    wharf::testkit::import_git(&docker().await, GIT_IMAGE)
+    crate::support::testkit::import_git(&docker().await, GIT_IMAGE)
         .await
         .expect("git image");
     let yaml = h.app_yaml("dev", &Harness::sleeper_spec(GIT_IMAGE))

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod testkit;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -45,7 +46,7 @@ pub async fn images() {
         .get_or_init(|| async {
             let docker = docker().await;
             for (reference, version) in [(IMAGE_V1, "1"), (IMAGE_V2, "2")] {
-                if let Err(e) = wharf::testkit::import_busybox(&docker, reference, version).await {
+                if let Err(e) = testkit::import_busybox(&docker, reference, version).await {
                     panic!("{e}");
                 }
             }
@@ -311,7 +312,7 @@ impl Harness {
     /// Removes what an earlier, interrupted run of the same test left behind.
     async fn remove_earlier_runs(&self, name: &str) {
         let prefix = format!("test-{name}-");
-        wharf::testkit::remove_containers(&docker().await, "wharf.managed-by=wharf", |labels| {
+        testkit::remove_containers(&docker().await, "wharf.managed-by=wharf", |labels| {
             labels
                 .get("wharf.instance")
                 .is_some_and(|i| i.starts_with(&prefix))
@@ -322,7 +323,7 @@ impl Harness {
 
     pub async fn remove_containers(&self) {
         let label = format!("wharf.instance={}", self.instance);
-        wharf::testkit::remove_containers(&docker().await, &label, |_| true)
+        testkit::remove_containers(&docker().await, &label, |_| true)
             .await
             .expect("remove the test's containers");
     }

@@ -1,0 +1,154 @@
+//! The one builder of `Desired`: stored records plus what the loop remembers about them (its
+//! memory and the images' memory), the approval gate and the image requests that word it.
+//!
+//! The loop's passes, the dry run's preview and hard resets all build through here, so a
+//! preview plans exactly what the loop would. Reads only: the loop keeps the memory in step with
+//! the store before it builds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tokio::time::Instant;
+
+use super::memory::Memory;
+use super::plan::{Desired, DesiredApp, DesiredImage, RequestNote};
+use super::status::{AppStatus, stored_status};
+use crate::images::ImageService;
+use crate::spec::Kind;
+use crate::spec::validate::AppKey;
+use crate::store::ObjectRecord;
+use crate::store::security::ImageRequest;
+
+/// What `Desired` is built from besides the records.
+pub(super) struct Context<'a> {
+    pub(super) instance: &'a str,
+    pub(super) require_approved_images: bool,
+    pub(super) memory: &'a Memory,
+    pub(super) images: &'a ImageService,
+    /// Apps with work in flight.
+    pub(super) busy: &'a BTreeSet<AppKey>,
+}
+
+/// Builds `Desired` from every stored App and Image. A record whose stored spec no longer
+/// validates is frozen (its containers are left alone) and logged.
+pub(super) fn build(records: &[ObjectRecord], cx: &Context<'_>, now: Instant) -> Desired {
+    let mut desired = Desired {
+        instance: cx.instance.to_string(),
+        require_approved_images: cx.require_approved_images,
+        busy: cx.busy.clone(),
+        ..Desired::default()
+    };
+    for record in records {
+        match record.kind {
+            Kind::Image => match desired_image(record, cx, now) {
+                Ok(image) => {
+                    desired.images.insert(record.key.clone(), image);
+                }
+                Err(e) => {
+                    tracing::error!(image = %record.key, "stored Image no longer validates; left alone: {e}");
+                }
+            },
+            Kind::App => match desired_app(record, cx.memory, now) {
+                Ok(app) => {
+                    desired.apps.insert(record.key.clone(), app);
+                }
+                Err(e) => {
+                    tracing::error!(app = %record.key, "stored spec no longer validates; its container is left alone: {e}");
+                    desired.frozen_uids.insert(record.uid.clone());
+                }
+            },
+        }
+    }
+    desired
+}
+
+/// Whether some app waits for the approval of its image: only then are the image requests
+/// read (to name the request in its condition).
+pub(super) fn needs_requests(desired: &Desired) -> bool {
+    desired
+        .apps
+        .values()
+        .any(|a| desired.unapproved(&a.spec.container.image).is_some())
+}
+
+/// Notes the newest request per reference (`requests` newest first).
+pub(super) fn note_requests(desired: &mut Desired, requests: Vec<ImageRequest>) {
+    for r in requests {
+        desired
+            .image_requests
+            .entry(r.reference.clone())
+            .or_insert(RequestNote {
+                id: r.id,
+                requested_by: r.requested_by,
+                state: r.state,
+                decided_by: r.decided_by,
+                message: r.message,
+            });
+    }
+}
+
+/// The app a stored record declares, with what the loop remembers about it; or why its stored
+/// spec no longer validates.
+pub(super) fn desired_app(
+    record: &ObjectRecord,
+    memory: &Memory,
+    now: Instant,
+) -> Result<DesiredApp, String> {
+    let mut spec = record.app_spec()?;
+    let view = memory.view(record, now);
+    spec.place_in_port_area(record.host_port_root);
+    let hashes = spec.hashes();
+    Ok(DesiredApp {
+        uid: record.uid.clone(),
+        generation: record.generation,
+        spec,
+        hashes,
+        deleting: record.is_terminating(),
+        hold_until: view.hold_until,
+        repairs: view.repairs,
+        rolled_back: view.rolled_back,
+        host_port_root: record.host_port_root,
+        had_container: stored_status::<AppStatus>(record).is_some_and(|s| s.container_id.is_some()),
+    })
+}
+
+fn desired_image(
+    record: &ObjectRecord,
+    cx: &Context<'_>,
+    now: Instant,
+) -> Result<DesiredImage, String> {
+    let spec = record.image_spec()?;
+    let view = cx.memory.view(record, now);
+    let known = cx.images.memory(&spec.canonical);
+    let check_due = spec.update_interval.is_some_and(|interval| {
+        known.check_hold_until.is_none_or(|t| t <= now)
+            && known
+                .checked
+                .is_none_or(|t| now.duration_since(t) >= interval)
+    });
+    Ok(DesiredImage {
+        uid: record.uid.clone(),
+        generation: record.generation,
+        deleting: record.is_terminating(),
+        hold_until: view.hold_until,
+        pulled_generation: view.pulled_generation,
+        check_due,
+        remote_digest: known.remote_digest,
+        spec,
+    })
+}
+
+/// The records a write of `candidates` would leave in the store: `stored` with each candidate
+/// in place of the object it names (or added).
+pub(super) fn with_candidates(
+    mut stored: Vec<ObjectRecord>,
+    candidates: Vec<ObjectRecord>,
+) -> Vec<ObjectRecord> {
+    let mut by_key: BTreeMap<(Kind, AppKey), ObjectRecord> = stored
+        .drain(..)
+        .map(|r| ((r.kind, r.key.clone()), r))
+        .collect();
+    for c in candidates {
+        by_key.insert((c.kind, c.key.clone()), c);
+    }
+    by_key.into_values().collect()
+}

@@ -1,0 +1,151 @@
+//! What the loop remembers about each object between passes: its backoff, repairs, last
+//! failure, the pull made for its generation and a rolled-back replacement. Lost on restart by
+//! design (a restarted wharf gives every app a fresh chance), except a rollback of the current
+//! generation, which the stored status keeps.
+//!
+//! The loop keeps the memory in step with the store (`sync`); everything else only reads it
+//! (`view`), so a dry run's preview sees what the loop would see and changes nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use backon::ExponentialBackoff;
+use tokio::time::Instant;
+
+use super::plan::RolledBack;
+use super::status::{AppStatus, Failure, stored_status};
+use crate::backoff;
+use crate::store::ObjectRecord;
+
+/// One object's memory (Apps and Images alike).
+pub(super) struct ObjectMemory {
+    pub(super) generation: i64,
+    backoff: ExponentialBackoff,
+    pub(super) repairs: u32,
+    pub(super) hold_until: Option<Instant>,
+    pub(super) last_repair: Option<Instant>,
+    pub(super) failure: Option<Failure>,
+    /// Images: the generation a pull was last made for.
+    pub(super) pulled_generation: Option<i64>,
+    /// Apps: a replacement at this generation rolled back.
+    pub(super) rolled_back: Option<RolledBack>,
+}
+
+impl ObjectMemory {
+    pub(super) fn new(generation: i64) -> Self {
+        Self {
+            generation,
+            backoff: backoff::app(),
+            repairs: 0,
+            hold_until: None,
+            last_repair: None,
+            failure: None,
+            pulled_generation: None,
+            rolled_back: None,
+        }
+    }
+
+    /// After a wharf restart: a rollback of the current generation is still remembered (from
+    /// the stored status), so a failed replacement is not tried again on every restart.
+    fn restored(record: &ObjectRecord) -> Self {
+        let mut memory = Self::new(record.generation);
+        memory.rolled_back = stored_status::<AppStatus>(record)
+            .and_then(|s| s.rolled_back)
+            .filter(|r| r.generation == record.generation)
+            .map(|r| RolledBack {
+                image_id: r.image_id,
+                message: r.message,
+            });
+        memory
+    }
+
+    /// Holds retries and repairs back for the next backoff delay.
+    pub(super) fn hold(&mut self, now: Instant) {
+        let delay = self.backoff.next().unwrap_or(backoff::APP_MAX);
+        self.hold_until = Some(now + delay);
+    }
+}
+
+/// What the planner is told about one object from memory.
+#[derive(Clone, Debug, Default)]
+pub(super) struct View {
+    pub(super) hold_until: Option<Instant>,
+    pub(super) repairs: u32,
+    pub(super) rolled_back: Option<RolledBack>,
+    pub(super) pulled_generation: Option<i64>,
+}
+
+/// Every object's memory, by uid.
+#[derive(Default)]
+pub(super) struct Memory {
+    objects: HashMap<String, ObjectMemory>,
+}
+
+impl Memory {
+    /// Brings the memory in step with the store: new objects are remembered (a stored rollback
+    /// restored), a changed spec gets a fresh chance, deleted objects are forgotten.
+    pub(super) fn sync(&mut self, records: &[ObjectRecord]) {
+        for record in records {
+            let memory = self
+                .objects
+                .entry(record.uid.clone())
+                .or_insert_with(|| ObjectMemory::restored(record));
+            if memory.generation != record.generation {
+                *memory = ObjectMemory::new(record.generation);
+            }
+        }
+        let live: BTreeSet<&str> = records.iter().map(|r| r.uid.as_str()).collect();
+        self.objects.retain(|uid, _| live.contains(uid.as_str()));
+    }
+
+    /// What is remembered about `record` at its current generation (nothing for an object the
+    /// loop has not seen yet, or whose spec changed since; a stored rollback of its generation
+    /// counts even then).
+    pub(super) fn view(&self, record: &ObjectRecord, now: Instant) -> View {
+        match self
+            .objects
+            .get(&record.uid)
+            .filter(|m| m.generation == record.generation)
+        {
+            Some(m) => View {
+                hold_until: m.hold_until.filter(|t| *t > now),
+                repairs: m.repairs,
+                rolled_back: m.rolled_back.clone(),
+                pulled_generation: m.pulled_generation,
+            },
+            None => View {
+                rolled_back: ObjectMemory::restored(record).rolled_back,
+                ..View::default()
+            },
+        }
+    }
+
+    pub(super) fn get(&self, uid: &str) -> Option<&ObjectMemory> {
+        self.objects.get(uid)
+    }
+
+    pub(super) fn get_mut(&mut self, uid: &str) -> Option<&mut ObjectMemory> {
+        self.objects.get_mut(uid)
+    }
+
+    /// Gives every app that has run for `healthy` since its last repair a fresh backoff.
+    pub(super) fn reset_healthy(
+        &mut self,
+        uid: &str,
+        running: bool,
+        now: Instant,
+        healthy: Duration,
+    ) -> bool {
+        match self.objects.get_mut(uid) {
+            Some(m)
+                if running
+                    && m.last_repair
+                        .is_some_and(|t| now.duration_since(t) >= healthy) =>
+            {
+                *m = ObjectMemory::new(m.generation);
+                true
+            }
+            _ => false,
+        }
+    }
+}

@@ -585,10 +585,27 @@ async fn serve(args: &Args, command: &Command) -> anyhow::Result<()> {
     };
     let server = Server::start(config).await?;
     tracing::info!(token_file = %args.data.join(wharf::server::TOKEN_FILE).display(), "ready");
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
+    let signal = termination().await?;
+    tracing::info!("{signal}: shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// Waits for SIGTERM (service managers, `docker stop`) or SIGINT (Ctrl-C); names the one.
+async fn termination() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
+    }
 }
 
 async fn client_command(args: &Args) -> cli::CliResult {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use axum_server::tls_rustls::RustlsConfig;
 use procfs::Current;
@@ -25,6 +26,9 @@ use crate::stats::{Sampler, StatsConfig};
 use crate::store::{Admission, PortRange, Store};
 
 pub const TOKEN_FILE: &str = "admin.token";
+
+/// How long the API may take to answer the requests it has when it stops.
+const API_DRAIN: Duration = Duration::from_secs(10);
 pub const DATABASE_FILE: &str = "wharf.db";
 
 #[derive(Clone, Debug)]
@@ -176,12 +180,19 @@ fn warn_plain_http(addr: SocketAddr) {
     tracing::warn!(%addr, "listening on a non-loopback address without TLS; pass --tls-cert and --tls-key");
 }
 
+/// How long a shutdown lets in-flight container operations finish (each engine call also has
+/// its own deadline).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
 /// A running wharf.
 pub struct Server {
     pub addr: SocketAddr,
     pub token: String,
     pub store: Store,
     pub controller: Arc<Controller>,
+    /// Stops the API from accepting requests (it answers those it has).
+    api_stop: CancellationToken,
+    api: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -271,7 +282,8 @@ impl Server {
         listener.set_nonblocking(true).map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
         let app = http::router(state).into_make_service();
-        match &config.tls {
+        let api_stop = CancellationToken::new();
+        let api = match &config.tls {
             Some(files) => {
                 let tls = RustlsConfig::from_pem_file(&files.cert, &files.key)
                     .await
@@ -280,25 +292,37 @@ impl Server {
                         key: files.key.clone(),
                         source,
                     })?;
-                let server = axum_server::from_tcp_rustls(listener, tls).map_err(listen_err)?;
-                tasks.push(tokio::spawn(async move {
+                let handle = axum_server::Handle::new();
+                let server = axum_server::from_tcp_rustls(listener, tls)
+                    .map_err(listen_err)?
+                    .handle(handle.clone());
+                let stop = api_stop.clone();
+                tokio::spawn(async move {
+                    stop.cancelled().await;
+                    handle.graceful_shutdown(Some(API_DRAIN));
+                });
+                tokio::spawn(async move {
                     if let Err(e) = server.serve(app).await {
                         tracing::error!("API server stopped: {e}");
                     }
-                }));
+                })
             }
             None => {
                 if !addr.ip().is_loopback() {
                     warn_plain_http(addr);
                 }
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(listen_err)?;
-                tasks.push(tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).await {
+                let stop = api_stop.clone().cancelled_owned();
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                    {
                         tracing::error!("API server stopped: {e}");
                     }
-                }));
+                })
             }
-        }
+        };
         let scheme = if config.tls.is_some() {
             "https"
         } else {
@@ -310,20 +334,39 @@ impl Server {
             token,
             store,
             controller,
+            api_stop,
+            api: Some(api),
             tasks,
         })
     }
 
-    /// Stops every task of this server.
-    pub async fn shutdown(self) {
+    /// Stops gracefully: the API stops accepting requests and answers those it has; the loop
+    /// starts nothing new and lets the container operations in flight finish (within
+    /// `SHUTDOWN_GRACE`), then stores the statuses they left; then the watcher, sampler and
+    /// recorder stop. Logs what it waited for.
+    pub async fn shutdown(mut self) {
+        self.api_stop.cancel();
+        if let Some(api) = self.api.take()
+            && tokio::time::timeout(API_DRAIN * 2, api).await.is_err()
+        {
+            tracing::warn!("the API did not stop within {}s", (API_DRAIN * 2).as_secs());
+        }
+        let left = self.controller.stop(SHUTDOWN_GRACE).await;
         for t in &self.tasks {
             t.abort();
         }
         for t in self.tasks {
+            // Aborted tasks end with a cancellation error; nothing to report.
             let _aborted = t.await;
         }
-        // Let in-flight work notice the abort before the store closes.
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        if left.is_empty() {
+            tracing::info!("stopped: every accepted request answered, every operation finished");
+        } else {
+            tracing::warn!(
+                apps = left.len(),
+                "stopped with work unfinished; the next start picks it up"
+            );
+        }
     }
 }
 

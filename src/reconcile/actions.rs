@@ -130,25 +130,29 @@ impl Controller {
     ) -> Result<String, ActionError> {
         self.claim(key).await?;
         let result = self.act_claimed(key, &action).await;
-        self.lock().release(key);
+        self.release(key);
         self.wake.notify_one();
         result
     }
 
-    /// Takes the app's place in the loop, waiting for work in flight to finish.
+    /// Takes the app's place in the loop, waiting (for a release, not by polling) for work in
+    /// flight to finish.
     async fn claim(&self, key: &AppKey) -> Result<(), ActionError> {
         let give_up = Instant::now() + WAIT_FOR_APP;
         loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before looking, so a release between the look and the wait is seen.
+            released.as_mut().enable();
             if self.lock().inflight.insert(key.clone()) {
                 return Ok(());
             }
-            if Instant::now() >= give_up {
+            if tokio::time::timeout_at(give_up, released).await.is_err() {
                 return Err(ActionError::Busy(format!(
                     "app {key} is still busy with other work after {}s; try again",
                     WAIT_FOR_APP.as_secs()
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

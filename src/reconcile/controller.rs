@@ -19,9 +19,11 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::desired::{self, Context};
-use super::execute::{ExecError, Execution, execute};
+use super::execute::{ErrorClass, ExecError, Execution, execute};
 use super::memory::Memory;
 use super::observe::{Observer, Wants};
 use super::plan::{Action, AppPlan, Desired, Observed, RolledBack, plan};
@@ -97,7 +99,7 @@ pub(super) struct LoopState {
 impl LoopState {
     /// Work for `key` is done: the app is free for the next pass, and observations taken before
     /// now are stale for it.
-    pub(super) fn release(&mut self, key: &AppKey) {
+    fn release(&mut self, key: &AppKey) {
         self.inflight.remove(key);
         self.finished.insert(key.clone(), Instant::now());
     }
@@ -119,11 +121,24 @@ pub struct Controller {
     pub(super) ops: Arc<Semaphore>,
     // std Mutex: held only for short, synchronous bookkeeping, never across an .await.
     state: Mutex<LoopState>,
+    /// Signalled whenever an app's work is released (actions wait on it for their app).
+    pub(super) released: Notify,
     health: watch::Sender<Health>,
     metrics: Arc<Metrics>,
+    /// Stops the loop and the watcher; no new work starts once it is cancelled.
+    cancel: CancellationToken,
+    /// Every app's work in flight, so a shutdown can let it finish.
+    work: TaskTracker,
 }
 
 impl Controller {
+    /// Work for `key` is done: the app is free for the next pass (and for an action waiting
+    /// for it).
+    pub(super) fn release(&self, key: &AppKey) {
+        self.lock().release(key);
+        self.released.notify_waiters();
+    }
+
     pub fn new(
         store: Store,
         runtime: Arc<dyn Runtime>,
@@ -144,8 +159,11 @@ impl Controller {
                 docker_down: true,
                 ..LoopState::default()
             }),
+            released: Notify::new(),
             health: watch::channel(Health::default()).0,
             metrics: Arc::new(Metrics::default()),
+            cancel: CancellationToken::new(),
+            work: TaskTracker::new(),
         })
     }
 
@@ -172,12 +190,47 @@ impl Controller {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the loop and the event watcher; abort the handles to stop them.
+    /// Starts the loop and the event watcher; `stop` ends them (aborting the handles does too,
+    /// without waiting for work in flight).
     pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
         vec![
             tokio::spawn(Arc::clone(self).run()),
             tokio::spawn(Arc::clone(self).watch_events()),
         ]
+    }
+
+    /// Stops the loop: no pass starts and no work is handed out any more; the work in flight
+    /// finishes (every engine call has its deadline) for at most `grace`; then one last look
+    /// stores the statuses it left. Returns the apps whose work was still running at the end.
+    pub async fn stop(self: &Arc<Self>, grace: Duration) -> Vec<AppKey> {
+        self.cancel.cancel();
+        self.work.close();
+        let busy: Vec<AppKey> = self.lock().inflight.iter().cloned().collect();
+        if !busy.is_empty() {
+            tracing::info!(
+                apps = busy.len(),
+                "waiting for the work in flight: {}",
+                list(&busy)
+            );
+        }
+        if tokio::time::timeout(grace, self.work.wait()).await.is_err() {
+            let left: Vec<AppKey> = self.lock().inflight.iter().cloned().collect();
+            tracing::warn!(
+                "work of {} app(s) did not finish within {}s: {}",
+                left.len(),
+                grace.as_secs(),
+                list(&left)
+            );
+            return left;
+        }
+        // The statuses as the finished work left them (the pass starts no new work).
+        if tokio::time::timeout(grace, self.pass()).await.is_err() {
+            tracing::warn!(
+                "the last status update did not finish within {}s",
+                grace.as_secs()
+            );
+        }
+        Vec::new()
     }
 
     async fn run(self: Arc<Self>) {
@@ -186,6 +239,7 @@ impl Controller {
         loop {
             let sleep = next.unwrap_or(self.config.resync).min(self.config.resync);
             tokio::select! {
+                _ = self.cancel.cancelled() => return,
                 _ = self.wake.notified() => {
                     // Let a burst of events (kill, die, stop) land before looking, and while
                     // work completes in quick succession, look at most every `min_pass_interval`:
@@ -206,7 +260,12 @@ impl Controller {
         loop {
             let started = Instant::now();
             let mut stream = self.runtime.events(&self.config.instance);
-            while let Some(event) = stream.next().await {
+            loop {
+                let event = tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    event = stream.next() => event,
+                };
+                let Some(event) = event else { break };
                 match event {
                     // Commands run in a container (health probes every interval, git) change
                     // nothing a pass looks at.
@@ -231,7 +290,11 @@ impl Controller {
             if started.elapsed() > Duration::from_secs(10) {
                 outage = backoff::outage();
             }
-            tokio::time::sleep(outage.next().unwrap_or(backoff::OUTAGE_MAX)).await;
+            let delay = outage.next().unwrap_or(backoff::OUTAGE_MAX);
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
         }
     }
 
@@ -264,6 +327,7 @@ impl Controller {
                     let mut state = self.lock();
                     state.docker_down = false;
                     state.outage = None;
+                    state.memory.unblock_all();
                     drop(state);
                     self.health.send_modify(|h| {
                         h.docker_connected = true;
@@ -310,6 +374,9 @@ impl Controller {
             .pass_seconds
             .observe(observed_at.elapsed().as_secs_f64());
 
+        if self.cancel.is_cancelled() {
+            return None;
+        }
         for (key, app_plan) in the_plan.apps.iter() {
             if app_plan.steps.is_empty() {
                 continue;
@@ -328,7 +395,8 @@ impl Controller {
             let this = Arc::clone(self);
             let key = key.clone();
             let app_plan = app_plan.clone();
-            tokio::spawn(async move { this.work(key, record, app_plan).await });
+            self.work
+                .spawn(async move { this.work(key, record, app_plan).await });
         }
         the_plan.requeue_after()
     }
@@ -534,10 +602,17 @@ impl Controller {
                             message: format!("{} failed: {e}", step.action.verb()),
                         });
                         memory.repairs += u32::from(app_plan.repair);
-                        memory.hold(now);
+                        match e.class() {
+                            ErrorClass::Transient => memory.hold(now),
+                            ErrorClass::Permanent => {
+                                tracing::warn!(app = %key, "{} failed for good: waiting for a change of the spec, the image or the engine", step.action.verb());
+                                memory.block(app_plan.image_id.clone(), now);
+                            }
+                        }
                     }
                     None => {
                         memory.failure = None;
+                        memory.blocked_on_image = None;
                         if pulled {
                             memory.pulled_generation = Some(memory.generation);
                         }
@@ -551,6 +626,7 @@ impl Controller {
             }
             state.release(&key);
         }
+        self.released.notify_waiters();
         self.wake.notify_one();
     }
 
@@ -599,6 +675,14 @@ impl Controller {
             tracing::warn!(app = %record.key, "could not record event: {e}");
         }
     }
+}
+
+/// `demo/a, demo/b`.
+fn list(keys: &[AppKey]) -> String {
+    keys.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `(uid, status)` to store when `computed` differs from what `record` holds.

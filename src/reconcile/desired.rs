@@ -107,6 +107,7 @@ pub(super) fn desired_app(
         repairs: view.repairs,
         rolled_back: view.rolled_back,
         host_port_root: record.host_port_root,
+        blocked_on_image: view.blocked_on_image,
         had_container: stored_status::<AppStatus>(record).is_some_and(|s| s.container_id.is_some()),
     })
 }

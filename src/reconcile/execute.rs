@@ -33,7 +33,40 @@ pub enum ExecError {
     NoCreatedContainer,
 }
 
+/// How the loop treats a failure: the one place retry policy is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Likely to pass on its own (a timeout, an engine or registry hiccup, a race): retried
+    /// with the app's backoff.
+    Transient,
+    /// Will fail again the same way (the engine refused the configuration, a name is held by a
+    /// container wharf does not manage, a missing image that may not be pulled, credentials
+    /// refused): not retried until the spec or the image changes or the engine reconnects
+    /// (and, as a safety net for changes wharf cannot see, after the longest backoff).
+    Permanent,
+}
+
 impl ExecError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ExecError::Runtime(RuntimeError::Engine { status, .. })
+                if (400..500).contains(status) && *status != 408 && *status != 429 =>
+            {
+                ErrorClass::Permanent
+            }
+            ExecError::Runtime(RuntimeError::Conflict(m)) if m.contains("is already in use") => {
+                ErrorClass::Permanent
+            }
+            ExecError::Runtime(RuntimeError::NotFound(m)) if m.contains("No such image") => {
+                ErrorClass::Permanent
+            }
+            ExecError::Registry(RegistryError::Unauthorized(_))
+            | ExecError::RolledBack(_)
+            | ExecError::NoCreatedContainer => ErrorClass::Permanent,
+            _ => ErrorClass::Transient,
+        }
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             ExecError::Runtime(e) => e.reason(),
@@ -430,5 +463,52 @@ async fn run_step(
             Ok(format!("volume {name}"))
         }
         Action::Forget { .. } => Ok(String::new()),
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified_transient_or_permanent() {
+        let engine = |status| {
+            ExecError::Runtime(RuntimeError::Engine {
+                op: "create container",
+                status,
+                message: "m".into(),
+            })
+        };
+        assert_eq!(engine(400).class(), ErrorClass::Permanent);
+        assert_eq!(engine(500).class(), ErrorClass::Transient);
+        assert_eq!(engine(429).class(), ErrorClass::Transient);
+        let name_taken = ExecError::Runtime(RuntimeError::Conflict(
+            "The container name \"/demo.web\" is already in use by container \"ab12\"".into(),
+        ));
+        assert_eq!(name_taken.class(), ErrorClass::Permanent);
+        let removing = ExecError::Runtime(RuntimeError::Conflict(
+            "removal of container ab12 is already in progress".into(),
+        ));
+        assert_eq!(removing.class(), ErrorClass::Transient);
+        assert_eq!(
+            ExecError::Runtime(RuntimeError::NotFound("No such image: busybox:9".into())).class(),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            ExecError::Runtime(RuntimeError::Timeout {
+                op: "start container",
+                seconds: 30
+            })
+            .class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            ExecError::Registry(RegistryError::RateLimited("slow down".into())).class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            ExecError::Registry(RegistryError::Unauthorized("no".into())).class(),
+            ErrorClass::Permanent
+        );
     }
 }

@@ -29,6 +29,8 @@ pub(super) struct ObjectMemory {
     pub(super) pulled_generation: Option<i64>,
     /// Apps: a replacement at this generation rolled back.
     pub(super) rolled_back: Option<RolledBack>,
+    /// A permanent failure: the engine image the app's reference named then.
+    pub(super) blocked_on_image: Option<Option<String>>,
 }
 
 impl ObjectMemory {
@@ -42,6 +44,7 @@ impl ObjectMemory {
             failure: None,
             pulled_generation: None,
             rolled_back: None,
+            blocked_on_image: None,
         }
     }
 
@@ -64,6 +67,14 @@ impl ObjectMemory {
         let delay = self.backoff.next().unwrap_or(backoff::APP_MAX);
         self.hold_until = Some(now + delay);
     }
+
+    /// After a permanent failure: no retry until the image changes, the engine reconnects or
+    /// the spec changes (a new generation is a new memory), or — for changes wharf cannot see,
+    /// such as a foreign container freeing a name — the longest backoff has passed.
+    pub(super) fn block(&mut self, image_id: Option<String>, now: Instant) {
+        self.blocked_on_image = Some(image_id);
+        self.hold_until = Some(now + backoff::APP_MAX);
+    }
 }
 
 /// What the planner is told about one object from memory.
@@ -73,6 +84,7 @@ pub(super) struct View {
     pub(super) repairs: u32,
     pub(super) rolled_back: Option<RolledBack>,
     pub(super) pulled_generation: Option<i64>,
+    pub(super) blocked_on_image: Option<Option<String>>,
 }
 
 /// Every object's memory, by uid.
@@ -112,11 +124,21 @@ impl Memory {
                 repairs: m.repairs,
                 rolled_back: m.rolled_back.clone(),
                 pulled_generation: m.pulled_generation,
+                blocked_on_image: m.blocked_on_image.clone(),
             },
             None => View {
                 rolled_back: ObjectMemory::restored(record).rolled_back,
                 ..View::default()
             },
+        }
+    }
+
+    /// The engine came back: what failed permanently gets its chance again.
+    pub(super) fn unblock_all(&mut self) {
+        for m in self.objects.values_mut() {
+            if m.blocked_on_image.take().is_some() {
+                m.hold_until = None;
+            }
         }
     }
 

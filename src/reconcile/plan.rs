@@ -40,6 +40,9 @@ pub struct DesiredApp {
     pub rolled_back: Option<RolledBack>,
     /// The first host port of the app's port area (allocated by the store).
     pub host_port_root: Option<u16>,
+    /// A permanent failure holds the app back (`hold_until`) until the engine image its
+    /// reference names is no longer this one (`None`: there was none).
+    pub blocked_on_image: Option<Option<String>>,
 }
 
 /// A failed replacement: the image it would have run, and what went wrong.
@@ -316,6 +319,8 @@ pub struct AppPlan {
     pub waiting_reason: Option<&'static str>,
     /// Look again after this long even without an event.
     pub requeue_after: Option<Duration>,
+    /// The engine image the app's reference names now, when there is one.
+    pub image_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -420,8 +425,18 @@ pub fn plan(desired: &Desired, observed: &Observed, now: Instant) -> Plan {
         if own.waiting.is_some() && own.waiting == desired.unapproved(&app.spec.container.image) {
             own.waiting_reason = Some(IMAGE_NOT_APPROVED);
         }
-        hold_back(app.hold_until, app.deleting, now, &mut own);
+        let image_id = canonical_reference(&app.spec.container.image)
+            .ok()
+            .and_then(|r| find_local(&observed.images, &r))
+            .map(|i| i.id.clone());
+        // A permanent failure waits for a change; a new image is one.
+        let hold = match &app.blocked_on_image {
+            Some(blocked) if *blocked != image_id => None,
+            _ => app.hold_until,
+        };
+        hold_back(hold, app.deleting, now, &mut own);
         let plan = out.apps.entry(key.clone()).or_default();
+        plan.image_id = image_id;
         plan.uid = Some(app.uid.clone());
         plan.steps.extend(own.steps);
         plan.repair = own.repair;
@@ -1057,6 +1072,7 @@ mod tests {
             had_container: false,
             rolled_back: None,
             host_port_root: None,
+            blocked_on_image: None,
         };
         Desired {
             instance: "test".into(),
@@ -1326,6 +1342,26 @@ mod tests {
         let a = p.apps.values().next().unwrap();
         assert!(a.repair);
         assert_eq!(verbs(&p), ["Started"]);
+    }
+
+    #[test]
+    fn a_permanent_failure_waits_until_the_image_changes() {
+        let mut d = desired_with(spec(""));
+        let now = Instant::now();
+        let current = busybox().id;
+        let app = d.apps.values_mut().next().unwrap();
+        app.hold_until = Some(now + Duration::from_secs(300));
+        app.blocked_on_image = Some(Some(current.clone()));
+        let p = plan(&d, &observed(vec![]), now);
+        let a = p.apps.values().next().unwrap();
+        assert!(a.steps.is_empty(), "the same image fails the same way");
+        assert_eq!(a.image_id.as_deref(), Some(current.as_str()));
+        // The reference now names another image: the hold no longer applies.
+        d.apps.values_mut().next().unwrap().blocked_on_image = Some(Some("sha256:old".into()));
+        assert_eq!(
+            verbs(&plan(&d, &observed(vec![]), now)),
+            ["Created", "Started"]
+        );
     }
 
     #[test]

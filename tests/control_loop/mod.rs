@@ -264,3 +264,63 @@ async fn an_interrupted_replacement_is_finished() {
         .collect();
     assert_eq!(renames.len(), 1, "only the test's own rename: {renames:?}");
 }
+
+#[tokio::test]
+async fn stopping_lets_work_in_flight_finish_and_starts_nothing_new() {
+    let rig = rig().await;
+    apply(&rig.store, &["a"]).await;
+    wait_for("app a", Duration::from_secs(10), || async {
+        running(&rig.fake, "a").then_some(())
+    })
+    .await;
+    // A call that never answers holds its app's work past the grace period: stop says so.
+    rig.fake.hang("create demo.stuck");
+    apply(&rig.store, &["stuck"]).await;
+    wait_for("the hanging create", Duration::from_secs(10), || async {
+        rig.fake
+            .calls()
+            .iter()
+            .any(|c| c == "create demo.stuck")
+            .then_some(())
+    })
+    .await;
+    let left = rig.controller.stop(Duration::from_millis(300)).await;
+    assert_eq!(
+        left.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["demo/stuck"],
+        "the unfinished work is named"
+    );
+    // Stopped: a new app is accepted by the store but no pass plans it.
+    let passes = rig.controller.health().borrow().passes;
+    apply(&rig.store, &["late"]).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(rig.controller.health().borrow().passes, passes);
+    assert!(
+        !rig.fake.calls().iter().any(|c| c.contains("demo.late")),
+        "nothing starts after a stop"
+    );
+}
+
+#[tokio::test]
+async fn a_stop_with_nothing_in_flight_stores_the_last_statuses_and_returns() {
+    let rig = rig().await;
+    apply(&rig.store, &["a", "b"]).await;
+    wait_for("both apps", Duration::from_secs(10), || async {
+        (running(&rig.fake, "a") && running(&rig.fake, "b")).then_some(())
+    })
+    .await;
+    let left = rig.controller.stop(Duration::from_secs(5)).await;
+    assert!(left.is_empty(), "{left:?}");
+    for name in ["a", "b"] {
+        let key = wharf::spec::AppKey {
+            namespace: "demo".into(),
+            name: name.into(),
+        };
+        let record = rig.store.get(Kind::App, &key).await.unwrap().unwrap();
+        assert_eq!(
+            record.status.as_ref().map(|s| s["phase"].clone()),
+            Some(serde_json::json!("Running")),
+            "{name}"
+        );
+    }
+}

@@ -10,14 +10,34 @@
 //! - `source`: the watched directory → file-owned objects in the store.
 //! - `store`: sqlx/SQLite — desired objects, status, events; ownership and preconditions; port
 //!   claims; stats samples and rollups.
-//! - `reconcile`: observe → plan (pure) → execute, the loop, backoff, status.
-//! - `runtime`: the Docker seam (bollard adapter with deadlines; a recording fake).
+//! - `reconcile`: observe → build desired → plan (pure) → execute, the loop, status, previews.
+//! - `runtime`: the Docker seam (the bollard adapter with deadlines, the only file that names
+//!   bollard; a recording fake behind the `testing` feature).
+//! - `backoff`: every retry delay wharf uses.
 //! - `stats`: the stats sampler (one-shot engine stats → samples), rollups and retention.
 //! - `images`: pulls with live progress, registry digest checks, registry credentials.
 //! - `http`: the REST API (`router(state)`).
 //! - `metrics`: Prometheus metrics: loop and API counters, per-app figures at scrape time.
 //! - `cli`: the client commands of the `wharf` binary.
 //! - `server`: wires them together for `wharf serve` and for tests.
+
+//!
+//! # One apply, from the request to the engine
+//! 1. `http/mod.rs` `apply`: the body is read (`spec/parse.rs`) and validated into domain types
+//!    (`spec/validate.rs`); the token's roles are checked per document (`auth.rs`).
+//! 2. `store/mod.rs` `Store::apply`: ownership, `resourceVersion`, policy and quota
+//!    (`policy.rs`), port claims; committed before the answer; the loop is woken.
+//!    (With `?dryRun=true`, `reconcile/preview.rs` plans the bundle instead, through the same
+//!    steps 3–5, and nothing is written.)
+//! 3. `reconcile/controller.rs` `pass`: reads every record, keeps `reconcile/memory.rs` in step,
+//!    builds `Desired` (`reconcile/desired.rs`) and observes the engine
+//!    (`reconcile/observe.rs` → `runtime/docker.rs` list, images, inspect).
+//! 4. `reconcile/plan.rs` `plan`: pure; a step with its reason per change; statuses from
+//!    `reconcile/status.rs` are stored.
+//! 5. `reconcile/execute.rs` `execute`: one app's steps in order through the `Runtime` trait
+//!    (`runtime/mod.rs`) to `runtime/docker.rs`, every call under its deadline; outcomes become
+//!    events; failures are classified (transient: backoff from `backoff.rs`; permanent: wait
+//!    for a change).
 
 pub mod auth;
 pub mod backoff;

@@ -27,6 +27,7 @@ use crate::reconcile::{ActionError, AppAction};
 use crate::runtime::{ContainerState, ContainerSummary, LogOptions};
 use crate::spec::Kind;
 use crate::spec::validate::{AppKey, check_namespace};
+use crate::store::EventType;
 use crate::store::ObjectRecord;
 
 /// How long one git command may run in a container.
@@ -376,9 +377,9 @@ pub async fn git(
         output.exit_code
     );
     let kind = if output.exit_code == 0 {
-        "Normal"
+        EventType::Normal
     } else {
-        "Warning"
+        EventType::Warning
     };
     if let Err(e) = state
         .store

@@ -20,6 +20,7 @@ use crate::runtime::image_match::{created_from, find_local};
 use crate::runtime::{RuntimeError, labels};
 use crate::spec::validate::{AppKey, check_name};
 use crate::spec::{ImageSpec, Kind};
+use crate::store::EventType;
 use crate::store::{ObjectRecord, SOURCE_API, StoreError};
 
 fn image_key(name: String) -> ApiResult<AppKey> {
@@ -147,12 +148,12 @@ pub async fn pull(
         .await;
     let outcome = match &result {
         Ok(()) => (
-            "Normal",
+            EventType::Normal,
             "Pulled",
             format!("pulled {} on request", spec.reference),
         ),
         Err(e) => (
-            "Warning",
+            EventType::Warning,
             e.reason(),
             format!("pull on request failed: {e}"),
         ),
@@ -222,9 +223,9 @@ pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<Value>>
             }
         }
         let (kind, reason) = match item["result"].as_str() {
-            Some("error") => ("Warning", "UpdateCheckFailed"),
-            Some("pulled") => ("Normal", "Updated"),
-            _ => ("Normal", "Checked"),
+            Some("error") => (EventType::Warning, "UpdateCheckFailed"),
+            Some("pulled") => (EventType::Normal, "Updated"),
+            _ => (EventType::Normal, "Checked"),
         };
         let message = format!(
             "update-all: {}{}",

@@ -21,6 +21,7 @@ use crate::runtime::{ContainerState, ContainerSummary, Runtime, RuntimeError, la
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::spec::wire::DesiredState;
+use crate::store::EventType;
 use crate::store::{ObjectRecord, StoreError};
 
 /// How long an action waits for the loop's work on the same app to finish.
@@ -186,12 +187,13 @@ impl Controller {
             Ok(detail) => {
                 let message = format!("{detail} (requested through the API)");
                 tracing::info!(app = %key, "{} {message}", action.verb());
-                self.event(&record, "Normal", action.verb(), &message).await;
+                self.event(&record, EventType::Normal, action.verb(), &message)
+                    .await;
             }
             Err(e @ (ActionError::Runtime(_) | ActionError::Failed(_))) => {
                 let message = format!("{} failed: {e}", action.verb());
                 tracing::warn!(app = %key, "{message}");
-                self.event(&record, "Warning", "ActionFailed", &message)
+                self.event(&record, EventType::Warning, "ActionFailed", &message)
                     .await;
             }
             Err(_) => {}

@@ -9,7 +9,7 @@
 //! - Retry policy lives here, in one place: a failed or repairing app is held back with a per-app
 //!   exponential backoff (1 s doubling to 5 min, reset by a spec change or 10 min of health).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,20 +23,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::desired::{self, Context};
-use super::execute::{ErrorClass, ExecError, Execution, execute};
+use super::execute::{ErrorClass, ExecError, execute};
 use super::memory::Memory;
 use super::observe::{Observer, Wants};
 use super::plan::{Action, AppPlan, Desired, Observed, RolledBack, plan};
-use super::status::{self, AppStatus, Failure, ImageStatus, stored_status};
+use super::status::{AppStatus, Failure, stored_status};
 use crate::backoff;
 use crate::images::ImageService;
 use crate::images::registry::RegistryClient;
 use crate::metrics::Metrics;
-use crate::runtime::image_match::find_local;
 use crate::runtime::{ContainerState, ContainerSummary, HealthState, Runtime, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
-use crate::store::{ObjectRecord, Store, now_rfc3339};
+use crate::store::{ObjectRecord, Store};
 
 /// How long an app must stay up before its repair backoff resets.
 const HEALTHY_RESET: Duration = Duration::from_secs(600);
@@ -106,7 +105,7 @@ impl LoopState {
 
     /// Work for `key` is running or finished after `observed_at`: an observation taken then does
     /// not show its effects, so nothing may be planned or reported from it.
-    fn is_stale(&self, key: &AppKey, observed_at: Instant) -> bool {
+    pub(super) fn is_stale(&self, key: &AppKey, observed_at: Instant) -> bool {
         self.inflight.contains(key) || self.finished.get(key).is_some_and(|t| *t >= observed_at)
     }
 }
@@ -487,74 +486,6 @@ impl Controller {
         }
     }
 
-    async fn write_statuses(
-        &self,
-        desired: &Desired,
-        observed: &Observed,
-        plans: &BTreeMap<AppKey, AppPlan>,
-        by_uid: &HashMap<&str, &ObjectRecord>,
-        observed_at: Instant,
-    ) {
-        let now = now_rfc3339();
-        let mut changed = Vec::new();
-        let fresh = |key: &AppKey, uid: &str| {
-            let state = self.lock();
-            let failure = state.memory.get(uid).and_then(|m| m.failure.clone());
-            (!state.is_stale(key, observed_at)).then_some(failure)
-        };
-        for (key, app) in &desired.apps {
-            let Some(failure) = fresh(key, &app.uid) else {
-                continue;
-            };
-            let Some(record) = by_uid.get(app.uid.as_str()) else {
-                continue;
-            };
-            let container = observed
-                .containers
-                .iter()
-                .filter(|c| c.summary.labels.get(labels::UID) == Some(&app.uid))
-                .max_by_key(|c| {
-                    (
-                        c.recreate_hash() == Some(app.hashes.recreate.as_str()),
-                        c.summary.created,
-                    )
-                });
-            let previous: Option<AppStatus> = stored_status(record);
-            let computed = status::compute(
-                app,
-                container,
-                plans.get(key),
-                failure.as_ref(),
-                previous.as_ref(),
-                &now,
-            );
-            changed.extend(status_change(record, &computed));
-        }
-        for (key, image) in &desired.images {
-            let Some(failure) = fresh(key, &image.uid) else {
-                continue;
-            };
-            let Some(record) = by_uid.get(image.uid.as_str()) else {
-                continue;
-            };
-            let previous: Option<ImageStatus> = stored_status(record);
-            let computed = status::compute_image(
-                image,
-                find_local(&observed.images, &image.spec.canonical),
-                &observed.containers,
-                &self.images.memory(&image.spec.canonical),
-                plans.get(key),
-                failure.as_ref(),
-                previous.as_ref(),
-                &now,
-            );
-            changed.extend(status_change(record, &computed));
-        }
-        if let Err(e) = self.store.set_statuses(&changed).await {
-            tracing::warn!("could not store {} statuses: {e}", changed.len());
-        }
-    }
-
     /// Runs one app's plan, records what happened, updates the backoff, and wakes the loop.
     async fn work(self: Arc<Self>, key: AppKey, record: Option<ObjectRecord>, app_plan: AppPlan) {
         let execution = execute(
@@ -629,52 +560,6 @@ impl Controller {
         self.released.notify_waiters();
         self.wake.notify_one();
     }
-
-    /// Logs every step's outcome and records it as an event on the object.
-    pub(super) async fn report(
-        &self,
-        key: &AppKey,
-        record: Option<&ObjectRecord>,
-        execution: &Execution,
-    ) {
-        for outcome in &execution.outcomes {
-            let step = &outcome.step;
-            match &outcome.result {
-                Ok(detail) => {
-                    let message = if detail.is_empty() {
-                        step.reason.clone()
-                    } else {
-                        format!("{detail}: {}", step.reason)
-                    };
-                    tracing::info!(app = %key, "{} {message}", step.action.verb());
-                    if let Some(record) = record {
-                        self.event(record, "Normal", step.action.verb(), &message)
-                            .await;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(app = %key, "{} failed ({}): {e}", step.action.verb(), step.reason);
-                    if let Some(record) = record {
-                        let message =
-                            format!("{} failed ({}): {e}", step.action.verb(), step.reason);
-                        self.event(record, "Warning", e.reason(), &message).await;
-                    }
-                }
-            }
-        }
-    }
-
-    pub(super) async fn event(
-        &self,
-        record: &ObjectRecord,
-        kind: &str,
-        reason: &str,
-        message: &str,
-    ) {
-        if let Err(e) = self.store.record_event(record, kind, reason, message).await {
-            tracing::warn!(app = %record.key, "could not record event: {e}");
-        }
-    }
 }
 
 /// `demo/a, demo/b`.
@@ -683,21 +568,6 @@ fn list(keys: &[AppKey]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `(uid, status)` to store when `computed` differs from what `record` holds.
-fn status_change(
-    record: &ObjectRecord,
-    computed: &impl Serialize,
-) -> Option<(String, serde_json::Value)> {
-    let value = match serde_json::to_value(computed) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(object = %record.describe(), "status cannot be serialised, not stored: {e}");
-            return None;
-        }
-    };
-    (record.status.as_ref() != Some(&value)).then(|| (record.uid.clone(), value))
 }
 
 /// Whether planning needs a container's inspect details: it is stopped (exit code), out of date

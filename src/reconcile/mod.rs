@@ -6,6 +6,7 @@
 //! - `plan`: the pure planner and its step types.
 //! - `status`: app status from what was observed and planned.
 //! - `execute`: runs one app's steps in order; decides nothing.
+//! - `publish`: stores the statuses a pass computed and records step outcomes as events.
 //! - `controller`: the level-triggered loop and bounded parallelism.
 //! - `preview`: what a write would do (the dry run), through the same observe, builder and
 //!   planner as the loop.
@@ -20,6 +21,7 @@ mod memory;
 pub mod observe;
 pub mod plan;
 pub mod preview;
+mod publish;
 pub mod status;
 
 pub use actions::{ActionError, AppAction};

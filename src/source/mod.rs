@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::spec::{Format, SpecError, read_bundle};
+use crate::store::EventType;
 use crate::store::{Store, StoreError, WriteItem};
 
 /// Spec files larger than this are refused unread.
@@ -167,7 +168,7 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
                 store
                     .record_event(
                         &record,
-                        "Warning",
+                        EventType::Warning,
                         "InvalidSpec",
                         &format!("{file} was rejected: {message}"),
                     )

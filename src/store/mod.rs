@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{FromRow, Row, Sqlite, SqlitePool, Transaction};
 
 use crate::policy::{Policy, Totals, Usage};
 use crate::spec::validate::AppKey;
@@ -286,13 +286,41 @@ impl UsageBook {
     }
 }
 
+/// Whether an event reports something done or something that went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+impl TryFrom<String> for EventType {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "Normal" => Ok(EventType::Normal),
+            "Warning" => Ok(EventType::Warning),
+            other => Err(format!("{other:?} is not an event type")),
+        }
+    }
+}
+
 /// An event about an object.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub time: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    #[sqlx(rename = "type", try_from = "String")]
+    pub kind: EventType,
     pub reason: String,
     pub message: String,
 }
@@ -1003,7 +1031,7 @@ impl Store {
     pub async fn record_event(
         &self,
         record: &ObjectRecord,
-        kind: &str,
+        kind: EventType,
         reason: &str,
         message: &str,
     ) -> StoreResult<()> {
@@ -1015,7 +1043,7 @@ impl Store {
         .bind(&record.key.namespace)
         .bind(&record.key.name)
         .bind(now_rfc3339())
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(reason)
         .bind(message)
         .execute(&self.pool)
@@ -1037,16 +1065,7 @@ impl Store {
                 .bind(uid)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Event {
-                    time: r.try_get("time")?,
-                    kind: r.try_get("type")?,
-                    reason: r.try_get("reason")?,
-                    message: r.try_get("message")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| Ok(Event::from_row(r)?)).collect()
     }
 
     /// Remembers that `hash` (update-class) was applied in place to `container_id`.

@@ -1,0 +1,149 @@
+//! What a pass publishes: the statuses it computed (stored only when they changed, all in one
+//! transaction) and the outcome of every executed step as an event on its object. Decides
+//! nothing about what to do next.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::controller::Controller;
+use super::execute::Execution;
+use super::plan::{AppPlan, Desired, Observed};
+use super::status::{self, AppStatus, ImageStatus, stored_status};
+use crate::runtime::image_match::find_local;
+use crate::runtime::labels;
+use crate::spec::validate::AppKey;
+use crate::store::{EventType, ObjectRecord, now_rfc3339};
+
+impl Controller {
+    pub(super) async fn write_statuses(
+        &self,
+        desired: &Desired,
+        observed: &Observed,
+        plans: &BTreeMap<AppKey, AppPlan>,
+        by_uid: &HashMap<&str, &ObjectRecord>,
+        observed_at: Instant,
+    ) {
+        let now = now_rfc3339();
+        let mut changed = Vec::new();
+        let fresh = |key: &AppKey, uid: &str| {
+            let state = self.lock();
+            let failure = state.memory.get(uid).and_then(|m| m.failure.clone());
+            (!state.is_stale(key, observed_at)).then_some(failure)
+        };
+        for (key, app) in &desired.apps {
+            let Some(failure) = fresh(key, &app.uid) else {
+                continue;
+            };
+            let Some(record) = by_uid.get(app.uid.as_str()) else {
+                continue;
+            };
+            let container = observed
+                .containers
+                .iter()
+                .filter(|c| c.summary.labels.get(labels::UID) == Some(&app.uid))
+                .max_by_key(|c| {
+                    (
+                        c.recreate_hash() == Some(app.hashes.recreate.as_str()),
+                        c.summary.created,
+                    )
+                });
+            let previous: Option<AppStatus> = stored_status(record);
+            let computed = status::compute(
+                app,
+                container,
+                plans.get(key),
+                failure.as_ref(),
+                previous.as_ref(),
+                &now,
+            );
+            changed.extend(status_change(record, &computed));
+        }
+        for (key, image) in &desired.images {
+            let Some(failure) = fresh(key, &image.uid) else {
+                continue;
+            };
+            let Some(record) = by_uid.get(image.uid.as_str()) else {
+                continue;
+            };
+            let previous: Option<ImageStatus> = stored_status(record);
+            let computed = status::compute_image(
+                image,
+                find_local(&observed.images, &image.spec.canonical),
+                &observed.containers,
+                &self.images.memory(&image.spec.canonical),
+                plans.get(key),
+                failure.as_ref(),
+                previous.as_ref(),
+                &now,
+            );
+            changed.extend(status_change(record, &computed));
+        }
+        if let Err(e) = self.store.set_statuses(&changed).await {
+            tracing::warn!("could not store {} statuses: {e}", changed.len());
+        }
+    }
+
+    /// Logs every step's outcome and records it as an event on the object.
+    pub(super) async fn report(
+        &self,
+        key: &AppKey,
+        record: Option<&ObjectRecord>,
+        execution: &Execution,
+    ) {
+        for outcome in &execution.outcomes {
+            let step = &outcome.step;
+            match &outcome.result {
+                Ok(detail) => {
+                    let message = if detail.is_empty() {
+                        step.reason.clone()
+                    } else {
+                        format!("{detail}: {}", step.reason)
+                    };
+                    tracing::info!(app = %key, "{} {message}", step.action.verb());
+                    if let Some(record) = record {
+                        self.event(record, EventType::Normal, step.action.verb(), &message)
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(app = %key, "{} failed ({}): {e}", step.action.verb(), step.reason);
+                    if let Some(record) = record {
+                        let message =
+                            format!("{} failed ({}): {e}", step.action.verb(), step.reason);
+                        self.event(record, EventType::Warning, e.reason(), &message)
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn event(
+        &self,
+        record: &ObjectRecord,
+        kind: EventType,
+        reason: &str,
+        message: &str,
+    ) {
+        if let Err(e) = self.store.record_event(record, kind, reason, message).await {
+            tracing::warn!(app = %record.key, "could not record event: {e}");
+        }
+    }
+}
+
+/// `(uid, status)` to store when `computed` differs from what `record` holds.
+fn status_change(
+    record: &ObjectRecord,
+    computed: &impl Serialize,
+) -> Option<(String, serde_json::Value)> {
+    let value = match serde_json::to_value(computed) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(object = %record.describe(), "status cannot be serialised, not stored: {e}");
+            return None;
+        }
+    };
+    (record.status.as_ref() != Some(&value)).then(|| (record.uid.clone(), value))
+}

@@ -314,10 +314,8 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
         let ready = records
             .iter()
             .filter(|r| {
-                r.status.as_ref().is_some_and(|s| {
-                    s["phase"] == "Running"
-                        && s["observedGeneration"] == r.generation
-                        && s["conditions"][0]["status"] == "True"
+                r.app_status().is_some_and(|s| {
+                    s.phase == wharf::spec::status::Phase::Running && s.is_ready_at(r.generation)
                 })
             })
             .count();

@@ -139,11 +139,8 @@ async fn main() -> anyhow::Result<()> {
         let running = records
             .iter()
             .filter(|r| {
-                r.status
-                    .as_ref()
-                    .and_then(|s| s.get("phase"))
-                    .and_then(|p| p.as_str())
-                    == Some("Running")
+                r.app_status()
+                    .is_some_and(|s| s.phase == wharf::spec::status::Phase::Running)
             })
             .count();
         if running == n {

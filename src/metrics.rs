@@ -16,6 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::spec::Kind;
+use crate::spec::status::Phase;
 use crate::store::Store;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -158,17 +159,10 @@ impl Metrics {
             let set = |i: usize, v: f64| {
                 families[i].2.get_or_create(&labels).set(v);
             };
-            let status = record.status.as_ref();
-            let running =
-                status.and_then(|s| s.get("phase")).and_then(|p| p.as_str()) == Some("Running");
+            let status = record.app_status();
+            let running = status.is_some_and(|s| s.phase == Phase::Running);
             set(8, if running { 1.0 } else { 0.0 });
-            set(
-                9,
-                status
-                    .and_then(|s| s.get("restartCount"))
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0),
-            );
+            set(9, status.map_or(0.0, |s| s.restart_count as f64));
             let sample = store
                 .latest_sample(&record.uid)
                 .await

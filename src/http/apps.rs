@@ -220,7 +220,7 @@ pub async fn users(
     check_namespace(&ns).map_err(ApiError::bad_request)?;
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for record in state.store.list(Kind::App, Some(&ns)).await? {
-        if let Some(owner) = record.spec.get("owner").and_then(Value::as_str) {
+        if let Some(owner) = record.owner() {
             owners
                 .entry(owner.to_string())
                 .or_default()

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
+use crate::images::PullPhase;
 use crate::reconcile::status::{unix_rfc3339, users};
 use crate::runtime::image_match::{created_from, find_local};
 use crate::runtime::{RuntimeError, labels};
@@ -49,7 +50,7 @@ fn with_live(state: &ApiState, record: &ObjectRecord, spec: Option<&ImageSpec>) 
         if !doc["status"].is_object() {
             doc["status"] = json!({});
         }
-        if pull.state == "Pulling" {
+        if pull.state == PullPhase::Pulling {
             doc["status"]["phase"] = json!("Pulling");
         }
         doc["status"]["pull"] = json!(pull);

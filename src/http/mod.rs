@@ -32,6 +32,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::auth::{Need, Principal, Role};
 use crate::images::ImageService;
+use crate::images::PullPhase;
 use crate::reconcile::preview::PreviewError;
 use crate::reconcile::{Controller, Health};
 use crate::runtime::Runtime;
@@ -529,7 +530,7 @@ async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
                         StoreError::Conflict(ownership_message(v.kind(), key, &r.source)).into(),
                     );
                 }
-                let old = diff_text(&r.labels, &r.annotations, &r.spec);
+                let old = diff_text(&r.labels, &r.annotations, &json!(r.spec));
                 let result = if old == new_text && !r.is_terminating() {
                     "unchanged"
                 } else {
@@ -595,12 +596,7 @@ async fn list_response(
     for record in records
         .iter()
         .filter(|r| selector.matches(&r.labels))
-        .filter(|r| {
-            query
-                .owner
-                .as_deref()
-                .is_none_or(|o| r.spec.get("owner").and_then(|v| v.as_str()) == Some(o))
-        })
+        .filter(|r| query.owner.as_deref().is_none_or(|o| r.owner() == Some(o)))
     {
         let mut doc = record.to_document();
         stats::add_usage(state, record, &mut doc).await;
@@ -655,11 +651,10 @@ async fn get_app(
     // While the app's image is being pulled, show the pull as it moves.
     let pulling = record
         .spec
-        .get("image")
-        .and_then(Value::as_str)
-        .and_then(|i| canonical_reference(i).ok())
+        .app()
+        .and_then(|s| canonical_reference(&s.image).ok())
         .and_then(|r| state.images.memory(&r).pull)
-        .filter(|p| p.state == "Pulling");
+        .filter(|p| p.state == PullPhase::Pulling);
     if let Some(pull) = pulling
         && doc["status"].is_object()
     {

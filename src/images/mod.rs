@@ -15,40 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oci_client::Reference;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::runtime::image_match::{find_local, has_digest, repo_digest};
 use crate::runtime::{ImageSummary, PullProgress, RegistryCredentials, Runtime, RuntimeError};
 use crate::spec::image::CredentialsRef;
+pub use crate::spec::status::{LayerProgress, PullPhase, PullState};
 use crate::store::now_rfc3339;
 use registry::{RegistryClient, RegistryError};
-
-/// Progress of one layer of a pull.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LayerProgress {
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total: Option<i64>,
-}
-
-/// The last (or current) pull of an image.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PullState {
-    /// `Pulling`, `Pulled` or `Failed`.
-    pub state: String,
-    pub started_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub layers: BTreeMap<String, LayerProgress>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
 
 /// What wharf remembers about one image reference (in memory; the Image status keeps the
 /// times across restarts).
@@ -134,9 +109,11 @@ impl ImageService {
             })?;
         self.update(reference, |m| {
             m.pull = Some(PullState {
-                state: "Pulling".into(),
+                state: PullPhase::Pulling,
                 started_at: now_rfc3339(),
-                ..PullState::default()
+                finished_at: None,
+                layers: BTreeMap::new(),
+                message: None,
             })
         });
         let progress = |p: PullProgress| {
@@ -168,9 +145,9 @@ impl ImageService {
             if let Some(pull) = &mut m.pull {
                 pull.finished_at = Some(now.clone());
                 match &result {
-                    Ok(()) => pull.state = "Pulled".into(),
+                    Ok(()) => pull.state = PullPhase::Pulled,
                     Err(e) => {
-                        pull.state = "Failed".into();
+                        pull.state = PullPhase::Failed;
                         pull.message = Some(e.to_string());
                     }
                 }

@@ -27,7 +27,7 @@ use super::execute::{ErrorClass, ExecError, execute};
 use super::memory::Memory;
 use super::observe::{Observer, Wants};
 use super::plan::{Action, AppPlan, Desired, Observed, RolledBack, plan};
-use super::status::{AppStatus, Failure, stored_status};
+use super::status::Failure;
 use crate::backoff;
 use crate::images::ImageService;
 use crate::images::registry::RegistryClient;
@@ -593,7 +593,7 @@ fn needs_details(
     let Some(record) = by_uid.get(uid.as_str()) else {
         return !running;
     };
-    let status_id = stored_status::<AppStatus>(record).and_then(|s| s.container_id);
+    let status_id = record.app_status().and_then(|s| s.container_id.as_deref());
     let out_of_date = desired.apps.get(&record.key).is_some_and(|a| {
         c.labels.get(labels::HASH_RECREATE) != Some(&a.hashes.recreate)
             || record
@@ -604,5 +604,5 @@ fn needs_details(
     });
     // An unhealthy container's last probe output explains its Ready condition.
     let unhealthy = c.health == Some(HealthState::Unhealthy);
-    !running || status_id.as_deref() != Some(c.id.as_str()) || out_of_date || unhealthy
+    !running || status_id != Some(c.id.as_str()) || out_of_date || unhealthy
 }

@@ -11,7 +11,6 @@ use tokio::time::Instant;
 
 use super::memory::Memory;
 use super::plan::{Desired, DesiredApp, DesiredImage, RequestNote};
-use super::status::{AppStatus, stored_status};
 use crate::images::ImageService;
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
@@ -108,7 +107,9 @@ pub(super) fn desired_app(
         rolled_back: view.rolled_back,
         host_port_root: record.host_port_root,
         blocked_on_image: view.blocked_on_image,
-        had_container: stored_status::<AppStatus>(record).is_some_and(|s| s.container_id.is_some()),
+        had_container: record
+            .app_status()
+            .is_some_and(|s| s.container_id.is_some()),
     })
 }
 

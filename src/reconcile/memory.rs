@@ -13,7 +13,7 @@ use backon::ExponentialBackoff;
 use tokio::time::Instant;
 
 use super::plan::RolledBack;
-use super::status::{AppStatus, Failure, stored_status};
+use super::status::Failure;
 use crate::backoff;
 use crate::store::ObjectRecord;
 
@@ -52,8 +52,9 @@ impl ObjectMemory {
     /// the stored status), so a failed replacement is not tried again on every restart.
     fn restored(record: &ObjectRecord) -> Self {
         let mut memory = Self::new(record.generation);
-        memory.rolled_back = stored_status::<AppStatus>(record)
-            .and_then(|s| s.rolled_back)
+        memory.rolled_back = record
+            .app_status()
+            .and_then(|s| s.rolled_back.clone())
             .filter(|r| r.generation == record.generation)
             .map(|r| RolledBack {
                 image_id: r.image_id,

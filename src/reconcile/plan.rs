@@ -1046,6 +1046,7 @@ fn update_reason(limits: &Limits, details: Option<&ContainerDetails>) -> Result<
 mod tests {
     use super::*;
     use crate::runtime::ObservedLimits;
+    use crate::spec::status::ConditionStatus;
     use crate::spec::{Document, Format, parse_documents, validate_app};
 
     fn spec(extra: &str) -> AppSpec {
@@ -1409,15 +1410,19 @@ mod tests {
         };
         assert_eq!(
             ready(Some(HealthState::Starting), &app),
-            (Phase::Running, "False".into(), "HealthCheckPending".into())
+            (
+                Phase::Running,
+                ConditionStatus::False,
+                "HealthCheckPending".into()
+            )
         );
         assert_eq!(
             ready(Some(HealthState::Unhealthy), &app),
-            (Phase::Running, "False".into(), "Unhealthy".into())
+            (Phase::Running, ConditionStatus::False, "Unhealthy".into())
         );
         assert_eq!(
             ready(Some(HealthState::Healthy), &app),
-            (Phase::Running, "True".into(), "Running".into())
+            (Phase::Running, ConditionStatus::True, "Running".into())
         );
 
         // A rolled-back generation: the old container (other hashes) runs; the app is Degraded.
@@ -1429,8 +1434,8 @@ mod tests {
         rolled.hashes.recreate = "newer".into();
         let (phase, status, reason) = ready(Some(HealthState::Healthy), &rolled);
         assert_eq!(
-            (phase, status.as_str(), reason.as_str()),
-            (Phase::Degraded, "False", "RolledBack")
+            (phase, status, reason.as_str()),
+            (Phase::Degraded, ConditionStatus::False, "RolledBack")
         );
     }
 

@@ -4,13 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::controller::Controller;
 use super::execute::Execution;
 use super::plan::{AppPlan, Desired, Observed};
-use super::status::{self, AppStatus, ImageStatus, stored_status};
+use super::status::{self, ObjectStatus};
 use crate::runtime::image_match::find_local;
 use crate::runtime::labels;
 use crate::spec::validate::AppKey;
@@ -49,16 +48,15 @@ impl Controller {
                         c.summary.created,
                     )
                 });
-            let previous: Option<AppStatus> = stored_status(record);
             let computed = status::compute(
                 app,
                 container,
                 plans.get(key),
                 failure.as_ref(),
-                previous.as_ref(),
+                record.app_status(),
                 &now,
             );
-            changed.extend(status_change(record, &computed));
+            changed.extend(status_change(record, ObjectStatus::App(computed)));
         }
         for (key, image) in &desired.images {
             let Some(failure) = fresh(key, &image.uid) else {
@@ -67,7 +65,6 @@ impl Controller {
             let Some(record) = by_uid.get(image.uid.as_str()) else {
                 continue;
             };
-            let previous: Option<ImageStatus> = stored_status(record);
             let computed = status::compute_image(
                 image,
                 find_local(&observed.images, &image.spec.canonical),
@@ -75,10 +72,10 @@ impl Controller {
                 &self.images.memory(&image.spec.canonical),
                 plans.get(key),
                 failure.as_ref(),
-                previous.as_ref(),
+                record.image_status(),
                 &now,
             );
-            changed.extend(status_change(record, &computed));
+            changed.extend(status_change(record, ObjectStatus::Image(computed)));
         }
         if let Err(e) = self.store.set_statuses(&changed).await {
             tracing::warn!("could not store {} statuses: {e}", changed.len());
@@ -134,16 +131,6 @@ impl Controller {
 }
 
 /// `(uid, status)` to store when `computed` differs from what `record` holds.
-fn status_change(
-    record: &ObjectRecord,
-    computed: &impl Serialize,
-) -> Option<(String, serde_json::Value)> {
-    let value = match serde_json::to_value(computed) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(object = %record.describe(), "status cannot be serialised, not stored: {e}");
-            return None;
-        }
-    };
-    (record.status.as_ref() != Some(&value)).then(|| (record.uid.clone(), value))
+fn status_change(record: &ObjectRecord, computed: ObjectStatus) -> Option<(String, ObjectStatus)> {
+    (record.status.as_ref() != Some(&computed)).then(|| (record.uid.clone(), computed))
 }

@@ -1,82 +1,16 @@
 //! App status: computed from the desired app, its observed container, the pending plan and the
 //! last failure. Pure; the loop stores the result when it changed.
 
-use serde::{Deserialize, Serialize};
-
 use super::plan::{AppPlan, DesiredApp, DesiredImage, ObservedContainer};
-use crate::images::{ImageMemory, PullState};
+use crate::images::ImageMemory;
 use crate::runtime::image_match::repo_digest;
 use crate::runtime::{ContainerState, HealthState, ImageSummary};
 use crate::spec::image::PullPolicy;
+pub use crate::spec::status::{
+    AppStatus, Condition, ConditionStatus, ImagePhase, ImageStatus, ObjectStatus, Phase,
+    RolledBackStatus,
+};
 use crate::spec::wire::DesiredState;
-use crate::store::ObjectRecord;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Phase {
-    Pending,
-    Running,
-    Paused,
-    Stopped,
-    Failed,
-    /// A replacement failed and was rolled back: the previous container runs, the current
-    /// generation does not.
-    Degraded,
-    Terminating,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-    pub last_transition_time: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppStatus {
-    pub phase: Phase,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    pub conditions: Vec<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_id: Option<String>,
-    pub restart_count: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Health check result, when the app declares a check (or its image has one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthState>,
-    /// The first port of the app's port area: container port p is published on
-    /// `hostPortRoot + p`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_port_root: Option<u16>,
-    /// The last replacement that failed and was rolled back; it is not retried at this
-    /// generation (with the same image).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rolled_back: Option<RolledBackStatus>,
-}
-
-/// `status.rolledBack`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RolledBackStatus {
-    pub generation: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_id: Option<String>,
-    pub message: String,
-}
 
 /// The last failed attempt to reconcile an app.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,18 +18,6 @@ pub struct Failure {
     pub generation: i64,
     pub reason: String,
     pub message: String,
-}
-
-impl AppStatus {
-    pub fn condition(&self, kind: &str) -> Option<&Condition> {
-        self.conditions.iter().find(|c| c.kind == kind)
-    }
-
-    /// Ready and observed at `generation`: what `apply --wait` waits for.
-    pub fn is_ready_at(&self, generation: i64) -> bool {
-        self.observed_generation == Some(generation)
-            && self.condition("Ready").is_some_and(|c| c.status == "True")
-    }
 }
 
 /// A condition; `previous` is the same condition in the last status (its transition time is
@@ -108,14 +30,14 @@ fn condition(
     message: &str,
     now: &str,
 ) -> Condition {
-    let status = if ok { "True" } else { "False" };
+    let status = ConditionStatus::from(ok);
     let since = previous
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or_else(|| now.to_string());
     Condition {
         kind: kind.to_string(),
-        status: status.to_string(),
+        status,
         reason: reason.to_string(),
         message: message.to_string(),
         last_transition_time: since,
@@ -318,52 +240,6 @@ pub fn compute(
     }
 }
 
-/// Image status: what the engine has for the reference, who uses it, and the last pull and
-/// registry check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImageStatus {
-    /// `Present`, `Pulling`, `Missing`, `Failed` or `Terminating`.
-    pub phase: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    pub conditions: Vec<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The registry digest the engine's image was pulled (or pushed) by.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pulled_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_checked_at: Option<String>,
-    /// The digest the registry served at the last check.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_digest: Option<String>,
-    /// Managed containers created from this image (the SRC API's `CreatedContainerCount`).
-    pub used_by: usize,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub used_by_apps: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pull: Option<PullState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// The status stored with `record`, if it reads as `T`.
-pub fn stored_status<T: serde::de::DeserializeOwned>(record: &ObjectRecord) -> Option<T> {
-    record
-        .status
-        .clone()
-        .and_then(|s| serde_json::from_value(s).ok())
-}
-
 /// Unix seconds as RFC 3339.
 pub fn unix_rfc3339(secs: i64) -> Option<String> {
     chrono::DateTime::from_timestamp(secs, 0)
@@ -412,14 +288,14 @@ pub fn compute_image(
     let waiting = plan.and_then(|p| p.waiting.clone());
     let (phase, ready, reason, message) = if image.deleting {
         (
-            "Terminating",
+            ImagePhase::Terminating,
             false,
             "Terminating",
             "the Image is being deleted".to_string(),
         )
     } else if let Some(f) = current_failure {
         (
-            "Failed",
+            ImagePhase::Failed,
             local.is_some(),
             f.reason.as_str(),
             f.message.clone(),
@@ -431,7 +307,7 @@ pub fn compute_image(
             "Pulling"
         };
         (
-            "Missing",
+            ImagePhase::Missing,
             false,
             reason,
             waiting.clone().unwrap_or_default(),
@@ -440,16 +316,16 @@ pub fn compute_image(
         let steps: Vec<_> = plan
             .map(|p| p.steps.iter().map(|s| s.reason.clone()).collect())
             .unwrap_or_default();
-        ("Present", true, "Updating", steps.join("; "))
+        (ImagePhase::Present, true, "Updating", steps.join("; "))
     } else {
-        ("Present", true, "Present", String::new())
+        (ImagePhase::Present, true, "Present", String::new())
     };
     let used = local
         .map(|l| users(l, Some(&image.spec.canonical), containers))
         .unwrap_or_default();
     let keep = |f: fn(&ImageStatus) -> Option<String>| previous.and_then(f);
     ImageStatus {
-        phase: phase.to_string(),
+        phase,
         observed_generation: if ready && !pending {
             Some(image.generation)
         } else {

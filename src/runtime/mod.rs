@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+pub use crate::spec::status::HealthState;
 use crate::spec::validate::{ContainerConfig, Limits};
 
 /// Labels wharf puts on every object it creates. Objects without `managed-by` are never touched.
@@ -73,41 +74,6 @@ impl ContainerState {
             "dead" => Self::Dead,
             _ => Self::Unknown,
         }
-    }
-}
-
-/// The result of a container's health check, for containers that have one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthState {
-    Starting,
-    Healthy,
-    Unhealthy,
-}
-
-impl HealthState {
-    /// Reads Docker's words: `healthy`, `unhealthy`, `starting` (inspect), or the container
-    /// list's status text (`Up 5 seconds (healthy)`, `(health: starting)`).
-    pub fn parse(s: &str) -> Option<Self> {
-        if s.contains("unhealthy") {
-            Some(Self::Unhealthy)
-        } else if s.contains("healthy") {
-            Some(Self::Healthy)
-        } else if s.contains("starting") {
-            Some(Self::Starting)
-        } else {
-            None
-        }
-    }
-}
-
-impl std::fmt::Display for HealthState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Starting => "starting",
-            Self::Healthy => "healthy",
-            Self::Unhealthy => "unhealthy",
-        })
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod image;
 pub mod parse;
 pub mod quantity;
+pub mod status;
 pub mod validate;
 pub mod wire;
 
@@ -98,6 +99,45 @@ impl Document {
             Document::Image(d) => serde_json::to_value(d),
         };
         doc.unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The spec of a stored object, as written (its wire form).
+#[allow(clippy::large_enum_variant)] // as for `Document`
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ObjectSpec {
+    App(wire::AppSpec),
+    Image(image::ImageSpecWire),
+    /// Stored, but no longer readable as its kind's spec (another version of wharf wrote it):
+    /// kept as it is; the loop leaves its object's containers alone until it is rewritten.
+    Unreadable(serde_json::Value),
+}
+
+impl ObjectSpec {
+    /// The spec a document declares.
+    pub fn of(document: &Document) -> Self {
+        match document {
+            Document::App(d) => ObjectSpec::App(d.spec.clone()),
+            Document::Image(d) => ObjectSpec::Image(d.spec.clone()),
+        }
+    }
+
+    /// Reads a stored spec of `kind`.
+    pub fn read(kind: Kind, value: serde_json::Value) -> Self {
+        let read = match kind {
+            Kind::App => serde_json::from_value(value.clone()).map(ObjectSpec::App),
+            Kind::Image => serde_json::from_value(value.clone()).map(ObjectSpec::Image),
+        };
+        read.unwrap_or(ObjectSpec::Unreadable(value))
+    }
+
+    /// The App spec, when this is one.
+    pub fn app(&self) -> Option<&wire::AppSpec> {
+        match self {
+            ObjectSpec::App(s) => Some(s),
+            _ => None,
+        }
     }
 }
 

@@ -17,10 +17,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, Row, Sqlite, SqlitePool, Transaction};
 
 use crate::policy::{Policy, Totals, Usage};
+use crate::spec::status::{AppStatus, ImageStatus, ObjectStatus};
 use crate::spec::validate::AppKey;
 use crate::spec::wire::{API_VERSION, AppDocument, ObjectMeta};
 use crate::spec::{
-    AppSpec, ImageDocument, ImageSpec, Kind, Validated, validate_app, validate_image,
+    AppSpec, ImageDocument, ImageSpec, Kind, ObjectSpec, Validated, validate_app, validate_image,
 };
 
 pub mod security;
@@ -63,8 +64,8 @@ pub struct ObjectRecord {
     pub source: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
-    pub spec: serde_json::Value,
-    pub status: Option<serde_json::Value>,
+    pub spec: ObjectSpec,
+    pub status: Option<ObjectStatus>,
     pub created_at: String,
     pub deletion_timestamp: Option<String>,
     /// The update-class hash last applied in place, and to which container.
@@ -110,7 +111,7 @@ impl ObjectRecord {
             "spec": self.spec,
         });
         if let Some(status) = &self.status {
-            doc["status"] = status.clone();
+            doc["status"] = serde_json::json!(status);
         }
         doc
     }
@@ -159,6 +160,21 @@ impl ObjectRecord {
 
     pub fn is_terminating(&self) -> bool {
         self.deletion_timestamp.is_some()
+    }
+
+    /// The stored App status, when there is one.
+    pub fn app_status(&self) -> Option<&AppStatus> {
+        self.status.as_ref().and_then(ObjectStatus::app)
+    }
+
+    /// The stored Image status, when there is one.
+    pub fn image_status(&self) -> Option<&ImageStatus> {
+        self.status.as_ref().and_then(ObjectStatus::image)
+    }
+
+    /// The user an App belongs to.
+    pub fn owner(&self) -> Option<&str> {
+        self.spec.app().and_then(|s| s.owner.as_deref())
     }
 }
 
@@ -237,7 +253,7 @@ pub struct WriteItem {
     pub key: AppKey,
     pub meta: ObjectMeta,
     /// The spec as written.
-    pub spec: serde_json::Value,
+    pub spec: ObjectSpec,
     /// Host ports it needs (Apps only).
     pub ports: PortWants,
     /// The validated App, for admission (Apps only).
@@ -250,7 +266,7 @@ impl WriteItem {
             kind: v.kind(),
             key: v.key().clone(),
             meta: v.document.metadata().clone(),
-            spec: v.document.spec_value(),
+            spec: ObjectSpec::of(&v.document),
             ports: PortWants::of(&v.document),
             app: v.app().cloned().map(Box::new),
         }
@@ -572,24 +588,23 @@ impl Store {
         };
         let status: Option<String> = row.try_get("status")?;
         let kind: String = row.try_get("kind")?;
+        let kind = Kind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?;
+        let key = AppKey {
+            namespace: row.try_get("namespace")?,
+            name: row.try_get("name")?,
+        };
         Ok(ObjectRecord {
-            kind: Kind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?,
-            key: AppKey {
-                namespace: row.try_get("namespace")?,
-                name: row.try_get("name")?,
-            },
+            kind,
+            key: key.clone(),
             uid: row.try_get("uid")?,
             generation: row.try_get("generation")?,
             resource_version: row.try_get("resource_version")?,
             source: row.try_get("source")?,
             labels: map("labels")?,
             annotations: map("annotations")?,
-            spec: json("spec")?,
-            status: status
-                .map(|s| serde_json::from_str(&s))
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("status: {e}")))?,
+            spec: ObjectSpec::read(kind, json("spec")?),
+            status: status.and_then(|s| read_status(kind, &key, &s)),
             created_at: row.try_get("created_at")?,
             deletion_timestamp: row.try_get("deletion_timestamp")?,
             applied_update: match (
@@ -709,7 +724,7 @@ impl Store {
                 .bind(&record.source)
                 .bind(to_json("labels", &record.labels)?)
                 .bind(to_json("annotations", &record.annotations)?)
-                .bind(record.spec.to_string())
+                .bind(to_json("spec", &record.spec)?)
                 .bind(&record.created_at)
                 .bind(record.host_port_root.map(i64::from))
                 .execute(&mut **tx)
@@ -766,7 +781,7 @@ impl Store {
                 .bind(&record.source)
                 .bind(to_json("labels", &record.labels)?)
                 .bind(to_json("annotations", &record.annotations)?)
-                .bind(record.spec.to_string())
+                .bind(to_json("spec", &record.spec)?)
                 .bind(record.host_port_root.map(i64::from))
                 .bind(&record.uid)
                 .execute(&mut **tx)
@@ -1009,7 +1024,7 @@ impl Store {
 
     /// Stores new statuses, all in one transaction. Each is `(uid, status)`; objects deleted
     /// meanwhile are skipped. Callers pass only statuses that changed.
-    pub async fn set_statuses(&self, statuses: &[(String, serde_json::Value)]) -> StoreResult<()> {
+    pub async fn set_statuses(&self, statuses: &[(String, ObjectStatus)]) -> StoreResult<()> {
         if statuses.is_empty() {
             return Ok(());
         }
@@ -1017,7 +1032,7 @@ impl Store {
         for (uid, status) in statuses {
             let rv = Self::next_rv(&mut tx).await?;
             sqlx::query("UPDATE objects SET status = ?, resource_version = ? WHERE uid = ?")
-                .bind(status.to_string())
+                .bind(to_json("status", status)?)
                 .bind(rv)
                 .bind(uid)
                 .execute(&mut *tx)
@@ -1243,6 +1258,17 @@ impl Store {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+/// A stored status, read as its kind's. One that no longer reads (another version of wharf
+/// wrote it) is dropped with a warning: the next pass computes it afresh.
+fn read_status(kind: Kind, key: &AppKey, text: &str) -> Option<ObjectStatus> {
+    let read = match kind {
+        Kind::App => serde_json::from_str(text).map(ObjectStatus::App),
+        Kind::Image => serde_json::from_str(text).map(ObjectStatus::Image),
+    };
+    read.map_err(|e| tracing::warn!(object = %kind.describe(key), "stored status unreadable, recomputed on the next pass: {e}"))
+        .ok()
 }
 
 /// `value` as JSON text for a column; a value that cannot be written is an error, never an

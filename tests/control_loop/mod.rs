@@ -106,7 +106,8 @@ async fn a_timed_out_call_sets_a_condition_and_is_retried() {
         name: "web".into(),
     };
     let status = wait_for("timeout condition", Duration::from_secs(10), || async {
-        let status = rig.store.get(Kind::App, &key).await.ok()??.status?;
+        let status =
+            serde_json::to_value(rig.store.get(Kind::App, &key).await.ok()??.status?).ok()?;
         let synced = status["conditions"]
             .as_array()?
             .iter()
@@ -318,8 +319,8 @@ async fn a_stop_with_nothing_in_flight_stores_the_last_statuses_and_returns() {
         };
         let record = rig.store.get(Kind::App, &key).await.unwrap().unwrap();
         assert_eq!(
-            record.status.as_ref().map(|s| s["phase"].clone()),
-            Some(serde_json::json!("Running")),
+            record.app_status().map(|s| s.phase),
+            Some(wharf::spec::status::Phase::Running),
             "{name}"
         );
     }

@@ -17,6 +17,7 @@
 //! - `stats`: the stats sampler (one-shot engine stats → samples), rollups and retention.
 //! - `images`: pulls with live progress, registry digest checks, registry credentials.
 //! - `http`: the REST API (`router(state)`).
+//! - `schemas`: the published JSON Schemas.
 //! - `metrics`: Prometheus metrics: loop and API counters, per-app figures at scrape time.
 //! - `cli`: the client commands of the `wharf` binary.
 //! - `server`: wires them together for `wharf serve` and for tests.
@@ -48,6 +49,7 @@ pub mod metrics;
 pub mod policy;
 pub mod reconcile;
 pub mod runtime;
+pub mod schemas;
 pub mod server;
 pub mod source;
 pub mod spec;

@@ -763,7 +763,9 @@ pub fn schema(kind: SchemaKind, out: Option<&Path>) -> CliResult {
         SchemaKind::App => "app.json",
         SchemaKind::Image => "image.json",
     };
-    for (file, text) in spec::schemas() {
+    let schemas = crate::schemas::published()
+        .map_err(|e| CliError::new(Exit::Failure, format!("generating the schemas: {e}")))?;
+    for (file, text) in schemas {
         match out {
             Some(dir) => {
                 let path = dir.join(file);

@@ -8,12 +8,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use oci_client::Reference;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::SpecError;
 use super::quantity::DurationText;
+pub use super::reference::canonical_reference;
 use super::validate::{AppKey, check_label_key, check_name};
 use super::wire::{ApiVersion, ObjectMeta};
 
@@ -157,21 +157,6 @@ pub struct ImageSpec {
 /// The shortest update interval: registries rate-limit, and a check more often than this helps
 /// no one.
 pub const MIN_UPDATE_INTERVAL: Duration = Duration::from_secs(60);
-
-/// The fully qualified form of an image reference, the way Docker resolves it
-/// (`busybox` → `docker.io/library/busybox:latest`).
-pub fn canonical_reference(reference: &str) -> Result<String, String> {
-    if reference
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-        || reference.len() > 512
-    {
-        return Err(format!("invalid image reference {reference:?}"));
-    }
-    Reference::try_from(reference)
-        .map(|r| r.whole())
-        .map_err(|e| format!("invalid image reference {reference:?}: {e}"))
-}
 
 /// Validates a wire Image into its domain form.
 pub fn validate_image(doc: &ImageDocument) -> Result<ImageSpec, Vec<SpecError>> {

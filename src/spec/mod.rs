@@ -6,10 +6,13 @@
 //! - `parse`: YAML (multi-document) and JSON into wire documents, with locations.
 //! - `validate`: wire → domain (`AppSpec`), split into recreate-class and update-class parts.
 //! - `quantity`: byte quantities and durations.
+//! - `reference`: image references and ids as Docker reads them.
+//! - `status`: the server-owned status of each kind (what the store keeps, the API shows).
 
 pub mod image;
 pub mod parse;
 pub mod quantity;
+pub mod reference;
 pub mod status;
 pub mod validate;
 pub mod wire;
@@ -335,18 +338,4 @@ pub fn validate_bundle(
     } else {
         Err(errors)
     }
-}
-
-/// The JSON Schemas wharf publishes, by file name under `schemas/`.
-pub fn schemas() -> Vec<(&'static str, String)> {
-    let text =
-        |schema: schemars::Schema| serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n";
-    vec![
-        ("app.json", text(schemars::schema_for!(AppDocument))),
-        ("image.json", text(schemars::schema_for!(ImageDocument))),
-        (
-            "policy.json",
-            text(schemars::schema_for!(crate::policy::Policy)),
-        ),
-    ]
 }

@@ -374,17 +374,10 @@ fn check_image(s: &str) -> Result<(), String> {
     if is_image_id(s) {
         return Ok(());
     }
-    super::image::canonical_reference(s).map(|_| ())
+    super::reference::canonical_reference(s).map(|_| ())
 }
 
-/// Is `s` a full image id (`sha256:` and 64 lower-case hex digits)?
-pub fn is_image_id(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
+pub use super::reference::is_image_id;
 
 fn no_nul(errors: &mut Errors, field: &str, items: &[String]) {
     for (i, item) in items.iter().enumerate() {

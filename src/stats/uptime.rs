@@ -9,53 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use crate::runtime::{ContainerState, Runtime, RuntimeEvent, labels};
 use crate::spec::Kind;
 use crate::store::Store;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UpState {
-    Up,
-    Down,
-    Unknown,
-}
-
-impl UpState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpState::Up => "up",
-            UpState::Down => "down",
-            UpState::Unknown => "unknown",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "up" => UpState::Up,
-            "down" => UpState::Down,
-            _ => UpState::Unknown,
-        }
-    }
-}
-
-/// One recorded transition of one app.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Transition {
-    #[serde(skip)]
-    pub uid: String,
-    /// Unix milliseconds.
-    pub t: i64,
-    pub state: UpState,
-    /// started, died, oom, paused, unpaused, stopped, removed, healthy, unhealthy, observed,
-    /// unwatched.
-    pub event: String,
-    pub detail: String,
-}
+pub use crate::store::stats::{Transition, UpState};
 
 /// The transition a container event means, if it changes availability. (A restart shows as
 /// `die` then `start`; `kill` is followed by `die`.)

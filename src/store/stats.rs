@@ -5,9 +5,50 @@
 //! late sample or a restart never leaves a bucket half counted. This module never talks to
 //! Docker.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreResult};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpState {
+    Up,
+    Down,
+    Unknown,
+}
+
+impl UpState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpState::Up => "up",
+            UpState::Down => "down",
+            UpState::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "up" => UpState::Up,
+            "down" => UpState::Down,
+            _ => UpState::Unknown,
+        }
+    }
+}
+
+/// One recorded transition of one app.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    #[serde(skip)]
+    pub uid: String,
+    /// Unix milliseconds.
+    pub t: i64,
+    pub state: UpState,
+    /// started, died, oom, paused, unpaused, stopped, removed, healthy, unhealthy, observed,
+    /// unwatched.
+    pub event: String,
+    pub detail: String,
+}
 
 /// One stored sample of one app.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -276,10 +317,7 @@ impl Store {
     }
 
     /// Stores uptime transitions.
-    pub async fn insert_transitions(
-        &self,
-        transitions: &[crate::stats::uptime::Transition],
-    ) -> StoreResult<()> {
+    pub async fn insert_transitions(&self, transitions: &[Transition]) -> StoreResult<()> {
         if transitions.is_empty() {
             return Ok(());
         }
@@ -307,11 +345,7 @@ impl Store {
         uid: &str,
         since: i64,
         until: i64,
-    ) -> StoreResult<(
-        Option<crate::stats::uptime::Transition>,
-        Vec<crate::stats::uptime::Transition>,
-    )> {
-        use crate::stats::uptime::{Transition, UpState};
+    ) -> StoreResult<(Option<Transition>, Vec<Transition>)> {
         let to = |(t, state, event, detail): (i64, String, String, String)| Transition {
             uid: uid.to_string(),
             t,

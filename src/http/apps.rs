@@ -1,216 +1,276 @@
-//! Per-app routes beyond CRUD: the actions (restart, kill, hard-reset), git inside the
-//! container, the engine's inspect data, streamed logs, and the namespace's users.
-//!
-//! Actions go through the controller, which serialises them with the loop's work on the same
-//! app. Git runs through the engine's exec API with an argv array built here from validated
-//! parts: nothing is ever given to a shell.
+//! Apps: label-selected lists, get (with usage and live pull progress), PUT, JSON merge PATCH,
+//! DELETE, events, and the namespace's users.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-
-use super::extract::{Path, Query};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::audit::noted;
+use super::body::{body, body_format, items, read_documents};
 use super::error::{ApiError, ApiResult};
-use super::{ApiState, body, key_from_path};
-use crate::reconcile::actions::{app_containers, current, parse_signal};
-use crate::reconcile::{ActionError, AppAction};
-use crate::runtime::{ContainerState, ContainerSummary, LogOptions};
-use crate::spec::Kind;
+use super::extract::{Path, Query, key_from_path};
+use super::selector::Selector;
+use super::state::ApiState;
+use super::stats;
+use crate::auth::{Need, Principal, Role};
+use crate::images::PullPhase;
+use crate::spec::image::canonical_reference;
 use crate::spec::validate::{AppKey, check_namespace};
-use crate::store::EventType;
-use crate::store::ObjectRecord;
+use crate::spec::{Format, Kind, SpecError, Validated, parse_values, validate_bundle};
+use crate::store::{ObjectRecord, SOURCE_API, WriteOutcome};
 
-/// How long one git command may run in a container.
-const GIT_TIMEOUT: Duration = Duration::from_secs(300);
-
-impl From<ActionError> for ApiError {
-    fn from(e: ActionError) -> Self {
-        match e {
-            ActionError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
-            ActionError::InvalidTransition(m) => {
-                ApiError::new(StatusCode::CONFLICT, "InvalidTransition", m)
-            }
-            ActionError::Busy(m) => ApiError::new(StatusCode::CONFLICT, "Busy", m),
-            ActionError::Failed(m) => ApiError::new(StatusCode::BAD_GATEWAY, "ActionFailed", m),
-            ActionError::Runtime(e) => ApiError::runtime("the action", e),
-            ActionError::Store(e) => e.into(),
-        }
-    }
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    label_selector: Option<String>,
+    owner: Option<String>,
 }
 
-async fn run_action(state: &ApiState, key: AppKey, action: AppAction) -> ApiResult<Json<Value>> {
-    let name = match &action {
-        AppAction::Restart => "restart",
-        AppAction::Kill { .. } => "kill",
-        AppAction::HardReset { .. } => "hard-reset",
-    };
-    let message = state.controller.act(&key, action).await?;
-    Ok(Json(json!({
-        "kind": "ActionResult",
-        "action": name,
-        "namespace": key.namespace,
-        "name": key.name,
-        "message": message,
-    })))
-}
-
-pub async fn restart(
-    State(state): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    run_action(&state, key_from_path(ns, name)?, AppAction::Restart).await
-}
-
-#[derive(Deserialize)]
-pub struct KillQuery {
-    signal: Option<String>,
-}
-
-pub async fn kill(
-    State(state): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-    Query(query): Query<KillQuery>,
-) -> ApiResult<Json<Value>> {
-    let key = key_from_path(ns, name)?;
-    let signal = parse_signal(query.signal.as_deref().unwrap_or("SIGKILL"))
-        .map_err(|e| ApiError::bad_request(format!("signal: {e}")))?;
-    run_action(&state, key, AppAction::Kill { signal }).await
-}
-
-#[derive(Deserialize)]
-pub struct HardResetQuery {
-    #[serde(default)]
-    volumes: bool,
-}
-
-pub async fn hard_reset(
-    State(state): State<ApiState>,
-    Path((ns, name)): Path<(String, String)>,
-    Query(query): Query<HardResetQuery>,
-) -> ApiResult<Json<Value>> {
-    let key = key_from_path(ns, name)?;
-    run_action(
-        &state,
-        key,
-        AppAction::HardReset {
-            volumes: query.volumes,
-        },
-    )
-    .await
-}
-
-/// The stored app and its container (the one under the app's name, else the newest).
-async fn app_container(
+pub async fn list_response(
     state: &ApiState,
-    key: &AppKey,
-) -> ApiResult<(ObjectRecord, ContainerSummary)> {
+    records: Vec<ObjectRecord>,
+    query: &ListQuery,
+) -> ApiResult<Json<Value>> {
+    let selector = Selector::parse(query.label_selector.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))?;
+    let mut items = Vec::new();
+    for record in records
+        .iter()
+        .filter(|r| selector.matches(&r.labels))
+        .filter(|r| query.owner.as_deref().is_none_or(|o| r.owner() == Some(o)))
+    {
+        let mut doc = record.to_document();
+        stats::add_usage(state, record, &mut doc).await;
+        items.push(doc);
+    }
+    Ok(Json(
+        json!({ "apiVersion": "wharf/v1", "kind": "AppList", "items": items }),
+    ))
+}
+
+pub async fn list_all(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let mut records = state.store.list(Kind::App, None).await?;
+    records.retain(|r| principal.may(Need::Namespace(Role::Viewer), Some(&r.key.namespace)));
+    list_response(&state, records, &query).await
+}
+
+pub async fn list_namespace(
+    State(state): State<ApiState>,
+    Path(ns): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    check_namespace(&ns).map_err(ApiError::bad_request)?;
+    let records = state.store.list(Kind::App, Some(&ns)).await?;
+    list_response(&state, records, &query).await
+}
+
+pub async fn get_app(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let key = key_from_path(ns, name)?;
     let record = state
         .store
-        .get(Kind::App, key)
+        .get(Kind::App, &key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
-    let containers = app_containers(state.runtime.as_ref(), &state.instance, &record.uid)
-        .await
-        .map_err(|e| ApiError::runtime("listing containers", e))?;
-    let container = current(&containers, key).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "NoContainer",
-            format!("app {key} has no container yet"),
-        )
-    })?;
-    Ok((record, container))
+    let mut doc = record.to_document();
+    stats::add_usage(&state, &record, &mut doc).await;
+    // While the app's image is being pulled, show the pull as it moves.
+    let pulling = record
+        .spec
+        .app()
+        .and_then(|s| canonical_reference(&s.image).ok())
+        .and_then(|r| state.images.memory(&r).pull)
+        .filter(|p| p.state == PullPhase::Pulling);
+    if let Some(pull) = pulling
+        && doc["status"].is_object()
+    {
+        doc["status"]["pull"] = json!(pull);
+    }
+    Ok(Json(doc))
 }
 
-pub async fn inspect(
+pub async fn app_events(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let key = key_from_path(ns, name)?;
-    let (_, container) = app_container(&state, &key).await?;
-    let inspected = state
-        .runtime
-        .inspect_raw(&container.id)
-        .await
-        .map_err(|e| ApiError::runtime("inspecting the container", e))?;
-    Ok(Json(inspected))
+    let record = state
+        .store
+        .get(Kind::App, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let events = state.store.events(&record.uid).await?;
+    Ok(Json(json!({ "items": events })))
+}
+
+pub fn check_path_matches(kind: Kind, key: &AppKey, v: &Validated) -> ApiResult<()> {
+    if v.kind() != kind || v.key() != key {
+        return Err(ApiError::invalid(vec![SpecError::field(
+            "metadata",
+            format!(
+                "the document names {}, but the URL names {}",
+                v.describe(),
+                kind.describe(key)
+            ),
+        )]));
+    }
+    Ok(())
+}
+
+pub async fn write_one(
+    state: &ApiState,
+    kind: Kind,
+    key: &AppKey,
+    mut docs: Vec<Validated>,
+) -> ApiResult<Response> {
+    if docs.len() != 1 {
+        return Err(ApiError::bad_request("send exactly one document"));
+    }
+    let v = docs.remove(0);
+    check_path_matches(kind, key, &v)?;
+    let mut results = state.store.apply(&items(&[v]), SOURCE_API).await?;
+    let (outcome, record) = results.remove(0);
+    if outcome != WriteOutcome::Unchanged {
+        state.wake.notify_one();
+    }
+    let status = if outcome == WriteOutcome::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(noted(
+        (status, Json(record.to_document())),
+        format!("{} {}", record.describe(), outcome.as_str()),
+        Some(&key.namespace),
+    ))
+}
+
+pub async fn put_app(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let key = key_from_path(ns, name)?;
+    let bytes = body(bytes)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    // A document without a namespace takes the URL's.
+    let mut values: Vec<Value> = match body_format(&headers) {
+        Format::Json => match crate::spec::parse::json_value(text) {
+            Ok(v) => vec![v],
+            Err(e) => {
+                return Err(ApiError::invalid(vec![SpecError {
+                    line: Some(e.line() as u64),
+                    column: Some(e.column() as u64),
+                    ..SpecError::message(e.to_string())
+                }]));
+            }
+        },
+        Format::Yaml => {
+            let docs = read_documents(&headers, &bytes)?;
+            docs.into_iter().map(|d| d.document.to_value()).collect()
+        }
+    };
+    for v in &mut values {
+        if v.pointer("/metadata/namespace").is_none()
+            && let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("namespace".into(), json!(key.namespace));
+        }
+    }
+    let docs = validate_bundle(parse_values(values).map_err(ApiError::invalid)?, None)
+        .map_err(ApiError::invalid)?;
+    write_one(&state, Kind::App, &key, docs).await
+}
+
+/// JSON merge patch (RFC 7386) of an app; YAML bodies are read as the same patch.
+pub async fn patch_app(
+    State(state): State<ApiState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let key = key_from_path(ns, name)?;
+    let bytes = body(bytes)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let patch: Value = match body_format(&headers) {
+        Format::Json => crate::spec::parse::json_value(text)
+            .map_err(|e| ApiError::bad_request(format!("patch is not JSON: {e}")))?,
+        Format::Yaml => crate::spec::parse::from_yaml(text)
+            .map_err(|e| ApiError::bad_request(format!("patch is not YAML: {e}")))?,
+    };
+    if !patch.is_object() {
+        return Err(ApiError::bad_request("a merge patch must be an object"));
+    }
+    let record = state
+        .store
+        .get(Kind::App, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let mut doc = record.to_document();
+    if let Some(obj) = doc.as_object_mut() {
+        obj.remove("status");
+    }
+    if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+        for server_set in [
+            "uid",
+            "generation",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "source",
+        ] {
+            meta.remove(server_set);
+        }
+    }
+    // The version read above guards the write unless the patch names its own.
+    json_patch::merge(&mut doc, &patch);
+    let docs = validate_bundle(parse_values(vec![doc]).map_err(ApiError::invalid)?, None)
+        .map_err(ApiError::invalid)?;
+    write_one(&state, Kind::App, &key, docs).await
 }
 
 #[derive(Deserialize, Default)]
-pub struct LogsQuery {
-    tail: Option<String>,
-    since: Option<String>,
-    #[serde(default)]
-    follow: bool,
-    #[serde(default)]
-    timestamps: bool,
+#[serde(rename_all = "camelCase")]
+pub struct DeleteQuery {
+    resource_version: Option<String>,
 }
 
-/// RFC 3339 or unix seconds.
-pub fn parse_time(text: &str) -> Result<i64, String> {
-    if let Ok(secs) = text.trim().parse::<i64>() {
-        return Ok(secs);
-    }
-    chrono::DateTime::parse_from_rfc3339(text.trim())
-        .map(|t| t.timestamp())
-        .map_err(|_| {
-            format!("{text:?} is neither RFC 3339 (2026-01-02T15:04:05Z) nor unix seconds")
-        })
-}
-
-pub async fn logs(
+pub async fn delete_app(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
-    Query(query): Query<LogsQuery>,
+    Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Response> {
     let key = key_from_path(ns, name)?;
-    let tail = match query.tail.as_deref() {
-        None | Some("all") => None,
-        Some(n) => Some(n.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("tail: {n:?} is not a number of lines (or \"all\")"))
-        })?),
-    };
-    let since = query
-        .since
-        .as_deref()
-        .map(parse_time)
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("since: {e}")))?;
-    let (_, container) = app_container(&state, &key).await?;
-    let options = LogOptions {
-        tail,
-        since,
-        follow: query.follow,
-        timestamps: query.timestamps,
-    };
-    let mut stream = state.runtime.logs(&container.id, &options);
-    // The first chunk tells whether the engine accepted the request: an error then is an
-    // error response, not a stream that breaks at once.
-    let first = stream.next().await;
-    let first = match first {
-        Some(Err(e)) => return Err(ApiError::runtime("reading the logs", e)),
-        other => other,
-    };
-    let rest = futures::stream::iter(first).chain(stream).map(|chunk| {
-        chunk
-            .map(|c| c.data)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        Body::from_stream(rest),
-    )
-        .into_response())
+    let record = state
+        .store
+        .delete(
+            Kind::App,
+            &key,
+            Some(SOURCE_API),
+            query.resource_version.as_deref(),
+        )
+        .await?;
+    state.wake.notify_one();
+    Ok(noted(
+        Json(record.to_document()),
+        format!("{} marked for deletion", record.describe()),
+        Some(&key.namespace),
+    ))
 }
 
 pub async fn users(
@@ -234,217 +294,4 @@ pub async fn users(
     Ok(Json(
         json!({ "kind": "UserList", "namespace": ns, "items": items }),
     ))
-}
-
-/// A git operation's parameters, from the JSON body or the query string.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct GitRequest {
-    path: Option<String>,
-    branch: Option<String>,
-}
-
-/// An absolute path inside the container, without `..`, control characters or NUL.
-pub fn check_git_path(path: &str) -> Result<(), String> {
-    if !path.starts_with('/') {
-        return Err(format!(
-            "{path:?} must be an absolute path in the container"
-        ));
-    }
-    if path.len() > 4096 {
-        return Err("is longer than 4096 characters".into());
-    }
-    if path.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
-    }
-    if path.split('/').any(|part| part == "..") {
-        return Err(format!("{path:?} must not contain \"..\""));
-    }
-    Ok(())
-}
-
-/// A branch name by git's `check-ref-format` rules, restricted to a safe alphabet.
-pub fn check_branch(name: &str) -> Result<(), String> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
-    if name.is_empty()
-        || name.len() > 255
-        || !ok_chars
-        || name.starts_with(['-', '/', '.'])
-        || name.ends_with(['/', '.'])
-        || name.ends_with(".lock")
-        || name.contains("..")
-        || name.contains("//")
-        || name.contains("/.")
-    {
-        return Err(format!(
-            "{name:?} is not a valid branch name (letters, digits, '.', '_', '-', '/'; no leading '-', no \"..\")"
-        ));
-    }
-    Ok(())
-}
-
-/// The argv for one git operation.
-fn git_argv(op: &str, request: &GitRequest) -> ApiResult<Vec<String>> {
-    let path = request.path.as_deref().ok_or_else(|| {
-        ApiError::bad_request("path: required (the repository's directory in the container)")
-    })?;
-    check_git_path(path).map_err(|e| ApiError::bad_request(format!("path: {e}")))?;
-    if op != "checkout" && request.branch.is_some() {
-        return Err(ApiError::bad_request(format!(
-            "branch: only checkout takes a branch, not {op}"
-        )));
-    }
-    let in_repo = |args: &[&str]| {
-        ["git", "-C", path]
-            .iter()
-            .chain(args)
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-    };
-    Ok(match op {
-        "init" => vec!["git".into(), "init".into(), "--".into(), path.to_string()],
-        "pull" => in_repo(&["pull"]),
-        "head" => in_repo(&["rev-parse", "HEAD"]),
-        "branches" => in_repo(&["branch", "--list", "--format=%(refname:short)"]),
-        "branch" => in_repo(&["symbolic-ref", "--short", "HEAD"]),
-        "checkout" => {
-            let branch = request
-                .branch
-                .as_deref()
-                .ok_or_else(|| ApiError::bad_request("branch: required for checkout"))?;
-            check_branch(branch).map_err(|e| ApiError::bad_request(format!("branch: {e}")))?;
-            in_repo(&["checkout", branch, "--"])
-        }
-        other => {
-            return Err(ApiError::not_found(format!(
-                "no git operation {other:?}: use pull, init, head, branches, branch or checkout"
-            )));
-        }
-    })
-}
-
-pub async fn git(
-    State(state): State<ApiState>,
-    Path((ns, name, op)): Path<(String, String, String)>,
-    Query(query): Query<GitRequest>,
-    bytes: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    let key = key_from_path(ns, name)?;
-    let bytes = body(bytes)?;
-    let request = if bytes.iter().all(u8::is_ascii_whitespace) {
-        query
-    } else {
-        let from_body: GitRequest = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
-        GitRequest {
-            path: from_body.path.or(query.path),
-            branch: from_body.branch.or(query.branch),
-        }
-    };
-    let argv = git_argv(&op, &request)?;
-    let (record, container) = app_container(&state, &key).await?;
-    if container.state != ContainerState::Running {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "InvalidTransition",
-            format!(
-                "app {key} is not running (its container is {}); git runs inside a running container",
-                container.state
-            ),
-        ));
-    }
-    let output = state
-        .runtime
-        .exec(&container.id, &argv, None, GIT_TIMEOUT)
-        .await
-        .map_err(|e| ApiError::runtime("running git in the container", e))?;
-    let missing = matches!(output.exit_code, 126 | 127)
-        && (output.stderr.contains("executable file not found")
-            || output.stderr.contains("no such file or directory")
-            || output.stdout.contains("executable file not found"));
-    if missing {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "GitNotAvailable",
-            format!("the container of app {key} has no git executable on its PATH"),
-        ));
-    }
-    let message = format!(
-        "git {op} in {} exited with code {}",
-        request.path.as_deref().unwrap_or_default(),
-        output.exit_code
-    );
-    let kind = if output.exit_code == 0 {
-        EventType::Normal
-    } else {
-        EventType::Warning
-    };
-    if let Err(e) = state
-        .store
-        .record_event(&record, kind, "Git", &message)
-        .await
-    {
-        tracing::warn!(app = %key, "could not record event: {e}");
-    }
-    let mut answer = json!({
-        "kind": "GitResult",
-        "op": op,
-        "argv": argv,
-        "exitCode": output.exit_code,
-        "stdout": output.stdout,
-        "stderr": output.stderr,
-    });
-    if output.exit_code == 0 {
-        let text = output.stdout.trim();
-        match op.as_str() {
-            "head" => answer["head"] = json!(text),
-            "branch" => answer["branch"] = json!(text),
-            "branches" => {
-                answer["branches"] = json!(text.lines().map(str::trim).collect::<Vec<_>>())
-            }
-            _ => {}
-        }
-    }
-    Ok(Json(answer))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn git_paths_and_branches_are_validated() {
-        assert!(check_git_path("/home/jovyan/work").is_ok());
-        assert!(check_git_path("relative").is_err());
-        assert!(check_git_path("/a/../etc").is_err());
-        assert!(check_git_path("/a\nb").is_err());
-        assert!(check_branch("feature/x-1").is_ok());
-        for bad in [
-            "-b", "--force", "a..b", "a b", "x.lock", "/x", "a//b", "a;rm", "$(x)",
-        ] {
-            assert!(check_branch(bad).is_err(), "{bad} accepted");
-        }
-    }
-
-    #[test]
-    fn git_argv_is_built_from_validated_parts() {
-        let request = GitRequest {
-            path: Some("/repo".into()),
-            branch: Some("main".into()),
-        };
-        let argv = git_argv("checkout", &request).expect("valid");
-        assert_eq!(argv, ["git", "-C", "/repo", "checkout", "main", "--"]);
-        let request = GitRequest {
-            path: Some("/repo".into()),
-            branch: None,
-        };
-        assert_eq!(
-            git_argv("init", &request).expect("valid"),
-            ["git", "init", "--", "/repo"]
-        );
-        assert!(git_argv("checkout", &request).is_err());
-        assert!(git_argv("rm", &request).is_err());
-    }
 }

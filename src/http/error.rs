@@ -137,7 +137,7 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         response
             .extensions_mut()
-            .insert(super::security::AuditNote(note));
+            .insert(super::audit::AuditNote(note));
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -4,7 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiResult};
+use crate::spec::validate::{AppKey, check_name, check_namespace};
 
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
@@ -24,4 +25,13 @@ impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::bad_request(format!("path: {}", rejection.body_text()))
     }
+}
+
+pub fn key_from_path(ns: String, name: String) -> ApiResult<AppKey> {
+    check_namespace(&ns).map_err(ApiError::bad_request)?;
+    check_name(&name).map_err(ApiError::bad_request)?;
+    Ok(AppKey {
+        namespace: ns,
+        name,
+    })
 }

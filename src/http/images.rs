@@ -13,8 +13,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ApiState;
 use super::error::{ApiError, ApiResult};
+use super::state::ApiState;
 use crate::images::PullPhase;
 use crate::reconcile::status::{unix_rfc3339, users};
 use crate::runtime::image_match::{created_from, find_local};
@@ -352,4 +352,22 @@ pub async fn delete(
         .await?;
     state.wake.notify_one();
     Ok(Json(record.to_document()))
+}
+
+pub async fn image_events(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    check_name(&name).map_err(ApiError::bad_request)?;
+    let key = AppKey {
+        namespace: String::new(),
+        name,
+    };
+    let record = state
+        .store
+        .get(Kind::Image, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Image {key} not found")))?;
+    let events = state.store.events(&record.uid).await?;
+    Ok(Json(json!({ "items": events })))
 }

@@ -9,9 +9,10 @@ use super::extract::{Path, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::apps::parse_time;
 use super::error::{ApiError, ApiResult};
-use super::{ApiState, key_from_path};
+use super::extract::key_from_path;
+use super::state::ApiState;
+use super::time::parse_time;
 use crate::reconcile::status::unix_rfc3339;
 use crate::spec::Kind;
 use crate::stats::is_current;

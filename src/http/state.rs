@@ -1,0 +1,33 @@
+//! `ApiState`: what every handler is given — the store, the controller (loop, observation,
+//! images, actions), the engine for the per-app views, and the server's settings.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+
+use crate::images::ImageService;
+use crate::reconcile::{Controller, Health};
+use crate::runtime::Runtime;
+use crate::stats::StatsConfig;
+use crate::store::Store;
+
+/// Default request body limit.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub runtime: Arc<dyn Runtime>,
+    pub wake: Arc<Notify>,
+    /// SHA-256 of the admin token of the data directory.
+    pub admin_sha256: [u8; 32],
+    pub health: watch::Receiver<Health>,
+    /// Pulls and registry checks (shared with the loop, for live progress).
+    pub images: Arc<ImageService>,
+    /// The loop, for actions that must not run beside its work on the same app.
+    pub controller: Arc<Controller>,
+    /// Sampling interval and retention (which resolution a stats query reads).
+    pub stats: StatsConfig,
+    pub instance: String,
+    pub max_body: usize,
+}

@@ -14,6 +14,7 @@
 //! - `runtime`: the Docker seam (the bollard adapter with deadlines, the only file that names
 //!   bollard; a recording fake behind the `testing` feature).
 //! - `backoff`: every retry delay wharf uses.
+//! - `defaults`: every default of `wharf serve`.
 //! - `stats`: the stats sampler (one-shot engine stats → samples), rollups and retention.
 //! - `images`: pulls with live progress, registry digest checks, registry credentials.
 //! - `http`: the REST API (`router(state)`).
@@ -43,6 +44,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod cli;
+pub mod defaults;
 pub mod http;
 pub mod images;
 pub mod metrics;

@@ -38,7 +38,7 @@ pub const DOCKER_DEFAULT_CAPABILITIES: &[&str] = &[
 
 /// `--host-memory-admission` when not given: apps may together declare 90 % of the host's
 /// memory (the Flask API's rule).
-pub const DEFAULT_HOST_MEMORY_PERCENT: u8 = 90;
+pub const DEFAULT_HOST_MEMORY_PERCENT: u8 = crate::defaults::HOST_MEMORY_PERCENT;
 
 /// A policy, or the part of one a namespace overrides. Absent fields take the server's value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -16,8 +16,9 @@ use axum_server::tls_rustls::RustlsConfig;
 use procfs::Current;
 
 use crate::auth::token_digest;
+use crate::defaults;
 use crate::http::{self, ApiState};
-use crate::policy::{DEFAULT_HOST_MEMORY_PERCENT, Policy};
+use crate::policy::Policy;
 use crate::reconcile::{Controller, ControllerConfig};
 use crate::runtime::Runtime;
 use crate::runtime::docker::{Deadlines, DockerRuntime};
@@ -64,17 +65,17 @@ impl ServeConfig {
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
-            specs_dir: Some(PathBuf::from("specs")),
+            specs_dir: Some(PathBuf::from(defaults::SPECS_DIR)),
             listen: SocketAddr::from(([127, 0, 0, 1], 7999)),
             controller: ControllerConfig::default(),
-            max_body: http::DEFAULT_MAX_BODY,
+            max_body: defaults::MAX_BODY,
             deadlines: Deadlines::default(),
             port_areas: PortRange::default(),
             stats: StatsConfig::default(),
             tls: None,
             policy: Policy::default(),
-            host_memory_percent: DEFAULT_HOST_MEMORY_PERCENT,
-            audit_retention: Duration::from_secs(365 * 86400),
+            host_memory_percent: defaults::HOST_MEMORY_PERCENT,
+            audit_retention: defaults::AUDIT_RETENTION,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! to the server as JSON. Exit codes are part of the contract (see `Exit`).
 
 pub mod apps;
+pub mod args;
 pub mod images;
 pub mod security;
 pub mod stats;

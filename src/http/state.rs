@@ -12,7 +12,7 @@ use crate::stats::StatsConfig;
 use crate::store::Store;
 
 /// Default request body limit.
-pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+pub const DEFAULT_MAX_BODY: usize = crate::defaults::MAX_BODY;
 
 #[derive(Clone)]
 pub struct ApiState {

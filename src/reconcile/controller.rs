@@ -29,6 +29,7 @@ use super::observe::{Observer, Wants};
 use super::plan::{Action, AppPlan, Desired, Observed, RolledBack, plan};
 use super::status::Failure;
 use crate::backoff;
+use crate::defaults;
 use crate::images::ImageService;
 use crate::images::registry::RegistryClient;
 use crate::metrics::Metrics;
@@ -61,12 +62,12 @@ pub struct ControllerConfig {
 impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
-            instance: "default".into(),
-            resync: Duration::from_secs(30),
-            max_ops: 4,
-            min_pass_interval: Duration::from_millis(200),
+            instance: defaults::INSTANCE.into(),
+            resync: defaults::RESYNC,
+            max_ops: defaults::MAX_OPS,
+            min_pass_interval: defaults::MIN_PASS_INTERVAL,
             insecure_registries: Vec::new(),
-            registry_timeout: Duration::from_secs(15),
+            registry_timeout: defaults::REGISTRY_TIMEOUT,
             require_approved_images: false,
         }
     }

@@ -50,9 +50,9 @@ pub struct Deadlines {
 impl Default for Deadlines {
     fn default() -> Self {
         Self {
-            call: Duration::from_secs(30),
+            call: crate::defaults::DOCKER_TIMEOUT,
             stop_extra: Duration::from_secs(20),
-            pull: Duration::from_secs(1800),
+            pull: crate::defaults::PULL_TIMEOUT,
         }
     }
 }

@@ -35,7 +35,7 @@ pub struct StatsConfig {
 impl Default for StatsConfig {
     fn default() -> Self {
         Self {
-            interval: Duration::from_secs(10),
+            interval: crate::defaults::STATS_INTERVAL,
             retention: Retention::default(),
             // File reads take microseconds; an engine stats call waits about a second for the
             // engine's collector, so this many in flight keep 100+ apps within a 10 s round.

@@ -377,12 +377,9 @@ pub struct PortRange {
 }
 
 impl Default for PortRange {
-    /// Below Linux's ephemeral range (32768–60999), which outgoing connections draw from.
     fn default() -> Self {
-        Self {
-            first: 20000,
-            last: 32767,
-        }
+        let (first, last) = crate::defaults::PORT_AREA_RANGE;
+        Self { first, last }
     }
 }
 

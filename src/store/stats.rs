@@ -120,13 +120,20 @@ pub struct Retention {
     pub hour_ms: i64,
 }
 
+impl Retention {
+    /// A retention period in milliseconds (saturating).
+    pub fn millis(d: std::time::Duration) -> i64 {
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
 impl Default for Retention {
     fn default() -> Self {
-        const DAY: i64 = 24 * 3600 * 1000;
+        use crate::defaults::{STATS_HOUR_RETENTION, STATS_MINUTE_RETENTION, STATS_RAW_RETENTION};
         Self {
-            raw_ms: DAY,
-            minute_ms: 7 * DAY,
-            hour_ms: 90 * DAY,
+            raw_ms: Retention::millis(STATS_RAW_RETENTION),
+            minute_ms: Retention::millis(STATS_MINUTE_RETENTION),
+            hour_ms: Retention::millis(STATS_HOUR_RETENTION),
         }
     }
 }

@@ -1,0 +1,656 @@
+//! The command line: every command, flag and default of the `wharf` binary (clap), and the
+//! conversion of `wharf serve`'s flags into a `ServeConfig`. `main.rs` parses and dispatches.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use super::{Output, SchemaKind};
+use crate::defaults;
+use crate::policy::{Policy, Quota};
+use crate::reconcile::ControllerConfig;
+use crate::runtime::docker::Deadlines;
+use crate::server::{ServeConfig, TlsFiles};
+use crate::spec::quantity::ByteQuantity;
+use crate::stats::StatsConfig;
+use crate::store::{PortRange, Retention};
+
+#[derive(Parser)]
+#[command(name = "wharf", version, about = "A declarative reconciler for Docker")]
+pub struct Args {
+    /// wharf server URL (client commands).
+    #[arg(
+        long,
+        global = true,
+        env = "WHARF_SERVER",
+        default_value = defaults::SERVER_URL
+    )]
+    pub server: String,
+    /// Bearer token (client commands); default: DATA/admin.token.
+    #[arg(long, global = true, env = "WHARF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A CA certificate (PEM) to trust for an https server URL, e.g. a self-signed one.
+    #[arg(long, global = true, env = "WHARF_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Data directory: database and admin token.
+    #[arg(long, global = true, env = "WHARF_DATA", default_value = defaults::DATA_DIR)]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the reconciler and the API.
+    Serve(Box<ServeArgs>),
+    /// Create or update objects from files, directories or stdin (-).
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Show the plan and diff; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        wait: WaitFlags,
+    },
+    /// List apps or images, or show one.
+    Get {
+        /// Resource type: apps or images.
+        #[arg(value_parser = ["apps", "app", "images", "image"])]
+        resource: String,
+        name: Option<String>,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Label selector, e.g. team=astro,tier in (web).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Only apps of this owner.
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        output: TableOutput,
+    },
+    /// Show an app with its status and events.
+    Describe {
+        #[arg(value_parser = ["app", "apps"])]
+        resource: String,
+        name: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+    /// Delete an app by name, or the objects declared in files.
+    Delete {
+        #[arg(value_parser = ["app", "apps"], required_unless_present = "files")]
+        resource: Option<String>,
+        name: Option<String>,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[arg(short = 'f', long = "filename")]
+        files: Vec<PathBuf>,
+    },
+    /// Show what applying files would change (exit 1 when anything would).
+    Diff {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check files offline (for CI lint); non-zero exit on any error.
+    Validate {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Pull an Image now, or check every declared image for updates.
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
+    /// Restart an app's container (the spec is unchanged; recorded as an event).
+    Restart {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Send a signal to a running app's container (default SIGKILL). The app's restart policy
+    /// decides what follows; `wharf stop` stops it for good.
+    Kill {
+        #[command(flatten)]
+        app: AppRef,
+        #[arg(short, long, default_value = "SIGKILL")]
+        signal: String,
+    },
+    /// Remove the app's container and create it afresh from the image (its writable layer is
+    /// discarded; named volumes are kept unless --volumes).
+    HardReset {
+        #[command(flatten)]
+        app: AppRef,
+        /// Also discard the app's named volumes.
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Declare an app running (PATCH spec.state; API-managed apps only).
+    Start {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Declare an app stopped (PATCH spec.state; API-managed apps only).
+    Stop {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Declare an app paused (PATCH spec.state; API-managed apps only).
+    Pause {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Declare a paused app running again (PATCH spec.state; API-managed apps only).
+    Unpause {
+        #[command(flatten)]
+        app: AppRef,
+    },
+    /// Print an app's container output.
+    Logs {
+        #[command(flatten)]
+        app: AppRef,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<String>,
+        /// Only lines since this time (RFC 3339 or unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        /// Keep printing new output.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Print the engine's inspect data of an app's container.
+    Inspect {
+        #[command(flatten)]
+        app: AppRef,
+        #[arg(short, long, value_enum, default_value = "json")]
+        output: Output,
+    },
+    /// List the owners of a namespace's apps.
+    Users {
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[command(flatten)]
+        output: TableOutput,
+    },
+    /// Run git inside an app's container: pull, init, head, branches, branch, checkout.
+    Git {
+        #[command(flatten)]
+        app: AppRef,
+        #[arg(value_parser = ["pull", "init", "head", "branches", "branch", "checkout"])]
+        op: String,
+        /// The repository's directory in the container (absolute).
+        #[arg(long)]
+        path: String,
+        /// The branch to check out.
+        #[arg(long, required_if_eq("op", "checkout"))]
+        branch: Option<String>,
+    },
+    /// Create, list or revoke API tokens (admin).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Show the token in use and its grants.
+    Whoami {
+        #[command(flatten)]
+        output: TableOutput,
+    },
+    /// Show or change a namespace's policy override.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Show the audit log: every write and action, who did it and how it ended (admin).
+    Audit {
+        /// Only this token's entries.
+        #[arg(long = "by")]
+        token_id: Option<String>,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Only entries since this time (RFC 3339 or unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        output: TableOutput,
+    },
+    /// Declare an app IMAGE--USER running IMAGE for USER (through the API).
+    Run {
+        image: String,
+        /// The user the app belongs to.
+        #[arg(long)]
+        owner: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// App name instead of IMAGE--USER.
+        #[arg(long)]
+        name: Option<String>,
+        /// Environment variable NAME=VALUE (repeatable).
+        #[arg(short, long)]
+        env: Vec<String>,
+        /// Port [HOST:]CONTAINER[/PROTO] (repeatable).
+        #[arg(short, long)]
+        port: Vec<String>,
+        #[arg(long)]
+        memory: Option<String>,
+        #[arg(long)]
+        cpus: Option<f64>,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        wait: WaitFlags,
+        /// Command to run instead of the image's (after --).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// An app's stats history: CPU and memory sparklines and the newest samples.
+    Stats {
+        #[command(flatten)]
+        app: AppRef,
+        /// How far back: a duration (1h, 30m, 7d), an RFC 3339 time or unix seconds.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// raw, 1m or 1h (default: picked from the time range).
+        #[arg(long)]
+        step: Option<String>,
+        #[command(flatten)]
+        output: TableOutput,
+    },
+    /// An app's availability over the last hour, day, week or month, with a bar.
+    Uptime {
+        #[command(flatten)]
+        app: AppRef,
+        #[arg(long, default_value = "day", value_parser = ["hour", "day", "week", "month"])]
+        duration: String,
+        #[command(flatten)]
+        output: TableOutput,
+    },
+    /// Print the JSON Schema of one kind (app, image), or write every schema to a directory.
+    Schema {
+        #[arg(value_enum, default_value = "app")]
+        kind: SchemaKind,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `wharf serve`'s flags; every default comes from `wharf::defaults`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Watched directory of spec files (recursive).
+    #[arg(long, default_value = defaults::SPECS_DIR)]
+    pub specs: PathBuf,
+    /// Do not watch a directory.
+    #[arg(long, conflicts_with = "specs")]
+    pub no_specs: bool,
+    #[arg(long, default_value = defaults::LISTEN)]
+    pub listen: SocketAddr,
+    /// Separates this wharf's containers from another wharf's on the same engine.
+    #[arg(long, default_value = defaults::INSTANCE)]
+    pub instance: String,
+    /// Full reconcile pass at least this often.
+    #[arg(long, default_value_t = Span(defaults::RESYNC))]
+    pub resync: Span,
+    /// Container operations in flight at once.
+    #[arg(long, default_value_t = defaults::MAX_OPS)]
+    pub max_ops: usize,
+    /// While work completes in quick succession, passes start at least this far apart.
+    #[arg(long, default_value_t = Span(defaults::MIN_PASS_INTERVAL))]
+    pub min_pass_interval: Span,
+    /// Largest request body, in bytes.
+    #[arg(long, default_value_t = defaults::MAX_BODY)]
+    pub max_body: usize,
+    /// Deadline of each Docker call (stop and remove add the grace period; a pull fails
+    /// when no progress arrives for this long).
+    #[arg(long, default_value_t = Span(defaults::DOCKER_TIMEOUT))]
+    pub docker_timeout: Span,
+    /// Deadline of a whole image pull.
+    #[arg(long, default_value_t = Span(defaults::PULL_TIMEOUT))]
+    pub pull_timeout: Span,
+    /// A registry (HOST:PORT) to reach over plain HTTP for digest checks; loopback ones
+    /// always are. Repeatable. (Pulls follow the engine's own insecure-registries setting.)
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Host ports that port areas (spec.portArea) are allocated from.
+    #[arg(long, default_value_t = PortRange::default())]
+    pub port_area_range: PortRange,
+    /// Time between two stats samples of every running app.
+    #[arg(long, default_value_t = Span(defaults::STATS_INTERVAL))]
+    pub stats_interval: Span,
+    /// How long raw stats samples are kept.
+    #[arg(long, default_value_t = Span(defaults::STATS_RAW_RETENTION))]
+    pub stats_raw_retention: Span,
+    /// How long 1-minute stats rollups are kept.
+    #[arg(long, default_value_t = Span(defaults::STATS_MINUTE_RETENTION))]
+    pub stats_minute_retention: Span,
+    /// How long 1-hour stats rollups are kept.
+    #[arg(long, default_value_t = Span(defaults::STATS_HOUR_RETENTION))]
+    pub stats_hour_retention: Span,
+    #[command(flatten)]
+    pub security: SecurityFlags,
+}
+
+impl ServeArgs {
+    /// The server's configuration, with its data directory.
+    pub fn into_config(self, data_dir: PathBuf) -> Result<ServeConfig, String> {
+        let security = self.security;
+        Ok(ServeConfig {
+            data_dir,
+            specs_dir: (!self.no_specs).then_some(self.specs),
+            listen: self.listen,
+            controller: ControllerConfig {
+                instance: self.instance,
+                resync: self.resync.0,
+                max_ops: self.max_ops,
+                min_pass_interval: self.min_pass_interval.0,
+                insecure_registries: self.insecure_registries,
+                require_approved_images: security.require_approved_images,
+                ..ControllerConfig::default()
+            },
+            max_body: self.max_body,
+            port_areas: self.port_area_range,
+            stats: StatsConfig {
+                interval: self.stats_interval.0.max(Duration::from_secs(1)),
+                retention: Retention {
+                    raw_ms: Retention::millis(self.stats_raw_retention.0),
+                    minute_ms: Retention::millis(self.stats_minute_retention.0),
+                    hour_ms: Retention::millis(self.stats_hour_retention.0),
+                },
+                ..StatsConfig::default()
+            },
+            deadlines: Deadlines {
+                call: self.docker_timeout.0,
+                pull: self.pull_timeout.0,
+                ..Deadlines::default()
+            },
+            tls: security
+                .tls_cert
+                .clone()
+                .zip(security.tls_key.clone())
+                .map(|(cert, key)| TlsFiles { cert, key }),
+            policy: security.policy()?,
+            host_memory_percent: security.host_memory_admission,
+            audit_retention: security.audit_retention.0,
+        })
+    }
+}
+
+/// A duration on the command line: `30s`, `200ms`, `7d` (humantime), shown the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl std::str::FromStr for Span {
+    type Err = humantime::DurationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s).map(Span)
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (secs, millis) = (self.0.as_secs(), self.0.subsec_millis());
+        match (secs, millis) {
+            (0, ms) => write!(f, "{ms}ms"),
+            (s, 0) if s % 86400 == 0 => write!(f, "{}d", s / 86400),
+            (s, 0) if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            (s, 0) if s % 60 == 0 => write!(f, "{}m", s / 60),
+            (s, 0) => write!(f, "{s}s"),
+            _ => write!(f, "{}ms", self.0.as_millis()),
+        }
+    }
+}
+
+/// `--wait [--timeout 2m]`: wait until what was applied is ready.
+#[derive(clap::Args)]
+pub struct WaitFlags {
+    /// Wait until every app is ready at its new generation (and every Image present).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value_t = Span(defaults::WAIT_TIMEOUT))]
+    pub timeout: Span,
+}
+
+/// `-o table|json|yaml`, table by default.
+#[derive(clap::Args)]
+pub struct TableOutput {
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+/// TLS, image approval and the server's policy (`wharf policy set` overrides it per namespace).
+#[derive(clap::Args)]
+pub struct SecurityFlags {
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Apps may only use images declared by an Image object; editors request images
+    /// (`wharf images request REF`), admins approve them.
+    #[arg(long)]
+    pub require_approved_images: bool,
+    /// Allow privileged containers (spec.privileged).
+    #[arg(long)]
+    pub allow_privileged: bool,
+    /// Allow apps on the host's network (spec.hostNetwork).
+    #[arg(long)]
+    pub allow_host_network: bool,
+    /// Allow apps in the host's PID namespace (spec.hostPID).
+    #[arg(long)]
+    pub allow_host_pid: bool,
+    /// Allow apps in the host's IPC namespace (spec.hostIPC).
+    #[arg(long)]
+    pub allow_host_ipc: bool,
+    /// A host directory bind mounts may come from (repeatable; none by default).
+    #[arg(long = "allowed-host-path", value_name = "DIR")]
+    pub allowed_host_paths: Vec<String>,
+    /// A host device apps may use (repeatable; none by default).
+    #[arg(long = "allowed-device", value_name = "PATH")]
+    pub allowed_devices: Vec<String>,
+    /// A capability apps may add (repeatable; default: Docker's default set).
+    #[arg(long = "allowed-capability", value_name = "CAP")]
+    pub allowed_capabilities: Vec<String>,
+    /// Largest memory limit of one app, e.g. 4Gi.
+    #[arg(long, value_parser = ByteQuantity::parse)]
+    pub max_app_memory: Option<ByteQuantity>,
+    /// Most CPUs of one app.
+    #[arg(long)]
+    pub max_app_cpus: Option<f64>,
+    /// Most processes of one app.
+    #[arg(long)]
+    pub max_app_pids: Option<i64>,
+    /// Every app must set memory, cpus and pids limits.
+    #[arg(long)]
+    pub require_limits: bool,
+    /// Memory the apps of one namespace may declare together.
+    #[arg(long, value_parser = ByteQuantity::parse)]
+    pub namespace_quota_memory: Option<ByteQuantity>,
+    /// CPUs the apps of one namespace may declare together.
+    #[arg(long)]
+    pub namespace_quota_cpus: Option<f64>,
+    /// Processes the apps of one namespace may declare together.
+    #[arg(long)]
+    pub namespace_quota_pids: Option<i64>,
+    /// Apps one namespace may hold.
+    #[arg(long)]
+    pub namespace_quota_apps: Option<i64>,
+    /// Apps may together declare at most this percent of the host's memory (0: no check).
+    #[arg(long, default_value_t = defaults::HOST_MEMORY_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub host_memory_admission: u8,
+    /// How long audit log entries are kept.
+    #[arg(long, default_value_t = Span(defaults::AUDIT_RETENTION))]
+    pub audit_retention: Span,
+}
+
+impl SecurityFlags {
+    pub fn policy(&self) -> Result<Policy, String> {
+        let flag = |on: bool| on.then_some(true);
+        let list = |l: &Vec<String>| (!l.is_empty()).then(|| l.clone());
+        let quota = Quota {
+            memory: self.namespace_quota_memory.clone(),
+            cpus: self.namespace_quota_cpus,
+            pids: self.namespace_quota_pids,
+            apps: self.namespace_quota_apps,
+        };
+        let policy = Policy {
+            allow_privileged: flag(self.allow_privileged),
+            allow_host_network: flag(self.allow_host_network),
+            allow_host_pid: flag(self.allow_host_pid),
+            allow_host_ipc: flag(self.allow_host_ipc),
+            allowed_host_paths: list(&self.allowed_host_paths),
+            allowed_devices: list(&self.allowed_devices),
+            allowed_capabilities: list(&self.allowed_capabilities),
+            max_app_memory: self.max_app_memory.clone(),
+            max_app_cpus: self.max_app_cpus,
+            max_app_pids: self.max_app_pids,
+            require_limits: flag(self.require_limits),
+            quota: (quota != Quota::default()).then_some(quota),
+        };
+        policy
+            .validate()
+            .map_err(|e| format!("policy flags: {e}"))?;
+        Ok(policy)
+    }
+}
+
+/// `app NAME [-n NAMESPACE]`: the app a command acts on.
+#[derive(clap::Args)]
+pub struct AppRef {
+    #[arg(value_parser = ["app"])]
+    pub resource: String,
+    pub name: String,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+}
+
+#[derive(Subcommand)]
+pub enum ImagesCommand {
+    /// Pull a declared Image now (whatever its pull policy), showing each layer.
+    Pull { name: String },
+    /// Check every declared image's registry digest (one manifest HEAD each) and pull the
+    /// changed ones; the apps using them are then replaced one at a time.
+    UpdateAll,
+    /// Ask an admin to approve an image (with --require-approved-images).
+    Request {
+        reference: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List image requests (an admin sees all, others their own).
+    Requests {
+        /// Pending, Approved or Rejected.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        output: TableOutput,
+    },
+    /// Approve an image request: declares its Image (admin).
+    Approve { id: String },
+    /// Reject an image request (admin).
+    Reject {
+        id: String,
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints it once on stdout.
+    Create {
+        /// A namespace the role applies in (repeatable; `*` for every namespace).
+        #[arg(short, long = "namespace", required = true)]
+        namespaces: Vec<String>,
+        #[arg(long, value_parser = ["viewer", "editor", "admin"])]
+        role: String,
+        /// Lifetime, e.g. 30d or 12h (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    List {
+        #[command(flatten)]
+        output: TableOutput,
+    },
+    /// Revoke a token by id (tok_…); it stops working at once.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// The namespace's override and the policy in effect.
+    Get {
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[arg(short, long, value_enum, default_value = "yaml")]
+        output: Output,
+    },
+    /// Replace the namespace's override with a policy file (YAML or JSON; see schemas/policy.json).
+    Set {
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// Remove the namespace's override.
+    Delete {
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_without_flags_is_the_servers_default_configuration() {
+        let Ok(Args {
+            command: Command::Serve(serve),
+            data,
+            ..
+        }) = Args::try_parse_from(["wharf", "serve"])
+        else {
+            panic!("wharf serve parses");
+        };
+        let config = serve
+            .into_config(data.clone())
+            .expect("default policy is valid");
+        let expected = ServeConfig::new(data);
+        assert_eq!(config.data_dir, PathBuf::from(defaults::DATA_DIR));
+        assert_eq!(config.specs_dir, expected.specs_dir);
+        assert_eq!(config.listen, expected.listen);
+        assert_eq!(config.max_body, expected.max_body);
+        assert_eq!(config.port_areas, expected.port_areas);
+        assert_eq!(config.host_memory_percent, expected.host_memory_percent);
+        assert_eq!(config.audit_retention, expected.audit_retention);
+        let (c, e) = (&config.controller, &expected.controller);
+        assert_eq!(
+            (&c.instance, c.resync, c.max_ops, c.min_pass_interval),
+            (&e.instance, e.resync, e.max_ops, e.min_pass_interval)
+        );
+        assert_eq!(config.stats.interval, expected.stats.interval);
+        assert_eq!(config.stats.retention, expected.stats.retention);
+        assert_eq!(config.deadlines.call, expected.deadlines.call);
+        assert_eq!(config.deadlines.pull, expected.deadlines.pull);
+    }
+
+    #[test]
+    fn spans_read_and_print_as_people_write_them() {
+        for text in ["200ms", "30s", "5m", "24h", "7d", "90d"] {
+            let span: Span = text.parse().expect("parses");
+            let again: Span = span.to_string().parse().expect("reparses");
+            assert_eq!(span, again, "{text}");
+        }
+        assert_eq!(Span(Duration::from_secs(86400)).to_string(), "1d");
+        assert_eq!(Span(Duration::from_millis(1500)).to_string(), "1500ms");
+        assert!("soon".parse::<Span>().is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! `wharf serve`'s defaults, in one place: the flags' defaults, `ServeConfig::new` and the
+//! `Default` impls of the configurations it holds all read them from here.
+
+use std::time::Duration;
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Where the API listens: loopback only.
+pub const LISTEN: &str = "127.0.0.1:7999";
+/// The watched directory of spec files.
+pub const SPECS_DIR: &str = "specs";
+/// The data directory: database and admin token.
+pub const DATA_DIR: &str = ".wharf";
+/// The server a client command talks to.
+pub const SERVER_URL: &str = "http://127.0.0.1:7999";
+/// Separates this wharf's containers from another's on the same engine.
+pub const INSTANCE: &str = "default";
+/// A full reconcile pass at least this often.
+pub const RESYNC: Duration = Duration::from_secs(30);
+/// Container operations in flight at once (on 2 cores, 4 already gives the engine's full
+/// speed-up; more only queues).
+pub const MAX_OPS: usize = 4;
+/// While work completes in quick succession, passes start at least this far apart.
+pub const MIN_PASS_INTERVAL: Duration = Duration::from_millis(200);
+/// Deadline of one registry request.
+pub const REGISTRY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Deadline of each Docker call.
+pub const DOCKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of a whole image pull.
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Largest request body, in bytes.
+pub const MAX_BODY: usize = 1 << 20;
+/// Host ports port areas are allocated from: below Linux's ephemeral range (32768–60999),
+/// which outgoing connections draw from.
+pub const PORT_AREA_RANGE: (u16, u16) = (20000, 32767);
+/// Time between two stats samples of every running app.
+pub const STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// How long raw stats samples, 1-minute and 1-hour rollups are kept.
+pub const STATS_RAW_RETENTION: Duration = DAY;
+pub const STATS_MINUTE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const STATS_HOUR_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// How long audit log entries are kept.
+pub const AUDIT_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Apps may together declare at most this percent of the host's memory.
+pub const HOST_MEMORY_PERCENT: u8 = 90;
+/// How long `apply --wait` and `run --wait` wait.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -23,7 +23,7 @@ use crate::auth::{Principal, Role};
 use crate::reconcile::preview::PreviewError;
 use crate::spec::{Kind, Validated};
 use crate::store::{
-    ObjectRecord, SOURCE_API, StoreError, WriteItem, WriteOutcome, ownership_message,
+    ObjectRecord, ObjectSource, StoreError, WriteItem, WriteOutcome, ownership_message,
 };
 
 #[derive(Deserialize)]
@@ -97,10 +97,13 @@ pub async fn apply_bundle(
     authorize_bundle(principal, &docs)?;
     if query.dry_run {
         // A dry run answers the refusals the write would get.
-        state.store.check_apply(&items(&docs), SOURCE_API).await?;
+        state
+            .store
+            .check_apply(&items(&docs), &ObjectSource::Api)
+            .await?;
         return dry_run(state, &docs).await.map(|v| Json(v).into_response());
     }
-    let results = state.store.apply(&items(&docs), SOURCE_API).await?;
+    let results = state.store.apply(&items(&docs), &ObjectSource::Api).await?;
     if results.iter().any(|(o, _)| *o != WriteOutcome::Unchanged) {
         state.wake.notify_one();
     }
@@ -145,7 +148,7 @@ pub async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
         let (result, old_text) = match &current {
             None => ("created", String::new()),
             Some(r) => {
-                if r.source != SOURCE_API {
+                if r.source != ObjectSource::Api {
                     return Err(
                         StoreError::Conflict(ownership_message(v.kind(), key, &r.source)).into(),
                     );

@@ -24,7 +24,7 @@ use crate::images::PullPhase;
 use crate::spec::image::canonical_reference;
 use crate::spec::validate::{AppKey, check_namespace};
 use crate::spec::{Format, Kind, SpecError, Validated, parse_values, validate_bundle};
-use crate::store::{ObjectRecord, SOURCE_API, WriteOutcome};
+use crate::store::{ObjectRecord, ObjectSource, WriteOutcome};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -141,7 +141,7 @@ pub async fn write_one(
     }
     let v = docs.remove(0);
     check_path_matches(kind, key, &v)?;
-    let mut results = state.store.apply(&items(&[v]), SOURCE_API).await?;
+    let mut results = state.store.apply(&items(&[v]), &ObjectSource::Api).await?;
     let (outcome, record) = results.remove(0);
     if outcome != WriteOutcome::Unchanged {
         state.wake.notify_one();
@@ -261,7 +261,7 @@ pub async fn delete_app(
         .delete(
             Kind::App,
             &key,
-            Some(SOURCE_API),
+            Some(&ObjectSource::Api),
             query.resource_version.as_deref(),
         )
         .await?;

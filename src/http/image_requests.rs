@@ -19,7 +19,7 @@ use crate::auth::{Need, Principal, Role};
 use crate::spec::image::{RequestState, canonical_reference};
 use crate::spec::validate::{AppKey, check_name};
 use crate::spec::{Kind, parse_values, validate_bundle};
-use crate::store::{SOURCE_API, WriteItem};
+use crate::store::{ObjectSource, WriteItem};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -196,7 +196,7 @@ pub async fn approve_image_request(
             let docs = validate_bundle(parse_values(vec![doc]).map_err(ApiError::invalid)?, None)
                 .map_err(ApiError::invalid)?;
             let items: Vec<WriteItem> = docs.iter().map(WriteItem::new).collect();
-            state.store.apply(&items, SOURCE_API).await?;
+            state.store.apply(&items, &ObjectSource::Api).await?;
             name
         }
     };

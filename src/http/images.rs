@@ -22,7 +22,7 @@ use crate::runtime::{RuntimeError, labels};
 use crate::spec::validate::{AppKey, check_name};
 use crate::spec::{ImageSpec, Kind};
 use crate::store::EventType;
-use crate::store::{ObjectRecord, SOURCE_API, StoreError};
+use crate::store::{ObjectRecord, ObjectSource, StoreError};
 
 fn image_key(name: String) -> ApiResult<AppKey> {
     check_name(&name).map_err(ApiError::bad_request)?;
@@ -267,7 +267,7 @@ pub async fn delete(
 ) -> ApiResult<Json<Value>> {
     let key = image_key(name)?;
     let record = get_record(&state, &key).await?;
-    if record.source != SOURCE_API {
+    if record.source != ObjectSource::Api {
         return Err(StoreError::Conflict(crate::store::ownership_message(
             Kind::Image,
             &key,
@@ -346,7 +346,7 @@ pub async fn delete(
         .delete(
             Kind::Image,
             &key,
-            Some(SOURCE_API),
+            Some(&ObjectSource::Api),
             query.resource_version.as_deref(),
         )
         .await?;

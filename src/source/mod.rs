@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::spec::{Format, SpecError, read_bundle};
 use crate::store::EventType;
-use crate::store::{Store, StoreError, WriteItem};
+use crate::store::{ObjectSource, Store, StoreError, WriteItem};
 
 /// Spec files larger than this are refused unread.
 const MAX_FILE_BYTES: u64 = 4 << 20;
@@ -30,17 +30,17 @@ const RESCAN: Duration = Duration::from_secs(30);
 /// What one scan found.
 #[derive(Debug, Default)]
 pub struct Scan {
-    pub good: BTreeMap<String, Vec<WriteItem>>,
-    pub bad: BTreeMap<String, Vec<SpecError>>,
+    pub good: BTreeMap<ObjectSource, Vec<WriteItem>>,
+    pub bad: BTreeMap<ObjectSource, Vec<SpecError>>,
 }
 
-/// The source name of a file: `file:` + its path relative to the watched directory.
-pub fn source_name(relative: &Path) -> String {
+/// The source of the objects of a file: its path relative to the watched directory.
+pub fn source_name(relative: &Path) -> ObjectSource {
     let parts: Vec<_> = relative
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    format!("file:{}", parts.join("/"))
+    ObjectSource::File(parts.join("/"))
 }
 
 fn is_spec_file(path: &Path) -> bool {
@@ -133,7 +133,7 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
             return Ok(false);
         }
     };
-    let bad: BTreeSet<String> = scanned.bad.keys().cloned().collect();
+    let bad: BTreeSet<ObjectSource> = scanned.bad.keys().cloned().collect();
     let report = store.sync_files(&scanned.good, &bad).await?;
     for (kind, key, outcome) in &report.changed {
         tracing::info!(object = %kind.describe(key), "{outcome:?} from the watched directory");
@@ -143,7 +143,7 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
     }
 
     // Report problems once per change, and clear them when fixed.
-    let mut problems: BTreeMap<&str, String> = BTreeMap::new();
+    let mut problems: BTreeMap<&ObjectSource, String> = BTreeMap::new();
     for (source, errors) in &scanned.bad {
         let text = errors
             .iter()
@@ -157,7 +157,7 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
     }
     for (source, message) in &problems {
         if store.set_source_error(source, Some(message)).await? {
-            let file = source.trim_start_matches("file:");
+            let file = source.file().unwrap_or_default();
             let previous_kept = if bad.contains(*source) {
                 "; its previously applied objects keep running unchanged"
             } else {
@@ -176,21 +176,16 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
             }
         }
     }
-    let present: BTreeSet<&str> = scanned
-        .good
-        .keys()
-        .chain(scanned.bad.keys())
-        .map(String::as_str)
-        .collect();
+    let present: BTreeSet<&ObjectSource> = scanned.good.keys().chain(scanned.bad.keys()).collect();
     for known in store.source_errors().await? {
-        if problems.contains_key(known.source.as_str()) {
+        if problems.contains_key(&known.source) {
             continue;
         }
         // Fixed, or the file is gone: either way there is no problem to report any more.
         store.set_source_error(&known.source, None).await?;
-        if present.contains(known.source.as_str()) {
+        if present.contains(&known.source) {
             tracing::info!(
-                file = known.source.trim_start_matches("file:"),
+                file = known.source.file().unwrap_or_default(),
                 "spec file accepted again"
             );
         }

@@ -8,7 +8,7 @@ use wharf::reconcile::{Controller, ControllerConfig};
 use wharf::runtime::fake::FakeRuntime;
 use wharf::runtime::{ContainerState, RuntimeError};
 use wharf::spec::{Format, Kind, read_bundle};
-use wharf::store::{SOURCE_API, Store, WriteItem};
+use wharf::store::{ObjectSource, Store, WriteItem};
 
 use crate::support::wait_for;
 
@@ -60,7 +60,7 @@ async fn apply(store: &Store, names: &[&str]) {
         .iter()
         .map(WriteItem::new)
         .collect();
-    store.apply(&items, SOURCE_API).await.unwrap();
+    store.apply(&items, &ObjectSource::Api).await.unwrap();
 }
 
 fn running(fake: &FakeRuntime, name: &str) -> bool {
@@ -251,7 +251,7 @@ async fn an_interrupted_replacement_is_finished() {
         .iter()
         .map(WriteItem::new)
         .collect();
-    rig.store.apply(&items, SOURCE_API).await.unwrap();
+    rig.store.apply(&items, &ObjectSource::Api).await.unwrap();
     wait_for("the replacement", Duration::from_secs(10), || async {
         let cs = rig.fake.containers();
         (cs.len() == 1 && cs[0].id != old && running(&rig.fake, "web")).then_some(())

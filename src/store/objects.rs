@@ -1,0 +1,348 @@
+//! Desired objects: reads, writes with ownership and `resourceVersion` preconditions and
+//! generation bumps, deletion (marked, then forgotten once the loop has removed what it made),
+//! statuses and the in-place update wharf applied.
+
+use sqlx::{Sqlite, Transaction};
+
+use super::admission::UsageBook;
+use super::record::{ObjectRecord, ObjectSource, WriteItem, WriteOutcome};
+use super::{Store, StoreError, StoreResult, now_rfc3339, to_json};
+use crate::spec::Kind;
+use crate::spec::status::ObjectStatus;
+use crate::spec::validate::AppKey;
+
+/// Why a write by one source to an object another source manages is refused.
+pub fn ownership_message(kind: Kind, key: &AppKey, owner: &ObjectSource) -> String {
+    let what = kind.describe(key);
+    match owner.file() {
+        Some(path) => format!(
+            "{what} is managed by the spec file {path} in the watched directory; change it there"
+        ),
+        None => format!(
+            "{what} is managed through the API (wharf apply / POST /api/v1/apply); delete it there before declaring it in a file"
+        ),
+    }
+}
+
+impl Store {
+    pub(super) async fn get_in(
+        tx: &mut Transaction<'_, Sqlite>,
+        kind: Kind,
+        key: &AppKey,
+    ) -> StoreResult<Option<ObjectRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+                .bind(kind.as_str())
+                .bind(&key.namespace)
+                .bind(&key.name)
+                .fetch_optional(&mut **tx)
+                .await?;
+        row.as_ref().map(ObjectRecord::read).transpose()
+    }
+
+    pub async fn get(&self, kind: Kind, key: &AppKey) -> StoreResult<Option<ObjectRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+                .bind(kind.as_str())
+                .bind(&key.namespace)
+                .bind(&key.name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(ObjectRecord::read).transpose()
+    }
+
+    /// All objects of a kind, or those of one namespace, ordered by namespace and name.
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+    ) -> StoreResult<Vec<ObjectRecord>> {
+        let rows = match namespace {
+            Some(ns) => sqlx::query(
+                "SELECT * FROM objects WHERE kind = ? AND namespace = ? ORDER BY namespace, name",
+            )
+            .bind(kind.as_str())
+            .bind(ns)
+            .fetch_all(&self.pool)
+            .await?,
+            None => {
+                sqlx::query("SELECT * FROM objects WHERE kind = ? ORDER BY namespace, name")
+                    .bind(kind.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(ObjectRecord::read).collect()
+    }
+
+    /// Writes one object inside `tx`, enforcing ownership and the optional `resourceVersion`
+    /// precondition.
+    pub(super) async fn write_in(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        item: &WriteItem,
+        source: &ObjectSource,
+        take_over_from: Option<&ObjectSource>,
+        book: &mut Option<UsageBook>,
+    ) -> StoreResult<(WriteOutcome, ObjectRecord)> {
+        let existing = Self::get_in(tx, item.kind, &item.key).await?;
+        let meta = &item.meta;
+        let spec = item.spec.clone();
+        let expected_rv = meta.resource_version.as_deref();
+        let what = item.kind.describe(&item.key);
+        match existing {
+            None => {
+                if let Some(rv) = expected_rv {
+                    return Err(StoreError::Conflict(format!(
+                        "{what} does not exist, but resourceVersion {rv} was given"
+                    )));
+                }
+                let uid = uuid::Uuid::new_v4().to_string();
+                self.admit_in(tx, book, item, &uid, true).await?;
+                let host_port_root = self.claim_ports_in(tx, item, &uid, None).await?;
+                let rv = Self::next_rv(tx).await?;
+                let record = ObjectRecord {
+                    kind: item.kind,
+                    key: item.key.clone(),
+                    uid,
+                    generation: 1,
+                    resource_version: rv,
+                    source: source.clone(),
+                    labels: meta.labels.clone(),
+                    annotations: meta.annotations.clone(),
+                    spec,
+                    status: None,
+                    created_at: now_rfc3339(),
+                    deletion_timestamp: None,
+                    applied_update: None,
+                    host_port_root,
+                };
+                sqlx::query(
+                    "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, status, created_at, deletion_timestamp, host_port_root) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, ?)",
+                )
+                .bind(record.kind.as_str())
+                .bind(&record.key.namespace)
+                .bind(&record.key.name)
+                .bind(&record.uid)
+                .bind(record.generation)
+                .bind(record.resource_version)
+                .bind(record.source.to_string())
+                .bind(to_json("labels", &record.labels)?)
+                .bind(to_json("annotations", &record.annotations)?)
+                .bind(to_json("spec", &record.spec)?)
+                .bind(&record.created_at)
+                .bind(record.host_port_root.map(i64::from))
+                .execute(&mut **tx)
+                .await?;
+                Ok((WriteOutcome::Created, record))
+            }
+            Some(mut record) => {
+                if record.source != *source && take_over_from != Some(&record.source) {
+                    return Err(StoreError::Conflict(ownership_message(
+                        item.kind,
+                        &item.key,
+                        &record.source,
+                    )));
+                }
+                if let Some(rv) = expected_rv
+                    && rv != record.resource_version.to_string()
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "{what} has resourceVersion {}, not {rv}: it was changed since you read it",
+                        record.resource_version
+                    )));
+                }
+                let spec_changed = record.spec != spec;
+                let resurrect = record.deletion_timestamp.is_some();
+                if spec_changed || resurrect {
+                    self.admit_in(tx, book, item, &record.uid, resurrect)
+                        .await?;
+                }
+                let root = self
+                    .claim_ports_in(tx, item, &record.uid, record.host_port_root)
+                    .await?;
+                let meta_changed = record.labels != meta.labels
+                    || record.annotations != meta.annotations
+                    || record.source != *source
+                    || record.host_port_root != root;
+                if !spec_changed && !meta_changed && !resurrect {
+                    return Ok((WriteOutcome::Unchanged, record));
+                }
+                record.host_port_root = root;
+                if spec_changed || resurrect {
+                    record.generation += 1;
+                }
+                record.resource_version = Self::next_rv(tx).await?;
+                record.spec = spec;
+                record.labels = meta.labels.clone();
+                record.annotations = meta.annotations.clone();
+                record.source = source.clone();
+                record.deletion_timestamp = None;
+                sqlx::query(
+                    "UPDATE objects SET generation = ?, resource_version = ?, source = ?, labels = ?, annotations = ?, spec = ?, deletion_timestamp = NULL, host_port_root = ? WHERE uid = ?",
+                )
+                .bind(record.generation)
+                .bind(record.resource_version)
+                .bind(record.source.to_string())
+                .bind(to_json("labels", &record.labels)?)
+                .bind(to_json("annotations", &record.annotations)?)
+                .bind(to_json("spec", &record.spec)?)
+                .bind(record.host_port_root.map(i64::from))
+                .bind(&record.uid)
+                .execute(&mut **tx)
+                .await?;
+                Ok((WriteOutcome::Configured, record))
+            }
+        }
+    }
+
+    /// Writes a bundle atomically: every object, or none (the first error is returned).
+    pub async fn apply(
+        &self,
+        items: &[WriteItem],
+        source: &ObjectSource,
+    ) -> StoreResult<Vec<(WriteOutcome, ObjectRecord)>> {
+        let mut tx = self.write_tx().await?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut book = None;
+        for item in items {
+            out.push(
+                self.write_in(&mut tx, item, source, None, &mut book)
+                    .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Runs every check `apply` would (ownership, resourceVersion, host ports, policy, quotas)
+    /// and writes nothing: the transaction is rolled back.
+    pub async fn check_apply(&self, items: &[WriteItem], source: &ObjectSource) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let mut book = None;
+        for item in items {
+            self.write_in(&mut tx, item, source, None, &mut book)
+                .await?;
+        }
+        tx.rollback().await?;
+        Ok(())
+    }
+
+    /// Marks an object for deletion (the loop removes its container, then forgets it).
+    /// `source` must own it; `expected_rv` is an optional precondition.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        key: &AppKey,
+        source: Option<&ObjectSource>,
+        expected_rv: Option<&str>,
+    ) -> StoreResult<ObjectRecord> {
+        let mut tx = self.write_tx().await?;
+        let mut record = Self::get_in(&mut tx, kind, key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(kind.describe(key)))?;
+        if let Some(source) = source
+            && record.source != *source
+        {
+            return Err(StoreError::Conflict(ownership_message(
+                kind,
+                key,
+                &record.source,
+            )));
+        }
+        if let Some(rv) = expected_rv
+            && rv != record.resource_version.to_string()
+        {
+            return Err(StoreError::Conflict(format!(
+                "{} has resourceVersion {}, not {rv}",
+                kind.describe(key),
+                record.resource_version
+            )));
+        }
+        if record.deletion_timestamp.is_none() {
+            Self::mark_deleted_in(&mut tx, &mut record).await?;
+        }
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub(super) async fn mark_deleted_in(
+        tx: &mut Transaction<'_, Sqlite>,
+        record: &mut ObjectRecord,
+    ) -> StoreResult<()> {
+        record.resource_version = Self::next_rv(tx).await?;
+        record.deletion_timestamp = Some(now_rfc3339());
+        sqlx::query(
+            "UPDATE objects SET deletion_timestamp = ?, resource_version = ? WHERE uid = ?",
+        )
+        .bind(&record.deletion_timestamp)
+        .bind(record.resource_version)
+        .bind(&record.uid)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes an object whose deletion finished. Only a still-terminating object is removed:
+    /// one re-applied meanwhile stays.
+    pub async fn forget(&self, uid: &str) -> StoreResult<bool> {
+        let done =
+            sqlx::query("DELETE FROM objects WHERE uid = ? AND deletion_timestamp IS NOT NULL")
+                .bind(uid)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() > 0 {
+            for table in [
+                "events",
+                "port_claims",
+                "stats_samples",
+                "stats_rollups",
+                "uptime_transitions",
+            ] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
+                    .bind(uid)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores new statuses, all in one transaction. Each is `(uid, status)`; objects deleted
+    /// meanwhile are skipped. Callers pass only statuses that changed.
+    pub async fn set_statuses(&self, statuses: &[(String, ObjectStatus)]) -> StoreResult<()> {
+        if statuses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for (uid, status) in statuses {
+            let rv = Self::next_rv(&mut tx).await?;
+            sqlx::query("UPDATE objects SET status = ?, resource_version = ? WHERE uid = ?")
+                .bind(to_json("status", status)?)
+                .bind(rv)
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Remembers that `hash` (update-class) was applied in place to `container_id`.
+    pub async fn set_applied_update(
+        &self,
+        uid: &str,
+        container_id: &str,
+        hash: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE objects SET applied_container_id = ?, applied_update_hash = ? WHERE uid = ?",
+        )
+        .bind(container_id)
+        .bind(hash)
+        .bind(uid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

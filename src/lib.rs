@@ -25,21 +25,23 @@
 
 //!
 //! # One apply, from the request to the engine
-//! 1. `http/mod.rs` `apply`: the body is read (`spec/parse.rs`) and validated into domain types
-//!    (`spec/validate.rs`); the token's roles are checked per document (`auth.rs`).
-//! 2. `store/mod.rs` `Store::apply`: ownership, `resourceVersion`, policy and quota
-//!    (`policy.rs`), port claims; committed before the answer; the loop is woken.
-//!    (With `?dryRun=true`, `reconcile/preview.rs` plans the bundle instead, through the same
-//!    steps 3–5, and nothing is written.)
-//! 3. `reconcile/controller.rs` `pass`: reads every record, keeps `reconcile/memory.rs` in step,
-//!    builds `Desired` (`reconcile/desired.rs`) and observes the engine
-//!    (`reconcile/observe.rs` → `runtime/docker.rs` list, images, inspect).
-//! 4. `reconcile/plan.rs` `plan`: pure; a step with its reason per change; statuses from
-//!    `reconcile/status.rs` are stored.
+//! 1. `http/routes.rs` routes `POST /api/v1/apply` through `http/auth.rs` (bearer token →
+//!    `Principal`, and the route's `Need`) to `http/apply.rs` `apply`: the body is read
+//!    (`http/body.rs`, `spec/parse.rs`), validated into domain types (`spec/validate.rs`), and
+//!    each document's role is checked (`auth.rs`).
+//! 2. `store/objects.rs` `Store::apply`: ownership, `resourceVersion`, admission
+//!    (`store/admission.rs` with `policy.rs`), port claims (`store/ports.rs`); committed before
+//!    the answer; the loop is woken. (With `?dryRun=true`, `reconcile/preview.rs` plans the
+//!    bundle through steps 3–4 instead, and nothing is written.)
+//! 3. `reconcile/controller.rs` `pass`: reads every record (`store/record.rs`), keeps
+//!    `reconcile/memory.rs` in step, builds `Desired` (`reconcile/desired.rs`) and observes the
+//!    engine (`reconcile/observe.rs` → `runtime/docker/mod.rs`: list, images, inspect).
+//! 4. `reconcile/plan/mod.rs` `plan`: pure; an app's steps come from `plan/app.rs`, each with
+//!    its reason; `reconcile/publish.rs` stores the statuses `reconcile/status.rs` computes.
 //! 5. `reconcile/execute.rs` `execute`: one app's steps in order through the `Runtime` trait
-//!    (`runtime/mod.rs`) to `runtime/docker.rs`, every call under its deadline; outcomes become
-//!    events; failures are classified (transient: backoff from `backoff.rs`; permanent: wait
-//!    for a change).
+//!    (`runtime/mod.rs`) to `runtime/docker/mod.rs` (bodies built in `runtime/docker/convert.rs`),
+//!    every call under its deadline; outcomes become events (`reconcile/publish.rs`); failures
+//!    are classified (transient: backoff from `backoff.rs`; permanent: wait for a change).
 
 pub mod auth;
 pub mod backoff;

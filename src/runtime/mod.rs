@@ -1,6 +1,6 @@
 //! The Docker seam: one narrow trait in wharf's own types.
 //!
-//! `docker.rs` is the only module that sees bollard; `fake.rs` is an in-memory recording
+//! `docker/` is the only module that sees bollard; `fake.rs` is an in-memory recording
 //! runtime for planner and loop tests. Every call the daemon makes through this trait has a
 //! deadline (enforced by the adapter), so a wedged engine call surfaces as `Timeout` instead of
 //! stalling its caller. Nothing here decides anything: callers say what to do.

@@ -36,8 +36,8 @@ pub mod stats;
 pub use admission::Admission;
 pub use events::{Event, EventType};
 pub use objects::ownership_message;
-pub use ports::{PortRange, PortWants};
-pub use record::{AppliedUpdate, ObjectRecord, ObjectSource, WriteItem, WriteOutcome};
+pub use ports::PortRange;
+pub use record::{AppliedUpdate, ObjectRecord, ObjectSource, PortWants, WriteItem, WriteOutcome};
 pub use sources::{SourceError, SyncReport};
 pub use stats::{Point, Resolution, Retention, Sample};
 

@@ -49,40 +49,6 @@ impl std::fmt::Display for PortRange {
     }
 }
 
-/// The host ports an App declares: a port area size and explicit `hostPort`s (with the field
-/// that declares each).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PortWants {
-    pub area: Option<u16>,
-    pub host_ports: Vec<(String, u16, String)>,
-}
-
-impl PortWants {
-    pub(super) fn of(document: &crate::spec::Document) -> Self {
-        let crate::spec::Document::App(app) = document else {
-            return Self::default();
-        };
-        let host_ports = app
-            .spec
-            .ports
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                let p = p.to_object().ok()?;
-                Some((
-                    format!("spec.ports[{i}].hostPort"),
-                    p.host_port?,
-                    p.protocol.unwrap_or_default().to_string(),
-                ))
-            })
-            .collect();
-        Self {
-            area: app.spec.port_area.as_ref().map(|a| a.size),
-            host_ports,
-        }
-    }
-}
-
 impl Store {
     /// Allocates port areas from `range` instead of the default.
     pub fn with_port_areas(mut self, range: PortRange) -> Self {

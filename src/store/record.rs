@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::ports::PortWants;
 use super::{StoreError, StoreResult, now_rfc3339};
 use crate::spec::status::{AppStatus, ImageStatus, ObjectStatus};
 use crate::spec::validate::AppKey;
@@ -337,5 +336,39 @@ impl ObjectRecord {
                 .try_get::<Option<i64>, _>("host_port_root")?
                 .and_then(|p| u16::try_from(p).ok()),
         })
+    }
+}
+
+/// The host ports an App declares: a port area size and explicit `hostPort`s (with the field
+/// that declares each).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PortWants {
+    pub area: Option<u16>,
+    pub host_ports: Vec<(String, u16, String)>,
+}
+
+impl PortWants {
+    pub(super) fn of(document: &crate::spec::Document) -> Self {
+        let crate::spec::Document::App(app) = document else {
+            return Self::default();
+        };
+        let host_ports = app
+            .spec
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let p = p.to_object().ok()?;
+                Some((
+                    format!("spec.ports[{i}].hostPort"),
+                    p.host_port?,
+                    p.protocol.unwrap_or_default().to_string(),
+                ))
+            })
+            .collect();
+        Self {
+            area: app.spec.port_area.as_ref().map(|a| a.size),
+            host_ports,
+        }
     }
 }

@@ -11,20 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
-use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, DeviceMapping, HealthConfig, HostConfig, Mount,
-    MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum, ThrottleDevice,
-    VolumeCreateRequest,
-};
+use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, EventsOptions, KillContainerOptions,
-    ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions,
-    RemoveImageOptions, RemoveVolumeOptions, RenameContainerOptions, RestartContainerOptions,
-    StatsOptions, StopContainerOptions,
+    CreateContainerOptions, KillContainerOptions, ListContainersOptions, ListImagesOptions,
+    RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions, RenameContainerOptions,
+    RestartContainerOptions, StatsOptions, StopContainerOptions,
 };
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -34,7 +26,12 @@ use super::{
     HealthState, ImageSummary, LogChunk, LogOptions, ObservedLimits, PullProgress,
     RegistryCredentials, Runtime, RuntimeError, RuntimeEvent, RuntimeResult, labels,
 };
-use crate::spec::validate::{Limits, Restart, Throttle};
+use crate::spec::validate::Limits;
+
+mod convert;
+mod streams;
+
+use convert::{append_limited, container_stats, container_summary, create_body, update_body};
 
 /// Deadlines for engine calls.
 #[derive(Clone, Copy, Debug)]
@@ -232,225 +229,6 @@ fn map_error(op: &'static str, e: BollardError) -> RuntimeError {
         },
         other => RuntimeError::Unavailable(other.to_string()),
     }
-}
-
-fn throttles(list: &[Throttle]) -> Option<Vec<ThrottleDevice>> {
-    (!list.is_empty()).then(|| {
-        list.iter()
-            .map(|t| ThrottleDevice {
-                path: Some(t.path.clone()),
-                rate: Some(t.rate.min(i64::MAX as u64) as i64),
-            })
-            .collect()
-    })
-}
-
-fn restart_policy(restart: Restart) -> RestartPolicy {
-    let (name, retries) = match restart {
-        Restart::No => (RestartPolicyNameEnum::NO, None),
-        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
-        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
-        Restart::OnFailure { max_retries } => (
-            RestartPolicyNameEnum::ON_FAILURE,
-            Some(i64::from(max_retries)),
-        ),
-    };
-    RestartPolicy {
-        name: Some(name),
-        maximum_retry_count: retries,
-    }
-}
-
-fn create_body(spec: &CreateSpec) -> ContainerCreateBody {
-    let c = &spec.config;
-    let l = &spec.limits;
-    let mut exposed = Vec::new();
-    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for p in &c.ports {
-        let key = format!("{}/{}", p.container_port, p.protocol);
-        exposed.push(key.clone());
-        if let Some(host_port) = p.host_port {
-            bindings
-                .entry(key)
-                .or_default()
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: p.host_ip.clone(),
-                    host_port: Some(host_port.to_string()),
-                });
-        }
-    }
-    let mounts: Vec<Mount> = c
-        .volumes
-        .iter()
-        .map(|v| Mount {
-            target: Some(v.mount_path.clone()),
-            source: Some(
-                spec.volume_names
-                    .get(&v.name)
-                    .cloned()
-                    .unwrap_or_else(|| v.name.clone()),
-            ),
-            typ: Some(MountType::VOLUME),
-            read_only: Some(v.read_only),
-            ..Default::default()
-        })
-        .chain(c.binds.iter().map(|b| Mount {
-            target: Some(b.mount_path.clone()),
-            source: Some(b.host_path.clone()),
-            typ: Some(MountType::BIND),
-            read_only: Some(b.read_only),
-            ..Default::default()
-        }))
-        .collect();
-    let host = |wanted: bool| wanted.then(|| "host".to_string());
-    let devices: Vec<DeviceMapping> = c
-        .devices
-        .iter()
-        .map(|d| DeviceMapping {
-            path_on_host: Some(d.host_path.clone()),
-            path_in_container: Some(d.container_path.clone()),
-            cgroup_permissions: Some(d.permissions.clone()),
-        })
-        .collect();
-    let host_config = HostConfig {
-        memory: l.memory,
-        memory_swap: l.memory_swap,
-        nano_cpus: l.nano_cpus,
-        pids_limit: l.pids,
-        blkio_device_read_bps: throttles(&c.blkio.device_read_bps),
-        blkio_device_write_bps: throttles(&c.blkio.device_write_bps),
-        blkio_device_read_iops: throttles(&c.blkio.device_read_iops),
-        blkio_device_write_iops: throttles(&c.blkio.device_write_iops),
-        restart_policy: Some(restart_policy(l.restart)),
-        port_bindings: (!bindings.is_empty()).then_some(bindings),
-        mounts: (!mounts.is_empty()).then_some(mounts),
-        privileged: c.privileged.then_some(true),
-        network_mode: host(c.host_network),
-        pid_mode: host(c.host_pid),
-        ipc_mode: host(c.host_ipc),
-        cap_add: (!c.cap_add.is_empty()).then(|| c.cap_add.clone()),
-        cap_drop: (!c.cap_drop.is_empty()).then(|| c.cap_drop.clone()),
-        devices: (!devices.is_empty()).then_some(devices),
-        ..Default::default()
-    };
-    ContainerCreateBody {
-        image: Some(c.image.clone()),
-        cmd: c.command.clone(),
-        entrypoint: c.entrypoint.clone(),
-        working_dir: c.working_dir.clone(),
-        env: (!c.env.is_empty()).then(|| c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        labels: Some(
-            spec.labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        healthcheck: c.healthcheck.as_ref().map(|h| HealthConfig {
-            test: Some(h.test.clone()),
-            interval: h.interval_ns,
-            timeout: h.timeout_ns,
-            retries: h.retries,
-            start_period: h.start_period_ns,
-            start_interval: None,
-        }),
-        stop_timeout: c.stop_grace_seconds.map(|s| s.min(i64::MAX as u64) as i64),
-        host_config: Some(host_config),
-        ..Default::default()
-    }
-}
-
-fn update_body(l: &Limits) -> ContainerUpdateBody {
-    ContainerUpdateBody {
-        memory: l.memory,
-        memory_swap: l.memory_swap,
-        nano_cpus: l.nano_cpus,
-        // -1 lifts a pids limit in place; memory and CPU limits cannot be lifted by an update
-        // (0 means "unchanged"), which the planner handles by recreating.
-        pids_limit: Some(l.pids.unwrap_or(-1)),
-        restart_policy: Some(restart_policy(l.restart)),
-        ..Default::default()
-    }
-}
-
-fn container_summary(c: bollard::models::ContainerSummary) -> Option<ContainerSummary> {
-    let labels: BTreeMap<String, String> = c.labels.unwrap_or_default().into_iter().collect();
-    Some(ContainerSummary {
-        id: c.id?,
-        name: c
-            .names
-            .and_then(|n| n.into_iter().next())
-            .map(|n| n.trim_start_matches('/').to_string())
-            .unwrap_or_default(),
-        image: c.image.unwrap_or_default(),
-        image_id: c.image_id.unwrap_or_default(),
-        state: c
-            .state
-            .map(|s| ContainerState::parse(s.as_ref()))
-            .unwrap_or(ContainerState::Unknown),
-        labels,
-        created: c.created.unwrap_or_default(),
-        health: c.status.as_deref().and_then(HealthState::parse),
-    })
-}
-
-/// wharf's reading from the engine's stats document. Memory use leaves out the page cache
-/// (cgroup v1 `total_inactive_file`, v2 `inactive_file`), as `docker stats` does.
-fn container_stats(r: bollard::models::ContainerStatsResponse) -> ContainerStats {
-    let cpu = r.cpu_stats.unwrap_or_default();
-    let memory = r.memory_stats.unwrap_or_default();
-    let cache = memory.stats.as_ref().and_then(|s| {
-        s.get("total_inactive_file")
-            .or_else(|| s.get("inactive_file"))
-            .copied()
-    });
-    let usage = memory.usage.unwrap_or(0);
-    let (net_rx, net_tx) = r
-        .networks
-        .unwrap_or_default()
-        .values()
-        .fold((0, 0), |(rx, tx), n| {
-            (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
-        });
-    let (blk_read, blk_write) = r
-        .blkio_stats
-        .and_then(|b| b.io_service_bytes_recursive)
-        .unwrap_or_default()
-        .iter()
-        .fold((0, 0), |(read, write), e| {
-            let v = e.value.unwrap_or(0);
-            match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                Some("read") => (read + v, write),
-                Some("write") => (read, write + v),
-                _ => (read, write),
-            }
-        });
-    ContainerStats {
-        read_at_ms: r
-            .read
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.timestamp_millis())
-            .filter(|t| *t > 0)
-            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
-        cpu_total_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
-        system_cpu_ns: cpu.system_cpu_usage.unwrap_or(0),
-        online_cpus: cpu.online_cpus.unwrap_or(0),
-        mem_usage: usage.saturating_sub(cache.unwrap_or(0)),
-        mem_limit: memory.limit.unwrap_or(0),
-        mem_max: memory.max_usage.unwrap_or(0),
-        net_rx,
-        net_tx,
-        blk_read,
-        blk_write,
-        pids: r.pids_stats.and_then(|p| p.current).unwrap_or(0),
-    }
-}
-
-/// Appends `data` to `out`, keeping at most `EXEC_OUTPUT_LIMIT` bytes.
-fn append_limited(out: &mut Vec<u8>, data: &[u8]) {
-    let room = EXEC_OUTPUT_LIMIT.saturating_sub(out.len());
-    out.extend_from_slice(&data[..data.len().min(room)]);
 }
 
 #[async_trait]
@@ -670,60 +448,6 @@ impl Runtime for DockerRuntime {
         .await
     }
 
-    async fn exec(
-        &self,
-        id: &str,
-        argv: &[String],
-        working_dir: Option<&str>,
-        timeout: Duration,
-    ) -> RuntimeResult<ExecOutput> {
-        let config = CreateExecOptions {
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            cmd: Some(argv.to_vec()),
-            working_dir: working_dir.map(str::to_string),
-            ..Default::default()
-        };
-        let exec = self
-            .deadline(
-                "create exec",
-                self.deadlines.call,
-                self.docker.create_exec(id, config),
-            )
-            .await?;
-        let run = async {
-            let mut stdout = Vec::new();
-            let mut stderr = Vec::new();
-            if let StartExecResults::Attached { mut output, .. } =
-                self.docker.start_exec(&exec.id, None).await?
-            {
-                while let Some(chunk) = output.next().await {
-                    match chunk? {
-                        LogOutput::StdErr { message } => append_limited(&mut stderr, &message),
-                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                            append_limited(&mut stdout, &message)
-                        }
-                        LogOutput::StdIn { .. } => {}
-                    }
-                }
-            }
-            Ok::<_, BollardError>((stdout, stderr))
-        };
-        let (stdout, stderr) = self.deadline("run exec", timeout, run).await?;
-        let inspected = self
-            .deadline(
-                "inspect exec",
-                self.deadlines.call,
-                self.docker.inspect_exec(&exec.id),
-            )
-            .await?;
-        Ok(ExecOutput {
-            exit_code: inspected.exit_code.unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        })
-    }
-
     async fn stats(&self, id: &str) -> RuntimeResult<ContainerStats> {
         if self.local_files
             && let Some(stats) = self.stats_from_files(id).await
@@ -767,40 +491,6 @@ impl Runtime for DockerRuntime {
             status: 0,
             message: e.to_string(),
         })
-    }
-
-    fn logs(&self, id: &str, options: &LogOptions) -> BoxStream<'static, RuntimeResult<LogChunk>> {
-        let query = LogsOptions {
-            follow: options.follow,
-            stdout: true,
-            stderr: true,
-            since: options
-                .since
-                .map_or(0, |s| s.clamp(0, i64::from(i32::MAX)) as i32),
-            until: 0,
-            timestamps: options.timestamps,
-            tail: options
-                .tail
-                .map_or_else(|| "all".to_string(), |n| n.to_string()),
-        };
-        self.docker
-            .logs(id, Some(query))
-            .map(|chunk| {
-                let chunk = chunk.map_err(|e| map_error("container logs", e))?;
-                Ok(match chunk {
-                    LogOutput::StdErr { message } => LogChunk {
-                        stderr: true,
-                        data: message,
-                    },
-                    LogOutput::StdOut { message }
-                    | LogOutput::Console { message }
-                    | LogOutput::StdIn { message } => LogChunk {
-                        stderr: false,
-                        data: message,
-                    },
-                })
-            })
-            .boxed()
     }
 
     async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
@@ -857,70 +547,6 @@ impl Runtime for DockerRuntime {
             .collect())
     }
 
-    async fn pull(
-        &self,
-        reference: &str,
-        credentials: Option<&RegistryCredentials>,
-        progress: &(dyn Fn(PullProgress) + Send + Sync),
-    ) -> RuntimeResult<()> {
-        let options = CreateImageOptions {
-            from_image: Some(reference.to_string()),
-            ..Default::default()
-        };
-        let credentials = credentials.map(|c| DockerCredentials {
-            username: Some(c.username.clone()),
-            password: Some(c.password.clone()),
-            serveraddress: Some(c.server.clone()),
-            ..Default::default()
-        });
-        let mut stream = self.docker.create_image(Some(options), None, credentials);
-        let idle = self.deadlines.call;
-        let whole = async {
-            // Each message must arrive within the call deadline: a stalled pull fails instead of
-            // holding its app forever.
-            loop {
-                match tokio::time::timeout(idle, stream.next()).await {
-                    Err(_) => {
-                        return Err(RuntimeError::Timeout {
-                            op: "pull image (no progress)",
-                            seconds: idle.as_secs(),
-                        });
-                    }
-                    Ok(None) => return Ok(()),
-                    Ok(Some(Err(BollardError::DockerStreamError { error }))) => {
-                        return Err(RuntimeError::Pull {
-                            reference: reference.to_string(),
-                            message: error,
-                        });
-                    }
-                    Ok(Some(Err(BollardError::DockerResponseServerError { message, .. }))) => {
-                        return Err(RuntimeError::Pull {
-                            reference: reference.to_string(),
-                            message,
-                        });
-                    }
-                    Ok(Some(Err(e))) => return Err(map_error("pull image", e)),
-                    Ok(Some(Ok(info))) => {
-                        let detail = info.progress_detail.unwrap_or_default();
-                        progress(PullProgress {
-                            layer: info.id,
-                            status: info.status.unwrap_or_default(),
-                            current: detail.current,
-                            total: detail.total,
-                        });
-                    }
-                }
-            }
-        };
-        match tokio::time::timeout(self.deadlines.pull, whole).await {
-            Ok(result) => result,
-            Err(_) => Err(RuntimeError::Timeout {
-                op: "pull image",
-                seconds: self.deadlines.pull.as_secs(),
-            }),
-        }
-    }
-
     async fn remove_image(&self, image: &str, force: bool) -> RuntimeResult<()> {
         let options = RemoveImageOptions {
             force,
@@ -946,43 +572,30 @@ impl Runtime for DockerRuntime {
             .collect())
     }
 
+    async fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        working_dir: Option<&str>,
+        timeout: Duration,
+    ) -> RuntimeResult<ExecOutput> {
+        self.exec_in(id, argv, working_dir, timeout).await
+    }
+
+    fn logs(&self, id: &str, options: &LogOptions) -> BoxStream<'static, RuntimeResult<LogChunk>> {
+        self.log_stream(id, options)
+    }
+
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&RegistryCredentials>,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> RuntimeResult<()> {
+        self.pull_image(reference, credentials, progress).await
+    }
+
     fn events(&self, instance: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
-        let mut filters = Self::instance_filters(instance);
-        filters.insert("type".to_string(), vec!["container".to_string()]);
-        let containers = EventsOptions {
-            filters: Some(filters),
-            ..Default::default()
-        };
-        // Images carry no wharf labels: their events come on a stream of their own.
-        let images = EventsOptions {
-            filters: Some(HashMap::from([(
-                "type".to_string(),
-                vec!["image".to_string()],
-            )])),
-            ..Default::default()
-        };
-        let convert = |image: bool| {
-            move |event: Result<bollard::models::EventMessage, BollardError>| {
-                let event = event.map_err(|e| map_error("events", e))?;
-                let time_ms = match (event.time_nano, event.time) {
-                    (Some(ns), _) if ns > 0 => ns / 1_000_000,
-                    (_, Some(s)) => s.saturating_mul(1000),
-                    _ => chrono::Utc::now().timestamp_millis(),
-                };
-                let actor = event.actor.unwrap_or_default();
-                Ok(RuntimeEvent {
-                    id: actor.id.unwrap_or_default(),
-                    action: event.action.unwrap_or_default(),
-                    image,
-                    time_ms,
-                    attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
-                })
-            }
-        };
-        futures::stream::select(
-            self.docker.events(Some(containers)).map(convert(false)),
-            self.docker.events(Some(images)).map(convert(true)),
-        )
-        .boxed()
+        self.event_stream(instance)
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::{
-    CliError, CliResult, Client, Exit, Output, apply_bundle, print_value, table, urlencode,
-};
+use super::apply::apply_bundle;
+use super::client::{CliError, CliResult, Client, Exit};
+use super::output::{Output, print_value, table, urlencode};
 use crate::spec::validate::{check_name, check_owner};
 use crate::spec::{parse_values, validate_bundle};
 

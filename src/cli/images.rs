@@ -8,7 +8,8 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use super::{CliError, CliResult, Client, Exit, Output, age, print_value, table};
+use super::client::{CliError, CliResult, Client, Exit};
+use super::output::{Output, age, print_value, table};
 
 /// One progress bar per layer of the pulls being shown.
 #[derive(Default)]

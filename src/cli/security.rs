@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{CliError, CliResult, Client, Exit, Output, print_value, table};
+use super::client::{CliError, CliResult, Client, Exit};
+use super::output::{Output, print_value, table};
 
 fn s(v: &Value, pointer: &str) -> String {
     match v.pointer(pointer) {

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{CliError, CliResult, Client, Exit, Output, print_value, table, urlencode};
+use super::client::{CliError, CliResult, Client, Exit};
+use super::output::{Output, print_value, table, urlencode};
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 

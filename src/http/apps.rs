@@ -217,9 +217,29 @@ pub async fn patch_app(
     if !patch.is_object() {
         return Err(ApiError::bad_request("a merge patch must be an object"));
     }
+    // The version read guards each write, so a concurrent change is never lost. A patch that
+    // names no resourceVersion of its own is applied to the newest version: when the loop
+    // stored a status (which bumps the version) between the read and the write, it is merged
+    // again and retried.
+    let pinned = patch.pointer("/metadata/resourceVersion").is_some();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match patch_once(&state, &key, &patch).await {
+            Err(e) if !pinned && attempt < PATCH_ATTEMPTS && e.status == StatusCode::CONFLICT => {}
+            answer => return answer,
+        }
+    }
+}
+
+/// How often a merge patch without its own `resourceVersion` is tried against a changing object.
+const PATCH_ATTEMPTS: usize = 5;
+
+/// Reads the app, merges `patch` into it and writes it, guarded by the version read.
+async fn patch_once(state: &ApiState, key: &AppKey, patch: &Value) -> ApiResult<Response> {
     let record = state
         .store
-        .get(Kind::App, &key)
+        .get(Kind::App, key)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
     let mut doc = record.to_document();
@@ -237,11 +257,10 @@ pub async fn patch_app(
             meta.remove(server_set);
         }
     }
-    // The version read above guards the write unless the patch names its own.
-    json_patch::merge(&mut doc, &patch);
+    json_patch::merge(&mut doc, patch);
     let docs = validate_bundle(parse_values(vec![doc]).map_err(ApiError::invalid)?, None)
         .map_err(ApiError::invalid)?;
-    write_one(&state, Kind::App, &key, docs).await
+    write_one(state, Kind::App, key, docs).await
 }
 
 #[derive(Deserialize, Default)]

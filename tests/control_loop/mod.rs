@@ -325,3 +325,36 @@ async fn a_stop_with_nothing_in_flight_stores_the_last_statuses_and_returns() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_converged_app_s_status_is_not_rewritten_by_later_passes() {
+    let rig = rig().await;
+    apply(&rig.store, &["calm"]).await;
+    let key = wharf::spec::AppKey {
+        namespace: "demo".into(),
+        name: "calm".into(),
+    };
+    let ready = || async {
+        let r = rig.store.get(Kind::App, &key).await.ok()??;
+        r.app_status()?.is_ready_at(r.generation).then_some(r)
+    };
+    wait_for("calm ready", Duration::from_secs(10), ready).await;
+    // Let the status settle (the pass after the start records the start time).
+    let passes = rig.controller.health().borrow().passes;
+    wait_for("two more passes", Duration::from_secs(10), || async {
+        (rig.controller.health().borrow().passes >= passes + 2).then_some(())
+    })
+    .await;
+    let before = rig.store.get(Kind::App, &key).await.unwrap().unwrap();
+    let passes = rig.controller.health().borrow().passes;
+    wait_for("five more passes", Duration::from_secs(10), || async {
+        (rig.controller.health().borrow().passes >= passes + 5).then_some(())
+    })
+    .await;
+    let after = rig.store.get(Kind::App, &key).await.unwrap().unwrap();
+    assert_eq!(
+        after.resource_version, before.resource_version,
+        "status rewritten while nothing changed: {:?} -> {:?}",
+        before.status, after.status
+    );
+}

@@ -1,0 +1,170 @@
+//! `wharf get apps`, `wharf describe` and `wharf schema`.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::client::{CliError, CliResult, Client, Exit};
+use super::output::{Output, age, print_value, table, urlencode};
+
+/// `wharf get apps [NAME]`.
+pub async fn get_apps(
+    client: &Client,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    selector: Option<&str>,
+    owner: Option<&str>,
+    output: Output,
+) -> CliResult {
+    let items: Vec<Value> = match name {
+        Some(name) => vec![
+            client
+                .get(&format!(
+                    "/namespaces/{}/apps/{name}",
+                    namespace.unwrap_or("default")
+                ))
+                .await?,
+        ],
+        None => {
+            let base = match namespace {
+                Some(ns) => format!("/namespaces/{ns}/apps"),
+                None => "/apps".to_string(),
+            };
+            let mut query: Vec<String> = Vec::new();
+            if let Some(s) = selector {
+                query.push(format!("labelSelector={}", urlencode(s)));
+            }
+            if let Some(o) = owner {
+                query.push(format!("owner={}", urlencode(o)));
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            let list = client.get(&format!("{base}{query}")).await?;
+            if output != Output::Table {
+                print_value(&list, output);
+                return Ok(Exit::Ok);
+            }
+            list["items"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    if output != Output::Table {
+        for item in &items {
+            print_value(item, output);
+        }
+        return Ok(Exit::Ok);
+    }
+    let mut rows = vec![
+        [
+            "NAMESPACE",
+            "NAME",
+            "PHASE",
+            "READY",
+            "IMAGE",
+            "OWNER",
+            "SOURCE",
+            "AGE",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for item in &items {
+        let ready = item
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["type"] == "Ready")
+                    .map(|c| c["status"] == "True")
+            });
+        let s = |p: &str| {
+            item.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        rows.push(vec![
+            s("/metadata/namespace"),
+            s("/metadata/name"),
+            item.pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Pending")
+                .to_string(),
+            match ready {
+                Some(true) => "True".into(),
+                Some(false) => "False".into(),
+                None => "-".into(),
+            },
+            s("/spec/image"),
+            s("/spec/owner"),
+            s("/metadata/source"),
+            age(&s("/metadata/creationTimestamp")),
+        ]);
+    }
+    if rows.len() == 1 && name.is_none() {
+        eprintln!("no apps found");
+        return Ok(Exit::Ok);
+    }
+    table(&rows);
+    Ok(Exit::Ok)
+}
+
+/// `wharf describe app NAME`: the object, then its events.
+pub async fn describe(client: &Client, namespace: &str, name: &str) -> CliResult {
+    let doc = client
+        .get(&format!("/namespaces/{namespace}/apps/{name}"))
+        .await?;
+    print_value(&doc, Output::Yaml);
+    let events = client
+        .get(&format!("/namespaces/{namespace}/apps/{name}/events"))
+        .await?;
+    println!("events:");
+    let mut rows = vec![
+        ["TIME", "TYPE", "REASON", "MESSAGE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for e in events["items"].as_array().into_iter().flatten() {
+        let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+        rows.push(vec![s("time"), s("type"), s("reason"), s("message")]);
+    }
+    if rows.len() == 1 {
+        println!("  (none)");
+    } else {
+        table(&rows);
+    }
+    Ok(Exit::Ok)
+}
+
+/// The kinds `wharf schema` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SchemaKind {
+    App,
+    Image,
+}
+
+/// `wharf schema [KIND] [--out DIR]`.
+pub fn schema(kind: SchemaKind, out: Option<&Path>) -> CliResult {
+    let wanted = match kind {
+        SchemaKind::App => "app.json",
+        SchemaKind::Image => "image.json",
+    };
+    let schemas = crate::schemas::published()
+        .map_err(|e| CliError::new(Exit::Failure, format!("generating the schemas: {e}")))?;
+    for (file, text) in schemas {
+        match out {
+            Some(dir) => {
+                let path = dir.join(file);
+                std::fs::write(&path, text).map_err(|e| {
+                    CliError::new(Exit::Failure, format!("{}: {e}", path.display()))
+                })?;
+                println!("wrote {}", path.display());
+            }
+            None if file == wanted => print!("{text}"),
+            None => {}
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -182,6 +182,11 @@ impl Controller {
         Arc::clone(&self.images)
     }
 
+    /// Asks for a pass now (as a store write or a Docker event does).
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
     pub fn health(&self) -> watch::Receiver<Health> {
         self.health.subscribe()
     }

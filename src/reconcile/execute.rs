@@ -512,3 +512,137 @@ mod class_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::images::registry::RegistryClient;
+    use crate::runtime::fake::{FakeRuntime, Op};
+    use crate::runtime::labels;
+    use crate::spec::validate::{ContainerConfig, Limits};
+
+    struct Kit {
+        fake: FakeRuntime,
+        store: Store,
+        images: ImageService,
+        ops: Semaphore,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn kit() -> Kit {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite"))
+            .await
+            .expect("store");
+        let fake = FakeRuntime::default();
+        fake.add_image("busybox");
+        let images = ImageService::new(
+            std::sync::Arc::new(FakeRuntime::default()),
+            RegistryClient::new(Vec::new(), Duration::from_secs(1)),
+        );
+        Kit {
+            fake,
+            store,
+            images,
+            ops: Semaphore::new(2),
+            _dir: dir,
+        }
+    }
+
+    fn spec(name: &str, env: &str) -> CreateSpec {
+        CreateSpec {
+            name: name.into(),
+            labels: BTreeMap::from([
+                (labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into()),
+                (labels::INSTANCE.into(), "exec".into()),
+            ]),
+            config: ContainerConfig {
+                image: "busybox".into(),
+                env: BTreeMap::from([("V".to_string(), env.to_string())]),
+                ..ContainerConfig::default()
+            },
+            limits: Limits::default(),
+            volume_names: BTreeMap::new(),
+        }
+    }
+
+    fn step(action: Action) -> Step {
+        Step {
+            action,
+            reason: "test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chain_stops_at_its_first_failure_and_records_every_outcome() {
+        let k = kit().await;
+        k.fake.fail_next(
+            Op::Start,
+            "",
+            RuntimeError::Engine {
+                op: "start container",
+                status: 500,
+                message: "boom".into(),
+            },
+        );
+        let plan = AppPlan {
+            steps: vec![
+                step(Action::Create(Box::new(spec("demo.web", "A=1")))),
+                step(Action::Start(Target::Created)),
+                step(Action::Pause(Target::Created)),
+            ],
+            ..AppPlan::default()
+        };
+        let run = execute(&k.fake, &k.store, &k.images, &k.ops, &plan).await;
+        assert_eq!(
+            run.outcomes.len(),
+            2,
+            "the pause after the failed start is not tried"
+        );
+        assert!(run.outcomes[0].result.is_ok());
+        let (failed, e) = run.error().expect("the start failed");
+        assert_eq!(failed.action, Action::Start(Target::Created));
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert!(!k.fake.calls().iter().any(|c| c.op == Op::Pause));
+    }
+
+    #[tokio::test]
+    async fn a_replacement_that_cannot_start_is_rolled_back_to_the_old_container() {
+        let k = kit().await;
+        let old = k.fake.create(&spec("demo.web", "A=1")).await.expect("old");
+        k.fake.start(&old).await.expect("old runs");
+        k.fake.fail_next(
+            Op::Start,
+            "",
+            RuntimeError::Engine {
+                op: "start container",
+                status: 500,
+                message: "no".into(),
+            },
+        );
+        let plan = AppPlan {
+            steps: vec![step(Action::Replace {
+                old: old.clone(),
+                old_name: "demo.web".into(),
+                old_running: true,
+                create: Box::new(spec("demo.web", "A=2")),
+                start: true,
+                grace_seconds: Some(1),
+                image_id: None,
+                min_ready: Duration::ZERO,
+            })],
+            ..AppPlan::default()
+        };
+        let run = execute(&k.fake, &k.store, &k.images, &k.ops, &plan).await;
+        let (_, e) = run.error().expect("rolled back");
+        assert!(matches!(e, ExecError::RolledBack(_)), "{e}");
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        let containers = k.fake.containers();
+        assert_eq!(containers.len(), 1, "the failed replacement is removed");
+        assert_eq!(containers[0].id, old, "the old container is kept");
+        assert_eq!(containers[0].name, "demo.web", "under its own name again");
+        assert_eq!(containers[0].state, crate::runtime::ContainerState::Running);
+    }
+}

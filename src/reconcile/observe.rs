@@ -168,7 +168,7 @@ impl Observer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::fake::FakeRuntime;
+    use crate::runtime::fake::{FakeRuntime, Op};
     use crate::runtime::{ContainerState, CreateSpec};
     use crate::spec::validate::{ContainerConfig, Limits};
 
@@ -199,7 +199,8 @@ mod tests {
         let a = fake.create(&spec("demo.a", "ua")).await.expect("created");
         let b = fake.create(&spec("demo.b", "ub")).await.expect("created");
         fake.fail_next(
-            &format!("inspect {b}"),
+            Op::Inspect,
+            &b,
             RuntimeError::Timeout {
                 op: "inspect",
                 seconds: 1,
@@ -230,7 +231,11 @@ mod tests {
                 .all(|c| c.summary.state == ContainerState::Created)
         );
 
-        fake.fail_next("list", RuntimeError::Unavailable("engine gone".into()));
+        fake.fail_next(
+            Op::List,
+            "",
+            RuntimeError::Unavailable("engine gone".into()),
+        );
         assert!(
             observer.observe(&fake, &wants).await.is_err(),
             "a failed listing is an error, never an empty observation"

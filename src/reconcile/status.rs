@@ -89,7 +89,8 @@ pub fn compute(
     let healthy_enough = !check_declared
         || app.spec.state != DesiredState::Running
         || health == Some(HealthState::Healthy);
-    let converged = matches_spec && in_declared_state && healthy_enough && !pending;
+    let converged =
+        !app.deleting && matches_spec && in_declared_state && healthy_enough && !pending;
     let rolled_back = app.rolled_back.as_ref().filter(|_| !matches_spec);
 
     let phase = if app.deleting {

@@ -29,12 +29,55 @@ struct State {
     volumes: BTreeSet<String>,
     /// By canonical reference.
     images: BTreeMap<String, ImageSummary>,
-    calls: Vec<String>,
+    calls: Vec<Call>,
     next_id: u64,
-    failures: Vec<(String, RuntimeError)>,
-    hangs: BTreeSet<String>,
+    failures: Vec<(Op, String, RuntimeError)>,
+    hangs: Vec<(Op, String)>,
     down: bool,
     stats_readings: u64,
+}
+
+/// Which engine call the fake received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Info,
+    Ping,
+    List,
+    Inspect,
+    InspectRaw,
+    Volume,
+    Create,
+    Start,
+    Stop,
+    Pause,
+    Unpause,
+    Update,
+    Remove,
+    Restart,
+    Kill,
+    Exec,
+    Stats,
+    RemoveVolume,
+    Rename,
+    Images,
+    Pull,
+    RemoveImage,
+    ContainersUsing,
+}
+
+/// One call the fake received: the operation and what it named (a container id or name, an
+/// image reference, the instance of a listing; a kill adds its signal, an exec its argv).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub op: Op,
+    pub target: String,
+}
+
+impl Call {
+    /// Whether this is an `op` call whose target starts with `target`.
+    pub fn is(&self, op: Op, target: &str) -> bool {
+        self.op == op && self.target.starts_with(target)
+    }
 }
 
 pub struct FakeRuntime {
@@ -57,8 +100,8 @@ impl FakeRuntime {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every call so far, as `"op target"` strings.
-    pub fn calls(&self) -> Vec<String> {
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
     }
 
@@ -75,14 +118,14 @@ impl FakeRuntime {
             .collect()
     }
 
-    /// The next call whose `"op target"` starts with `prefix` fails with `error`.
-    pub fn fail_next(&self, prefix: &str, error: RuntimeError) {
-        self.lock().failures.push((prefix.to_string(), error));
+    /// The next `op` call whose target starts with `target` fails with `error`.
+    pub fn fail_next(&self, op: Op, target: &str, error: RuntimeError) {
+        self.lock().failures.push((op, target.to_string(), error));
     }
 
-    /// Calls starting with `prefix` never answer.
-    pub fn hang(&self, prefix: &str) {
-        self.lock().hangs.insert(prefix.to_string());
+    /// `op` calls whose target starts with `target` never answer.
+    pub fn hang(&self, op: Op, target: &str) {
+        self.lock().hangs.push((op, target.to_string()));
     }
 
     /// Makes every call fail as if the engine were gone (or back).
@@ -134,20 +177,20 @@ impl FakeRuntime {
         });
     }
 
-    async fn enter(&self, op: &str, target: &str) -> RuntimeResult<()> {
-        let call = format!("{op} {target}");
+    async fn enter(&self, op: Op, target: &str) -> RuntimeResult<()> {
+        let call = Call {
+            op,
+            target: target.to_string(),
+        };
         let (hang, result) = {
             let mut s = self.lock();
             s.calls.push(call.clone());
             if s.down {
                 return Err(RuntimeError::Unavailable("fake engine is down".into()));
             }
-            let hang = s.hangs.iter().any(|h| call.starts_with(h.as_str()));
-            let failure = s
-                .failures
-                .iter()
-                .position(|(p, _)| call.starts_with(p.as_str()));
-            (hang, failure.map(|i| s.failures.remove(i).1))
+            let hang = s.hangs.iter().any(|(o, t)| call.is(*o, t));
+            let failure = s.failures.iter().position(|(o, t, _)| call.is(*o, t));
+            (hang, failure.map(|i| s.failures.remove(i).2))
         };
         if hang {
             std::future::pending::<()>().await;
@@ -184,17 +227,17 @@ fn observed(limits: &Limits) -> ObservedLimits {
 #[async_trait]
 impl Runtime for FakeRuntime {
     async fn host_memory(&self) -> RuntimeResult<i64> {
-        self.enter("info", "").await?;
+        self.enter(Op::Info, "").await?;
         Ok(FAKE_HOST_MEMORY)
     }
 
     async fn ping(&self) -> RuntimeResult<String> {
-        self.enter("ping", "").await?;
+        self.enter(Op::Ping, "").await?;
         Ok("fake".into())
     }
 
     async fn list(&self, instance: &str) -> RuntimeResult<Vec<ContainerSummary>> {
-        self.enter("list", instance).await?;
+        self.enter(Op::List, instance).await?;
         Ok(self
             .lock()
             .containers
@@ -209,7 +252,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn inspect(&self, id: &str) -> RuntimeResult<ContainerDetails> {
-        self.enter("inspect", id).await?;
+        self.enter(Op::Inspect, id).await?;
         self.with(id, |s, d| {
             Ok(ContainerDetails {
                 state: Some(s.state),
@@ -219,13 +262,13 @@ impl Runtime for FakeRuntime {
     }
 
     async fn ensure_volume(&self, name: &str, _: &BTreeMap<String, String>) -> RuntimeResult<()> {
-        self.enter("volume", name).await?;
+        self.enter(Op::Volume, name).await?;
         self.lock().volumes.insert(name.to_string());
         Ok(())
     }
 
     async fn create(&self, spec: &CreateSpec) -> RuntimeResult<String> {
-        self.enter("create", &spec.name).await?;
+        self.enter(Op::Create, &spec.name).await?;
         let mut s = self.lock();
         if s.containers.values().any(|(c, _)| c.name == spec.name) {
             return Err(RuntimeError::Conflict(format!(
@@ -265,7 +308,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn start(&self, id: &str) -> RuntimeResult<()> {
-        self.enter("start", id).await?;
+        self.enter(Op::Start, id).await?;
         self.with(id, |s, d| {
             s.state = ContainerState::Running;
             d.exit_code = None;
@@ -276,7 +319,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn stop(&self, id: &str, _: Option<u64>) -> RuntimeResult<()> {
-        self.enter("stop", id).await?;
+        self.enter(Op::Stop, id).await?;
         self.with(id, |s, d| {
             s.state = ContainerState::Exited;
             d.exit_code = Some(0);
@@ -285,7 +328,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn pause(&self, id: &str) -> RuntimeResult<()> {
-        self.enter("pause", id).await?;
+        self.enter(Op::Pause, id).await?;
         self.with(id, |s, _| {
             if s.state != ContainerState::Running {
                 return Err(RuntimeError::Conflict(format!(
@@ -298,7 +341,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn unpause(&self, id: &str) -> RuntimeResult<()> {
-        self.enter("unpause", id).await?;
+        self.enter(Op::Unpause, id).await?;
         self.with(id, |s, _| {
             s.state = ContainerState::Running;
             Ok(())
@@ -306,7 +349,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn update(&self, id: &str, limits: &Limits) -> RuntimeResult<()> {
-        self.enter("update", id).await?;
+        self.enter(Op::Update, id).await?;
         self.with(id, |_, d| {
             d.limits = observed(limits);
             Ok(())
@@ -314,7 +357,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn remove(&self, id: &str, force: bool) -> RuntimeResult<()> {
-        self.enter("remove", id).await?;
+        self.enter(Op::Remove, id).await?;
         let mut s = self.lock();
         match s.containers.get(id) {
             Some((c, _)) if c.state == ContainerState::Running && !force => {
@@ -328,7 +371,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn restart(&self, id: &str, _: Option<u64>) -> RuntimeResult<()> {
-        self.enter("restart", id).await?;
+        self.enter(Op::Restart, id).await?;
         self.with(id, |s, d| {
             s.state = ContainerState::Running;
             d.exit_code = None;
@@ -340,7 +383,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn kill(&self, id: &str, signal: &str) -> RuntimeResult<()> {
-        self.enter("kill", &format!("{id} {signal}")).await?;
+        self.enter(Op::Kill, &format!("{id} {signal}")).await?;
         self.with(id, |s, d| {
             if !matches!(s.state, ContainerState::Running | ContainerState::Paused) {
                 return Err(RuntimeError::Conflict(format!(
@@ -363,7 +406,7 @@ impl Runtime for FakeRuntime {
         _: Option<&str>,
         _: std::time::Duration,
     ) -> RuntimeResult<ExecOutput> {
-        self.enter("exec", &format!("{id} {}", argv.join(" ")))
+        self.enter(Op::Exec, &format!("{id} {}", argv.join(" ")))
             .await?;
         self.with(id, |_, _| Ok(()))?;
         Ok(ExecOutput {
@@ -379,7 +422,7 @@ impl Runtime for FakeRuntime {
     /// Counters that grow by a fixed step per reading: half a core of a 2-CPU host, 1 MiB of
     /// memory more each time.
     async fn stats(&self, id: &str) -> RuntimeResult<ContainerStats> {
-        self.enter("stats", id).await?;
+        self.enter(Op::Stats, id).await?;
         let mut s = self.lock();
         s.stats_readings += 1;
         let n = s.stats_readings;
@@ -403,7 +446,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value> {
-        self.enter("inspect", id).await?;
+        self.enter(Op::InspectRaw, id).await?;
         self.with(id, |s, _| {
             Ok(serde_json::json!({
                 "Id": s.id,
@@ -428,13 +471,13 @@ impl Runtime for FakeRuntime {
     }
 
     async fn remove_volume(&self, name: &str) -> RuntimeResult<()> {
-        self.enter("remove-volume", name).await?;
+        self.enter(Op::RemoveVolume, name).await?;
         self.lock().volumes.remove(name);
         Ok(())
     }
 
     async fn rename(&self, id: &str, name: &str) -> RuntimeResult<()> {
-        self.enter("rename", id).await?;
+        self.enter(Op::Rename, id).await?;
         let mut s = self.lock();
         if s.containers
             .iter()
@@ -460,7 +503,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn images(&self) -> RuntimeResult<Vec<ImageSummary>> {
-        self.enter("images", "").await?;
+        self.enter(Op::Images, "").await?;
         Ok(self.lock().images.values().cloned().collect())
     }
 
@@ -470,7 +513,7 @@ impl Runtime for FakeRuntime {
         _credentials: Option<&RegistryCredentials>,
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> RuntimeResult<()> {
-        self.enter("pull", reference).await?;
+        self.enter(Op::Pull, reference).await?;
         progress(PullProgress {
             layer: None,
             status: format!("Pulling from {reference}"),
@@ -487,7 +530,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn remove_image(&self, image: &str, _force: bool) -> RuntimeResult<()> {
-        self.enter("remove-image", image).await?;
+        self.enter(Op::RemoveImage, image).await?;
         let mut s = self.lock();
         let before = s.images.len();
         let canonical = canonical_reference(image).ok();
@@ -500,7 +543,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn containers_using(&self, image_id: &str) -> RuntimeResult<Vec<ContainerSummary>> {
-        self.enter("containers-using", image_id).await?;
+        self.enter(Op::ContainersUsing, image_id).await?;
         Ok(self
             .lock()
             .containers

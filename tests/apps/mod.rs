@@ -138,8 +138,7 @@ async fn unchanged_reapply_keeps_the_container() {
         "the text changed, so the generation moves"
     );
     h.wait_ready("web").await;
-    // Let at least one resync pass run.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    h.settle(3).await;
     assert_eq!(
         h.container_id("web").await.unwrap(),
         before,
@@ -363,7 +362,7 @@ async fn restart_policy_no_leaves_an_exited_container() {
     })
     .await;
     let id = doc["status"]["containerId"].as_str().unwrap().to_string();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    h.settle(3).await;
     let c = h.inspect("once").await.unwrap();
     assert_eq!(c.id.as_deref(), Some(id.as_str()));
     assert_eq!(c.state.unwrap().running, Some(false), "not restarted");
@@ -417,7 +416,7 @@ async fn foreign_containers_are_never_touched() {
     h.apply(&h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)))
         .await;
     h.wait_ready("web").await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    h.settle(3).await;
     for name in [&foreign, &other] {
         let c = docker
             .inspect_container(name, None)
@@ -453,7 +452,7 @@ async fn restart_adopts_containers_without_duplicates() {
     h.restart().await;
     h.wait_ready("a").await;
     h.wait_ready("b").await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    h.settle(3).await;
     assert_eq!(h.container_id("a").await.unwrap(), a);
     assert_eq!(h.container_id("b").await.unwrap(), b);
     assert_eq!(h.containers().await.len(), 2, "no duplicates");

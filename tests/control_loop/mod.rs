@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use wharf::reconcile::{Controller, ControllerConfig};
-use wharf::runtime::fake::FakeRuntime;
+use wharf::runtime::fake::{FakeRuntime, Op};
 use wharf::runtime::{ContainerState, RuntimeError};
 use wharf::spec::{Format, Kind, read_bundle};
 use wharf::store::{ObjectSource, Store, WriteItem};
@@ -72,7 +72,7 @@ fn running(fake: &FakeRuntime, name: &str) -> bool {
 #[tokio::test]
 async fn a_wedged_engine_call_does_not_stall_other_apps() {
     let rig = rig().await;
-    rig.fake.hang("create demo.stuck");
+    rig.fake.hang(Op::Create, "demo.stuck");
     apply(&rig.store, &["stuck", "a", "b", "c"]).await;
     wait_for("the other apps", Duration::from_secs(10), || async {
         ["a", "b", "c"]
@@ -94,7 +94,8 @@ async fn a_wedged_engine_call_does_not_stall_other_apps() {
 async fn a_timed_out_call_sets_a_condition_and_is_retried() {
     let rig = rig().await;
     rig.fake.fail_next(
-        "start",
+        Op::Start,
+        "",
         RuntimeError::Timeout {
             op: "start container",
             seconds: 30,
@@ -144,17 +145,32 @@ async fn a_failed_listing_never_removes_anything() {
     })
     .await;
     rig.fake.clear_calls();
-    for _ in 0..5 {
-        rig.fake
-            .fail_next("list", RuntimeError::Unavailable("connection reset".into()));
+    for _ in 0..3 {
+        rig.fake.fail_next(
+            Op::List,
+            "",
+            RuntimeError::Unavailable("connection reset".into()),
+        );
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Three failed listings (retried with the outage backoff), then one that answers, then a
+    // complete pass planned on a good listing.
+    let lists = || rig.fake.calls().iter().filter(|c| c.op == Op::List).count();
+    wait_for(
+        "three failed listings and a good one",
+        Duration::from_secs(30),
+        || async { (lists() >= 4).then_some(()) },
+    )
+    .await;
+    let passes = rig.controller.health().borrow().passes;
+    wait_for("a full pass", Duration::from_secs(30), || async {
+        (rig.controller.health().borrow().passes > passes).then_some(())
+    })
+    .await;
     let calls = rig.fake.calls();
-    assert!(calls.iter().any(|c| c.starts_with("list")));
     assert!(
         !calls
             .iter()
-            .any(|c| c.starts_with("remove") || c.starts_with("create")),
+            .any(|c| matches!(c.op, Op::Remove | Op::Create)),
         "{calls:?}"
     );
     assert!(running(&rig.fake, "web"));
@@ -221,7 +237,7 @@ async fn a_crash_loop_backs_off() {
         .fake
         .calls()
         .iter()
-        .filter(|c| c.starts_with("start"))
+        .filter(|c| c.op == Op::Start)
         .count();
     assert_eq!(starts, 5);
 }
@@ -257,11 +273,11 @@ async fn an_interrupted_replacement_is_finished() {
         (cs.len() == 1 && cs[0].id != old && running(&rig.fake, "web")).then_some(())
     })
     .await;
-    let renames: Vec<String> = rig
+    let renames: Vec<_> = rig
         .fake
         .calls()
         .into_iter()
-        .filter(|c| c.starts_with("rename"))
+        .filter(|c| c.op == Op::Rename)
         .collect();
     assert_eq!(renames.len(), 1, "only the test's own rename: {renames:?}");
 }
@@ -275,13 +291,13 @@ async fn stopping_lets_work_in_flight_finish_and_starts_nothing_new() {
     })
     .await;
     // A call that never answers holds its app's work past the grace period: stop says so.
-    rig.fake.hang("create demo.stuck");
+    rig.fake.hang(Op::Create, "demo.stuck");
     apply(&rig.store, &["stuck"]).await;
     wait_for("the hanging create", Duration::from_secs(10), || async {
         rig.fake
             .calls()
             .iter()
-            .any(|c| c == "create demo.stuck")
+            .any(|c| c.is(Op::Create, "demo.stuck"))
             .then_some(())
     })
     .await;
@@ -297,7 +313,10 @@ async fn stopping_lets_work_in_flight_finish_and_starts_nothing_new() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(rig.controller.health().borrow().passes, passes);
     assert!(
-        !rig.fake.calls().iter().any(|c| c.contains("demo.late")),
+        !rig.fake
+            .calls()
+            .iter()
+            .any(|c| c.target.contains("demo.late")),
         "nothing starts after a stop"
     );
 }

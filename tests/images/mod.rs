@@ -221,17 +221,27 @@ async fn a_failing_pull_backs_off_and_other_apps_are_unaffected() {
         message.contains("not found") || message.contains("manifest unknown"),
         "the registry's message is shown: {message}"
     );
-    // Retried with backoff (1 s, 2 s, 4 s ...), not in a tight loop.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let failures = h
-        .events("missing")
-        .await
-        .iter()
-        .filter(|e| e["reason"] == "ImagePullBackOff")
-        .count();
+    // Retried with backoff (1 s, 2 s, 4 s ...), not in a tight loop: the gaps between the
+    // failed attempts grow.
+    let times: Vec<chrono::DateTime<chrono::Utc>> =
+        wait_for("three failed pulls", Duration::from_secs(30), || async {
+            let times: Vec<_> = h
+                .events("missing")
+                .await
+                .iter()
+                .filter(|e| e["reason"] == "ImagePullBackOff")
+                .filter_map(|e| e["time"].as_str()?.parse().ok())
+                .collect();
+            (times.len() >= 3).then_some(times)
+        })
+        .await;
+    let gaps: Vec<i64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_milliseconds())
+        .collect();
     assert!(
-        (2..=4).contains(&failures),
-        "{failures} pull attempts in ~5 s"
+        gaps[0] >= 900 && gaps[1] >= 1800 && gaps[1] > gaps[0],
+        "pull attempts not backed off: gaps {gaps:?} ms"
     );
 
     // Once the image exists, the next attempt pulls it and the app runs.
@@ -471,7 +481,7 @@ async fn a_replacement_whose_new_container_exits_rolls_back_to_the_old_one() {
     // generation.
     let c = h.wait_state("web", "running").await;
     assert_eq!(c.id.as_deref(), Some(old.as_str()));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    h.settle(3).await;
     assert_eq!(h.container_id("web").await.as_deref(), Some(old.as_str()));
     let replaced = h
         .containers()

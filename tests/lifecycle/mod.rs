@@ -327,7 +327,7 @@ async fn a_crash_looping_or_unhealthy_replacement_rolls_back_and_stays_rolled_ba
 
     // Not retried, also not after a wharf restart.
     h.restart().await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    h.settle(3).await;
     assert_eq!(h.container_id("web").await.as_deref(), Some(old.as_str()));
     let doc = h.get_app("web").await.unwrap();
     assert_eq!(doc["status"]["phase"], "Degraded", "{doc:#}");

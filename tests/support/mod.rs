@@ -126,6 +126,21 @@ impl Harness {
         );
     }
 
+    /// Waits for `n` more complete passes of the loop, asking for each: every one observes
+    /// everything and plans from it, so what has not happened after them is not going to (no
+    /// fixed sleep standing in for "long enough").
+    pub async fn settle(&self, n: u64) {
+        let controller = &self.server().controller;
+        for _ in 0..n {
+            let before = controller.health().borrow().passes;
+            controller.nudge();
+            wait_for("a pass of the loop", Duration::from_secs(60), || async {
+                (controller.health().borrow().passes > before).then_some(())
+            })
+            .await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.server().addr)
     }

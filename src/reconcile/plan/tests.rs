@@ -405,6 +405,128 @@ fn ready_needs_a_declared_health_check_to_pass_and_a_rollback_degrades() {
 }
 
 #[test]
+fn status_phases_follow_the_container_the_failure_and_the_spec() {
+    use crate::reconcile::status::{Failure, Phase, compute};
+    let running = desired_with(spec(""));
+    let stopped = desired_with(spec("  state: stopped\n"));
+    let exited = |d: &Desired, code: i64| {
+        let mut c = container_for(d, ContainerState::Exited);
+        c.details.as_mut().unwrap().exit_code = Some(code);
+        c
+    };
+    let failure = |generation, reason: &str| Failure {
+        generation,
+        reason: reason.into(),
+        message: "m".into(),
+    };
+    let app = |d: &Desired| d.apps.values().next().unwrap().clone();
+    let mut deleting = app(&running);
+    deleting.deleting = true;
+    // (case, app, container, failure) -> (phase, Ready, observedGeneration set)
+    let cases: Vec<(
+        &str,
+        DesiredApp,
+        Option<ObservedContainer>,
+        Option<Failure>,
+        Phase,
+        bool,
+    )> = vec![
+        (
+            "no container yet",
+            app(&running),
+            None,
+            None,
+            Phase::Pending,
+            false,
+        ),
+        (
+            "running as declared",
+            app(&running),
+            Some(container_for(&running, ContainerState::Running)),
+            None,
+            Phase::Running,
+            true,
+        ),
+        (
+            "exited 0 while declared running",
+            app(&running),
+            Some(exited(&running, 0)),
+            None,
+            Phase::Stopped,
+            false,
+        ),
+        (
+            "exited 3",
+            app(&running),
+            Some(exited(&running, 3)),
+            None,
+            Phase::Failed,
+            false,
+        ),
+        (
+            "stopped as declared",
+            app(&stopped),
+            Some(exited(&stopped, 137)),
+            None,
+            Phase::Stopped,
+            true,
+        ),
+        (
+            "a pull failing",
+            app(&running),
+            None,
+            Some(failure(1, "ImagePullBackOff")),
+            Phase::Pending,
+            false,
+        ),
+        (
+            "a create failing",
+            app(&running),
+            None,
+            Some(failure(1, "DockerError")),
+            Phase::Failed,
+            false,
+        ),
+        (
+            "a failure of an older generation",
+            app(&running),
+            None,
+            Some(failure(0, "DockerError")),
+            Phase::Pending,
+            false,
+        ),
+        (
+            "being deleted",
+            deleting,
+            Some(container_for(&running, ContainerState::Running)),
+            None,
+            Phase::Terminating,
+            false,
+        ),
+    ];
+    for (case, app, container, failure, phase, ready) in cases {
+        let status = compute(
+            &app,
+            container.as_ref(),
+            None,
+            failure.as_ref(),
+            None,
+            "now",
+        );
+        assert_eq!(status.phase, phase, "{case}");
+        assert_eq!(
+            status.is_ready_at(app.generation),
+            ready,
+            "{case}: {status:?}"
+        );
+        if let Some(f) = failure.filter(|f| f.generation == app.generation) {
+            let cond = status.condition("Ready").unwrap();
+            assert_eq!(cond.reason, f.reason, "{case}");
+        }
+    }
+}
+
+#[test]
 fn plans_are_deterministic() {
     let d = desired_with(spec("  resources: {memory: 512Mi}\n"));
     let now = Instant::now();

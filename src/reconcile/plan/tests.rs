@@ -422,16 +422,24 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
     let app = |d: &Desired| d.apps.values().next().unwrap().clone();
     let mut deleting = app(&running);
     deleting.deleting = true;
-    // (case, app, container, failure) -> (phase, Ready, observedGeneration set)
-    let cases: Vec<(
-        &str,
-        DesiredApp,
-        Option<ObservedContainer>,
-        Option<Failure>,
-        Phase,
-        bool,
-    )> = vec![
-        (
+    struct Case {
+        name: &'static str,
+        app: DesiredApp,
+        container: Option<ObservedContainer>,
+        failure: Option<Failure>,
+        phase: Phase,
+        ready: bool,
+    }
+    let case = |name, app, container, failure, phase, ready| Case {
+        name,
+        app,
+        container,
+        failure,
+        phase,
+        ready,
+    };
+    let cases = vec![
+        case(
             "no container yet",
             app(&running),
             None,
@@ -439,7 +447,7 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
             Phase::Pending,
             false,
         ),
-        (
+        case(
             "running as declared",
             app(&running),
             Some(container_for(&running, ContainerState::Running)),
@@ -447,7 +455,7 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
             Phase::Running,
             true,
         ),
-        (
+        case(
             "exited 0 while declared running",
             app(&running),
             Some(exited(&running, 0)),
@@ -455,7 +463,7 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
             Phase::Stopped,
             false,
         ),
-        (
+        case(
             "exited 3",
             app(&running),
             Some(exited(&running, 3)),
@@ -463,7 +471,7 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
             Phase::Failed,
             false,
         ),
-        (
+        case(
             "stopped as declared",
             app(&stopped),
             Some(exited(&stopped, 137)),
@@ -471,7 +479,7 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
             Phase::Stopped,
             true,
         ),
-        (
+        case(
             "a pull failing",
             app(&running),
             None,
@@ -479,7 +487,7 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
             Phase::Pending,
             false,
         ),
-        (
+        case(
             "a create failing",
             app(&running),
             None,
@@ -487,7 +495,7 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
             Phase::Failed,
             false,
         ),
-        (
+        case(
             "a failure of an older generation",
             app(&running),
             None,
@@ -495,7 +503,7 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
             Phase::Pending,
             false,
         ),
-        (
+        case(
             "being deleted",
             deleting,
             Some(container_for(&running, ContainerState::Running)),
@@ -504,24 +512,25 @@ fn status_phases_follow_the_container_the_failure_and_the_spec() {
             false,
         ),
     ];
-    for (case, app, container, failure, phase, ready) in cases {
+    for c in cases {
         let status = compute(
-            &app,
-            container.as_ref(),
+            &c.app,
+            c.container.as_ref(),
             None,
-            failure.as_ref(),
+            c.failure.as_ref(),
             None,
             "now",
         );
-        assert_eq!(status.phase, phase, "{case}");
+        assert_eq!(status.phase, c.phase, "{}", c.name);
         assert_eq!(
-            status.is_ready_at(app.generation),
-            ready,
-            "{case}: {status:?}"
+            status.is_ready_at(c.app.generation),
+            c.ready,
+            "{}: {status:?}",
+            c.name
         );
-        if let Some(f) = failure.filter(|f| f.generation == app.generation) {
+        if let Some(f) = c.failure.filter(|f| f.generation == c.app.generation) {
             let cond = status.condition("Ready").unwrap();
-            assert_eq!(cond.reason, f.reason, "{case}");
+            assert_eq!(cond.reason, f.reason, "{}", c.name);
         }
     }
 }

@@ -245,27 +245,38 @@ impl Recorder {
     /// Records what the engine shows now for every app, after marking the time since
     /// `unwatched_since` unknown.
     async fn observe(&self, unwatched_since: Option<i64>) -> Result<(), String> {
-        // The time of the look is when the list was asked for: events after it sort after it.
+        // The apps first, then the containers: an app stored after the container list was
+        // taken would otherwise look as if its container were missing. The time of the look is
+        // when the container list was asked for: events after it sort after it.
+        let apps = self
+            .store
+            .list(Kind::App, None)
+            .await
+            .map_err(|e| e.to_string())?;
         let now = chrono::Utc::now().timestamp_millis();
         let containers = self
             .runtime
             .list(&self.instance)
             .await
             .map_err(|e| e.to_string())?;
-        let apps = self
-            .store
-            .list(Kind::App, None)
-            .await
-            .map_err(|e| e.to_string())?;
         let mut transitions = Vec::new();
         for app in &apps {
+            let last = self
+                .store
+                .last_transition_time(&app.uid)
+                .await
+                .map_err(|e| e.to_string())?;
+            let own = containers
+                .iter()
+                .filter(|c| c.labels.get(labels::UID) == Some(&app.uid))
+                .max_by_key(|c| (c.state == ContainerState::Running, c.created));
+            if own.is_none() && last.is_none() {
+                // A new app whose first container is not made yet has no history to speak
+                // of: its uptime starts with its first container.
+                continue;
+            }
             if let Some(gap) = unwatched_since {
                 // Anything recorded after the last heartbeat was seen: the gap starts later.
-                let last = self
-                    .store
-                    .last_transition_time(&app.uid)
-                    .await
-                    .map_err(|e| e.to_string())?;
                 let gap = last.map_or(gap, |l| gap.max(l + 1)).min(now);
                 transitions.push(Transition {
                     uid: app.uid.clone(),
@@ -275,10 +286,6 @@ impl Recorder {
                     detail: "wharf was not watching the engine".into(),
                 });
             }
-            let own = containers
-                .iter()
-                .filter(|c| c.labels.get(labels::UID) == Some(&app.uid))
-                .max_by_key(|c| (c.state == ContainerState::Running, c.created));
             let (state, detail) = match own.map(|c| c.state) {
                 Some(ContainerState::Running) => (UpState::Up, "running".to_string()),
                 Some(s) => (UpState::Down, s.to_string()),

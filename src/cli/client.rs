@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::files::SpecErrorView;
-
 /// Exit codes CI can rely on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -179,4 +177,24 @@ impl Client {
 /// Prints an error as the last thing a command does.
 pub fn report(error: &CliError) {
     eprintln!("error: {}", error.message);
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct SpecErrorView {
+    field: Option<String>,
+    object: Option<String>,
+    message: String,
+}
+
+impl SpecErrorView {
+    pub(crate) fn render(&self) -> String {
+        let mut s = String::new();
+        if let Some(o) = &self.object {
+            s.push_str(&format!("{o}: "));
+        }
+        if let Some(f) = &self.field {
+            s.push_str(&format!("{f}: "));
+        }
+        s + &self.message
+    }
 }

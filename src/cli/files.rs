@@ -11,26 +11,6 @@ use crate::spec::{self, Format, SpecError, Validated};
 
 use super::client::{CliError, CliResult, Exit};
 
-#[derive(serde::Deserialize)]
-pub(crate) struct SpecErrorView {
-    field: Option<String>,
-    object: Option<String>,
-    message: String,
-}
-
-impl SpecErrorView {
-    pub(crate) fn render(&self) -> String {
-        let mut s = String::new();
-        if let Some(o) = &self.object {
-            s.push_str(&format!("{o}: "));
-        }
-        if let Some(f) = &self.field {
-            s.push_str(&format!("{f}: "));
-        }
-        s + &self.message
-    }
-}
-
 /// Reads and validates every document of the given paths (files, directories, `-` for stdin).
 pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<(String, Validated)>, Vec<SpecError>> {
     let mut out = Vec::new();

@@ -4,12 +4,16 @@
 //! - `wire`: serde/schemars types as written (`AppDocument`).
 //! - `image`: the `Image` kind, wire and validation (`ImageDocument` → `ImageSpec`).
 //! - `parse`: YAML (multi-document) and JSON into wire documents, with locations.
-//! - `validate`: wire → domain (`AppSpec`), split into recreate-class and update-class parts.
+//! - `validate`: wire → domain (`AppSpec`), with every error located.
+//! - `domain`: the validated types, split into recreate-class and update-class parts, hashed.
+//! - `names`: the rules for names, label keys, host paths and capabilities.
 //! - `quantity`: byte quantities and durations.
 //! - `reference`: image references and ids as Docker reads them.
 //! - `status`: the server-owned status of each kind (what the store keeps, the API shows).
 
+pub mod domain;
 pub mod image;
+pub mod names;
 pub mod parse;
 pub mod quantity;
 pub mod reference;

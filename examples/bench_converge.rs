@@ -290,25 +290,14 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
             )
         })
         .collect();
-    let client = reqwest::Client::new();
-    let url = format!("http://{}/api/v1/apply", server.addr);
     // Let the first pass (connect, negotiate) happen before timing.
     tokio::time::sleep(Duration::from_millis(500)).await;
     runtime.take();
 
     let started = Instant::now();
-    let response = client
-        .post(&url)
-        .bearer_auth(&server.token)
-        .header("content-type", "application/yaml")
-        .body(yaml)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "apply failed: {}",
-        response.text().await?
-    );
+    testkit::apply_bundle(server.addr, &server.token, yaml)
+        .await
+        .map_err(anyhow::Error::msg)?;
     loop {
         let records = server.store.list(Kind::App, Some("bench")).await?;
         let ready = records

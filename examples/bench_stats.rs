@@ -119,20 +119,9 @@ async fn main() -> anyhow::Result<()> {
             "apiVersion: wharf/v1\nkind: App\nmetadata: {{name: s{i}, namespace: bench}}\nspec:\n  image: {IMAGE}\n  command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  stopGracePeriod: 1s\n---\n"
         );
     }
-    let client = reqwest::Client::new();
-    let url = format!("http://{}/api/v1/apply", server.addr);
-    let response = client
-        .post(&url)
-        .bearer_auth(&server.token)
-        .header("content-type", "application/yaml")
-        .body(bundle)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "apply: {}",
-        response.text().await?
-    );
+    testkit::apply_bundle(server.addr, &server.token, bundle)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     loop {
         let records = server.store.list(Kind::App, Some("bench")).await?;

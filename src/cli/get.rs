@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::client::{CliError, CliResult, Client, Exit};
-use super::output::{Output, age, print_value, table, urlencode};
+use super::output::{Output, age, print_value, table, table_items, urlencode};
 
 /// `wharf get apps [NAME]`.
 pub async fn get_apps(
@@ -16,17 +16,10 @@ pub async fn get_apps(
     owner: Option<&str>,
     output: Output,
 ) -> CliResult {
-    let items: Vec<Value> = match name {
-        Some(name) => vec![
-            client
-                .get(&format!(
-                    "/namespaces/{}/apps/{name}",
-                    namespace.unwrap_or("default")
-                ))
-                .await?,
-        ],
-        None => {
-            let base = match namespace {
+    let path = match (name, namespace) {
+        (Some(name), ns) => format!("/namespaces/{}/apps/{name}", ns.unwrap_or("default")),
+        (None, ns) => {
+            let base = match ns {
                 Some(ns) => format!("/namespaces/{ns}/apps"),
                 None => "/apps".to_string(),
             };
@@ -37,25 +30,16 @@ pub async fn get_apps(
             if let Some(o) = owner {
                 query.push(format!("owner={}", urlencode(o)));
             }
-            let query = if query.is_empty() {
-                String::new()
+            if query.is_empty() {
+                base
             } else {
-                format!("?{}", query.join("&"))
-            };
-            let list = client.get(&format!("{base}{query}")).await?;
-            if output != Output::Table {
-                print_value(&list, output);
-                return Ok(Exit::Ok);
+                format!("{base}?{}", query.join("&"))
             }
-            list["items"].as_array().cloned().unwrap_or_default()
         }
     };
-    if output != Output::Table {
-        for item in &items {
-            print_value(item, output);
-        }
+    let Some(items) = table_items(client.get(&path).await?, output, name.is_some()) else {
         return Ok(Exit::Ok);
-    }
+    };
     let mut rows = vec![
         [
             "NAMESPACE",

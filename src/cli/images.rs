@@ -9,7 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::client::{CliError, CliResult, Client, Exit};
-use super::output::{Output, age, print_value, table};
+use super::output::{Output, age, table, table_items};
 
 /// One progress bar per layer of the pulls being shown.
 #[derive(Default)]
@@ -77,23 +77,13 @@ fn human_size(bytes: i64) -> String {
 
 /// `wharf get images [NAME]`.
 pub async fn get(client: &Client, name: Option<&str>, output: Output) -> CliResult {
-    let items = match name {
-        Some(n) => vec![client.get(&format!("/images/{n}")).await?],
-        None => {
-            let list = client.get("/images").await?;
-            if output != Output::Table {
-                print_value(&list, output);
-                return Ok(Exit::Ok);
-            }
-            list["items"].as_array().cloned().unwrap_or_default()
-        }
+    let path = match name {
+        Some(n) => format!("/images/{n}"),
+        None => "/images".to_string(),
     };
-    if output != Output::Table {
-        for item in &items {
-            print_value(item, output);
-        }
+    let Some(items) = table_items(client.get(&path).await?, output, name.is_some()) else {
         return Ok(Exit::Ok);
-    }
+    };
     let mut rows = vec![
         [
             "NAME", "MANAGED", "REF", "PHASE", "ID", "SIZE", "USED BY", "PULLED",

@@ -19,6 +19,20 @@ pub(crate) fn print_value(value: &Value, output: Output) {
     }
 }
 
+/// What `get` prints: the answer as it is for `-o json|yaml` (then `None`), else the objects a
+/// table shows — the answer itself for one object (`one`), its `items` for a list.
+pub(crate) fn table_items(answer: Value, output: Output, one: bool) -> Option<Vec<Value>> {
+    if output != Output::Table {
+        print_value(&answer, output);
+        return None;
+    }
+    Some(if one {
+        vec![answer]
+    } else {
+        answer["items"].as_array().cloned().unwrap_or_default()
+    })
+}
+
 pub(crate) fn age(created: &str) -> String {
     let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
         return "?".into();

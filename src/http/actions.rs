@@ -116,11 +116,7 @@ async fn app_container(
     state: &ApiState,
     key: &AppKey,
 ) -> ApiResult<(ObjectRecord, ContainerSummary)> {
-    let record = state
-        .store
-        .get(Kind::App, key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let record = state.record(Kind::App, key).await?;
     let containers = app_containers(state.runtime.as_ref(), &state.instance, &record.uid)
         .await
         .map_err(|e| ApiError::runtime("listing containers", e))?;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::audit::noted;
-use super::body::{body, body_format, items, read_documents};
+use super::body::{body, body_format, items, read_documents, text};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Path, Query, key_from_path};
 use super::selector::Selector;
@@ -80,11 +80,7 @@ pub async fn get_app(
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let key = key_from_path(ns, name)?;
-    let record = state
-        .store
-        .get(Kind::App, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let record = state.record(Kind::App, &key).await?;
     let mut doc = record.to_document();
     stats::add_usage(&state, &record, &mut doc).await;
     // While the app's image is being pulled, show the pull as it moves.
@@ -107,11 +103,7 @@ pub async fn app_events(
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let key = key_from_path(ns, name)?;
-    let record = state
-        .store
-        .get(Kind::App, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let record = state.record(Kind::App, &key).await?;
     let events = state.store.events(&record.uid).await?;
     Ok(Json(json!({ "items": events })))
 }
@@ -166,8 +158,7 @@ pub async fn put_app(
 ) -> ApiResult<Response> {
     let key = key_from_path(ns, name)?;
     let bytes = body(bytes)?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let text = text(&bytes)?;
     // A document without a namespace takes the URL's.
     let mut values: Vec<Value> = match body_format(&headers) {
         Format::Json => match crate::spec::parse::json_value(text) {
@@ -206,8 +197,7 @@ pub async fn patch_app(
 ) -> ApiResult<Response> {
     let key = key_from_path(ns, name)?;
     let bytes = body(bytes)?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let text = text(&bytes)?;
     let patch: Value = match body_format(&headers) {
         Format::Json => crate::spec::parse::json_value(text)
             .map_err(|e| ApiError::bad_request(format!("patch is not JSON: {e}")))?,
@@ -237,11 +227,7 @@ const PATCH_ATTEMPTS: usize = 5;
 
 /// Reads the app, merges `patch` into it and writes it, guarded by the version read.
 async fn patch_once(state: &ApiState, key: &AppKey, patch: &Value) -> ApiResult<Response> {
-    let record = state
-        .store
-        .get(Kind::App, key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let record = state.record(Kind::App, key).await?;
     let mut doc = record.to_document();
     if let Some(obj) = doc.as_object_mut() {
         obj.remove("status");

@@ -25,6 +25,11 @@ pub fn body(bytes: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     })
 }
 
+/// The body as text, or 400.
+pub fn text(bytes: &[u8]) -> ApiResult<&str> {
+    std::str::from_utf8(bytes).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))
+}
+
 pub fn body_format(headers: &HeaderMap) -> Format {
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -34,9 +39,8 @@ pub fn body_format(headers: &HeaderMap) -> Format {
 }
 
 pub fn read_documents(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Vec<Validated>> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
-    let parsed = parse_documents(text, body_format(headers), None).map_err(ApiError::invalid)?;
+    let parsed =
+        parse_documents(text(bytes)?, body_format(headers), None).map_err(ApiError::invalid)?;
     if parsed.is_empty() {
         return Err(ApiError::invalid(vec![SpecError::message(
             "the body holds no document",

@@ -58,14 +58,6 @@ fn with_live(state: &ApiState, record: &ObjectRecord, spec: Option<&ImageSpec>) 
     doc
 }
 
-async fn get_record(state: &ApiState, key: &AppKey) -> ApiResult<ObjectRecord> {
-    state
-        .store
-        .get(Kind::Image, key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Image {key} not found")))
-}
-
 /// `GET /api/v1/images`: declared Images, then the engine's images no Image declares.
 pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
     let records = state.store.list(Kind::Image, None).await?;
@@ -122,7 +114,7 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let key = image_key(name)?;
-    let record = get_record(&state, &key).await?;
+    let record = state.record(Kind::Image, &key).await?;
     let spec = spec_of(&record).ok();
     Ok(Json(with_live(&state, &record, spec.as_ref())))
 }
@@ -134,7 +126,7 @@ pub async fn pull(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let key = image_key(name)?;
-    let record = get_record(&state, &key).await?;
+    let record = state.record(Kind::Image, &key).await?;
     if record.is_terminating() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -266,7 +258,7 @@ pub async fn delete(
     Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Json<Value>> {
     let key = image_key(name)?;
-    let record = get_record(&state, &key).await?;
+    let record = state.record(Kind::Image, &key).await?;
     if record.source != ObjectSource::Api {
         return Err(StoreError::Conflict(crate::store::ownership_message(
             Kind::Image,
@@ -363,11 +355,7 @@ pub async fn image_events(
         namespace: String::new(),
         name,
     };
-    let record = state
-        .store
-        .get(Kind::Image, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Image {key} not found")))?;
+    let record = state.record(Kind::Image, &key).await?;
     let events = state.store.events(&record.uid).await?;
     Ok(Json(json!({ "items": events })))
 }

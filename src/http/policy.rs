@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::audit::noted;
-use super::body::{body, body_format};
+use super::body::{body, body_format, text};
 use super::error::{ApiError, ApiResult};
 use super::extract::Path;
 use super::state::ApiState;
@@ -45,8 +45,7 @@ pub async fn put_policy(
 ) -> ApiResult<Response> {
     check_namespace(&ns).map_err(ApiError::bad_request)?;
     let bytes = body(bytes)?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let text = text(&bytes)?;
     let policy: crate::policy::Policy = match body_format(&headers) {
         Format::Json => {
             serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("policy: {e}")))?

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, watch};
 
+use super::error::{ApiError, ApiResult};
 use crate::images::ImageService;
 use crate::reconcile::{Controller, Health};
 use crate::runtime::Runtime;
+use crate::spec::Kind;
+use crate::spec::validate::AppKey;
 use crate::stats::StatsConfig;
-use crate::store::Store;
+use crate::store::{ObjectRecord, Store};
 
 /// Default request body limit.
 pub const DEFAULT_MAX_BODY: usize = crate::defaults::MAX_BODY;
@@ -30,4 +33,14 @@ pub struct ApiState {
     pub stats: StatsConfig,
     pub instance: String,
     pub max_body: usize,
+}
+
+impl ApiState {
+    /// The stored object, or 404 naming it.
+    pub async fn record(&self, kind: Kind, key: &AppKey) -> ApiResult<ObjectRecord> {
+        self.store
+            .get(kind, key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("{} not found", kind.describe(key))))
+    }
 }

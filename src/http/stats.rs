@@ -76,11 +76,7 @@ pub async fn app_stats(
             )));
         }
     };
-    let record = state
-        .store
-        .get(Kind::App, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let record = state.record(Kind::App, &key).await?;
     let points = state
         .store
         .stats_series(&record.uid, since, until, resolution)
@@ -131,11 +127,7 @@ pub async fn app_uptime(
             )));
         }
     };
-    let record = state
-        .store
-        .get(Kind::App, &key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("App {key} not found")))?;
+    let record = state.record(Kind::App, &key).await?;
     let until = chrono::Utc::now().timestamp_millis();
     let created = chrono::DateTime::parse_from_rfc3339(&record.created_at)
         .map(|t| t.timestamp_millis())

@@ -418,9 +418,13 @@ async fn run_step(
             )),
             Err(e) => Err(e.into()),
         },
-        Action::Start(t) => {
+        Action::Start(t) | Action::Pause(t) | Action::Unpause(t) => {
             let id = resolve(t)?;
-            runtime.start(&id).await?;
+            match &step.action {
+                Action::Start(_) => runtime.start(&id).await?,
+                Action::Pause(_) => runtime.pause(&id).await?,
+                _ => runtime.unpause(&id).await?,
+            }
             Ok(format!("container {}", short(&id)))
         }
         Action::Stop {
@@ -429,16 +433,6 @@ async fn run_step(
         } => {
             let id = resolve(target)?;
             runtime.stop(&id, *grace_seconds).await?;
-            Ok(format!("container {}", short(&id)))
-        }
-        Action::Pause(t) => {
-            let id = resolve(t)?;
-            runtime.pause(&id).await?;
-            Ok(format!("container {}", short(&id)))
-        }
-        Action::Unpause(t) => {
-            let id = resolve(t)?;
-            runtime.unpause(&id).await?;
             Ok(format!("container {}", short(&id)))
         }
         Action::Update {

@@ -117,23 +117,7 @@ impl Store {
                     applied_update: None,
                     host_port_root,
                 };
-                sqlx::query(
-                    "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, status, created_at, deletion_timestamp, host_port_root) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, ?)",
-                )
-                .bind(record.kind.as_str())
-                .bind(&record.key.namespace)
-                .bind(&record.key.name)
-                .bind(&record.uid)
-                .bind(record.generation)
-                .bind(record.resource_version)
-                .bind(record.source.to_string())
-                .bind(to_json("labels", &record.labels)?)
-                .bind(to_json("annotations", &record.annotations)?)
-                .bind(to_json("spec", &record.spec)?)
-                .bind(&record.created_at)
-                .bind(record.host_port_root.map(i64::from))
-                .execute(&mut **tx)
-                .await?;
+                Self::save_in(tx, &record).await?;
                 Ok((WriteOutcome::Created, record))
             }
             Some(mut record) => {
@@ -178,22 +162,35 @@ impl Store {
                 record.annotations = meta.annotations.clone();
                 record.source = source.clone();
                 record.deletion_timestamp = None;
-                sqlx::query(
-                    "UPDATE objects SET generation = ?, resource_version = ?, source = ?, labels = ?, annotations = ?, spec = ?, deletion_timestamp = NULL, host_port_root = ? WHERE uid = ?",
-                )
-                .bind(record.generation)
-                .bind(record.resource_version)
-                .bind(record.source.to_string())
-                .bind(to_json("labels", &record.labels)?)
-                .bind(to_json("annotations", &record.annotations)?)
-                .bind(to_json("spec", &record.spec)?)
-                .bind(record.host_port_root.map(i64::from))
-                .bind(&record.uid)
-                .execute(&mut **tx)
-                .await?;
+                Self::save_in(tx, &record).await?;
                 Ok((WriteOutcome::Configured, record))
             }
         }
+    }
+
+    /// Stores `record`'s spec and metadata, new or changed (its status and creation time, once
+    /// stored, are kept).
+    async fn save_in(tx: &mut Transaction<'_, Sqlite>, record: &ObjectRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, status, created_at, deletion_timestamp, host_port_root) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, ?) \
+             ON CONFLICT (uid) DO UPDATE SET generation = excluded.generation, resource_version = excluded.resource_version, source = excluded.source, labels = excluded.labels, annotations = excluded.annotations, spec = excluded.spec, deletion_timestamp = NULL, host_port_root = excluded.host_port_root",
+        )
+        .bind(record.kind.as_str())
+        .bind(&record.key.namespace)
+        .bind(&record.key.name)
+        .bind(&record.uid)
+        .bind(record.generation)
+        .bind(record.resource_version)
+        .bind(record.source.to_string())
+        .bind(to_json("labels", &record.labels)?)
+        .bind(to_json("annotations", &record.annotations)?)
+        .bind(to_json("spec", &record.spec)?)
+        .bind(&record.created_at)
+        .bind(record.host_port_root.map(i64::from))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Writes a bundle atomically: every object, or none (the first error is returned).

@@ -182,3 +182,27 @@ pub async fn remove_containers(
     results.into_iter().collect::<Result<Vec<()>, String>>()?;
     Ok(removed)
 }
+
+/// `POST /api/v1/apply` of a YAML bundle to the wharf at `addr`; an error names the answer.
+pub async fn apply_bundle(
+    addr: std::net::SocketAddr,
+    token: &str,
+    yaml: String,
+) -> Result<(), String> {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/apply"))
+        .bearer_auth(token)
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .map_err(|e| format!("apply: {e}"))?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    let status = response.status();
+    Err(format!(
+        "apply answered {status}: {}",
+        response.text().await.unwrap_or_default()
+    ))
+}

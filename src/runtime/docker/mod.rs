@@ -110,6 +110,15 @@ impl DockerRuntime {
         }
     }
 
+    /// `deadline` with the deadline of an ordinary call.
+    pub(super) async fn call<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, BollardError>>,
+    ) -> RuntimeResult<T> {
+        self.deadline(op, self.deadlines.call, call).await
+    }
+
     /// The engine's `t` for a stop (or restart) with `grace_seconds`, and the call's deadline:
     /// the grace period plus `stop_extra`.
     fn stop_timing(&self, grace_seconds: Option<u64>) -> (Option<i32>, Duration) {
@@ -330,13 +339,9 @@ impl Runtime for DockerRuntime {
             labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             ..Default::default()
         };
-        self.deadline(
-            "create volume",
-            self.deadlines.call,
-            self.docker.create_volume(request),
-        )
-        .await
-        .map(|_| ())
+        self.call("create volume", self.docker.create_volume(request))
+            .await
+            .map(|_| ())
     }
 
     async fn create(&self, spec: &CreateSpec) -> RuntimeResult<String> {
@@ -359,12 +364,8 @@ impl Runtime for DockerRuntime {
     }
 
     async fn start(&self, id: &str) -> RuntimeResult<()> {
-        self.deadline(
-            "start container",
-            self.deadlines.call,
-            self.docker.start_container(id, None),
-        )
-        .await
+        self.call("start container", self.docker.start_container(id, None))
+            .await
     }
 
     async fn stop(&self, id: &str, grace_seconds: Option<u64>) -> RuntimeResult<()> {
@@ -379,27 +380,18 @@ impl Runtime for DockerRuntime {
     }
 
     async fn pause(&self, id: &str) -> RuntimeResult<()> {
-        self.deadline(
-            "pause container",
-            self.deadlines.call,
-            self.docker.pause_container(id),
-        )
-        .await
+        self.call("pause container", self.docker.pause_container(id))
+            .await
     }
 
     async fn unpause(&self, id: &str) -> RuntimeResult<()> {
-        self.deadline(
-            "unpause container",
-            self.deadlines.call,
-            self.docker.unpause_container(id),
-        )
-        .await
+        self.call("unpause container", self.docker.unpause_container(id))
+            .await
     }
 
     async fn update(&self, id: &str, limits: &Limits) -> RuntimeResult<()> {
-        self.deadline(
+        self.call(
             "update container",
-            self.deadlines.call,
             self.docker.update_container(id, update_body(limits)),
         )
         .await
@@ -440,9 +432,8 @@ impl Runtime for DockerRuntime {
         let options = KillContainerOptions {
             signal: signal.to_string(),
         };
-        self.deadline(
+        self.call(
             "kill container",
-            self.deadlines.call,
             self.docker.kill_container(id, Some(options)),
         )
         .await
@@ -511,9 +502,8 @@ impl Runtime for DockerRuntime {
         let options = RenameContainerOptions {
             name: name.to_string(),
         };
-        self.deadline(
+        self.call(
             "rename container",
-            self.deadlines.call,
             self.docker.rename_container(id, options),
         )
         .await
@@ -553,9 +543,8 @@ impl Runtime for DockerRuntime {
             noprune: false,
             platforms: None,
         };
-        self.deadline(
+        self.call(
             "remove image",
-            self.deadlines.call,
             self.docker.remove_image(image, Some(options), None),
         )
         .await

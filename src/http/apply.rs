@@ -19,30 +19,17 @@ use super::body::{body, items, read_documents};
 use super::error::{ApiError, ApiResult};
 use super::extract::Query;
 use super::state::ApiState;
+use super::views::{AppliedObject, ApplyResult, PlannedStep};
 use crate::auth::{Principal, Role};
 use crate::reconcile::preview::PreviewError;
 use crate::spec::{Kind, Validated};
-use crate::store::{
-    ObjectRecord, ObjectSource, StoreError, WriteItem, WriteOutcome, ownership_message,
-};
+use crate::store::{ObjectSource, StoreError, WriteItem, WriteOutcome, ownership_message};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyQuery {
     #[serde(default)]
     dry_run: bool,
-}
-
-pub fn outcome_json(outcome: &str, record: &ObjectRecord) -> Value {
-    json!({
-        "kind": record.kind,
-        "namespace": record.key.namespace,
-        "name": record.key.name,
-        "result": outcome,
-        "uid": record.uid,
-        "generation": record.generation,
-        "resourceVersion": record.resource_version.to_string(),
-    })
 }
 
 pub async fn apply(
@@ -101,7 +88,7 @@ pub async fn apply_bundle(
             .store
             .check_apply(&items(&docs), &ObjectSource::Api)
             .await?;
-        return dry_run(state, &docs).await.map(|v| Json(v).into_response());
+        return Ok(Json(dry_run(state, &docs).await?).into_response());
     }
     let results = state.store.apply(&items(&docs), &ObjectSource::Api).await?;
     if results.iter().any(|(o, _)| *o != WriteOutcome::Unchanged) {
@@ -111,12 +98,15 @@ pub async fn apply_bundle(
         .iter()
         .map(|(o, r)| format!("{} {}", r.describe(), o.as_str()))
         .collect();
-    let items: Vec<Value> = results
+    let items = results
         .iter()
-        .map(|(o, r)| outcome_json(o.as_str(), r))
+        .map(|(o, r)| AppliedObject::written(*o, r))
         .collect();
     Ok(noted(
-        Json(json!({ "dryRun": false, "items": items })),
+        Json(ApplyResult {
+            dry_run: false,
+            items,
+        }),
         format!("applied: {}", note.join(", ")),
         bundle_namespace(&docs),
     ))
@@ -136,7 +126,7 @@ pub fn diff_text(
         .unwrap_or_else(|_| serde_json::to_string_pretty(&doc).unwrap_or_default())
 }
 
-pub async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
+pub async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<ApplyResult> {
     let mut out = Vec::new();
     let mut candidates = Vec::new();
     for v in docs {
@@ -146,7 +136,7 @@ pub async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
         let meta = v.document.metadata();
         let new_text = diff_text(&meta.labels, &meta.annotations, &new_spec);
         let (result, old_text) = match &current {
-            None => ("created", String::new()),
+            None => (WriteOutcome::Created, String::new()),
             Some(r) => {
                 if r.source != ObjectSource::Api {
                     return Err(
@@ -155,9 +145,9 @@ pub async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
                 }
                 let old = diff_text(&r.labels, &r.annotations, &json!(r.spec));
                 let result = if old == new_text && !r.is_terminating() {
-                    "unchanged"
+                    WriteOutcome::Unchanged
                 } else {
-                    "configured"
+                    WriteOutcome::Configured
                 };
                 (result, old)
             }
@@ -167,13 +157,17 @@ pub async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
             .header("current", "applied")
             .to_string();
         candidates.push(WriteItem::new(v).would_store(current.as_ref()));
-        out.push(json!({
-            "kind": v.kind(),
-            "namespace": key.namespace,
-            "name": key.name,
-            "result": result,
-            "diff": diff,
-        }));
+        out.push(AppliedObject {
+            kind: v.kind(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            result,
+            uid: None,
+            generation: None,
+            resource_version: None,
+            diff: Some(diff),
+            plan: None,
+        });
     }
     let mut plans = state
         .controller
@@ -189,14 +183,20 @@ pub async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<Value> {
         if v.kind() != Kind::App {
             continue;
         }
-        let steps: Vec<Value> = plans
+        let steps = plans
             .remove(v.key())
             .unwrap_or_default()
             .steps
-            .iter()
-            .map(|s| json!({ "action": s.action.verb(), "reason": s.reason }))
+            .into_iter()
+            .map(|s| PlannedStep {
+                action: s.action.verb(),
+                reason: s.reason,
+            })
             .collect();
-        item["plan"] = json!(steps);
+        item.plan = Some(steps);
     }
-    Ok(json!({ "dryRun": true, "items": out }))
+    Ok(ApplyResult {
+        dry_run: true,
+        items: out,
+    })
 }

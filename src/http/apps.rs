@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::audit::noted;
@@ -19,12 +19,13 @@ use super::extract::{Path, Query, key_from_path};
 use super::selector::Selector;
 use super::state::ApiState;
 use super::stats;
+use super::views::{Items, ObjectList};
 use crate::auth::{Need, Principal, Role};
 use crate::images::PullPhase;
 use crate::spec::image::canonical_reference;
 use crate::spec::validate::{AppKey, check_namespace};
 use crate::spec::{Format, Kind, SpecError, Validated, parse_values, validate_bundle};
-use crate::store::{ObjectRecord, ObjectSource, WriteOutcome};
+use crate::store::{Event, ObjectRecord, ObjectSource, WriteOutcome};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -37,7 +38,7 @@ pub async fn list_response(
     state: &ApiState,
     records: Vec<ObjectRecord>,
     query: &ListQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ObjectList<Value>>> {
     let selector = Selector::parse(query.label_selector.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))?;
     let mut items = Vec::new();
@@ -50,16 +51,14 @@ pub async fn list_response(
         stats::add_usage(state, record, &mut doc).await;
         items.push(doc);
     }
-    Ok(Json(
-        json!({ "apiVersion": "wharf/v1", "kind": "AppList", "items": items }),
-    ))
+    Ok(Json(ObjectList::new("AppList", items)))
 }
 
 pub async fn list_all(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ObjectList<Value>>> {
     let mut records = state.store.list(Kind::App, None).await?;
     records.retain(|r| principal.may(Need::Namespace(Role::Viewer), Some(&r.key.namespace)));
     list_response(&state, records, &query).await
@@ -69,7 +68,7 @@ pub async fn list_namespace(
     State(state): State<ApiState>,
     Path(ns): Path<String>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ObjectList<Value>>> {
     check_namespace(&ns).map_err(ApiError::bad_request)?;
     let records = state.store.list(Kind::App, Some(&ns)).await?;
     list_response(&state, records, &query).await
@@ -101,11 +100,11 @@ pub async fn get_app(
 pub async fn app_events(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Items<Event>>> {
     let key = key_from_path(ns, name)?;
     let record = state.record(Kind::App, &key).await?;
     let events = state.store.events(&record.uid).await?;
-    Ok(Json(json!({ "items": events })))
+    Ok(Json(Items::new(events)))
 }
 
 pub fn check_path_matches(kind: Kind, key: &AppKey, v: &Validated) -> ApiResult<()> {
@@ -278,10 +277,25 @@ pub async fn delete_app(
     ))
 }
 
+/// The owners of a namespace's apps (the SRC API's users).
+#[derive(Debug, Serialize)]
+pub struct UserList {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub items: Vec<User>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct User {
+    pub name: String,
+    /// The names of the user's apps.
+    pub apps: Vec<String>,
+}
+
 pub async fn users(
     State(state): State<ApiState>,
     Path(ns): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserList>> {
     check_namespace(&ns).map_err(ApiError::bad_request)?;
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for record in state.store.list(Kind::App, Some(&ns)).await? {
@@ -292,11 +306,13 @@ pub async fn users(
                 .push(record.key.name.clone());
         }
     }
-    let items: Vec<Value> = owners
+    let items = owners
         .into_iter()
-        .map(|(name, apps)| json!({ "name": name, "apps": apps }))
+        .map(|(name, apps)| User { name, apps })
         .collect();
-    Ok(Json(
-        json!({ "kind": "UserList", "namespace": ns, "items": items }),
-    ))
+    Ok(Json(UserList {
+        kind: "UserList",
+        namespace: ns,
+        items,
+    }))
 }

@@ -7,22 +7,23 @@
 
 use axum::Json;
 use axum::extract::State;
-
-use super::extract::{Path, Query};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
+use super::extract::{Path, Query};
 use super::state::ApiState;
+use super::views::{Items, ObjectList};
 use crate::images::PullPhase;
 use crate::reconcile::status::{unix_rfc3339, users};
 use crate::runtime::image_match::{created_from, find_local};
-use crate::runtime::{RuntimeError, labels};
+use crate::runtime::{ImageSummary, RuntimeError, labels};
+use crate::spec::status::{ImagePhase, ImageStatus, ObjectStatus};
 use crate::spec::validate::{AppKey, check_name};
 use crate::spec::{ImageSpec, Kind};
-use crate::store::EventType;
-use crate::store::{ObjectRecord, ObjectSource, StoreError};
+use crate::store::{Event, EventType, ObjectRecord, ObjectSource, ObjectView, StoreError};
 
 fn image_key(name: String) -> ApiResult<AppKey> {
     check_name(&name).map_err(ApiError::bad_request)?;
@@ -38,28 +39,102 @@ fn spec_of(record: &ObjectRecord) -> ApiResult<ImageSpec> {
         .map_err(|e| ApiError::internal("stored Image no longer validates", e))
 }
 
-/// The stored document, with the live pull progress when a pull is under way (`spec` is the
-/// record's validated spec, when it still validates).
-fn with_live(state: &ApiState, record: &ObjectRecord, spec: Option<&ImageSpec>) -> Value {
-    let mut doc = record.to_document();
-    doc["managed"] = json!(true);
-    let Some(spec) = spec else {
-        return doc;
-    };
-    if let Some(pull) = state.images.memory(&spec.canonical).pull {
-        if !doc["status"].is_object() {
-            doc["status"] = json!({});
-        }
-        if pull.state == PullPhase::Pulling {
-            doc["status"]["phase"] = json!("Pulling");
-        }
-        doc["status"]["pull"] = json!(pull);
+/// A declared Image as the API shows it: its document, marked managed, with the live pull
+/// progress while a pull is under way.
+#[derive(Debug, Serialize)]
+pub struct DeclaredImage<'a> {
+    #[serde(flatten)]
+    pub object: ObjectView<'a>,
+    pub managed: bool,
+}
+
+/// An image in the engine that no Image object declares.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineImage {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub managed: bool,
+    pub metadata: EngineImageMeta,
+    pub status: EngineImageStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EngineImageMeta {
+    /// Its first tag, or the start of its id.
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineImageStatus {
+    pub phase: ImagePhase,
+    pub id: String,
+    pub tags: Vec<String>,
+    pub digests: Vec<String>,
+    pub size: i64,
+    pub created: Option<String>,
+    pub used_by: usize,
+    pub used_by_apps: Vec<String>,
+}
+
+/// One entry of the image list.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ImageItem<'a> {
+    Declared(DeclaredImage<'a>),
+    Engine(EngineImage),
+}
+
+/// The stored status with the live pull (`spec` is the record's validated spec, when it still
+/// validates): the pull as it moves, and phase `Pulling` while it does.
+fn live_status(
+    state: &ApiState,
+    record: &ObjectRecord,
+    spec: Option<&ImageSpec>,
+) -> Option<ObjectStatus> {
+    let pull = state.images.memory(&spec?.canonical).pull?;
+    let mut status = record
+        .image_status()
+        .cloned()
+        .unwrap_or_else(|| ImageStatus {
+            phase: ImagePhase::Missing,
+            observed_generation: None,
+            conditions: Vec::new(),
+            id: None,
+            digest: None,
+            tags: Vec::new(),
+            size: None,
+            created: None,
+            pulled_at: None,
+            last_checked_at: None,
+            remote_digest: None,
+            used_by: 0,
+            used_by_apps: Vec::new(),
+            pull: None,
+            message: None,
+        });
+    if pull.state == PullPhase::Pulling {
+        status.phase = ImagePhase::Pulling;
     }
-    doc
+    status.pull = Some(pull);
+    Some(ObjectStatus::Image(status))
+}
+
+/// `record` as the API shows it, with `live` (from `live_status`) in place of its stored status.
+fn declared<'a>(record: &'a ObjectRecord, live: &'a Option<ObjectStatus>) -> DeclaredImage<'a> {
+    let mut object = record.view();
+    if live.is_some() {
+        object.status = live.as_ref();
+    }
+    DeclaredImage {
+        object,
+        managed: true,
+    }
 }
 
 /// `GET /api/v1/images`: declared Images, then the engine's images no Image declares.
-pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<ApiState>) -> ApiResult<Response> {
     let records = state.store.list(Kind::Image, None).await?;
     let observed = state
         .controller
@@ -67,64 +142,65 @@ pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
         .await
         .map_err(|e| ApiError::runtime("listing the engine's images and containers", e))?;
     let (engine, containers) = (observed.images, observed.containers);
-    let mut declared_ids = Vec::new();
-    let mut items: Vec<Value> = Vec::new();
-    for record in &records {
-        let spec = spec_of(record).ok();
-        if let Some(local) = spec
-            .as_ref()
-            .and_then(|s| find_local(&engine, &s.canonical))
-        {
-            declared_ids.push(local.id.clone());
-        }
-        items.push(with_live(&state, record, spec.as_ref()));
-    }
-    for image in engine.iter().filter(|i| !declared_ids.contains(&i.id)) {
+    let specs: Vec<Option<ImageSpec>> = records.iter().map(|r| spec_of(r).ok()).collect();
+    let lives: Vec<Option<ObjectStatus>> = records
+        .iter()
+        .zip(&specs)
+        .map(|(r, s)| live_status(&state, r, s.as_ref()))
+        .collect();
+    let declared_ids: Vec<&str> = specs
+        .iter()
+        .flatten()
+        .filter_map(|s| find_local(&engine, &s.canonical))
+        .map(|i| i.id.as_str())
+        .collect();
+    let mut items: Vec<ImageItem<'_>> = records
+        .iter()
+        .zip(&lives)
+        .map(|(r, live)| ImageItem::Declared(declared(r, live)))
+        .collect();
+    for image in engine
+        .iter()
+        .filter(|i| !declared_ids.contains(&i.id.as_str()))
+    {
         let used = users(image, None, &containers);
         let name = image
             .repo_tags
             .first()
             .cloned()
             .unwrap_or_else(|| image.id.chars().take(19).collect());
-        items.push(json!({
-            "apiVersion": "wharf/v1",
-            "kind": "Image",
-            "managed": false,
-            "metadata": { "name": name },
-            "status": {
-                "phase": "Present",
-                "id": image.id,
-                "tags": image.repo_tags,
-                "digests": image.repo_digests,
-                "size": image.size,
-                "created": unix_rfc3339(image.created),
-                "usedBy": used.len(),
-                "usedByApps": used,
+        items.push(ImageItem::Engine(EngineImage {
+            api_version: crate::spec::wire::API_VERSION,
+            kind: "Image",
+            managed: false,
+            metadata: EngineImageMeta { name },
+            status: EngineImageStatus {
+                phase: ImagePhase::Present,
+                id: image.id.clone(),
+                tags: image.repo_tags.clone(),
+                digests: image.repo_digests.clone(),
+                size: image.size,
+                created: unix_rfc3339(image.created),
+                used_by: used.len(),
+                used_by_apps: used,
             },
         }));
     }
-    Ok(Json(
-        json!({ "apiVersion": "wharf/v1", "kind": "ImageList", "items": items }),
-    ))
+    Ok(Json(ObjectList::new("ImageList", items)).into_response())
 }
 
 /// `GET /api/v1/images/{name}`.
-pub async fn get(
-    State(state): State<ApiState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn get(State(state): State<ApiState>, Path(name): Path<String>) -> ApiResult<Response> {
     let key = image_key(name)?;
     let record = state.record(Kind::Image, &key).await?;
     let spec = spec_of(&record).ok();
-    Ok(Json(with_live(&state, &record, spec.as_ref())))
+    let live = live_status(&state, &record, spec.as_ref());
+    Ok(Json(declared(&record, &live)).into_response())
 }
 
 /// `POST /api/v1/images/{name}/pull`: pulls now, whatever the policy says, and answers when the
 /// pull is done. The loop is woken afterwards: apps using a changed image roll.
-pub async fn pull(
-    State(state): State<ApiState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn pull(State(state): State<ApiState>, Path(name): Path<String>) -> ApiResult<Response> {
     let key = image_key(name)?;
     let record = state.record(Kind::Image, &key).await?;
     if record.is_terminating() {
@@ -160,13 +236,14 @@ pub async fn pull(
     }
     state.wake.notify_one();
     result.map_err(|e| ApiError::runtime("pull", e))?;
-    Ok(Json(with_live(&state, &record, Some(&spec))))
+    let live = live_status(&state, &record, Some(&spec));
+    Ok(Json(declared(&record, &live)).into_response())
 }
 
 /// `POST /api/v1/images:update-all`: for every declared Image that may be pulled, one manifest
 /// HEAD to its registry; only images whose digest changed are pulled. The loop then rolls the
 /// apps using them, one app at a time per image.
-pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
+pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<UpdateAll>> {
     let records = state.store.list(Kind::Image, None).await?;
     let engine = state
         .controller
@@ -174,57 +251,19 @@ pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<Value>>
         .await
         .map_err(|e| ApiError::runtime("listing images", e))?;
     let mut items = Vec::new();
-    let mut pulled = 0;
     for record in records.iter().filter(|r| !r.is_terminating()) {
         let Ok(spec) = spec_of(record) else { continue };
-        let mut item = json!({ "name": record.key.name, "ref": spec.reference });
-        if spec.pull_policy == crate::spec::image::PullPolicy::Never {
-            item["result"] = json!("skipped");
-            item["message"] = json!("pullPolicy is Never");
-            items.push(item);
-            continue;
-        }
-        let creds = spec.credentials.as_ref();
-        match state
-            .images
-            .check_against(&spec.canonical, creds, &engine)
-            .await
-        {
-            Err(e) => {
-                item["result"] = json!("error");
-                item["reason"] = json!(e.reason());
-                item["message"] = json!(e.to_string());
-            }
-            Ok(check) => {
-                item["remoteDigest"] = json!(check.remote_digest);
-                item["localDigest"] = json!(check.local_digest);
-                if !check.changed {
-                    item["result"] = json!("unchanged");
-                } else {
-                    match state.images.pull(&spec.canonical, creds).await {
-                        Ok(()) => {
-                            pulled += 1;
-                            item["result"] = json!("pulled");
-                        }
-                        Err(e) => {
-                            item["result"] = json!("error");
-                            item["reason"] = json!(e.reason());
-                            item["message"] = json!(e.to_string());
-                        }
-                    }
-                }
-            }
-        }
-        let (kind, reason) = match item["result"].as_str() {
-            Some("error") => (EventType::Warning, "UpdateCheckFailed"),
-            Some("pulled") => (EventType::Normal, "Updated"),
+        let item = update_one(&state, &spec, &engine).await;
+        let (kind, reason) = match item.result {
+            UpdateResult::Error => (EventType::Warning, "UpdateCheckFailed"),
+            UpdateResult::Pulled => (EventType::Normal, "Updated"),
             _ => (EventType::Normal, "Checked"),
         };
         let message = format!(
             "update-all: {}{}",
-            item["result"].as_str().unwrap_or_default(),
-            item["message"]
-                .as_str()
+            item.result.as_str(),
+            item.message
+                .as_deref()
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default()
         );
@@ -235,12 +274,111 @@ pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<Value>>
         {
             tracing::warn!(image = %record.key, "could not record event: {e}");
         }
-        items.push(item);
+        items.push(UpdateItem {
+            name: record.key.name.clone(),
+            ..item
+        });
     }
+    let pulled = items
+        .iter()
+        .filter(|i| i.result == UpdateResult::Pulled)
+        .count();
     if pulled > 0 {
         state.wake.notify_one();
     }
-    Ok(Json(json!({ "pulled": pulled, "items": items })))
+    Ok(Json(UpdateAll { pulled, items }))
+}
+
+/// The answer to update-all.
+#[derive(Debug, Serialize)]
+pub struct UpdateAll {
+    /// How many images were pulled (their apps are then rolled).
+    pub pulled: usize,
+    pub items: Vec<UpdateItem>,
+}
+
+/// What update-all did for one declared Image.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateItem {
+    pub name: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub result: UpdateResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_digest: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateResult {
+    Skipped,
+    Unchanged,
+    Pulled,
+    Error,
+}
+
+impl UpdateResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            UpdateResult::Skipped => "skipped",
+            UpdateResult::Unchanged => "unchanged",
+            UpdateResult::Pulled => "pulled",
+            UpdateResult::Error => "error",
+        }
+    }
+}
+
+/// Checks one Image's registry digest against the engine's copy and pulls it when it changed.
+async fn update_one(state: &ApiState, spec: &ImageSpec, engine: &[ImageSummary]) -> UpdateItem {
+    let mut item = UpdateItem {
+        name: String::new(),
+        reference: spec.reference.clone(),
+        result: UpdateResult::Unchanged,
+        reason: None,
+        message: None,
+        remote_digest: None,
+        local_digest: None,
+    };
+    if spec.pull_policy == crate::spec::image::PullPolicy::Never {
+        item.result = UpdateResult::Skipped;
+        item.message = Some("pullPolicy is Never".into());
+        return item;
+    }
+    let creds = spec.credentials.as_ref();
+    let check = match state
+        .images
+        .check_against(&spec.canonical, creds, engine)
+        .await
+    {
+        Ok(check) => check,
+        Err(e) => {
+            item.result = UpdateResult::Error;
+            item.reason = Some(e.reason());
+            item.message = Some(e.to_string());
+            return item;
+        }
+    };
+    item.remote_digest = Some(check.remote_digest);
+    item.local_digest = check.local_digest;
+    if !check.changed {
+        return item;
+    }
+    match state.images.pull(&spec.canonical, creds).await {
+        Ok(()) => item.result = UpdateResult::Pulled,
+        Err(e) => {
+            item.result = UpdateResult::Error;
+            item.reason = Some(e.reason());
+            item.message = Some(e.to_string());
+        }
+    }
+    item
 }
 
 #[derive(Deserialize, Default)]
@@ -349,7 +487,7 @@ pub async fn delete(
 pub async fn image_events(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Items<Event>>> {
     check_name(&name).map_err(ApiError::bad_request)?;
     let key = AppKey {
         namespace: String::new(),
@@ -357,5 +495,5 @@ pub async fn image_events(
     };
     let record = state.record(Kind::Image, &key).await?;
     let events = state.store.events(&record.uid).await?;
-    Ok(Json(json!({ "items": events })))
+    Ok(Json(Items::new(events)))
 }

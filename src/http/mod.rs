@@ -4,7 +4,7 @@
 //! themselves.
 //!
 //! Leaf helpers (used by the resources, using none of them): `state`, `error`, `extract`,
-//! `body`, `time`, `audit`, `auth`, `selector`. One module per resource: `apply`, `apps`,
+//! `body`, `time`, `audit`, `auth`, `selector`, `views` (shared answer shapes). One module per resource: `apply`, `apps`,
 //! `actions`, `images`, `image_requests`, `stats`, `tokens`, `policy`, `audit_log`, `sources`,
 //! `health`. `routes` holds the route table and the router, and is the only module that names
 //! the resources.
@@ -29,6 +29,7 @@ pub mod state;
 pub mod stats;
 pub mod time;
 pub mod tokens;
+pub mod views;
 
 pub use routes::{ApiRoute, METRICS_NEED, api_routes, router};
 pub use state::{ApiState, DEFAULT_MAX_BODY};

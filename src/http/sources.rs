@@ -2,12 +2,19 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::error::ApiResult;
 use super::state::ApiState;
+use crate::store::SourceError;
 
-pub async fn sources(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
+/// Every spec file that currently fails to load or to take its objects, with why.
+#[derive(Debug, Serialize)]
+pub struct SourceProblems {
+    pub errors: Vec<SourceError>,
+}
+
+pub async fn sources(State(state): State<ApiState>) -> ApiResult<Json<SourceProblems>> {
     let errors = state.store.source_errors().await?;
-    Ok(Json(json!({ "errors": errors })))
+    Ok(Json(SourceProblems { errors }))
 }

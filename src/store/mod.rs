@@ -37,7 +37,10 @@ pub use admission::Admission;
 pub use events::{Event, EventType};
 pub use objects::ownership_message;
 pub use ports::PortRange;
-pub use record::{AppliedUpdate, ObjectRecord, ObjectSource, PortWants, WriteItem, WriteOutcome};
+pub use record::{
+    AppliedUpdate, MetadataView, ObjectRecord, ObjectSource, ObjectView, PortWants, WriteItem,
+    WriteOutcome,
+};
 pub use sources::{SourceError, SyncReport};
 pub use stats::{Point, Resolution, Retention, Sample};
 

@@ -14,6 +14,40 @@ use crate::spec::{
     AppSpec, ImageDocument, ImageSpec, Kind, ObjectSpec, Validated, validate_app, validate_image,
 };
 
+/// An object as the API shows it: `apiVersion`, `kind`, `metadata` (with the server-set fields),
+/// `spec` as written, and the server-owned `status`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectView<'a> {
+    pub api_version: &'static str,
+    pub kind: Kind,
+    pub metadata: MetadataView<'a>,
+    pub spec: &'a ObjectSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'a ObjectStatus>,
+}
+
+/// `metadata` as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataView<'a> {
+    pub name: &'a str,
+    /// Empty for cluster-scoped kinds (Image), and then left out.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub namespace: &'a str,
+    pub uid: &'a str,
+    pub generation: i64,
+    pub resource_version: String,
+    pub creation_timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<&'a str>,
+    pub source: &'a ObjectSource,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
 /// Who manages an object: the API (and the CLI), or one spec file of the watched directory.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ObjectSource {
@@ -88,38 +122,31 @@ pub struct AppliedUpdate {
 }
 
 impl ObjectRecord {
-    /// The full document, as the API returns it.
+    /// The object as the API shows it.
+    pub fn view(&self) -> ObjectView<'_> {
+        ObjectView {
+            api_version: API_VERSION,
+            kind: self.kind,
+            metadata: MetadataView {
+                name: &self.key.name,
+                namespace: &self.key.namespace,
+                uid: &self.uid,
+                generation: self.generation,
+                resource_version: self.resource_version.to_string(),
+                creation_timestamp: &self.created_at,
+                deletion_timestamp: self.deletion_timestamp.as_deref(),
+                source: &self.source,
+                labels: &self.labels,
+                annotations: &self.annotations,
+            },
+            spec: &self.spec,
+            status: self.status.as_ref(),
+        }
+    }
+
+    /// The full document, as the API returns it, as JSON (for handlers that add live figures).
     pub fn to_document(&self) -> serde_json::Value {
-        let mut metadata = serde_json::json!({
-            "name": self.key.name,
-            "uid": self.uid,
-            "generation": self.generation,
-            "resourceVersion": self.resource_version.to_string(),
-            "creationTimestamp": self.created_at,
-            "source": self.source.to_string(),
-        });
-        if !self.key.namespace.is_empty() {
-            metadata["namespace"] = serde_json::json!(self.key.namespace);
-        }
-        if !self.labels.is_empty() {
-            metadata["labels"] = serde_json::json!(self.labels);
-        }
-        if !self.annotations.is_empty() {
-            metadata["annotations"] = serde_json::json!(self.annotations);
-        }
-        if let Some(d) = &self.deletion_timestamp {
-            metadata["deletionTimestamp"] = serde_json::json!(d);
-        }
-        let mut doc = serde_json::json!({
-            "apiVersion": API_VERSION,
-            "kind": self.kind,
-            "metadata": metadata,
-            "spec": self.spec,
-        });
-        if let Some(status) = &self.status {
-            doc["status"] = serde_json::json!(status);
-        }
-        doc
+        serde_json::json!(self.view())
     }
 
     /// The stored spec as a wire document (for validation and planning).

@@ -16,8 +16,8 @@ use super::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::body::body;
 use super::error::{ApiError, ApiResult};
@@ -50,26 +50,61 @@ impl From<ActionError> for ApiError {
     }
 }
 
-async fn run_action(state: &ApiState, key: AppKey, action: AppAction) -> ApiResult<Json<Value>> {
+/// What an action did.
+#[derive(Debug, Serialize)]
+pub struct ActionResult {
+    pub kind: &'static str,
+    pub action: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub message: String,
+}
+
+/// What a git operation in the container printed, and what it found.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitResult {
+    pub kind: &'static str,
+    pub op: String,
+    pub argv: Vec<String>,
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+    /// `head`: the commit checked out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// `branch`: the current branch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// `branches`: every local branch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branches: Option<Vec<String>>,
+}
+
+async fn run_action(
+    state: &ApiState,
+    key: AppKey,
+    action: AppAction,
+) -> ApiResult<Json<ActionResult>> {
     let name = match &action {
         AppAction::Restart => "restart",
         AppAction::Kill { .. } => "kill",
         AppAction::HardReset { .. } => "hard-reset",
     };
     let message = state.controller.act(&key, action).await?;
-    Ok(Json(json!({
-        "kind": "ActionResult",
-        "action": name,
-        "namespace": key.namespace,
-        "name": key.name,
-        "message": message,
-    })))
+    Ok(Json(ActionResult {
+        kind: "ActionResult",
+        action: name,
+        namespace: key.namespace,
+        name: key.name,
+        message,
+    }))
 }
 
 pub async fn restart(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ActionResult>> {
     run_action(&state, key_from_path(ns, name)?, AppAction::Restart).await
 }
 
@@ -82,7 +117,7 @@ pub async fn kill(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
     Query(query): Query<KillQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ActionResult>> {
     let key = key_from_path(ns, name)?;
     let signal = parse_signal(query.signal.as_deref().unwrap_or("SIGKILL"))
         .map_err(|e| ApiError::bad_request(format!("signal: {e}")))?;
@@ -99,7 +134,7 @@ pub async fn hard_reset(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
     Query(query): Query<HardResetQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ActionResult>> {
     let key = key_from_path(ns, name)?;
     run_action(
         &state,
@@ -293,7 +328,7 @@ pub async fn git(
     Path((ns, name, op)): Path<(String, String, String)>,
     Query(query): Query<GitRequest>,
     bytes: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GitResult>> {
     let key = key_from_path(ns, name)?;
     let bytes = body(bytes)?;
     let request = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -351,26 +386,21 @@ pub async fn git(
     {
         tracing::warn!(app = %key, "could not record event: {e}");
     }
-    let mut answer = json!({
-        "kind": "GitResult",
-        "op": op,
-        "argv": argv,
-        "exitCode": output.exit_code,
-        "stdout": output.stdout,
-        "stderr": output.stderr,
-    });
-    if output.exit_code == 0 {
-        let text = output.stdout.trim();
-        match op.as_str() {
-            "head" => answer["head"] = json!(text),
-            "branch" => answer["branch"] = json!(text),
-            "branches" => {
-                answer["branches"] = json!(text.lines().map(str::trim).collect::<Vec<_>>())
-            }
-            _ => {}
-        }
-    }
-    Ok(Json(answer))
+    let text = output.stdout.trim().to_string();
+    let found = |wanted: &str| (output.exit_code == 0 && op == wanted).then(|| text.clone());
+    let (head, branch) = (found("head"), found("branch"));
+    let branches = found("branches").map(|t| t.lines().map(|l| l.trim().to_string()).collect());
+    Ok(Json(GitResult {
+        kind: "GitResult",
+        op,
+        argv,
+        exit_code: output.exit_code,
+        stdout: output.stdout,
+        stderr: output.stderr,
+        head,
+        branch,
+        branches,
+    }))
 }
 
 #[cfg(test)]

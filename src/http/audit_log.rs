@@ -2,14 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::Query;
 use super::state::ApiState;
 use super::time::parse_time;
-use crate::store::security::AuditQuery;
+use crate::store::security::{AuditEntry, AuditQuery};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -24,7 +23,7 @@ pub struct AuditParams {
 pub async fn audit(
     State(state): State<ApiState>,
     Query(params): Query<AuditParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditPage>> {
     let since = match params.since.as_deref() {
         None => None,
         Some(text) => Some(
@@ -54,5 +53,16 @@ pub async fn audit(
     let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|e| e.id))
         .flatten();
-    Ok(Json(json!({ "items": items, "nextBefore": next })))
+    Ok(Json(AuditPage {
+        items,
+        next_before: next,
+    }))
+}
+
+/// A page of the audit log, newest first; `nextBefore` asks for the page after it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    pub next_before: Option<i64>,
 }

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::policy::ViolationKind;
@@ -125,15 +126,13 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "code": self.status.as_u16(),
-            "reason": self.reason,
-            "message": self.message,
-        });
-        if let Some(d) = self.details {
-            body["details"] = d;
-        }
         let note = format!("{}: {}", self.reason, self.message);
+        let body = ErrorBody {
+            code: self.status.as_u16(),
+            reason: self.reason,
+            message: self.message,
+            details: self.details,
+        };
         let mut response = (self.status, Json(body)).into_response();
         response
             .extensions_mut()
@@ -148,3 +147,16 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The one error shape every route answers with.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// The HTTP status.
+    pub code: u16,
+    /// A stable machine-readable reason (`NotFound`, `Invalid`, `Conflict`, …).
+    pub reason: &'static str,
+    pub message: String,
+    /// Field causes of a 422, the rule of a policy refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}

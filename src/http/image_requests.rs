@@ -7,18 +7,20 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::audit::noted;
 use super::body::body;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Path, Query};
 use super::state::ApiState;
+use super::views::Items;
 use crate::auth::{Need, Principal, Role};
 use crate::spec::image::{RequestState, canonical_reference};
 use crate::spec::validate::{AppKey, check_name};
 use crate::spec::{Kind, parse_values, validate_bundle};
+use crate::store::security::ImageRequest;
 use crate::store::{ObjectSource, WriteItem};
 
 #[derive(Deserialize)]
@@ -62,7 +64,11 @@ pub async fn request_image(
         .map_err(|e| ApiError::bad_request(format!("ref: {e}")))?;
     if let Some(key) = declaring_image(&state, &canonical).await? {
         return Ok(noted(
-            Json(json!({ "ref": canonical, "state": RequestState::Approved, "image": key.name })),
+            Json(AlreadyApproved {
+                reference: canonical.clone(),
+                state: RequestState::Approved,
+                image: key.name.clone(),
+            }),
             format!("{canonical} is already approved (Image {})", key.name),
             None,
         ));
@@ -77,11 +83,8 @@ pub async fn request_image(
     } else {
         StatusCode::OK
     };
-    Ok(noted(
-        (status, Json(json!(r))),
-        format!("requested image {canonical} (request {})", r.id),
-        None,
-    ))
+    let note = format!("requested image {canonical} (request {})", r.id);
+    Ok(noted((status, Json(r)), note, None))
 }
 
 #[derive(Deserialize, Default)]
@@ -94,7 +97,7 @@ pub async fn list_image_requests(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     Query(params): Query<RequestListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Items<ImageRequest>>> {
     let wanted = params
         .state
         .as_deref()
@@ -105,7 +108,25 @@ pub async fn list_image_requests(
     let mine = (!principal.may(Need::Everywhere(Role::Admin), None))
         .then_some(principal.token_id.as_str());
     let items = state.store.image_requests(mine, wanted).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items::new(items)))
+}
+
+/// A request for a reference an Image already declares.
+#[derive(Debug, Serialize)]
+pub struct AlreadyApproved {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub state: RequestState,
+    /// The Image that declares it.
+    pub image: String,
+}
+
+/// An approved request and the Image its approval declared.
+#[derive(Debug, Serialize)]
+pub struct Approved {
+    #[serde(flatten)]
+    pub request: ImageRequest,
+    pub image: String,
 }
 
 pub fn request_id(text: &str) -> ApiResult<i64> {
@@ -205,10 +226,11 @@ pub async fn approve_image_request(
         .decide_image_request(id, RequestState::Approved, &principal.token_id, "")
         .await?;
     state.wake.notify_one();
-    let mut out = json!(decided);
-    out["image"] = json!(image);
     Ok(noted(
-        Json(out),
+        Json(Approved {
+            request: decided,
+            image: image.clone(),
+        }),
         format!(
             "approved image request {id}: {} (Image {image})",
             request.reference
@@ -251,11 +273,8 @@ pub async fn reject_image_request(
         )
         .await?;
     state.wake.notify_one();
-    Ok(noted(
-        Json(json!(decided)),
-        format!("rejected image request {id}: {}", decided.reference),
-        None,
-    ))
+    let note = format!("rejected image request {id}: {}", decided.reference);
+    Ok(noted(Json(decided), note, None))
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::audit::noted;
 use super::body::{body, body_format, text};
@@ -20,20 +21,20 @@ use crate::spec::validate::check_namespace;
 pub async fn get_policy(
     State(state): State<ApiState>,
     Path(ns): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NamespacePolicy>> {
     check_namespace(&ns).map_err(ApiError::bad_request)?;
     let over = state.store.namespace_policy(&ns).await?;
     let effective = state.store.effective_policy(&ns).await?;
     let admission = state.store.admission();
-    Ok(Json(json!({
-        "namespace": ns,
-        "override": over,
-        "effective": effective,
-        "hostMemoryAdmission": {
-            "percent": admission.host_memory_percent,
-            "hostMemory": admission.host_memory,
-        },
-    })))
+    Ok(Json(NamespacePolicy {
+        namespace: ns,
+        over,
+        effective: Some(effective),
+        host_memory_admission: Some(HostMemoryAdmission {
+            percent: admission.host_memory_percent,
+            host_memory: admission.host_memory,
+        }),
+    }))
 }
 
 pub async fn put_policy(
@@ -63,7 +64,12 @@ pub async fn put_policy(
         .set_namespace_policy(&ns, Some(&value), &principal.token_id)
         .await?;
     Ok(noted(
-        Json(json!({ "namespace": ns, "override": value })),
+        Json(NamespacePolicy {
+            namespace: ns.clone(),
+            over: Some(value.clone()),
+            effective: None,
+            host_memory_admission: None,
+        }),
         format!("set the policy of namespace {ns}: {value}"),
         Some(&ns),
     ))
@@ -80,8 +86,34 @@ pub async fn delete_policy(
         .set_namespace_policy(&ns, None, &principal.token_id)
         .await?;
     Ok(noted(
-        Json(json!({ "namespace": ns, "override": null })),
+        Json(NamespacePolicy {
+            namespace: ns.clone(),
+            over: None,
+            effective: None,
+            host_memory_admission: None,
+        }),
         format!("removed the policy override of namespace {ns}"),
         Some(&ns),
     ))
+}
+
+/// A namespace's policy: its own override (`null` when it has none) and, when read, the policy
+/// in effect there and the host memory admission.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespacePolicy {
+    pub namespace: String,
+    #[serde(rename = "override")]
+    pub over: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective: Option<crate::policy::Policy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_memory_admission: Option<HostMemoryAdmission>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostMemoryAdmission {
+    pub percent: u8,
+    pub host_memory: i64,
 }

@@ -6,19 +6,39 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::audit::noted;
 use super::body::body;
 use super::error::{ApiError, ApiResult};
 use super::extract::Path;
 use super::state::ApiState;
+use super::views::Items;
 use crate::auth::{ALL_NAMESPACES, Grant, Principal, new_token, token_digest};
 use crate::spec::validate::check_namespace;
+use crate::store::security::TokenInfo;
 
-pub async fn whoami(Extension(principal): Extension<Principal>) -> Json<Value> {
-    Json(json!({ "tokenId": principal.token_id, "grants": principal.grants }))
+/// The token in use and what it may do.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoAmI {
+    pub token_id: String,
+    pub grants: Vec<Grant>,
+}
+
+/// A new token: its record and, this once, its secret.
+#[derive(Debug, Serialize)]
+pub struct NewToken {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    pub token: String,
+}
+
+pub async fn whoami(Extension(principal): Extension<Principal>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        token_id: principal.token_id,
+        grants: principal.grants,
+    })
 }
 
 #[derive(Deserialize)]
@@ -95,18 +115,22 @@ pub async fn create_token(
         .iter()
         .map(|g| format!("{}@{}", g.role, g.namespace))
         .collect();
-    let mut out = json!(info);
-    out["token"] = json!(secret);
     Ok(noted(
-        (StatusCode::CREATED, Json(out)),
+        (
+            StatusCode::CREATED,
+            Json(NewToken {
+                info,
+                token: secret,
+            }),
+        ),
         format!("created token {id} ({})", grants.join(", ")),
         None,
     ))
 }
 
-pub async fn list_tokens(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
+pub async fn list_tokens(State(state): State<ApiState>) -> ApiResult<Json<Items<TokenInfo>>> {
     let tokens = state.store.tokens().await?;
-    Ok(Json(json!({ "items": tokens })))
+    Ok(Json(Items::new(tokens)))
 }
 
 pub async fn revoke_token(
@@ -117,9 +141,5 @@ pub async fn revoke_token(
         return Err(ApiError::bad_request(format!("{id:?} is not a token id")));
     }
     let info = state.store.revoke_token(&id).await?;
-    Ok(noted(
-        Json(json!(info)),
-        format!("revoked token {id}"),
-        None,
-    ))
+    Ok(noted(Json(info), format!("revoked token {id}"), None))
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 
 use super::extract::{Path, Query};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
@@ -15,9 +15,10 @@ use super::state::ApiState;
 use super::time::parse_time;
 use crate::reconcile::status::unix_rfc3339;
 use crate::spec::Kind;
+use crate::stats::host::HostStats;
 use crate::stats::is_current;
-use crate::stats::uptime::summarize;
-use crate::store::{ObjectRecord, Resolution, Retention};
+use crate::stats::uptime::{Downtime, Transition, summarize};
+use crate::store::{ObjectRecord, Point, Resolution, Retention};
 
 #[derive(Deserialize, Default)]
 pub struct StatsQuery {
@@ -61,7 +62,7 @@ pub async fn app_stats(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
     Query(query): Query<StatsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatsSeries>> {
     let key = key_from_path(ns, name)?;
     let now = chrono::Utc::now().timestamp_millis();
     let (since, until) = window(query.since.as_deref(), query.until.as_deref(), now)?;
@@ -81,24 +82,94 @@ pub async fn app_stats(
         .store
         .stats_series(&record.uid, since, until, resolution)
         .await?;
-    let items: Vec<Value> = points
-        .iter()
-        .map(|p| {
-            let mut v = json!(p);
-            v["time"] = json!(unix_rfc3339(p.t.div_euclid(1000)));
-            v
-        })
-        .collect();
-    Ok(Json(json!({
-        "kind": "StatsSeries",
-        "namespace": key.namespace,
-        "name": key.name,
-        "resolution": resolution,
-        "since": unix_rfc3339(since.div_euclid(1000)),
-        "until": unix_rfc3339(until.div_euclid(1000)),
-        "intervalSeconds": state.stats.interval.as_secs_f64(),
-        "items": items,
-    })))
+    Ok(Json(StatsSeries {
+        kind: "StatsSeries",
+        namespace: key.namespace,
+        name: key.name,
+        resolution,
+        since: time_of(since),
+        until: time_of(until),
+        interval_seconds: state.stats.interval.as_secs_f64(),
+        items: points.into_iter().map(|p| Timed::at(p.t, p)).collect(),
+    }))
+}
+
+/// Unix milliseconds as RFC 3339 (seconds).
+fn time_of(ms: i64) -> Option<String> {
+    unix_rfc3339(ms.div_euclid(1000))
+}
+
+/// A reading with its time (`t`, unix ms) also as RFC 3339 (`time`).
+#[derive(Debug, Serialize)]
+pub struct Timed<T> {
+    #[serde(flatten)]
+    pub reading: T,
+    pub time: Option<String>,
+}
+
+impl<T> Timed<T> {
+    fn at(t: i64, reading: T) -> Self {
+        Self {
+            reading,
+            time: time_of(t),
+        }
+    }
+}
+
+/// An app's stats over a window, at one resolution.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSeries {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub resolution: Resolution,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub interval_seconds: f64,
+    pub items: Vec<Timed<Point>>,
+}
+
+/// An app's availability over a window (the SRC API's uptime summary).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Uptime {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub duration: String,
+    pub since_time: Option<String>,
+    pub until_time: Option<String>,
+    /// Unix milliseconds.
+    pub since: i64,
+    pub until: i64,
+    pub availability_percent: Option<f64>,
+    pub up_seconds: f64,
+    pub down_seconds: f64,
+    pub unknown_seconds: f64,
+    pub restarts: u32,
+    pub ooms: u32,
+    pub downtime: Vec<TimedDowntime>,
+    pub series: Vec<Timed<Transition>>,
+}
+
+/// A down interval with its ends also as RFC 3339.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimedDowntime {
+    #[serde(flatten)]
+    pub downtime: Downtime,
+    pub from_time: Option<String>,
+    pub to_time: Option<String>,
+}
+
+/// Stored host readings over a window.
+#[derive(Debug, Serialize)]
+pub struct HostHistory {
+    pub kind: &'static str,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub items: Vec<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -113,7 +184,7 @@ pub async fn app_uptime(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
     Query(query): Query<UptimeQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Uptime>> {
     let key = key_from_path(ns, name)?;
     let duration = query.duration.as_deref().unwrap_or("day");
     let span_ms: i64 = match duration {
@@ -135,41 +206,45 @@ pub async fn app_uptime(
     let since = (until - span_ms).max(created).min(until - 1);
     let (before, within) = state.store.transitions(&record.uid, since, until).await?;
     let summary = summarize(before.as_ref(), &within, since, until);
-    let time = |ms: i64| json!(unix_rfc3339(ms.div_euclid(1000)));
-    let mut v = json!(summary);
-    v["kind"] = json!("Uptime");
-    v["namespace"] = json!(key.namespace);
-    v["name"] = json!(key.name);
-    v["duration"] = json!(duration);
-    v["sinceTime"] = time(since);
-    v["untilTime"] = time(until);
-    if let Some(series) = v["series"].as_array_mut() {
-        for item in series {
-            if let Some(t) = item["t"].as_i64() {
-                item["time"] = time(t);
-            }
-        }
-    }
-    if let Some(downtime) = v["downtime"].as_array_mut() {
-        for item in downtime {
-            if let (Some(from), Some(to)) = (item["from"].as_i64(), item["to"].as_i64()) {
-                item["fromTime"] = time(from);
-                item["toTime"] = time(to);
-            }
-        }
-    }
-    Ok(Json(v))
+    Ok(Json(Uptime {
+        kind: "Uptime",
+        namespace: key.namespace,
+        name: key.name,
+        duration: duration.to_string(),
+        since_time: time_of(since),
+        until_time: time_of(until),
+        since: summary.since,
+        until: summary.until,
+        availability_percent: summary.availability_percent,
+        up_seconds: summary.up_seconds,
+        down_seconds: summary.down_seconds,
+        unknown_seconds: summary.unknown_seconds,
+        restarts: summary.restarts,
+        ooms: summary.ooms,
+        downtime: summary
+            .downtime
+            .into_iter()
+            .map(|d| TimedDowntime {
+                from_time: time_of(d.from),
+                to_time: time_of(d.to),
+                downtime: d,
+            })
+            .collect(),
+        series: summary
+            .series
+            .into_iter()
+            .map(|t| Timed::at(t.t, t))
+            .collect(),
+    }))
 }
 
 /// `GET /api/v1/host/stats`: the host's figures now.
-pub async fn host_now() -> ApiResult<Json<Value>> {
+pub async fn host_now() -> ApiResult<Json<Timed<HostStats>>> {
     let reading = tokio::task::spawn_blocking(crate::stats::host::read)
         .await
         .map_err(|e| ApiError::internal("reading host stats", e))?
         .map_err(|e| ApiError::internal("reading host stats", e))?;
-    let mut v = json!(reading);
-    v["time"] = json!(unix_rfc3339(reading.t.div_euclid(1000)));
-    Ok(Json(v))
+    Ok(Json(Timed::at(reading.t, reading)))
 }
 
 #[derive(Deserialize, Default)]
@@ -185,19 +260,19 @@ const HOST_HISTORY_LIMIT: i64 = 8640;
 pub async fn host_history(
     State(state): State<ApiState>,
     Query(query): Query<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HostHistory>> {
     let now = chrono::Utc::now().timestamp_millis();
     let (since, until) = window(query.since.as_deref(), query.until.as_deref(), now)?;
     let items = state
         .store
         .host_samples(since, until, HOST_HISTORY_LIMIT)
         .await?;
-    Ok(Json(json!({
-        "kind": "HostStatsHistory",
-        "since": unix_rfc3339(since.div_euclid(1000)),
-        "until": unix_rfc3339(until.div_euclid(1000)),
-        "items": items,
-    })))
+    Ok(Json(HostHistory {
+        kind: "HostStatsHistory",
+        since: time_of(since),
+        until: time_of(until),
+        items,
+    }))
 }
 
 /// Adds the latest sample to `doc.status` while it is current (at most three intervals old):
@@ -215,7 +290,7 @@ pub async fn add_usage(state: &ApiState, record: &ObjectRecord, doc: &mut Value)
     status["memLimit"] = json!(sample.mem_limit);
     status["memMaxUsage"] = json!(sample.mem_max);
     status["cpuPercent"] = json!((sample.cpu * 100.0).round() / 100.0);
-    status["statsAt"] = json!(unix_rfc3339(sample.t.div_euclid(1000)));
+    status["statsAt"] = json!(time_of(sample.t));
 }
 
 #[cfg(test)]

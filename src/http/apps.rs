@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -21,11 +21,58 @@ use super::state::ApiState;
 use super::stats;
 use super::views::{Items, ObjectList};
 use crate::auth::{Need, Principal, Role};
-use crate::images::PullPhase;
+use crate::images::{PullPhase, PullState};
+use crate::spec::ObjectSpec;
 use crate::spec::image::canonical_reference;
+use crate::spec::status::ObjectStatus;
 use crate::spec::validate::{AppKey, check_namespace};
 use crate::spec::{Format, Kind, SpecError, Validated, parse_values, validate_bundle};
-use crate::store::{Event, ObjectRecord, ObjectSource, WriteOutcome};
+use crate::store::{Event, MetadataView, ObjectRecord, ObjectSource, WriteOutcome};
+
+/// An App as the API shows it: its document, with its latest usage and a pull under way added
+/// to its status.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppView<'a> {
+    pub api_version: &'static str,
+    pub kind: Kind,
+    pub metadata: MetadataView<'a>,
+    pub spec: &'a ObjectSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<LiveStatus<'a>>,
+}
+
+/// The stored status with what is live.
+#[derive(Debug, Serialize)]
+pub struct LiveStatus<'a> {
+    #[serde(flatten)]
+    pub stored: &'a ObjectStatus,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<stats::Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullState>,
+}
+
+impl<'a> AppView<'a> {
+    pub fn new(
+        record: &'a ObjectRecord,
+        usage: Option<stats::Usage>,
+        pull: Option<PullState>,
+    ) -> Self {
+        let view = record.view();
+        AppView {
+            api_version: view.api_version,
+            kind: view.kind,
+            metadata: view.metadata,
+            spec: view.spec,
+            status: view.status.map(|stored| LiveStatus {
+                stored,
+                usage,
+                pull,
+            }),
+        }
+    }
+}
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -38,27 +85,31 @@ pub async fn list_response(
     state: &ApiState,
     records: Vec<ObjectRecord>,
     query: &ListQuery,
-) -> ApiResult<Json<ObjectList<Value>>> {
+) -> ApiResult<Response> {
     let selector = Selector::parse(query.label_selector.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))?;
-    let mut items = Vec::new();
-    for record in records
+    let records: Vec<&ObjectRecord> = records
         .iter()
         .filter(|r| selector.matches(&r.labels))
         .filter(|r| query.owner.as_deref().is_none_or(|o| r.owner() == Some(o)))
-    {
-        let mut doc = record.to_document();
-        stats::add_usage(state, record, &mut doc).await;
-        items.push(doc);
+        .collect();
+    let mut live = Vec::with_capacity(records.len());
+    for record in &records {
+        live.push(stats::usage(state, record).await);
     }
-    Ok(Json(ObjectList::new("AppList", items)))
+    let items = records
+        .iter()
+        .zip(live)
+        .map(|(record, usage)| AppView::new(record, usage, None))
+        .collect();
+    Ok(Json(ObjectList::new("AppList", items)).into_response())
 }
 
 pub async fn list_all(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<ObjectList<Value>>> {
+) -> ApiResult<Response> {
     let mut records = state.store.list(Kind::App, None).await?;
     records.retain(|r| principal.may(Need::Namespace(Role::Viewer), Some(&r.key.namespace)));
     list_response(&state, records, &query).await
@@ -68,7 +119,7 @@ pub async fn list_namespace(
     State(state): State<ApiState>,
     Path(ns): Path<String>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<ObjectList<Value>>> {
+) -> ApiResult<Response> {
     check_namespace(&ns).map_err(ApiError::bad_request)?;
     let records = state.store.list(Kind::App, Some(&ns)).await?;
     list_response(&state, records, &query).await
@@ -77,11 +128,10 @@ pub async fn list_namespace(
 pub async fn get_app(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let key = key_from_path(ns, name)?;
     let record = state.record(Kind::App, &key).await?;
-    let mut doc = record.to_document();
-    stats::add_usage(&state, &record, &mut doc).await;
+    let usage = stats::usage(&state, &record).await;
     // While the app's image is being pulled, show the pull as it moves.
     let pulling = record
         .spec
@@ -89,12 +139,7 @@ pub async fn get_app(
         .and_then(|s| canonical_reference(&s.image).ok())
         .and_then(|r| state.images.memory(&r).pull)
         .filter(|p| p.state == PullPhase::Pulling);
-    if let Some(pull) = pulling
-        && doc["status"].is_object()
-    {
-        doc["status"]["pull"] = json!(pull);
-    }
-    Ok(Json(doc))
+    Ok(Json(AppView::new(&record, usage, pulling)).into_response())
 }
 
 pub async fn app_events(

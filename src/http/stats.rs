@@ -7,7 +7,7 @@ use axum::extract::State;
 
 use super::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::key_from_path;
@@ -275,22 +275,30 @@ pub async fn host_history(
     }))
 }
 
-/// Adds the latest sample to `doc.status` while it is current (at most three intervals old):
-/// a stopped app shows no stale usage.
-pub async fn add_usage(state: &ApiState, record: &ObjectRecord, doc: &mut Value) {
-    let Ok(Some(sample)) = state.store.latest_sample(&record.uid).await else {
-        return;
-    };
+/// The latest usage of an app, as its status shows it (the Flask API's container listing
+/// fields).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub mem_usage: i64,
+    pub mem_limit: i64,
+    pub mem_max_usage: i64,
+    pub cpu_percent: f64,
+    pub stats_at: Option<String>,
+}
+
+/// The latest sample while it is current (at most three intervals old): a stopped app shows no
+/// stale usage.
+pub async fn usage(state: &ApiState, record: &ObjectRecord) -> Option<Usage> {
+    let sample = state.store.latest_sample(&record.uid).await.ok()??;
     let now = chrono::Utc::now().timestamp_millis();
-    if !is_current(state.stats.interval, sample.t, now) || !doc["status"].is_object() {
-        return;
-    }
-    let status = &mut doc["status"];
-    status["memUsage"] = json!(sample.mem);
-    status["memLimit"] = json!(sample.mem_limit);
-    status["memMaxUsage"] = json!(sample.mem_max);
-    status["cpuPercent"] = json!((sample.cpu * 100.0).round() / 100.0);
-    status["statsAt"] = json!(time_of(sample.t));
+    is_current(state.stats.interval, sample.t, now).then(|| Usage {
+        mem_usage: sample.mem,
+        mem_limit: sample.mem_limit,
+        mem_max_usage: sample.mem_max,
+        cpu_percent: (sample.cpu * 100.0).round() / 100.0,
+        stats_at: time_of(sample.t),
+    })
 }
 
 #[cfg(test)]

@@ -246,6 +246,21 @@ mod tests {
         let store = Store::open(&dir.path().join("db.sqlite"))
             .await
             .expect("store");
+        let app = crate::spec::read_bundle(
+            "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec: {image: 'busybox:1'}\n",
+            crate::spec::Format::Yaml,
+            None,
+        )
+        .expect("valid");
+        let (_, record) = store
+            .apply(
+                &[crate::store::WriteItem::new(&app[0])],
+                &crate::store::ObjectSource::Api,
+            )
+            .await
+            .expect("stored")
+            .remove(0);
+        let uid = record.uid;
         let fake = Arc::new(FakeRuntime::default());
         fake.add_image("busybox:1");
         let spec = crate::runtime::CreateSpec {
@@ -256,7 +271,7 @@ mod tests {
                     labels::MANAGED_BY_VALUE.to_string(),
                 ),
                 (labels::INSTANCE.to_string(), "i".to_string()),
-                (labels::UID.to_string(), "u1".to_string()),
+                (labels::UID.to_string(), uid.clone()),
             ]
             .into(),
             config: crate::spec::validate::ContainerConfig {
@@ -276,7 +291,7 @@ mod tests {
         );
         assert_eq!(sampler.sample_once().await, Ok(1));
         let latest = store
-            .latest_sample("u1")
+            .latest_sample(&uid)
             .await
             .expect("read")
             .expect("a sample");

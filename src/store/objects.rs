@@ -283,10 +283,11 @@ impl Store {
     /// Removes an object whose deletion finished. Only a still-terminating object is removed:
     /// one re-applied meanwhile stays.
     pub async fn forget(&self, uid: &str) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
         let done =
             sqlx::query("DELETE FROM objects WHERE uid = ? AND deletion_timestamp IS NOT NULL")
                 .bind(uid)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         if done.rows_affected() > 0 {
             for table in [
@@ -298,10 +299,11 @@ impl Store {
             ] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
                     .bind(uid)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
             }
         }
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -168,7 +168,9 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for s in samples {
             sqlx::query(
-                "INSERT OR REPLACE INTO stats_samples (uid, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                // Only for objects that still exist: a reading taken just before its app was
+                // forgotten must not outlive it.
+                "INSERT OR REPLACE INTO stats_samples (uid, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE EXISTS (SELECT 1 FROM objects WHERE uid = ?1)",
             )
             .bind(&s.uid)
             .bind(s.t)
@@ -331,7 +333,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for t in transitions {
             sqlx::query(
-                "INSERT INTO uptime_transitions (uid, t, state, event, detail) VALUES (?, ?, ?, ?, ?)",
+                // As for samples: nothing is recorded for an app that is gone.
+                "INSERT INTO uptime_transitions (uid, t, state, event, detail) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM objects WHERE uid = ?1)",
             )
             .bind(&t.uid)
             .bind(t.t)
@@ -465,6 +468,13 @@ mod tests {
             .map(|i| sample("a", base + i * 10_000, i as f64, 100 + i))
             .chain([sample("b", base + 5_000, 50.0, 7)])
             .collect();
+        for uid in ["a", "b"] {
+            sqlx::query("INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, created_at) VALUES ('App', 'demo', ?1, ?1, 1, 1, 'api', '{}', '{}', '{}', '')")
+                .bind(uid)
+                .execute(&store.pool)
+                .await
+                .expect("object");
+        }
         store.insert_samples(&samples).await.expect("insert");
         let now = base + 2 * 3_600_000 + 1;
         store.roll_up(base, now).await.expect("roll up");

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::desired::{self, Context};
+use super::desired::{self, Context, needs_details};
 use super::execute::{ErrorClass, ExecError, execute};
 use super::memory::Memory;
 use super::observe::{Observer, Wants};
@@ -33,7 +33,7 @@ use crate::defaults;
 use crate::images::ImageService;
 use crate::images::registry::RegistryClient;
 use crate::metrics::Metrics;
-use crate::runtime::{ContainerState, ContainerSummary, HealthState, Runtime, labels};
+use crate::runtime::{ContainerState, ContainerSummary, Runtime, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::store::{ObjectRecord, Store};
@@ -574,41 +574,4 @@ fn list(keys: &[AppKey]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Whether planning needs a container's inspect details: it is stopped (exit code), out of date
-/// (the limits in force), new to the status (start time) or unhealthy (the probe's output) —
-/// unless its app is busy anyway.
-fn needs_details(
-    c: &ContainerSummary,
-    by_uid: &HashMap<&str, &ObjectRecord>,
-    desired: &Desired,
-) -> bool {
-    let tags = &c.labels;
-    let Some(uid) = tags.get(labels::UID) else {
-        return false;
-    };
-    let key = AppKey {
-        namespace: tags.get(labels::NAMESPACE).cloned().unwrap_or_default(),
-        name: tags.get(labels::APP).cloned().unwrap_or_default(),
-    };
-    if desired.busy.contains(&key) {
-        return false;
-    }
-    let running = c.state == ContainerState::Running;
-    let Some(record) = by_uid.get(uid.as_str()) else {
-        return !running;
-    };
-    let status_id = record.app_status().and_then(|s| s.container_id.as_deref());
-    let out_of_date = desired.apps.get(&record.key).is_some_and(|a| {
-        c.labels.get(labels::HASH_RECREATE) != Some(&a.hashes.recreate)
-            || record
-                .applied_hash_for(&c.id)
-                .as_ref()
-                .or(c.labels.get(labels::HASH_UPDATE))
-                != Some(&a.hashes.update)
-    });
-    // An unhealthy container's last probe output explains its Ready condition.
-    let unhealthy = c.health == Some(HealthState::Unhealthy);
-    !running || status_id != Some(c.id.as_str()) || out_of_date || unhealthy
 }

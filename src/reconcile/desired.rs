@@ -2,16 +2,18 @@
 //! memory and the images' memory), the approval gate and the image requests that word it.
 //!
 //! The loop's passes, the dry run's preview and hard resets all build through here, so a
-//! preview plans exactly what the loop would. Reads only: the loop keeps the memory in step with
+//! preview plans exactly what the loop would. `needs_details` says, from the same inputs, which
+//! containers the observation must inspect. Reads only: the loop keeps the memory in step with
 //! the store before it builds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio::time::Instant;
 
 use super::memory::Memory;
 use super::plan::{Desired, DesiredApp, DesiredImage, RequestNote};
 use crate::images::ImageService;
+use crate::runtime::{ContainerState, ContainerSummary, HealthState, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::store::ObjectRecord;
@@ -153,4 +155,41 @@ pub(super) fn with_candidates(
         by_key.insert((c.kind, c.key.clone()), c);
     }
     by_key.into_values().collect()
+}
+
+/// Whether planning needs a container's inspect details: it is stopped (exit code), out of date
+/// (the limits in force), new to the status (start time) or unhealthy (the probe's output) —
+/// unless its app is busy anyway.
+pub(super) fn needs_details(
+    c: &ContainerSummary,
+    by_uid: &HashMap<&str, &ObjectRecord>,
+    desired: &Desired,
+) -> bool {
+    let tags = &c.labels;
+    let Some(uid) = tags.get(labels::UID) else {
+        return false;
+    };
+    let key = AppKey {
+        namespace: tags.get(labels::NAMESPACE).cloned().unwrap_or_default(),
+        name: tags.get(labels::APP).cloned().unwrap_or_default(),
+    };
+    if desired.busy.contains(&key) {
+        return false;
+    }
+    let running = c.state == ContainerState::Running;
+    let Some(record) = by_uid.get(uid.as_str()) else {
+        return !running;
+    };
+    let status_id = record.app_status().and_then(|s| s.container_id.as_deref());
+    let out_of_date = desired.apps.get(&record.key).is_some_and(|a| {
+        c.labels.get(labels::HASH_RECREATE) != Some(&a.hashes.recreate)
+            || record
+                .applied_hash_for(&c.id)
+                .as_ref()
+                .or(c.labels.get(labels::HASH_UPDATE))
+                != Some(&a.hashes.update)
+    });
+    // An unhealthy container's last probe output explains its Ready condition.
+    let unhealthy = c.health == Some(HealthState::Unhealthy);
+    !running || status_id != Some(c.id.as_str()) || out_of_date || unhealthy
 }

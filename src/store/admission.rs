@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sqlx::{Sqlite, Transaction};
 
-use super::record::{ObjectRecord, WriteItem};
+use super::record::{ObjectRecord, WriteItem, decode_error};
 use super::{Store, StoreError, StoreResult};
 use crate::policy::{Policy, Totals, Usage};
 
@@ -69,13 +69,14 @@ impl Store {
     }
 
     pub(super) async fn load_usage(tx: &mut Transaction<'_, Sqlite>) -> StoreResult<UsageBook> {
-        let rows =
-            sqlx::query("SELECT * FROM objects WHERE kind = 'App' AND deletion_timestamp IS NULL")
-                .fetch_all(&mut **tx)
-                .await?;
+        let records: Vec<ObjectRecord> = sqlx::query_as(
+            "SELECT * FROM objects WHERE kind = 'App' AND deletion_timestamp IS NULL",
+        )
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(decode_error)?;
         let mut book = UsageBook::default();
-        for row in &rows {
-            let record = ObjectRecord::read(row)?;
+        for record in records {
             // An app that no longer validates holds what it last declared, as far as it reads.
             let usage = record.app_spec().map(|a| Usage::of(&a)).unwrap_or_default();
             book.by_uid

@@ -5,7 +5,7 @@
 use sqlx::{Sqlite, Transaction};
 
 use super::admission::UsageBook;
-use super::record::{ObjectRecord, ObjectSource, WriteItem, WriteOutcome};
+use super::record::{ObjectRecord, ObjectSource, WriteItem, WriteOutcome, decode_error};
 use super::{Store, StoreError, StoreResult, now_rfc3339, to_json};
 use crate::spec::Kind;
 use crate::spec::status::ObjectStatus;
@@ -30,25 +30,23 @@ impl Store {
         kind: Kind,
         key: &AppKey,
     ) -> StoreResult<Option<ObjectRecord>> {
-        let row =
-            sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
-                .bind(kind.as_str())
-                .bind(&key.namespace)
-                .bind(&key.name)
-                .fetch_optional(&mut **tx)
-                .await?;
-        row.as_ref().map(ObjectRecord::read).transpose()
+        sqlx::query_as("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+            .bind(kind.as_str())
+            .bind(&key.namespace)
+            .bind(&key.name)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(decode_error)
     }
 
     pub async fn get(&self, kind: Kind, key: &AppKey) -> StoreResult<Option<ObjectRecord>> {
-        let row =
-            sqlx::query("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
-                .bind(kind.as_str())
-                .bind(&key.namespace)
-                .bind(&key.name)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.as_ref().map(ObjectRecord::read).transpose()
+        sqlx::query_as("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+            .bind(kind.as_str())
+            .bind(&key.namespace)
+            .bind(&key.name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(decode_error)
     }
 
     /// All objects of a kind, or those of one namespace, ordered by namespace and name.
@@ -57,22 +55,14 @@ impl Store {
         kind: Kind,
         namespace: Option<&str>,
     ) -> StoreResult<Vec<ObjectRecord>> {
-        let rows = match namespace {
-            Some(ns) => sqlx::query(
-                "SELECT * FROM objects WHERE kind = ? AND namespace = ? ORDER BY namespace, name",
-            )
-            .bind(kind.as_str())
-            .bind(ns)
-            .fetch_all(&self.pool)
-            .await?,
-            None => {
-                sqlx::query("SELECT * FROM objects WHERE kind = ? ORDER BY namespace, name")
-                    .bind(kind.as_str())
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        rows.iter().map(ObjectRecord::read).collect()
+        sqlx::query_as(
+            "SELECT * FROM objects WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2) ORDER BY namespace, name",
+        )
+        .bind(kind.as_str())
+        .bind(namespace)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(decode_error)
     }
 
     /// Writes one object inside `tx`, enforcing ownership and the optional `resourceVersion`

@@ -317,9 +317,29 @@ fn read_status(kind: Kind, key: &AppKey, text: &str) -> Option<ObjectStatus> {
         .ok()
 }
 
+impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for ObjectRecord {
+    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        Self::read(row).map_err(|e| match e {
+            StoreError::Database(e) => e,
+            other => sqlx::Error::Decode(Box::new(other)),
+        })
+    }
+}
+
+/// A query's error, with a corrupt row's own error taken back out of sqlx's decode error.
+pub(super) fn decode_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Decode(inner) => match inner.downcast::<StoreError>() {
+            Ok(own) => *own,
+            Err(other) => StoreError::Database(sqlx::Error::Decode(other)),
+        },
+        other => StoreError::Database(other),
+    }
+}
+
 impl ObjectRecord {
-    /// Reads one row of `objects`.
-    pub(super) fn read(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Self> {
+    /// Reads one row of `objects` (through `FromRow`).
+    fn read(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Self> {
         let json = |col: &str| -> StoreResult<serde_json::Value> {
             let text: String = row.try_get(col)?;
             serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
@@ -397,5 +417,52 @@ impl PortWants {
             area: app.spec.port_area.as_ref().map(|a| a.size),
             host_ports,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::Kind;
+    use crate::spec::validate::AppKey;
+    use crate::store::{Store, StoreError};
+
+    #[tokio::test]
+    async fn a_corrupt_row_is_named_as_such_and_an_unreadable_spec_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite"))
+            .await
+            .expect("store");
+        for (name, labels, spec) in [
+            ("bad-labels", "not json", "{}"),
+            ("old-spec", "{}", r#"{"imageName": "from another version"}"#),
+        ] {
+            sqlx::query("INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, created_at) VALUES ('App', 'demo', ?1, ?1, 1, 1, 'api', ?2, '{}', ?3, '')")
+                .bind(name)
+                .bind(labels)
+                .bind(spec)
+                .execute(&store.pool)
+                .await
+                .expect("row");
+        }
+        let key = |name: &str| AppKey {
+            namespace: "demo".into(),
+            name: name.into(),
+        };
+        let err = store.get(Kind::App, &key("bad-labels")).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains("labels")),
+            "{err:?}"
+        );
+        let kept = store
+            .get(Kind::App, &key("old-spec"))
+            .await
+            .expect("readable row")
+            .expect("present");
+        assert!(
+            matches!(kept.spec, crate::spec::ObjectSpec::Unreadable(_)),
+            "{:?}",
+            kept.spec
+        );
+        assert!(kept.app_spec().is_err(), "it no longer validates: frozen");
     }
 }

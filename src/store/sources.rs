@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::record::{ObjectRecord, ObjectSource, WriteItem, WriteOutcome};
+use super::record::{ObjectRecord, ObjectSource, WriteItem, WriteOutcome, decode_error};
 use super::{Store, StoreError, StoreResult, now_rfc3339};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
@@ -83,11 +83,11 @@ impl Store {
 
     /// Objects owned by one source.
     pub async fn by_source(&self, source: &ObjectSource) -> StoreResult<Vec<ObjectRecord>> {
-        let rows = sqlx::query("SELECT * FROM objects WHERE source = ? ORDER BY namespace, name")
+        sqlx::query_as("SELECT * FROM objects WHERE source = ? ORDER BY namespace, name")
             .bind(source.to_string())
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(ObjectRecord::read).collect()
+            .await
+            .map_err(decode_error)
     }
 
     /// Makes the file-owned objects match a full scan of the watched directory, in one
@@ -173,13 +173,13 @@ impl Store {
                 }
             }
         }
-        let rows = sqlx::query(
+        let records: Vec<ObjectRecord> = sqlx::query_as(
             "SELECT * FROM objects WHERE source LIKE 'file:%' AND deletion_timestamp IS NULL",
         )
         .fetch_all(&mut *tx)
-        .await?;
-        for row in &rows {
-            let mut record = ObjectRecord::read(row)?;
+        .await
+        .map_err(decode_error)?;
+        for mut record in records {
             if declared.contains_key(&(record.kind, record.key.clone()))
                 || bad.contains(&record.source)
             {

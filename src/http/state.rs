@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 
 use super::error::{ApiError, ApiResult};
-use crate::images::ImageService;
+use crate::reconcile::images::ImageService;
 use crate::reconcile::{Controller, Health};
 use crate::runtime::Runtime;
 use crate::spec::Kind;

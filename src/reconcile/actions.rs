@@ -268,7 +268,7 @@ impl Controller {
         volumes: bool,
     ) -> Result<String, ActionError> {
         let now = Instant::now();
-        let mut app = desired_app(record, &self.lock().memory, now)
+        let mut app = desired_app(record, &self.memory(), now)
             .map_err(|e| ActionError::Failed(format!("stored spec no longer validates: {e}")))?;
         // Asked for now: no backoff, and a clean slate for a rolled-back generation.
         app.hold_until = None;

@@ -24,13 +24,13 @@ use tokio_util::task::TaskTracker;
 
 use super::desired::{self, Context, needs_details};
 use super::execute::{ErrorClass, ExecError, execute};
+use super::images::ImageService;
 use super::memory::Memory;
 use super::observe::{Observer, Wants};
 use super::plan::{Action, AppPlan, Desired, Observed, RolledBack, plan};
 use super::status::Failure;
 use crate::backoff;
 use crate::defaults;
-use crate::images::ImageService;
 use crate::images::registry::RegistryClient;
 use crate::metrics::Metrics;
 use crate::runtime::{ContainerState, ContainerSummary, Runtime, labels};
@@ -91,7 +91,6 @@ pub(super) struct LoopState {
     pub(super) inflight: BTreeSet<AppKey>,
     /// When each app's last work finished: an observation older than that is stale for it.
     pub(super) finished: HashMap<AppKey, Instant>,
-    pub(super) memory: Memory,
     docker_down: bool,
     outage: Option<ExponentialBackoff>,
 }
@@ -119,8 +118,10 @@ pub struct Controller {
     pub(super) config: ControllerConfig,
     pub(super) wake: Arc<Notify>,
     pub(super) ops: Arc<Semaphore>,
-    // std Mutex: held only for short, synchronous bookkeeping, never across an .await.
+    // std Mutexes: held only for short, synchronous bookkeeping, never across an .await; when
+    // both are held, the memory is taken first.
     state: Mutex<LoopState>,
+    memory: Arc<Mutex<Memory>>,
     /// Signalled whenever an app's work is released (actions wait on it for their app).
     pub(super) released: Notify,
     health: watch::Sender<Health>,
@@ -147,9 +148,15 @@ impl Controller {
     ) -> Arc<Self> {
         let registry =
             RegistryClient::new(config.insecure_registries.clone(), config.registry_timeout);
+        let memory = Arc::new(Mutex::new(Memory::default()));
         Arc::new(Self {
             store,
-            images: Arc::new(ImageService::new(Arc::clone(&runtime), registry)),
+            images: Arc::new(ImageService::new(
+                Arc::clone(&runtime),
+                registry,
+                Arc::clone(&memory),
+            )),
+            memory,
             runtime,
             ops: Arc::new(Semaphore::new(config.max_ops.max(1))),
             observer: Observer::new(config.instance.clone(), config.max_ops, config.resync),
@@ -189,6 +196,11 @@ impl Controller {
 
     pub fn health(&self) -> watch::Receiver<Health> {
         self.health.subscribe()
+    }
+
+    /// What the loop remembers (shared with the image operations).
+    pub(super) fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, LoopState> {
@@ -332,8 +344,8 @@ impl Controller {
                     let mut state = self.lock();
                     state.docker_down = false;
                     state.outage = None;
-                    state.memory.unblock_all();
                     drop(state);
+                    self.memory().unblock_all();
                     self.health.send_modify(|h| {
                         h.docker_connected = true;
                         h.docker_version = Some(version);
@@ -353,7 +365,7 @@ impl Controller {
         };
         let by_uid: HashMap<&str, &ObjectRecord> =
             records.iter().map(|r| (r.uid.as_str(), r)).collect();
-        self.lock().memory.sync(&records);
+        self.memory().sync(&records);
         let now = Instant::now();
         let mut desired = self.desired(&records, now).await;
         {
@@ -418,12 +430,13 @@ impl Controller {
     /// none).
     pub(super) async fn desired(&self, records: &[ObjectRecord], now: Instant) -> Desired {
         let mut desired = {
+            // Lock order: the memory, then the loop's state.
+            let memory = self.memory();
             let state = self.lock();
             let cx = Context {
                 instance: &self.config.instance,
                 require_approved_images: self.config.require_approved_images,
-                memory: &state.memory,
-                images: &self.images,
+                memory: &memory,
                 busy: &state.inflight,
             };
             desired::build(records, &cx, now)
@@ -477,16 +490,13 @@ impl Controller {
     }
 
     fn reset_healthy(&self, desired: &Desired, observed: &Observed, now: Instant) {
-        let mut state = self.lock();
+        let mut memory = self.memory();
         for app in desired.apps.values() {
             let running = observed.containers.iter().any(|c| {
                 c.summary.labels.get(labels::UID) == Some(&app.uid)
                     && c.summary.state == ContainerState::Running
             });
-            if state
-                .memory
-                .reset_healthy(&app.uid, running, now, HEALTHY_RESET)
-            {
+            if memory.reset_healthy(&app.uid, running, now, HEALTHY_RESET) {
                 tracing::info!(app = %app.spec.key, "healthy for 10 minutes; repair backoff reset");
             }
         }
@@ -518,10 +528,11 @@ impl Controller {
             self.metrics.docker_errors.inc();
         }
         let now = Instant::now();
+        // The memory first, then the release: a pass in between still sees the app busy.
         {
-            let mut state = self.lock();
+            let mut all = self.memory();
             if let Some(uid) = &app_plan.uid
-                && let Some(memory) = state.memory.get_mut(uid)
+                && let Some(memory) = all.get_mut(uid)
             {
                 match execution.error() {
                     Some((step, e)) => {
@@ -561,8 +572,8 @@ impl Controller {
                     }
                 }
             }
-            state.release(&key);
         }
+        self.lock().release(&key);
         self.released.notify_waiters();
         self.wake.notify_one();
     }

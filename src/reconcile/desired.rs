@@ -1,5 +1,5 @@
-//! The one builder of `Desired`: stored records plus what the loop remembers about them (its
-//! memory and the images' memory), the approval gate and the image requests that word it.
+//! The one builder of `Desired`: stored records plus what the loop remembers about them and
+//! about their images (one memory), the approval gate and the image requests that word it.
 //!
 //! The loop's passes, the dry run's preview and hard resets all build through here, so a
 //! preview plans exactly what the loop would. `needs_details` says, from the same inputs, which
@@ -12,7 +12,6 @@ use tokio::time::Instant;
 
 use super::memory::Memory;
 use super::plan::{Desired, DesiredApp, DesiredImage, RequestNote};
-use crate::images::ImageService;
 use crate::runtime::{ContainerState, ContainerSummary, HealthState, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
@@ -24,7 +23,6 @@ pub(super) struct Context<'a> {
     pub(super) instance: &'a str,
     pub(super) require_approved_images: bool,
     pub(super) memory: &'a Memory,
-    pub(super) images: &'a ImageService,
     /// Apps with work in flight.
     pub(super) busy: &'a BTreeSet<AppKey>,
 }
@@ -122,7 +120,7 @@ fn desired_image(
 ) -> Result<DesiredImage, String> {
     let spec = record.image_spec()?;
     let view = cx.memory.view(record, now);
-    let known = cx.images.memory(&spec.canonical);
+    let known = cx.memory.image(&spec.canonical);
     let check_due = spec.update_interval.is_some_and(|interval| {
         known.check_hold_until.is_none_or(|t| t <= now)
             && known

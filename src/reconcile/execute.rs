@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
+use super::images::ImageService;
 use super::plan::{Action, AppPlan, Step, Target};
-use crate::images::ImageService;
 use crate::images::registry::RegistryError;
 use crate::runtime::{
     ContainerDetails, ContainerState, CreateSpec, HealthState, Runtime, RuntimeError,
@@ -535,6 +535,7 @@ mod tests {
         let images = ImageService::new(
             std::sync::Arc::new(FakeRuntime::default()),
             RegistryClient::new(Vec::new(), Duration::from_secs(1)),
+            Default::default(),
         );
         Kit {
             fake,

@@ -1,5 +1,6 @@
-//! What the loop remembers about each object between passes: its backoff, repairs, last
-//! failure, the pull made for its generation and a rolled-back replacement. Lost on restart by
+//! What the loop remembers between passes — about each object: its backoff, repairs, last
+//! failure, the pull made for its generation and a rolled-back replacement; about each image
+//! reference: the last pull (live while it runs) and registry check. Lost on restart by
 //! design (a restarted wharf gives every app a fresh chance), except a rollback of the current
 //! generation, which the stored status keeps.
 //!
@@ -13,9 +14,18 @@ use backon::ExponentialBackoff;
 use tokio::time::Instant;
 
 use super::plan::RolledBack;
-use super::status::Failure;
 use crate::backoff;
+use crate::images::registry::RegistryError;
+use crate::spec::status::PullState;
 use crate::store::ObjectRecord;
+
+/// The last failed attempt to reconcile an app.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub generation: i64,
+    pub reason: String,
+    pub message: String,
+}
 
 /// One object's memory (Apps and Images alike).
 pub(super) struct ObjectMemory {
@@ -88,10 +98,27 @@ pub(super) struct View {
     pub(super) blocked_on_image: Option<Option<String>>,
 }
 
-/// Every object's memory, by uid.
+/// What wharf remembers about one image reference (in memory; the Image status keeps the
+/// times across restarts).
+#[derive(Clone, Debug, Default)]
+pub struct ImageMemory {
+    pub pulled_at: Option<String>,
+    pub pull: Option<PullState>,
+    pub checked_at: Option<String>,
+    pub checked: Option<Instant>,
+    pub remote_digest: Option<String>,
+    pub check_error: Option<RegistryError>,
+    /// A rate-limited registry is not asked again before this.
+    pub check_hold_until: Option<Instant>,
+    pub(super) rate_limit_backoff: Option<Duration>,
+}
+
+/// Everything the loop remembers: every object's memory by uid, and every image reference's
+/// (pulls, registry checks) by canonical reference.
 #[derive(Default)]
-pub(super) struct Memory {
+pub struct Memory {
     objects: HashMap<String, ObjectMemory>,
+    images: HashMap<String, ImageMemory>,
 }
 
 impl Memory {
@@ -141,6 +168,15 @@ impl Memory {
                 m.hold_until = None;
             }
         }
+    }
+
+    /// What is remembered about an image reference (canonical form).
+    pub(super) fn image(&self, reference: &str) -> ImageMemory {
+        self.images.get(reference).cloned().unwrap_or_default()
+    }
+
+    pub(super) fn image_mut(&mut self, reference: &str) -> &mut ImageMemory {
+        self.images.entry(reference.to_string()).or_default()
     }
 
     pub(super) fn get(&self, uid: &str) -> Option<&ObjectMemory> {

@@ -1,7 +1,8 @@
 //! Reconciliation: observe Docker, plan (pure), execute, publish status.
 //!
 //! - `observe`: the one look at the engine (listings, inspect fan-out, image cache).
-//! - `memory`: what the loop remembers about each object between passes.
+//! - `memory`: what the loop remembers between passes, about each object and each image.
+//! - `images`: pulls and registry checks, recorded in that memory.
 //! - `desired`: the one builder of `Desired` from stored records and that memory.
 //! - `plan`: the pure planner and its step types.
 //! - `status`: app status from what was observed and planned.
@@ -17,7 +18,8 @@ pub mod actions;
 pub mod controller;
 mod desired;
 pub mod execute;
-mod memory;
+pub mod images;
+pub mod memory;
 pub mod observe;
 pub mod plan;
 pub mod preview;

@@ -26,10 +26,11 @@ impl Controller {
     ) {
         let now = now_rfc3339();
         let mut changed = Vec::new();
+        // The failure first, then whether work finished since the observation: work that ends
+        // in between makes the app stale, so the two are never mixed.
         let fresh = |key: &AppKey, uid: &str| {
-            let state = self.lock();
-            let failure = state.memory.get(uid).and_then(|m| m.failure.clone());
-            (!state.is_stale(key, observed_at)).then_some(failure)
+            let failure = self.memory().get(uid).and_then(|m| m.failure.clone());
+            (!self.lock().is_stale(key, observed_at)).then_some(failure)
         };
         for (key, app) in &desired.apps {
             let Some(failure) = fresh(key, &app.uid) else {
@@ -69,7 +70,7 @@ impl Controller {
                 image,
                 find_local(&observed.images, &image.spec.canonical),
                 &observed.containers,
-                &self.images.memory(&image.spec.canonical),
+                &self.memory().image(&image.spec.canonical),
                 plans.get(key),
                 failure.as_ref(),
                 record.image_status(),

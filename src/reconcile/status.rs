@@ -1,8 +1,9 @@
 //! App status: computed from the desired app, its observed container, the pending plan and the
 //! last failure. Pure; the loop stores the result when it changed.
 
+pub use super::memory::Failure;
+use super::memory::ImageMemory;
 use super::plan::{AppPlan, DesiredApp, DesiredImage, ObservedContainer};
-use crate::images::ImageMemory;
 use crate::runtime::image_match::repo_digest;
 use crate::runtime::{ContainerState, HealthState, ImageSummary};
 use crate::spec::image::PullPolicy;
@@ -11,14 +12,6 @@ pub use crate::spec::status::{
     RolledBackStatus,
 };
 use crate::spec::wire::DesiredState;
-
-/// The last failed attempt to reconcile an app.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Failure {
-    pub generation: i64,
-    pub reason: String,
-    pub message: String,
-}
 
 /// A condition; `previous` is the same condition in the last status (its transition time is
 /// kept while the status stays the same).

@@ -11,8 +11,6 @@ use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 use wharf::auth::token_digest;
 use wharf::http::{ApiState, router};
-use wharf::images::ImageService;
-use wharf::images::registry::RegistryClient;
 use wharf::reconcile::{Controller, ControllerConfig, Health};
 use wharf::runtime::fake::FakeRuntime;
 use wharf::store::{Admission, Store};
@@ -44,19 +42,15 @@ async fn api_with(config: ControllerConfig) -> Api {
             ..Admission::default()
         });
     let runtime: Arc<FakeRuntime> = Arc::new(FakeRuntime::default());
-    let images = ImageService::new(
-        runtime.clone(),
-        RegistryClient::new(Vec::new(), std::time::Duration::from_secs(5)),
-    );
     let wake = Arc::new(Notify::new());
     let controller = Controller::new(store.clone(), runtime.clone(), config, Arc::clone(&wake));
     let store_handle = store.clone();
     let state = ApiState {
         store,
         runtime: runtime.clone(),
+        images: controller.images(),
         controller,
         stats: wharf::stats::StatsConfig::default(),
-        images: Arc::new(images),
         wake,
         admin_sha256: token_digest(TOKEN),
         health: watch::channel(Health::default()).1,

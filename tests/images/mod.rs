@@ -533,9 +533,10 @@ async fn a_rate_limited_registry_is_backed_off_not_hammered() {
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let runtime = Arc::new(wharf::runtime::fake::FakeRuntime::default());
-    let service = wharf::images::ImageService::new(
+    let service = wharf::reconcile::images::ImageService::new(
         runtime,
         wharf::images::registry::RegistryClient::new(Vec::new(), Duration::from_secs(5)),
+        Default::default(),
     );
     let reference = format!("127.0.0.1:{}/team/app:1", addr.port());
     let first = service.check(&reference, None).await.unwrap_err();

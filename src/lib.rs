@@ -11,18 +11,18 @@
 //! - `store`: sqlx/SQLite — desired objects, status, events; ownership and preconditions; port
 //!   claims; stats samples and rollups.
 //! - `reconcile`: observe → build desired → plan (pure) → execute, the loop, status, previews.
-//! - `runtime`: the Docker seam (the bollard adapter with deadlines, the only file that names
-//!   bollard; a recording fake behind the `testing` feature).
+//! - `runtime`: the Docker seam (the bollard adapter with deadlines in `runtime/docker/`, the
+//!   only code that names bollard; a recording fake behind the `testing` feature).
 //! - `backoff`: every retry delay wharf uses.
 //! - `defaults`: every default of `wharf serve`.
 //! - `stats`: the stats sampler (one-shot engine stats → samples), rollups and retention.
-//! - `images`: pulls with live progress, registry digest checks, registry credentials.
+//! - `images`: the registry client (digest checks) and registry credentials.
 //! - `http`: the REST API (`router(state)`).
 //! - `schemas`: the published JSON Schemas.
 //! - `metrics`: Prometheus metrics: loop and API counters, per-app figures at scrape time.
 //! - `cli`: the client commands of the `wharf` binary.
 //! - `server`: wires them together for `wharf serve` and for tests.
-
+//! - `auth`: tokens, roles per namespace, what a route needs; `policy`: admission rules.
 //!
 //! # One apply, from the request to the engine
 //! 1. `http/routes.rs` routes `POST /api/v1/apply` through `http/auth.rs` (bearer token →

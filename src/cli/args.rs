@@ -1,5 +1,8 @@
 //! The command line: every command, flag and default of the `wharf` binary (clap), and the
 //! conversion of `wharf serve`'s flags into a `ServeConfig`. `main.rs` parses and dispatches.
+//!
+//! The doc comments here are the `--help` text, written for a terminal, not for rustdoc.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -27,7 +27,7 @@ async fn apply_creates_a_container_with_every_declared_field() {
         &format!(
             "  image: {IMAGE_V1}\n  owner: john\n  command: {SLEEPER}\n  env: {{TZ: UTC, GREETING: hello}}\n  ports: ['127.0.0.1:18181:80/tcp', {{containerPort: 53, protocol: udp}}]\n  resources:\n    memory: 64Mi\n    cpus: 0.5\n    pids: 64\n    blkio:\n      deviceReadBps: [{{path: {device}, rate: 10Mi}}]\n      deviceWriteIops: [{{path: {device}, rate: 100}}]\n  volumes: [{{name: work, mountPath: /work}}]\n  restartPolicy: {{name: on-failure, maxRetries: 3}}\n  stopGracePeriod: 2s\n"
         ),
-    ) + "---\n" + &h.app_yaml("half", &format!("{}  resources: {{cpuPercent: 50, memory: 32m}}\n", Harness::sleeper_spec(IMAGE_V1)));
+    ) + "---\n" + &h.sleeper_app("half", "  resources: {cpuPercent: 50, memory: 32m}\n");
     let (status, body) = h.apply(&yaml).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["items"][0]["result"], "created");
@@ -112,25 +112,16 @@ async fn apply_creates_a_container_with_every_declared_field() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unchanged_reapply_keeps_the_container() {
     let h = Harness::start("t-unchanged").await;
-    let yaml = h.app_yaml(
-        "web",
-        &format!(
-            "{}  env: [B=2, A=1]\n  ports: ['18282:80']\n",
-            Harness::sleeper_spec(IMAGE_V1)
-        ),
-    );
+    let yaml = h.sleeper_app("web", "  env: [B=2, A=1]\n  ports: ['18282:80']\n");
     h.apply(&yaml).await;
     h.wait_ready("web").await;
     let before = h.container_id("web").await.unwrap();
     let (_, body) = h.apply(&yaml).await;
     assert_eq!(body["items"][0]["result"], "unchanged");
     // The same spec spelled differently (env as a map, ports as objects) is also no change.
-    let respelled = h.app_yaml(
+    let respelled = h.sleeper_app(
         "web",
-        &format!(
-            "{}  env: {{A: '1', B: '2'}}\n  ports: [{{containerPort: 80, hostPort: 18282}}]\n",
-            Harness::sleeper_spec(IMAGE_V1)
-        ),
+        "  env: {A: '1', B: '2'}\n  ports: [{containerPort: 80, hostPort: 18282}]\n",
     );
     let (_, body) = h.apply(&respelled).await;
     assert_eq!(
@@ -152,10 +143,7 @@ async fn unchanged_reapply_keeps_the_container() {
 async fn limit_changes_are_applied_in_place() {
     let h = Harness::start("t-inplace").await;
     let spec = |memory: &str, cpus: &str, pids: u32| {
-        h.app_yaml(
-            "web",
-            &format!("{}  resources: {{memory: {memory}, cpus: {cpus}, pids: {pids}}}\n  restartPolicy: {{name: always}}\n", Harness::sleeper_spec(IMAGE_V1)),
-        )
+        h.sleeper_app("web", &format!("  resources: {{memory: {memory}, cpus: {cpus}, pids: {pids}}}\n  restartPolicy: {{name: always}}\n"))
     };
     h.apply(&spec("64Mi", "0.5", 50)).await;
     h.wait_ready("web").await;
@@ -189,12 +177,9 @@ async fn limit_changes_are_applied_in_place() {
     );
 
     // Lifting the memory limit cannot be done in place: the container is replaced.
-    h.apply(&h.app_yaml(
+    h.apply(&h.sleeper_app(
         "web",
-        &format!(
-            "{}  resources: {{cpus: 1, pids: 80}}\n  restartPolicy: {{name: always}}\n",
-            Harness::sleeper_spec(IMAGE_V1)
-        ),
+        "  resources: {cpus: 1, pids: 80}\n  restartPolicy: {name: always}\n",
     ))
     .await;
     h.wait_ready("web").await;
@@ -207,12 +192,9 @@ async fn limit_changes_are_applied_in_place() {
 #[tokio::test(flavor = "multi_thread")]
 async fn recreate_class_changes_replace_the_container() {
     let h = Harness::start("t-recreate").await;
-    h.apply(&h.app_yaml(
+    h.apply(&h.sleeper_app(
         "web",
-        &format!(
-            "{}  env: {{V: a}}\n  volumes: [{{name: data, mountPath: /data}}]\n",
-            Harness::sleeper_spec(IMAGE_V1)
-        ),
+        "  env: {V: a}\n  volumes: [{name: data, mountPath: /data}]\n",
     ))
     .await;
     h.wait_ready("web").await;
@@ -239,8 +221,7 @@ async fn recreate_class_changes_replace_the_container() {
 #[tokio::test(flavor = "multi_thread")]
 async fn declared_state_pauses_stops_and_starts() {
     let h = Harness::start("t-state").await;
-    h.apply(&h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)))
-        .await;
+    h.apply(&h.sleeper_app("web", "")).await;
     h.wait_ready("web").await;
     let id = h.container_id("web").await.unwrap();
 
@@ -271,8 +252,7 @@ async fn declared_state_pauses_stops_and_starts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_behind_wharfs_back_is_repaired() {
     let h = Harness::start("t-drift").await;
-    h.apply(&h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)))
-        .await;
+    h.apply(&h.sleeper_app("web", "")).await;
     h.wait_ready("web").await;
     let docker = docker().await;
     let name = h.container_name("web");
@@ -413,8 +393,7 @@ async fn foreign_containers_are_never_touched() {
             .unwrap();
         docker.start_container(name, None).await.unwrap();
     }
-    h.apply(&h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)))
-        .await;
+    h.apply(&h.sleeper_app("web", "")).await;
     h.wait_ready("web").await;
     h.settle(3).await;
     for name in [&foreign, &other] {
@@ -440,9 +419,8 @@ async fn foreign_containers_are_never_touched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_adopts_containers_without_duplicates() {
     let mut h = Harness::start("t-adopt").await;
-    h.apply(&h.app_yaml("a", &Harness::sleeper_spec(IMAGE_V1)))
-        .await;
-    h.write_spec("b.yaml", &h.app_yaml("b", &Harness::sleeper_spec(IMAGE_V1)));
+    h.apply(&h.sleeper_app("a", "")).await;
+    h.write_spec("b.yaml", &h.sleeper_app("b", ""));
     h.wait_ready("a").await;
     h.wait_ready("b").await;
     let (a, b) = (
@@ -462,13 +440,7 @@ async fn restart_adopts_containers_without_duplicates() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_spec_file_leaves_the_running_app_untouched() {
     let h = Harness::start("t-invalid").await;
-    let good = h.app_yaml(
-        "web",
-        &format!(
-            "{}  resources: {{memory: 64Mi}}\n",
-            Harness::sleeper_spec(IMAGE_V1)
-        ),
-    );
+    let good = h.sleeper_app("web", "  resources: {memory: 64Mi}\n");
     h.write_spec("team/web.yaml", &good);
     h.wait_ready("web").await;
     let id = h.container_id("web").await.unwrap();
@@ -541,12 +513,8 @@ async fn an_invalid_spec_file_leaves_the_running_app_untouched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_file_or_an_object_removes_the_container() {
     let h = Harness::start("t-delete").await;
-    let path = h.write_spec(
-        "web.yaml",
-        &h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)),
-    );
-    h.apply(&h.app_yaml("api", &Harness::sleeper_spec(IMAGE_V1)))
-        .await;
+    let path = h.write_spec("web.yaml", &h.sleeper_app("web", ""));
+    h.apply(&h.sleeper_app("api", "")).await;
     h.wait_ready("web").await;
     h.wait_ready("api").await;
 
@@ -570,10 +538,7 @@ async fn deleting_a_file_or_an_object_removes_the_container() {
 #[tokio::test(flavor = "multi_thread")]
 async fn files_and_the_api_cannot_take_each_others_objects() {
     let h = Harness::start("t-owner").await;
-    h.write_spec(
-        "web.yaml",
-        &h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)),
-    );
+    h.write_spec("web.yaml", &h.sleeper_app("web", ""));
     h.wait_ready("web").await;
     // The API may not change a file's object...
     let (status, body) = h
@@ -587,8 +552,7 @@ async fn files_and_the_api_cannot_take_each_others_objects() {
     let (status, _) = h.delete("web").await;
     assert_eq!(status, 409);
     // ...and a file may not take the API's.
-    h.apply(&h.app_yaml("api", &Harness::sleeper_spec(IMAGE_V1)))
-        .await;
+    h.apply(&h.sleeper_app("api", "")).await;
     h.wait_ready("api").await;
     let api_id = h.container_id("api").await.unwrap();
     h.write_spec(

@@ -64,7 +64,7 @@ async fn apply_wait_get_diff_delete() {
     let h = Harness::start("t-cli").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("web.yaml");
-    std::fs::write(&file, h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1))).unwrap();
+    std::fs::write(&file, h.sleeper_app("web", "")).unwrap();
     let path = file.to_str().unwrap().to_string();
     let ns = h.namespace.clone();
 
@@ -96,14 +96,7 @@ async fn apply_wait_get_diff_delete() {
 
     let out = run(vec!["diff".into(), "-f".into(), path.clone()]).await;
     assert_eq!(out.status.code(), Some(0), "no differences: {}", text(&out));
-    std::fs::write(
-        &file,
-        h.app_yaml(
-            "web",
-            &format!("{}  state: stopped\n", Harness::sleeper_spec(IMAGE_V1)),
-        ),
-    )
-    .unwrap();
+    std::fs::write(&file, h.sleeper_app("web", "  state: stopped\n")).unwrap();
     let out = run(vec!["diff".into(), "-f".into(), path.clone()]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -270,10 +263,7 @@ async fn run_creates_image_user_apps_and_state_shorthands_patch_the_spec() {
     assert!(text(&out).contains("busybox--john"), "{}", text(&out));
 
     // A file-owned app is changed in its file: the shorthand says where.
-    h.write_spec(
-        "owned.yaml",
-        &h.app_yaml("owned", &Harness::sleeper_spec(IMAGE_V1)),
-    );
+    h.write_spec("owned.yaml", &h.sleeper_app("owned", ""));
     h.wait_ready("owned").await;
     let out = run(args(&format!("pause app owned -n {ns}"))).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));

@@ -237,12 +237,9 @@ async fn port_areas_never_overlap_survive_a_restart_and_are_freed_on_delete() {
     })
     .await;
     let size = lowest.1 - lowest.0 + 1;
-    let again = h.app_yaml(
+    let again = h.sleeper_app(
         "again",
-        &format!(
-            "{}  state: stopped\n  portArea: {{size: {size}}}\n",
-            Harness::sleeper_spec(IMAGE_V1)
-        ),
+        &format!("  state: stopped\n  portArea: {{size: {size}}}\n"),
     );
     assert_eq!(h.apply(&again).await.0, 200);
     let doc = h.wait_ready("again").await;
@@ -382,7 +379,7 @@ async fn git_runs_in_the_container_with_validated_arguments() {
         .expect("git image");
     let yaml = h.app_yaml("dev", &Harness::sleeper_spec(GIT_IMAGE))
         + "---\n"
-        + &h.app_yaml("plain", &Harness::sleeper_spec(IMAGE_V1));
+        + &h.sleeper_app("plain", "");
     assert_eq!(h.apply(&yaml).await.0, 200);
     h.wait_ready("dev").await;
     h.wait_ready("plain").await;

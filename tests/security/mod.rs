@@ -38,11 +38,7 @@ async fn an_app_waits_for_its_image_to_be_approved_then_runs() {
     let ns = h.namespace.clone();
     let editor = created_token(&h, &["--namespace", &ns, "--role", "editor"]);
     let spec_file = h.data.path().join("web.yaml");
-    std::fs::write(
-        &spec_file,
-        h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)),
-    )
-    .unwrap();
+    std::fs::write(&spec_file, h.sleeper_app("web", "")).unwrap();
     let out = wharf_as(&h, &editor, &["apply", "-f", spec_file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
 
@@ -218,13 +214,7 @@ async fn policy_shapes_what_docker_creates_and_refusals_reach_spec_files() {
     assert!(logs.contains("hello from the host"));
 
     // A spec file that breaks the policy is reported on the file; nothing is created.
-    h.write_spec(
-        "bad.yaml",
-        &h.app_yaml(
-            "priv",
-            &format!("{}  privileged: true\n", Harness::sleeper_spec(IMAGE_V1)),
-        ),
-    );
+    h.write_spec("bad.yaml", &h.sleeper_app("priv", "  privileged: true\n"));
     let error = wait_for(
         "the refusal on bad.yaml",
         Duration::from_secs(20),
@@ -281,7 +271,7 @@ async fn https_with_a_generated_certificate_and_the_cli_over_it() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("admin admin@*"), "{}", text(&out));
     let spec = h.data.path().join("web.yaml");
-    std::fs::write(&spec, h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1))).unwrap();
+    std::fs::write(&spec, h.sleeper_app("web", "")).unwrap();
     let out = run(&["apply", "-f", spec.to_str().unwrap(), "--wait"], true);
     assert!(out.status.success(), "{}", text(&out));
     let out = run(&["get", "apps", "-n", &h.namespace], true);

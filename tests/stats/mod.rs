@@ -104,12 +104,7 @@ async fn cpu_and_memory_are_sampled_from_the_engine() {
 #[tokio::test(flavor = "multi_thread")]
 async fn samples_survive_a_restart_and_go_with_the_app() {
     let mut h = sampling("t-stats-keep").await;
-    assert_eq!(
-        h.apply(&h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(h.apply(&h.sleeper_app("web", "")).await.0, 200);
     h.wait_ready("web").await;
     let before = h.samples("web", 3).await;
     let uid = h.get_app("web").await.unwrap()["metadata"]["uid"]
@@ -259,12 +254,7 @@ async fn uptime_follows_the_engine_events_and_marks_unwatched_time_unknown() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_draws_stats_and_uptime() {
     let h = sampling("t-stats-cli").await;
-    assert_eq!(
-        h.apply(&h.app_yaml("web", &Harness::sleeper_spec(IMAGE_V1)))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(h.apply(&h.sleeper_app("web", "")).await.0, 200);
     h.wait_ready("web").await;
     h.samples("web", 3).await;
     let ns = h.namespace.clone();

@@ -233,6 +233,12 @@ impl Harness {
         format!("  image: {image}\n  command: {SLEEPER}\n  stopGracePeriod: 2s\n")
     }
 
+    /// An App of this test's namespace running the stopping-promptly shell loop in `IMAGE_V1`,
+    /// with `extra` spec lines (each indented two spaces, ending in a newline).
+    pub fn sleeper_app(&self, name: &str, extra: &str) -> String {
+        self.app_yaml(name, &format!("{}{extra}", Self::sleeper_spec(IMAGE_V1)))
+    }
+
     pub fn container_name(&self, app: &str) -> String {
         format!("{}.{app}", self.namespace)
     }

@@ -22,25 +22,15 @@ use super::stats;
 use super::views::{Items, ObjectList};
 use crate::auth::{Need, Principal, Role};
 use crate::images::{PullPhase, PullState};
-use crate::spec::ObjectSpec;
 use crate::spec::image::canonical_reference;
 use crate::spec::status::ObjectStatus;
 use crate::spec::validate::{AppKey, check_namespace};
 use crate::spec::{Format, Kind, SpecError, Validated, parse_values, validate_bundle};
-use crate::store::{Event, MetadataView, ObjectRecord, ObjectSource, WriteOutcome};
+use crate::store::{Event, ObjectRecord, ObjectSource, ObjectView, WriteOutcome};
 
 /// An App as the API shows it: its document, with its latest usage and a pull under way added
 /// to its status.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppView<'a> {
-    pub api_version: &'static str,
-    pub kind: Kind,
-    pub metadata: MetadataView<'a>,
-    pub spec: &'a ObjectSpec,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<LiveStatus<'a>>,
-}
+pub type AppView<'a> = ObjectView<'a, LiveStatus<'a>>;
 
 /// The stored status with what is live.
 #[derive(Debug, Serialize)]
@@ -53,25 +43,17 @@ pub struct LiveStatus<'a> {
     pub pull: Option<PullState>,
 }
 
-impl<'a> AppView<'a> {
-    pub fn new(
-        record: &'a ObjectRecord,
-        usage: Option<stats::Usage>,
-        pull: Option<PullState>,
-    ) -> Self {
-        let view = record.view();
-        AppView {
-            api_version: view.api_version,
-            kind: view.kind,
-            metadata: view.metadata,
-            spec: view.spec,
-            status: view.status.map(|stored| LiveStatus {
-                stored,
-                usage,
-                pull,
-            }),
-        }
-    }
+/// `record` as the API shows an App.
+fn app_view(
+    record: &ObjectRecord,
+    usage: Option<stats::Usage>,
+    pull: Option<PullState>,
+) -> AppView<'_> {
+    record.view().map_status(|stored| LiveStatus {
+        stored,
+        usage,
+        pull,
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -100,7 +82,7 @@ pub async fn list_response(
     let items = records
         .iter()
         .zip(live)
-        .map(|(record, usage)| AppView::new(record, usage, None))
+        .map(|(record, usage)| app_view(record, usage, None))
         .collect();
     Ok(Json(ObjectList::new("AppList", items)).into_response())
 }
@@ -139,7 +121,7 @@ pub async fn get_app(
         .and_then(|s| canonical_reference(&s.image).ok())
         .and_then(|r| state.images.memory(&r).pull)
         .filter(|p| p.state == PullPhase::Pulling);
-    Ok(Json(AppView::new(&record, usage, pulling)).into_response())
+    Ok(Json(app_view(&record, usage, pulling)).into_response())
 }
 
 pub async fn app_events(

@@ -15,16 +15,30 @@ use crate::spec::{
 };
 
 /// An object as the API shows it: `apiVersion`, `kind`, `metadata` (with the server-set fields),
-/// `spec` as written, and the server-owned `status`.
+/// `spec` as written, and the server-owned `status` (`S`: the stored one, or a view that adds
+/// live figures to it).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectView<'a> {
+pub struct ObjectView<'a, S = &'a ObjectStatus> {
     pub api_version: &'static str,
     pub kind: Kind,
     pub metadata: MetadataView<'a>,
     pub spec: &'a ObjectSpec,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<&'a ObjectStatus>,
+    pub status: Option<S>,
+}
+
+impl<'a> ObjectView<'a> {
+    /// The same view with its status shown through `f`.
+    pub fn map_status<S>(self, f: impl FnOnce(&'a ObjectStatus) -> S) -> ObjectView<'a, S> {
+        ObjectView {
+            api_version: self.api_version,
+            kind: self.kind,
+            metadata: self.metadata,
+            spec: self.spec,
+            status: self.status.map(f),
+        }
+    }
 }
 
 /// `metadata` as the API shows it.

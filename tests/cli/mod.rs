@@ -270,3 +270,60 @@ async fn run_creates_image_user_apps_and_state_shorthands_patch_the_spec() {
     assert!(text(&out).contains("owned.yaml"), "{}", text(&out));
     h.finish().await;
 }
+
+/// `wharf serve` on SIGTERM (what service managers and `docker stop` send): it stops taking
+/// requests, lets its work finish, says so, and exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_stops_gracefully_on_sigterm() {
+    crate::support::images().await;
+    let data = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "serve",
+            "--no-specs",
+            "--listen",
+            &addr.to_string(),
+            "--instance",
+            &format!("sigterm-{}", std::process::id()),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run wharf serve");
+    let http = reqwest::Client::new();
+    crate::support::wait_for(
+        "wharf ready",
+        std::time::Duration::from_secs(60),
+        || async {
+            let r = http
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    let waited = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("wharf exits");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&waited.stdout),
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert_eq!(waited.status.code(), Some(0), "{log}");
+    assert!(log.contains("SIGTERM: shutting down"), "{log}");
+    assert!(log.contains("stopped:"), "{log}");
+}

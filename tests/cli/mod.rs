@@ -280,7 +280,7 @@ async fn serve_stops_gracefully_on_sigterm() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+    let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .args([
             "--data",
             data.path().to_str().unwrap(),

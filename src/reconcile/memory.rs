@@ -4,8 +4,10 @@
 //! design (a restarted wharf gives every app a fresh chance), except a rollback of the current
 //! generation, which the stored status keeps.
 //!
-//! The loop keeps the memory in step with the store (`sync`); everything else only reads it
-//! (`view`), so a dry run's preview sees what the loop would see and changes nothing.
+//! Who writes what: the loop keeps the object memory in step with the store (`sync`) and
+//! records what each app's work did; the image operations (`images.rs`) record pulls and
+//! registry checks. The Desired builder and the dry run's preview only read it (`view`,
+//! `image`), so a preview sees what the loop would see and changes nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;

@@ -12,7 +12,7 @@ use crate::spec::quantity::format_bytes;
 use crate::spec::validate::{Limits, Restart, is_image_id};
 use crate::spec::wire::DesiredState;
 
-use super::*;
+use super::model::*;
 
 pub(super) fn container_labels(instance: &str, app: &DesiredApp) -> BTreeMap<String, String> {
     BTreeMap::from([

@@ -4,7 +4,7 @@
 use crate::runtime::image_match::{find_local, has_digest, repo_digest};
 use crate::spec::image::PullPolicy;
 
-use super::*;
+use super::model::*;
 
 pub(super) fn plan_image(observed: &Observed, image: &DesiredImage, plan: &mut AppPlan) {
     let reference = &image.spec.canonical;

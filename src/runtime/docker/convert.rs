@@ -9,7 +9,6 @@ use bollard::models::{
 };
 
 use super::super::{ContainerState, ContainerStats, ContainerSummary, CreateSpec, HealthState};
-use super::EXEC_OUTPUT_LIMIT;
 use crate::spec::validate::{Limits, Restart, Throttle};
 
 pub(super) fn throttles(list: &[Throttle]) -> Option<Vec<ThrottleDevice>> {
@@ -224,6 +223,9 @@ pub(super) fn container_stats(r: bollard::models::ContainerStatsResponse) -> Con
         pids: r.pids_stats.and_then(|p| p.current).unwrap_or(0),
     }
 }
+
+/// At most this much of each of an exec's stdout and stderr is kept.
+const EXEC_OUTPUT_LIMIT: usize = 1 << 20;
 
 /// Appends `data` to `out`, keeping at most `EXEC_OUTPUT_LIMIT` bytes.
 pub(super) fn append_limited(out: &mut Vec<u8>, data: &[u8]) {

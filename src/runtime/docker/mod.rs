@@ -54,9 +54,6 @@ impl Default for Deadlines {
     }
 }
 
-/// At most this much of each of an exec's stdout and stderr is kept.
-const EXEC_OUTPUT_LIMIT: usize = 1 << 20;
-
 /// Docker's own default stop grace period.
 const DOCKER_DEFAULT_GRACE: u64 = 10;
 

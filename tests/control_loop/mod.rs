@@ -377,3 +377,67 @@ async fn a_converged_app_s_status_is_not_rewritten_by_later_passes() {
         before.status, after.status
     );
 }
+
+#[tokio::test]
+async fn a_permanent_failure_waits_for_a_spec_change_instead_of_retrying() {
+    let rig = rig().await;
+    rig.fake.fail_next(
+        Op::Create,
+        "demo.web",
+        RuntimeError::Engine {
+            op: "create container",
+            status: 400,
+            message: "invalid reference format".into(),
+        },
+    );
+    apply(&rig.store, &["web"]).await;
+    let key = wharf::spec::AppKey {
+        namespace: "demo".into(),
+        name: "web".into(),
+    };
+    wait_for(
+        "the refusal in the status",
+        Duration::from_secs(10),
+        || async {
+            let status = rig.store.get(Kind::App, &key).await.ok()??.status?;
+            serde_json::to_string(&status)
+                .ok()?
+                .contains("invalid reference format")
+                .then_some(())
+        },
+    )
+    .await;
+    // Many passes later (the resync is 200 ms, the first backoff would be 1 s): not retried.
+    let creates = || {
+        rig.fake
+            .calls()
+            .iter()
+            .filter(|c| c.is(Op::Create, "demo.web"))
+            .count()
+    };
+    let passes = rig.controller.health().borrow().passes;
+    wait_for("ten more passes", Duration::from_secs(30), || async {
+        (rig.controller.health().borrow().passes >= passes + 10).then_some(())
+    })
+    .await;
+    assert_eq!(
+        creates(),
+        1,
+        "a permanent failure is not retried on a timer"
+    );
+    // A new spec is a new chance.
+    let yaml = "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec:\n  image: busybox\n  env: {FIXED: 'yes'}\n";
+    let items: Vec<WriteItem> = read_bundle(yaml, Format::Yaml, None)
+        .unwrap()
+        .iter()
+        .map(WriteItem::new)
+        .collect();
+    rig.store.apply(&items, &ObjectSource::Api).await.unwrap();
+    wait_for(
+        "web running after the fix",
+        Duration::from_secs(10),
+        || async { running(&rig.fake, "web").then_some(()) },
+    )
+    .await;
+    assert_eq!(creates(), 2);
+}

@@ -10,7 +10,8 @@
 //! - `cli`: the `wharf` binary: validate, apply --wait, get, diff, delete.
 //! - `api`: the REST API through `router(state)` (no socket): auth, 409, 413, 422, selectors.
 //! - `control_loop`: the loop against the recording fake runtime: outages, wedged calls.
-//! - `artifacts`: committed JSON Schemas and example specs are current and valid.
+//! - `artifacts`: committed JSON Schemas and example specs are current and valid; no module
+//!   import cycles.
 //! - `security`: image approval, policy and HTTPS against the real engine and the CLI.
 //! - `hostile`: alias bombs, deep nesting, huge strings, duplicate keys and a property run over
 //!   the spec reader and validator.

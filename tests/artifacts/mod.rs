@@ -1,4 +1,5 @@
-//! Committed artefacts: the JSON Schemas are current, and every example spec validates.
+//! Committed artefacts: the JSON Schemas are current, every example spec validates, and the
+//! modules import each other without cycles.
 
 use std::path::Path;
 
@@ -34,4 +35,145 @@ fn example_specs_validate() {
         count += docs.len();
     }
     assert!(count >= 3, "expected example specs, found {count}");
+}
+
+/// Module paths (`["reconcile", "plan", "app"]`) of the crate's source files, with the names
+/// each refers to through `crate::` and `super::` (test code left out).
+fn module_references() -> Vec<(Vec<String>, Vec<Vec<String>>)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path
+                    .file_name()
+                    .is_some_and(|n| n != "tests.rs" && n != "main.rs")
+            {
+                files.push(path);
+            }
+        }
+    }
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    files
+        .iter()
+        .map(|path| {
+            let relative = path
+                .strip_prefix(&src)
+                .expect("under src")
+                .with_extension("");
+            let mut module: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if matches!(module.last().map(String::as_str), Some("mod" | "lib")) {
+                module.pop();
+            }
+            let text = std::fs::read_to_string(path).expect("source");
+            let text = text
+                .split("#[cfg(test)]\nmod tests")
+                .next()
+                .unwrap_or_default();
+            let mut refs = Vec::new();
+            for (i, _) in text.match_indices("crate::") {
+                let rest = &text[i + "crate::".len()..];
+                let first = ident(rest);
+                let second = rest[first.len()..]
+                    .strip_prefix("::")
+                    .map(ident)
+                    .filter(|s| s.starts_with(|c: char| c.is_ascii_lowercase()));
+                refs.push([Some(first), second].into_iter().flatten().collect());
+            }
+            for (i, _) in text.match_indices("super::") {
+                if text[..i].ends_with("super::") {
+                    continue;
+                }
+                let mut rest = &text[i..];
+                let mut base = module.clone();
+                while let Some(r) = rest.strip_prefix("super::") {
+                    base.pop();
+                    rest = r;
+                }
+                let name = ident(rest);
+                if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+                    base.push(name);
+                    refs.push(base);
+                }
+            }
+            (module, refs)
+        })
+        .collect()
+}
+
+/// Between the modules of each folder (and at the top), no module imports one that imports it
+/// back, directly or through others.
+#[test]
+fn modules_import_each_other_without_cycles() {
+    let files = module_references();
+    let mut scopes: std::collections::BTreeSet<Vec<String>> = [Vec::new()].into();
+    for (module, _) in &files {
+        for n in 1..module.len() {
+            scopes.insert(module[..n].to_vec());
+        }
+    }
+    for scope in scopes {
+        let depth = scope.len() + 1;
+        let mut edges: std::collections::BTreeMap<
+            Vec<String>,
+            std::collections::BTreeSet<Vec<String>>,
+        > = Default::default();
+        for (module, refs) in &files {
+            if module.len() < depth || !module.starts_with(&scope) {
+                continue;
+            }
+            let from = module[..depth].to_vec();
+            for r in refs {
+                if r.len() >= depth && r.starts_with(&scope) && r[..depth] != from[..] {
+                    edges
+                        .entry(from.clone())
+                        .or_default()
+                        .insert(r[..depth].to_vec());
+                }
+            }
+        }
+        // Depth-first search for a path that comes back to where it started.
+        fn visit(
+            node: &Vec<String>,
+            edges: &std::collections::BTreeMap<
+                Vec<String>,
+                std::collections::BTreeSet<Vec<String>>,
+            >,
+            path: &mut Vec<Vec<String>>,
+            done: &mut std::collections::BTreeSet<Vec<String>>,
+        ) {
+            if let Some(at) = path.iter().position(|n| n == node) {
+                let cycle: Vec<String> = path[at..].iter().map(|m| m.join("::")).collect();
+                panic!(
+                    "import cycle: {} -> {}",
+                    cycle.join(" -> "),
+                    node.join("::")
+                );
+            }
+            if done.contains(node) {
+                return;
+            }
+            path.push(node.clone());
+            for next in edges.get(node).into_iter().flatten() {
+                visit(next, edges, path, done);
+            }
+            path.pop();
+            done.insert(node.clone());
+        }
+        let mut done = Default::default();
+        for node in edges.keys() {
+            visit(node, &edges, &mut Vec::new(), &mut done);
+        }
+    }
 }

@@ -63,6 +63,14 @@ async fn apply(store: &Store, names: &[&str]) {
     store.apply(&items, &ObjectSource::Api).await.unwrap();
 }
 
+/// Waits (10 s at most) until app `name` of namespace `demo` runs in the fake engine.
+async fn wait_running(rig: &Rig, name: &str) {
+    wait_for(name, Duration::from_secs(10), || async {
+        running(&rig.fake, name).then_some(())
+    })
+    .await;
+}
+
 fn running(fake: &FakeRuntime, name: &str) -> bool {
     fake.containers()
         .iter()
@@ -83,10 +91,7 @@ async fn a_wedged_engine_call_does_not_stall_other_apps() {
     .await;
     // Later changes to other apps still go through while the call hangs.
     apply(&rig.store, &["d"]).await;
-    wait_for("a later app", Duration::from_secs(10), || async {
-        running(&rig.fake, "d").then_some(())
-    })
-    .await;
+    wait_running(&rig, "d").await;
     assert!(!running(&rig.fake, "stuck"));
 }
 
@@ -124,10 +129,7 @@ async fn a_timed_out_call_sets_a_condition_and_is_retried() {
         "{status}"
     );
     // Retried after the backoff (1 s) and converges.
-    wait_for("retry", Duration::from_secs(10), || async {
-        running(&rig.fake, "web").then_some(())
-    })
-    .await;
+    wait_running(&rig, "web").await;
     let events = rig
         .store
         .events(&rig.store.get(Kind::App, &key).await.unwrap().unwrap().uid)
@@ -140,10 +142,7 @@ async fn a_timed_out_call_sets_a_condition_and_is_retried() {
 async fn a_failed_listing_never_removes_anything() {
     let rig = rig().await;
     apply(&rig.store, &["web"]).await;
-    wait_for("web", Duration::from_secs(10), || async {
-        running(&rig.fake, "web").then_some(())
-    })
-    .await;
+    wait_running(&rig, "web").await;
     rig.fake.clear_calls();
     for _ in 0..3 {
         rig.fake.fail_next(
@@ -212,10 +211,7 @@ async fn an_engine_outage_is_survived_and_converged_after() {
 async fn a_crash_loop_backs_off() {
     let rig = rig().await;
     apply(&rig.store, &["web"]).await;
-    wait_for("web", Duration::from_secs(10), || async {
-        running(&rig.fake, "web").then_some(())
-    })
-    .await;
+    wait_running(&rig, "web").await;
     let id = rig.fake.containers()[0].id.clone();
     // Kill it five times in quick succession; count the restarts wharf makes.
     rig.fake.clear_calls();
@@ -250,10 +246,7 @@ async fn an_interrupted_replacement_is_finished() {
 
     let rig = rig().await;
     apply(&rig.store, &["web"]).await;
-    wait_for("web", Duration::from_secs(10), || async {
-        running(&rig.fake, "web").then_some(())
-    })
-    .await;
+    wait_running(&rig, "web").await;
     rig.controller.pass().await;
     let old = rig.fake.containers()[0].id.clone();
     let aside = format!("demo.web.replaced-{old}");
@@ -286,10 +279,7 @@ async fn an_interrupted_replacement_is_finished() {
 async fn stopping_lets_work_in_flight_finish_and_starts_nothing_new() {
     let rig = rig().await;
     apply(&rig.store, &["a"]).await;
-    wait_for("app a", Duration::from_secs(10), || async {
-        running(&rig.fake, "a").then_some(())
-    })
-    .await;
+    wait_running(&rig, "a").await;
     // A call that never answers holds its app's work past the grace period: stop says so.
     rig.fake.hang(Op::Create, "demo.stuck");
     apply(&rig.store, &["stuck"]).await;

@@ -103,6 +103,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "Conflict", m),
             StoreError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
+            StoreError::Invalid(errors) => ApiError::invalid(errors),
             StoreError::Policy { what, violation } => {
                 let (status, reason) = match violation.kind {
                     ViolationKind::Forbidden => (StatusCode::FORBIDDEN, "PolicyViolation"),

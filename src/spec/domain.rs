@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::wire::{DesiredState, Protocol};
+use super::wire::{DesiredState, FailureAction, Protocol, UpdateOrder};
 
 pub const DEFAULT_NAMESPACE: &str = "default";
 
@@ -41,6 +41,79 @@ pub struct AppSpec {
     pub port_area: Option<u16>,
     /// How long a replacement must run (and be healthy) before the old container goes.
     pub min_ready: std::time::Duration,
+    /// What only swarm mode uses: replicas, placement, reservations, rolling updates.
+    pub swarm: SwarmSettings,
+}
+
+/// The parts of an App that only a Swarm service has. Not part of the solo hashes, so they
+/// never touch a solo container.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SwarmSettings {
+    pub replicas: u64,
+    pub global: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    /// Spread preferences, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spread: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_replicas_per_node: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserve_memory: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserve_nano_cpus: Option<i64>,
+    pub update: RollingUpdate,
+    /// Swarm's pause between restarts of a task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_delay_ns: Option<i64>,
+    /// Container ports published in host mode (the others go through the ingress).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_mode_ports: Vec<(u16, Protocol)>,
+    /// The swarm-only fields the spec sets, as field paths (solo mode refuses them).
+    #[serde(skip)]
+    pub fields_set: Vec<String>,
+}
+
+impl Default for SwarmSettings {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            global: false,
+            constraints: Vec::new(),
+            spread: Vec::new(),
+            max_replicas_per_node: None,
+            reserve_memory: None,
+            reserve_nano_cpus: None,
+            update: RollingUpdate::default(),
+            restart_delay_ns: None,
+            host_mode_ports: Vec::new(),
+            fields_set: Vec::new(),
+        }
+    }
+}
+
+/// How Swarm rolls a changed service over its tasks.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RollingUpdate {
+    pub parallelism: u64,
+    pub delay_ns: i64,
+    pub order: UpdateOrder,
+    pub failure_action: FailureAction,
+    pub monitor_ns: i64,
+    pub max_failure_ratio: f64,
+}
+
+impl Default for RollingUpdate {
+    fn default() -> Self {
+        Self {
+            parallelism: 1,
+            delay_ns: 0,
+            order: UpdateOrder::StopFirst,
+            failure_action: FailureAction::Rollback,
+            monitor_ns: i64::from(DEFAULT_MIN_READY_SECONDS) * 1_000_000_000,
+            max_failure_ratio: 0.0,
+        }
+    }
 }
 
 /// `spec.update.minReadySeconds` when not set.

@@ -13,6 +13,7 @@
 
 pub mod domain;
 pub mod image;
+pub mod mode;
 pub mod names;
 pub mod parse;
 pub mod quantity;

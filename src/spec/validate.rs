@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::SpecError;
 pub use super::domain::{
     AppKey, AppSpec, Bind, Blkio, ContainerConfig, DEFAULT_MIN_READY_SECONDS, DEFAULT_NAMESPACE,
-    Device, Hashes, Health, Limits, MAX_MIN_READY_SECONDS, PortBinding, Restart, Throttle, Volume,
+    Device, Hashes, Health, Limits, MAX_MIN_READY_SECONDS, PortBinding, Restart, RollingUpdate,
+    SwarmSettings, Throttle, Volume,
 };
 pub(crate) use super::names::{check_host_path, check_label_key};
 pub use super::names::{check_name, check_namespace, check_owner, normalise_capability};
@@ -218,6 +219,8 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
         );
     }
 
+    let swarm = swarm_settings(spec, min_ready, &mut errors);
+
     if !errors.0.is_empty() {
         return Err(errors.0);
     }
@@ -254,7 +257,126 @@ pub fn validate_app(doc: &AppDocument) -> Result<AppSpec, Vec<SpecError>> {
         limits,
         port_area,
         min_ready: std::time::Duration::from_secs(u64::from(min_ready)),
+        swarm,
     })
+}
+
+/// The swarm-only parts of a spec, with every swarm-only field it sets noted (solo mode
+/// refuses them; see `spec::mode`).
+fn swarm_settings(spec: &wire::AppSpec, min_ready: u32, errors: &mut Errors) -> SwarmSettings {
+    let mut out = SwarmSettings::default();
+    let mut set = |field: &str| out.fields_set.push(field.to_string());
+    if let Some(r) = spec.replicas {
+        if r != 1 {
+            set("spec.replicas");
+        }
+        out.replicas = r;
+    }
+    if let Some(mode) = spec.mode {
+        set("spec.mode");
+        out.global = mode == wire::ServiceMode::Global;
+        if out.global && spec.replicas.is_some() {
+            errors.add(
+                "spec.replicas",
+                "a global app runs one task per node; do not set replicas",
+            );
+        }
+    }
+    if let Some(p) = &spec.placement {
+        set("spec.placement");
+        for (i, c) in p.constraints.iter().enumerate() {
+            if !["==", "!="].iter().any(|op| c.contains(op)) || c.contains('\0') {
+                errors.add(
+                    format!("spec.placement.constraints[{i}]"),
+                    format!("{c:?} is not a constraint (write e.g. \"node.role==worker\")"),
+                );
+            }
+        }
+        out.constraints = p.constraints.clone();
+        for (i, pref) in p.preferences.iter().enumerate() {
+            if pref.spread.trim().is_empty() || pref.spread.contains('\0') {
+                errors.add(
+                    format!("spec.placement.preferences[{i}].spread"),
+                    "must name a node attribute, e.g. node.labels.zone",
+                );
+            }
+        }
+        out.spread = p.preferences.iter().map(|p| p.spread.clone()).collect();
+        if p.max_replicas_per_node == Some(0) {
+            errors.add("spec.placement.maxReplicasPerNode", "must be at least 1");
+        }
+        out.max_replicas_per_node = p.max_replicas_per_node;
+    }
+    if let Some(r) = spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.reservations.as_ref())
+    {
+        set("spec.resources.reservations");
+        out.reserve_memory = r.memory.as_ref().map(|m| m.bytes() as i64);
+        if let Some(c) = r.cpus {
+            if !(c.is_finite() && (0.01..=1024.0).contains(&c)) {
+                errors.add(
+                    "spec.resources.reservations.cpus",
+                    "must be between 0.01 and 1024 CPUs",
+                );
+            }
+            out.reserve_nano_cpus = Some((c * 1e9).round() as i64);
+        }
+    }
+    let ns = |d: &super::quantity::DurationText| {
+        i64::try_from(d.duration().as_nanos()).unwrap_or(i64::MAX)
+    };
+    out.update.monitor_ns = i64::from(min_ready) * 1_000_000_000;
+    if let Some(u) = &spec.update {
+        let mut field = |name: &str, present: bool| {
+            if present {
+                out.fields_set.push(format!("spec.update.{name}"));
+            }
+        };
+        field("parallelism", u.parallelism.is_some());
+        field("delay", u.delay.is_some());
+        field("order", u.order.is_some());
+        field("failureAction", u.failure_action.is_some());
+        field("monitor", u.monitor.is_some());
+        field("maxFailureRatio", u.max_failure_ratio.is_some());
+        out.update.parallelism = u.parallelism.unwrap_or(1);
+        out.update.delay_ns = u.delay.as_ref().map_or(0, ns);
+        out.update.order = u.order.unwrap_or_default();
+        out.update.failure_action = u.failure_action.unwrap_or_default();
+        if let Some(m) = &u.monitor {
+            if u.min_ready_seconds.is_some() {
+                errors.add(
+                    "spec.update.monitor",
+                    "give monitor or minReadySeconds, not both (minReadySeconds is the monitor period in swarm mode)",
+                );
+            }
+            out.update.monitor_ns = ns(m);
+        }
+        if let Some(r) = u.max_failure_ratio {
+            if !(0.0..=1.0).contains(&r) {
+                errors.add("spec.update.maxFailureRatio", "must be between 0 and 1");
+            }
+            out.update.max_failure_ratio = r;
+        }
+    }
+    if let Some(d) = spec.restart_policy.as_ref().and_then(|r| r.delay.as_ref()) {
+        out.fields_set.push("spec.restartPolicy.delay".into());
+        out.restart_delay_ns = Some(ns(d));
+    }
+    for (i, port) in spec.ports.iter().enumerate() {
+        if let wire::Port::Long(p) = port
+            && let Some(mode) = p.mode
+        {
+            out.fields_set.push(format!("spec.ports[{i}].mode"));
+            if mode == wire::PortMode::Host {
+                out.host_mode_ports
+                    .push((p.container_port, p.protocol.unwrap_or_default()));
+            }
+        }
+    }
+    out.host_mode_ports.sort();
+    out
 }
 
 fn valid_env_name(k: &str) -> bool {

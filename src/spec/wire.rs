@@ -143,6 +143,48 @@ pub struct AppSpec {
     /// Host devices to expose in the container. Each must be allowed by policy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceMapping>,
+    /// Swarm mode: how many tasks run (default 1). Solo mode runs one container and accepts
+    /// only 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u64>,
+    /// Swarm mode: `replicated` (default: `replicas` tasks) or `global` (one task on every
+    /// eligible node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ServiceMode>,
+    /// Swarm mode: where tasks may run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// How a swarm service runs its tasks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceMode {
+    #[default]
+    Replicated,
+    Global,
+}
+
+/// Swarm placement of an app's tasks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Placement {
+    /// Swarm constraints, e.g. `node.role==worker`, `node.labels.disk==ssd`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    /// Spread tasks evenly over the values of a node attribute, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferences: Vec<PlacementPreference>,
+    /// At most this many tasks of the app on one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas_per_node: Option<u64>,
+}
+
+/// `{spread: node.labels.zone}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementPreference {
+    pub spread: String,
 }
 
 /// Capabilities to add or drop, e.g. `NET_ADMIN` (a `CAP_` prefix is accepted); `ALL` in `drop`
@@ -177,9 +219,48 @@ pub struct DeviceMapping {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateStrategy {
     /// Seconds the new container must stay running (and healthy) before the old one is removed.
-    /// Default 5; at most 3600.
+    /// Default 5; at most 3600. In swarm mode, Swarm's update monitor period (unless `monitor`
+    /// is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_ready_seconds: Option<u32>,
+    /// Swarm mode: tasks replaced at once (default 1; 0 = all at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u64>,
+    /// Swarm mode: pause between batches of tasks (default 0s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<DurationText>,
+    /// Swarm mode: `stop-first` (default) or `start-first`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<UpdateOrder>,
+    /// Swarm mode: what a failed update does: `rollback` (default), `pause` or `continue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_action: Option<FailureAction>,
+    /// Swarm mode: how long a new task is watched for failure (default: `minReadySeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<DurationText>,
+    /// Swarm mode: the share of tasks that may fail during an update before `failureAction`
+    /// (0 to 1, default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_ratio: Option<f64>,
+}
+
+/// Whether a swarm update starts the new task before stopping the old one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    #[default]
+    StopFirst,
+    StartFirst,
+}
+
+/// What Swarm does when an update fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    #[default]
+    Rollback,
+    Pause,
+    Continue,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -297,6 +378,19 @@ pub struct PortObject {
     /// Host address to bind (default: all addresses, as Docker does).
     #[serde(default, rename = "hostIP", skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
+    /// Swarm mode: `ingress` (default: the port answers on every node) or `host` (only on the
+    /// nodes running a task, on their own address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<PortMode>,
+}
+
+/// How a swarm service publishes a port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PortMode {
+    #[default]
+    Ingress,
+    Host,
 }
 
 #[derive(
@@ -396,6 +490,7 @@ pub fn parse_short_port(text: &str) -> Result<PortObject, String> {
         host_port,
         protocol,
         host_ip,
+        mode: None,
     })
 }
 
@@ -448,6 +543,20 @@ pub struct Resources {
     pub pids: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blkio: Option<Blkio>,
+    /// Swarm mode: what the scheduler sets aside for each task (a node without it free gets
+    /// no task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<Reservations>,
+}
+
+/// Resources reserved for each task in swarm mode.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reservations {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteQuantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
 }
 
 /// Block-device throttling.
@@ -503,6 +612,9 @@ pub struct RestartPolicy {
     /// With `on-failure`: how many restarts before giving up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
+    /// Swarm mode: how long Swarm waits between restarts of a task (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<DurationText>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

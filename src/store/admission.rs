@@ -19,6 +19,8 @@ pub struct Admission {
     pub host_memory: i64,
     /// Apps may together declare at most this percent of `host_memory` (0: no check).
     pub host_memory_percent: u8,
+    /// The server's mode: fields it cannot honour are refused.
+    pub mode: crate::spec::mode::Mode,
 }
 
 /// Every stored app's usage, read once per write transaction and kept current by its writes.
@@ -102,6 +104,19 @@ impl Store {
             what: item.kind.describe(&item.key),
             violation,
         };
+        let unfit = crate::spec::mode::check(app, self.admission.mode);
+        if !unfit.is_empty() {
+            let object = item.kind.describe(&item.key);
+            return Err(StoreError::Invalid(
+                unfit
+                    .into_iter()
+                    .map(|mut e| {
+                        e.object = Some(object.clone());
+                        e
+                    })
+                    .collect(),
+            ));
+        }
         let over: Option<String> =
             sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = ?")
                 .bind(&item.key.namespace)

@@ -56,6 +56,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Fields the server's mode cannot honour (422, each field named).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<crate::spec::SpecError>),
     /// Refused by the namespace's policy, a quota or the host's admission check.
     #[error("{what}: {violation}")]
     Policy {
@@ -112,6 +115,41 @@ impl Store {
         .fetch_one(&mut **tx)
         .await?;
         Ok(rv)
+    }
+}
+
+impl Store {
+    /// Records the mode this database serves on its first start, and refuses another one
+    /// later: a data directory's objects were made for one kind of engine object (containers
+    /// or services). A database from before modes were recorded holds solo objects.
+    pub async fn claim_mode(&self, mode: crate::spec::mode::Mode) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = 'mode'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let stored = match stored {
+            Some(s) => Some(s),
+            None => {
+                let objects: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM objects")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (objects > 0).then(|| "solo".to_string())
+            }
+        };
+        match stored {
+            Some(s) if s != mode.as_str() => Err(StoreError::Conflict(format!(
+                "this data directory was made for {s} mode and wharf was started with --mode {mode}: its objects belong to {s} mode (start it with --mode {s}, or use another --data-dir for {mode} mode)"
+            ))),
+            _ => {
+                sqlx::query("INSERT OR REPLACE INTO settings (name, value) VALUES ('mode', ?)")
+                    .bind(mode.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
     }
 }
 

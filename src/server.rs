@@ -22,6 +22,8 @@ use crate::policy::Policy;
 use crate::reconcile::{Controller, ControllerConfig};
 use crate::runtime::Runtime;
 use crate::runtime::docker::{Deadlines, DockerRuntime};
+use crate::runtime::swarm::Swarm;
+use crate::spec::mode::Mode;
 use crate::stats::uptime::Recorder;
 use crate::stats::{Sampler, StatsConfig};
 use crate::store::{Admission, PortRange, Store};
@@ -52,6 +54,8 @@ pub struct ServeConfig {
     pub host_memory_percent: u8,
     /// How long audit entries are kept.
     pub audit_retention: Duration,
+    /// Solo (containers of one engine) or swarm (services of the swarm the engine manages).
+    pub mode: Mode,
 }
 
 /// A PEM certificate chain and its private key.
@@ -76,6 +80,7 @@ impl ServeConfig {
             policy: Policy::default(),
             host_memory_percent: defaults::HOST_MEMORY_PERCENT,
             audit_retention: defaults::AUDIT_RETENTION,
+            mode: Mode::Solo,
         }
     }
 }
@@ -102,6 +107,9 @@ pub enum ServeError {
         key: PathBuf,
         source: std::io::Error,
     },
+    /// `--mode swarm` against an engine that is not a swarm manager.
+    #[error("{0}")]
+    NotManager(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -152,6 +160,39 @@ async fn host_memory(runtime: &dyn Runtime) -> i64 {
     }
 }
 
+/// Swarm mode needs the engine to be a swarm manager: says what it found otherwise.
+async fn check_manager(swarm: &dyn Swarm) -> Result<(), ServeError> {
+    let found = swarm.membership().await.map_err(|e| {
+        ServeError::NotManager(format!(
+            "--mode swarm: cannot ask the Docker Engine whether it is a swarm manager: {e}"
+        ))
+    })?;
+    if found.is_manager() {
+        tracing::info!(
+            node = %found.node_id,
+            nodes = found.nodes,
+            managers = found.managers,
+            "swarm mode: the engine is a manager of the swarm"
+        );
+        return Ok(());
+    }
+    let what = match found.local_node_state.as_str() {
+        "inactive" | "" => "is not part of a swarm".to_string(),
+        "active" => format!("is a swarm worker (node {}), not a manager", found.node_id),
+        other => format!(
+            "is in swarm state {other:?}{}",
+            found
+                .error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+    };
+    Err(ServeError::NotManager(format!(
+        "--mode swarm needs a swarm manager, and the Docker Engine wharf talks to (DOCKER_HOST or the local socket) {what}. Make it one (`docker swarm init`, or `docker node promote`), point DOCKER_HOST at a manager, or run wharf with --mode solo"
+    )))
+}
+
 /// Drops audit entries older than `retention`, at start and hourly.
 fn spawn_audit_pruning(store: Store, retention: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -198,17 +239,46 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts against the local Docker Engine.
+    /// Starts against the local Docker Engine (`DOCKER_HOST` or the default socket).
     pub async fn start(config: ServeConfig) -> Result<Self, ServeError> {
         let runtime = DockerRuntime::connect_local(config.deadlines)?;
-        Self::start_with(config, Arc::new(runtime)).await
+        Self::start_on(config, Arc::new(runtime)).await
     }
 
-    /// Starts against any runtime.
+    /// Starts against `engine`, in the configuration's mode.
+    pub async fn start_on(
+        config: ServeConfig,
+        engine: Arc<DockerRuntime>,
+    ) -> Result<Self, ServeError> {
+        let swarm: Option<Arc<dyn Swarm>> = match config.mode {
+            Mode::Solo => None,
+            Mode::Swarm => Some(Arc::clone(&engine) as Arc<dyn Swarm>),
+        };
+        Self::start_with_backend(config, engine, swarm).await
+    }
+
+    /// Starts in solo mode against any runtime.
     pub async fn start_with(
         config: ServeConfig,
         runtime: Arc<dyn Runtime>,
     ) -> Result<Self, ServeError> {
+        Self::start_with_backend(config, runtime, None).await
+    }
+
+    /// Starts against any runtime, and in swarm mode its swarm (the same engine).
+    pub async fn start_with_backend(
+        mut config: ServeConfig,
+        runtime: Arc<dyn Runtime>,
+        swarm: Option<Arc<dyn Swarm>>,
+    ) -> Result<Self, ServeError> {
+        config.mode = if swarm.is_some() {
+            Mode::Swarm
+        } else {
+            Mode::Solo
+        };
+        if let Some(swarm) = &swarm {
+            check_manager(swarm.as_ref()).await?;
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -222,11 +292,14 @@ impl Server {
                 policy: config.policy.clone(),
                 host_memory,
                 host_memory_percent: config.host_memory_percent,
+                mode: config.mode,
             });
+        store.claim_mode(config.mode).await?;
         let wake = Arc::new(Notify::new());
-        let controller = Controller::new(
+        let controller = Controller::with_backend(
             store.clone(),
             Arc::clone(&runtime),
+            swarm,
             config.controller.clone(),
             Arc::clone(&wake),
         );

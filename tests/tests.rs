@@ -13,6 +13,8 @@
 //! - `artifacts`: committed JSON Schemas and example specs are current and valid; no module
 //!   import cycles.
 //! - `security`: image approval, policy and HTTPS against the real engine and the CLI.
+//! - `swarm`: swarm mode on a real three-node swarm the test builds (dockerd daemons in
+//!   network namespaces), and the rules of each mode.
 //! - `hostile`: alias bombs, deep nesting, huge strings, duplicate keys and a property run over
 //!   the spec reader and validator.
 
@@ -28,3 +30,4 @@ mod images;
 mod lifecycle;
 mod security;
 mod stats;
+mod swarm;

@@ -4,6 +4,7 @@
 //! The doc comments here are the `--help` text, written for a terminal, not for rustdoc.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+use crate::spec::mode::Mode;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -284,6 +285,11 @@ pub enum Command {
 /// `wharf serve`'s flags; every default comes from `wharf::defaults`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
+    /// `solo`: apps are containers of one engine. `swarm`: apps are services of the swarm the
+    /// engine manages (it must be a swarm manager). A data directory keeps the mode it was
+    /// first started in.
+    #[arg(long, value_enum, default_value_t = Mode::Solo)]
+    pub mode: Mode,
     /// Watched directory of spec files (recursive).
     #[arg(long, default_value = defaults::SPECS_DIR)]
     pub specs: PathBuf,
@@ -378,6 +384,7 @@ impl ServeArgs {
             policy: security.policy()?,
             host_memory_percent: security.host_memory_admission,
             audit_retention: security.audit_retention.0,
+            mode: self.mode,
         })
     }
 }

@@ -21,6 +21,7 @@ pub mod extract;
 pub mod health;
 pub mod image_requests;
 pub mod images;
+pub mod nodes;
 pub mod policy;
 pub mod routes;
 pub mod selector;

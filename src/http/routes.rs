@@ -10,8 +10,8 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use super::error::ApiError;
 use super::state::ApiState;
 use super::{
-    actions, apply, apps, audit_log, auth, health, image_requests, images, policy, sources, stats,
-    tokens,
+    actions, apply, apps, audit_log, auth, health, image_requests, images, nodes, policy, sources,
+    stats, tokens,
 };
 use crate::auth::{Need, Role};
 
@@ -43,6 +43,11 @@ pub fn api_table() -> Vec<(ApiRoute, MethodRouter<ApiState>)> {
         // Each document is checked against its own namespace (Image: admin everywhere).
         route(M::POST, "/apply", Somewhere(Editor), post(apply::apply)),
         route(M::GET, "/whoami", Token, get(tokens::whoami)),
+        // The mode, the engine and (swarm mode) the cluster.
+        route(M::GET, "/info", Token, get(nodes::info)),
+        // Swarm mode (409 in solo mode).
+        route(M::GET, "/nodes", Everywhere(Viewer), get(nodes::list)),
+        route(M::GET, "/nodes/{node}", Everywhere(Viewer), get(nodes::get)),
         // Lists only the namespaces the token may read.
         route(M::GET, "/apps", Token, get(apps::list_all)),
         route(

@@ -168,37 +168,96 @@ impl Controller {
                 "app {key} is being deleted"
             )));
         }
+        let result = match &self.swarm {
+            Some(swarm) => self.swarm_act(swarm.as_ref(), key, &record, action).await,
+            None => self.solo_act(key, &record, action).await,
+        };
+        self.record_action(key, &record, action, &result).await;
+        result
+    }
+
+    /// An action on the app's container.
+    async fn solo_act(
+        &self,
+        key: &AppKey,
+        record: &ObjectRecord,
+        action: &AppAction,
+    ) -> Result<String, ActionError> {
         let containers =
             app_containers(self.runtime.as_ref(), &self.config.instance, &record.uid).await?;
-        let result = match action {
+        match action {
             AppAction::Restart => {
-                self.signal(key, &record, current(&containers, key), None)
+                self.signal(key, record, current(&containers, key), None)
                     .await
             }
             AppAction::Kill { signal } => {
-                self.signal(key, &record, current(&containers, key), Some(signal))
+                self.signal(key, record, current(&containers, key), Some(signal))
                     .await
             }
             AppAction::HardReset { volumes } => {
-                self.hard_reset(key, &record, &containers, *volumes).await
+                self.hard_reset(key, record, &containers, *volumes).await
             }
-        };
-        match &result {
+        }
+    }
+
+    /// An action on the app's service: restart and hard reset replace every task (Swarm
+    /// recreates task containers from the image, so both discard the writable layers).
+    async fn swarm_act(
+        &self,
+        swarm: &dyn crate::runtime::swarm::Swarm,
+        key: &AppKey,
+        record: &ObjectRecord,
+        action: &AppAction,
+    ) -> Result<String, ActionError> {
+        match action {
+            AppAction::Kill { .. } => Err(ActionError::InvalidTransition(format!(
+                "app {key} runs as a Swarm service: a manager cannot signal the containers of its tasks on other nodes; kill needs the node agent (`wharf agent`), which swarm mode does not have yet. Use restart to replace the tasks"
+            ))),
+            AppAction::HardReset { volumes: true } => Err(ActionError::InvalidTransition(format!(
+                "app {key} runs as a Swarm service: its volumes live on every node its tasks ran on, and wharf removes them in solo mode only; hard-reset without volumes replaces the tasks"
+            ))),
+            AppAction::Restart | AppAction::HardReset { volumes: false } => {
+                let spec = record.app_spec().map_err(|e| {
+                    ActionError::Failed(format!("stored spec no longer validates: {e}"))
+                })?;
+                if spec.state != DesiredState::Running {
+                    return Err(ActionError::InvalidTransition(format!(
+                        "app {key} is declared {}; restart applies to running apps (start it with `wharf start app {}`)",
+                        spec.state, key.name
+                    )));
+                }
+                let _permit = self.ops.acquire().await.ok();
+                match self.swarm_replace_tasks(swarm, record).await {
+                    Err(RuntimeError::Conflict(m)) => Err(ActionError::InvalidTransition(m)),
+                    other => Ok(other?),
+                }
+            }
+        }
+    }
+
+    /// Logs an action's outcome and records it as an event on the app.
+    async fn record_action(
+        &self,
+        key: &AppKey,
+        record: &ObjectRecord,
+        action: &AppAction,
+        result: &Result<String, ActionError>,
+    ) {
+        match result {
             Ok(detail) => {
                 let message = format!("{detail} (requested through the API)");
                 tracing::info!(app = %key, "{} {message}", action.verb());
-                self.event(&record, EventType::Normal, action.verb(), &message)
+                self.event(record, EventType::Normal, action.verb(), &message)
                     .await;
             }
             Err(e @ (ActionError::Runtime(_) | ActionError::Failed(_))) => {
                 let message = format!("{} failed: {e}", action.verb());
                 tracing::warn!(app = %key, "{message}");
-                self.event(&record, EventType::Warning, "ActionFailed", &message)
+                self.event(record, EventType::Warning, "ActionFailed", &message)
                     .await;
             }
             Err(_) => {}
         }
-        result
     }
 
     /// Restart (no `kill` signal) and kill: one engine call on the app's container, in a state

@@ -33,6 +33,7 @@ use crate::backoff;
 use crate::defaults;
 use crate::images::registry::RegistryClient;
 use crate::metrics::Metrics;
+use crate::runtime::swarm::Swarm;
 use crate::runtime::{ContainerState, ContainerSummary, Runtime, labels};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
@@ -113,6 +114,11 @@ impl LoopState {
 pub struct Controller {
     pub(super) store: Store,
     pub(super) runtime: Arc<dyn Runtime>,
+    /// Swarm mode: the manager the apps are declared to as services (the loop then plans
+    /// services instead of containers).
+    pub(super) swarm: Option<Arc<dyn Swarm>>,
+    /// Swarm mode: the task failures and placements already reported.
+    pub(super) tasks: Mutex<super::swarm::TaskBook>,
     pub(super) images: Arc<ImageService>,
     pub(super) observer: Observer,
     pub(super) config: ControllerConfig,
@@ -124,12 +130,12 @@ pub struct Controller {
     memory: Arc<Mutex<Memory>>,
     /// Signalled whenever an app's work is released (actions wait on it for their app).
     pub(super) released: Notify,
-    health: watch::Sender<Health>,
-    metrics: Arc<Metrics>,
+    pub(super) health: watch::Sender<Health>,
+    pub(super) metrics: Arc<Metrics>,
     /// Stops the loop and the watcher; no new work starts once it is cancelled.
-    cancel: CancellationToken,
+    pub(super) cancel: CancellationToken,
     /// Every app's work in flight, so a shutdown can let it finish.
-    work: TaskTracker,
+    pub(super) work: TaskTracker,
 }
 
 impl Controller {
@@ -140,9 +146,22 @@ impl Controller {
         self.released.notify_waiters();
     }
 
+    /// A solo-mode controller: apps are containers of `runtime`'s engine.
     pub fn new(
         store: Store,
         runtime: Arc<dyn Runtime>,
+        config: ControllerConfig,
+        wake: Arc<Notify>,
+    ) -> Arc<Self> {
+        Self::with_backend(store, runtime, None, config, wake)
+    }
+
+    /// With `swarm`, a swarm-mode controller: apps are services of the swarm that engine
+    /// manages (`runtime` is the same engine).
+    pub fn with_backend(
+        store: Store,
+        runtime: Arc<dyn Runtime>,
+        swarm: Option<Arc<dyn Swarm>>,
         config: ControllerConfig,
         wake: Arc<Notify>,
     ) -> Arc<Self> {
@@ -158,6 +177,8 @@ impl Controller {
             )),
             memory,
             runtime,
+            swarm,
+            tasks: Mutex::new(super::swarm::TaskBook::default()),
             ops: Arc::new(Semaphore::new(config.max_ops.max(1))),
             observer: Observer::new(config.instance.clone(), config.max_ops, config.resync),
             config,
@@ -172,6 +193,11 @@ impl Controller {
             cancel: CancellationToken::new(),
             work: TaskTracker::new(),
         })
+    }
+
+    /// The swarm manager, in swarm mode.
+    pub fn swarm(&self) -> Option<Arc<dyn Swarm>> {
+        self.swarm.clone()
     }
 
     /// What the loop counts (and the API adds to), for `/metrics`.
@@ -276,7 +302,12 @@ impl Controller {
         let mut outage = backoff::outage();
         loop {
             let started = Instant::now();
-            let mut stream = self.runtime.events(&self.config.instance);
+            // Swarm mode: services and nodes (task progress has no event; passes poll while
+            // Swarm moves tasks).
+            let mut stream = match &self.swarm {
+                Some(swarm) => swarm.swarm_events(),
+                None => self.runtime.events(&self.config.instance),
+            };
             loop {
                 let event = tokio::select! {
                     _ = self.cancel.cancelled() => return,
@@ -315,7 +346,7 @@ impl Controller {
         }
     }
 
-    fn docker_failed(&self, error: String) -> Option<Duration> {
+    pub(super) fn docker_failed(&self, error: String) -> Option<Duration> {
         self.metrics.docker_errors.inc();
         let mut state = self.lock();
         if !state.docker_down {
@@ -373,6 +404,11 @@ impl Controller {
             state.finished.retain(|key, _| {
                 desired.apps.contains_key(key) || desired.images.contains_key(key)
             });
+        }
+        if let Some(swarm) = &self.swarm {
+            return self
+                .swarm_pass(swarm, &records, &desired, observed_at)
+                .await;
         }
         let observed = match self.observe(&desired, &by_uid).await {
             Ok(o) => o,

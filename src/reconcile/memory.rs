@@ -43,6 +43,8 @@ pub(super) struct ObjectMemory {
     pub(super) rolled_back: Option<RolledBack>,
     /// A permanent failure: the engine image the app's reference named then.
     pub(super) blocked_on_image: Option<Option<String>>,
+    /// Swarm mode: the service hash this generation last sent to the manager.
+    pub(super) attempted: Option<String>,
 }
 
 impl ObjectMemory {
@@ -57,6 +59,7 @@ impl ObjectMemory {
             pulled_generation: None,
             rolled_back: None,
             blocked_on_image: None,
+            attempted: None,
         }
     }
 

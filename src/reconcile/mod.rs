@@ -25,6 +25,7 @@ pub mod plan;
 pub mod preview;
 mod publish;
 pub mod status;
+pub mod swarm;
 
 pub use actions::{ActionError, AppAction};
 pub use controller::{Controller, ControllerConfig, Health};

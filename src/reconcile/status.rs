@@ -15,7 +15,7 @@ use crate::spec::wire::DesiredState;
 
 /// A condition; `previous` is the same condition in the last status (its transition time is
 /// kept while the status stays the same).
-fn condition(
+pub(super) fn condition(
     previous: Option<&Condition>,
     kind: &str,
     ok: bool,
@@ -231,6 +231,10 @@ pub fn compute(
             image_id: r.image_id.clone(),
             message: r.message.clone(),
         }),
+        service_id: None,
+        replicas: None,
+        update_status: None,
+        tasks: Vec::new(),
     }
 }
 

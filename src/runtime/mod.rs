@@ -10,6 +10,7 @@ pub mod docker;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod image_match;
+pub mod swarm;
 
 use std::collections::BTreeMap;
 

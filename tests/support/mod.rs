@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod swarm;
 pub mod testkit;
 
 use std::collections::HashMap;
@@ -63,6 +64,8 @@ pub struct Harness {
     pub instance: String,
     pub http: reqwest::Client,
     config: ServeConfig,
+    /// Swarm mode: the manager's engine (else the local default engine, solo mode).
+    engine: Option<std::sync::Arc<wharf::runtime::docker::DockerRuntime>>,
 }
 
 impl Harness {
@@ -96,6 +99,7 @@ impl Harness {
             instance,
             http: reqwest::Client::new(),
             config,
+            engine: None,
         };
         harness.remove_earlier_runs(name).await;
         harness.server = Some(
@@ -104,6 +108,37 @@ impl Harness {
                 .expect("wharf starts"),
         );
         harness
+    }
+
+    /// Starts wharf in swarm mode against the manager of `cluster`, for test `name`.
+    pub async fn start_swarm(name: &str, cluster: &swarm::Cluster) -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let specs = tempfile::tempdir().expect("tempdir");
+        let instance = format!("test-{name}-{}", std::process::id());
+        let mut config = ServeConfig::new(data.path().to_path_buf());
+        config.specs_dir = Some(specs.path().to_path_buf());
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        config.mode = wharf::spec::mode::Mode::Swarm;
+        config.controller = ControllerConfig {
+            instance: instance.clone(),
+            resync: Duration::from_secs(5),
+            max_ops: 4,
+            ..ControllerConfig::default()
+        };
+        let engine = cluster.manager_runtime();
+        let server = Server::start_on(config.clone(), std::sync::Arc::clone(&engine))
+            .await
+            .expect("wharf starts in swarm mode");
+        Self {
+            server: Some(server),
+            data,
+            specs,
+            namespace: name.to_string(),
+            instance,
+            http: reqwest::Client::new(),
+            config,
+            engine: Some(engine),
+        }
     }
 
     pub fn server(&self) -> &Server {
@@ -119,11 +154,13 @@ impl Harness {
     /// Stops and starts wharf on the same data directory (a new port).
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.server = Some(
-            Server::start(self.config.clone())
-                .await
-                .expect("wharf restarts"),
-        );
+        let server = match &self.engine {
+            Some(engine) => {
+                Server::start_on(self.config.clone(), std::sync::Arc::clone(engine)).await
+            }
+            None => Server::start(self.config.clone()).await,
+        };
+        self.server = Some(server.expect("wharf restarts"));
     }
 
     /// Waits for `n` more complete passes of the loop, asking for each: every one observes
@@ -279,7 +316,19 @@ impl Harness {
 
     /// Waits until `app` is Ready at `generation` (its current one when `None`).
     pub async fn wait_ready_at(&self, app: &str, generation: Option<i64>) -> Value {
-        let ready = poll_until(Duration::from_secs(30), || async {
+        self.wait_ready_within(app, generation, Duration::from_secs(30))
+            .await
+    }
+
+    /// Waits up to `timeout` until `app` is Ready at `generation` (its current one when
+    /// `None`).
+    pub async fn wait_ready_within(
+        &self,
+        app: &str,
+        generation: Option<i64>,
+        timeout: Duration,
+    ) -> Value {
+        let ready = poll_until(timeout, || async {
             let doc = self.get_app(app).await?;
             let current = doc.pointer("/metadata/generation")?.as_i64()?;
             if generation.is_some_and(|g| g != current) {

@@ -139,7 +139,7 @@ impl Desired {
 
     /// The pull policy and credentials for an image reference: those of the Image object that
     /// declares it, else `IfNotPresent` without credentials.
-    pub(super) fn pull_policy(&self, canonical: &str) -> (PullPolicy, Option<&CredentialsRef>) {
+    pub(crate) fn pull_policy(&self, canonical: &str) -> (PullPolicy, Option<&CredentialsRef>) {
         self.images
             .values()
             .find(|i| !i.deleting && i.spec.canonical == canonical)

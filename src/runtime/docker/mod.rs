@@ -30,6 +30,7 @@ use crate::spec::validate::Limits;
 
 mod convert;
 mod streams;
+mod swarm;
 
 use convert::{append_limited, container_stats, container_summary, create_body, update_body};
 
@@ -81,6 +82,24 @@ impl DockerRuntime {
             negotiated: AtomicBool::new(false),
             deadlines,
             local_files: !remote && std::path::Path::new("/sys/fs/cgroup").is_dir(),
+            pids: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Connects lazily to the engine answering on the unix socket at `path` (another engine
+    /// than the local default: a swarm node's, in tests and benches).
+    pub fn connect_socket(path: &str, deadlines: Deadlines) -> RuntimeResult<Self> {
+        let backstop = deadlines.pull + deadlines.stop_extra + Duration::from_secs(600);
+        let docker =
+            Docker::connect_with_unix(path, backstop.as_secs(), bollard::API_DEFAULT_VERSION)
+                .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            docker,
+            negotiated: AtomicBool::new(false),
+            deadlines,
+            // Its containers' cgroup files may be this host's, but not under the names the
+            // default engine uses: ask the engine.
+            local_files: false,
             pids: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -200,7 +219,7 @@ impl DockerRuntime {
         Ok(list.into_iter().filter_map(container_summary).collect())
     }
 
-    fn instance_filters(instance: &str) -> HashMap<String, Vec<String>> {
+    pub(super) fn instance_filters(instance: &str) -> HashMap<String, Vec<String>> {
         HashMap::from([(
             "label".to_string(),
             vec![

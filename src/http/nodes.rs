@@ -1,0 +1,162 @@
+//! `GET /api/v1/info` (the mode, the engine and, in swarm mode, the cluster), and the swarm's
+//! nodes: `GET /api/v1/nodes` and `GET /api/v1/nodes/{node}` (the engine's inspect document).
+//! In solo mode the node routes answer 409 saying so.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::error::{ApiError, ApiResult};
+use super::state::ApiState;
+use super::views::Items;
+use crate::runtime::swarm::{NodeState, Swarm, SwarmMembership};
+use crate::spec::mode::Mode;
+
+/// `GET /info`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    pub mode: Mode,
+    /// wharf's own version.
+    pub version: &'static str,
+    pub instance: String,
+    pub engine: EngineInfo,
+    /// Swarm mode: the cluster the engine manages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<SwarmMembership>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineInfo {
+    pub connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub async fn info(State(state): State<ApiState>) -> ApiResult<Json<Info>> {
+    let health = state.health.borrow().clone();
+    let swarm = state.controller.swarm();
+    let cluster = match &swarm {
+        Some(s) => Some(
+            s.membership()
+                .await
+                .map_err(|e| ApiError::runtime("asking the engine about its swarm", e))?,
+        ),
+        None => None,
+    };
+    Ok(Json(Info {
+        mode: if swarm.is_some() {
+            Mode::Swarm
+        } else {
+            Mode::Solo
+        },
+        version: env!("CARGO_PKG_VERSION"),
+        instance: state.instance.clone(),
+        engine: EngineInfo {
+            connected: health.docker_connected,
+            version: health.docker_version,
+            error: health.docker_error,
+        },
+        cluster,
+    }))
+}
+
+/// The swarm manager, or 409 in solo mode.
+fn manager(state: &ApiState) -> ApiResult<Arc<dyn Swarm>> {
+    state.controller.swarm().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "SoloMode",
+            "wharf runs in solo mode (one engine, no swarm nodes); nodes exist in swarm mode (wharf serve --mode swarm)",
+        )
+    })
+}
+
+/// One node in `GET /nodes`, with the number of tasks Swarm wants running on it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub node: NodeState,
+    pub tasks: usize,
+}
+
+pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Items<NodeView>>> {
+    let swarm = manager(&state)?;
+    let nodes = swarm
+        .nodes()
+        .await
+        .map_err(|e| ApiError::runtime("listing the swarm's nodes", e))?;
+    let services = swarm
+        .services(&state.instance)
+        .await
+        .map_err(|e| ApiError::runtime("listing services", e))?;
+    let ids: Vec<String> = services.into_iter().map(|s| s.id).collect();
+    let tasks = swarm
+        .tasks(&ids)
+        .await
+        .map_err(|e| ApiError::runtime("listing tasks", e))?;
+    let items = nodes
+        .into_iter()
+        .map(|node| {
+            let count = tasks
+                .iter()
+                .filter(|t| t.desired_state == "running" && t.node_id.as_ref() == Some(&node.id))
+                .count();
+            NodeView { node, tasks: count }
+        })
+        .collect();
+    Ok(Json(Items { items }))
+}
+
+/// `GET /nodes/{node}`: by hostname or id.
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let swarm = manager(&state)?;
+    let nodes = swarm
+        .nodes()
+        .await
+        .map_err(|e| ApiError::runtime("listing the swarm's nodes", e))?;
+    let matching: Vec<&NodeState> = nodes
+        .iter()
+        .filter(|n| n.id == name || n.hostname == name)
+        .collect();
+    let node = match matching.as_slice() {
+        [] => {
+            return Err(ApiError::not_found(format!(
+                "no node of the swarm has the id or hostname {name:?}"
+            )));
+        }
+        [one] => *one,
+        many => match many.iter().find(|n| n.id == name) {
+            Some(n) => *n,
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "Ambiguous",
+                    format!(
+                        "{} nodes have the hostname {name:?}; name one by id: {}",
+                        many.len(),
+                        many.iter()
+                            .map(|n| n.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        },
+    };
+    let raw = swarm
+        .node_raw(&node.id)
+        .await
+        .map_err(|e| ApiError::runtime("inspecting the node", e))?;
+    Ok(Json(raw))
+}

@@ -1,0 +1,697 @@
+//! The swarm backend: observe → plan → execute for Swarm services, beside the solo backend's
+//! containers, sharing everything above them (store, desired objects and the approval gate,
+//! the loop's wake-ups, memory and backoff, statuses and events).
+//!
+//! - `declare`: an App as the `ServiceSpec` wharf wants (pure).
+//! - `plan`: the pure planner.
+//! - `status`: an app's status from its service and tasks (pure).
+//! - here: the pass (observe the manager, learn from rollbacks, plan, publish, hand out work),
+//!   the executor of service steps, and the swarm actions (restart, hard reset).
+//!
+//! Swarm schedules, replaces and rolls back tasks; wharf never touches a task or a container
+//! in swarm mode.
+
+pub mod plan;
+pub mod status;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::controller::Controller;
+use super::execute::{ErrorClass, ExecError};
+use super::memory::Failure;
+use super::plan::{Desired, DesiredApp, volume_name};
+use crate::images::resolve_credentials;
+use crate::runtime::swarm::{
+    ServiceMode, ServiceMount, ServicePort, ServiceRestart, ServiceSpec, ServiceUpdateConfig, Swarm,
+};
+use crate::runtime::{RegistryCredentials, RuntimeError, labels};
+use crate::spec::image::CredentialsRef;
+use crate::spec::reference::canonical_reference;
+use crate::spec::status::ObjectStatus;
+use crate::spec::validate::{AppKey, Restart};
+use crate::spec::wire::DesiredState;
+use crate::store::{EventType, ObjectRecord, now_rfc3339};
+use plan::{DesiredService, ServiceAction, ServicePlan, SwarmObserved};
+
+pub use crate::runtime::swarm::labels::HASH_SERVICE as HASH_LABEL;
+
+/// The service name of an app: `namespace_name` as `docker stack` names them, when that is a
+/// valid service name (at most 63 letters, digits, `-` and `_`); else a shortened form with a
+/// hash of the key, still unique.
+pub fn service_name(key: &AppKey) -> String {
+    let plain = format!("{}_{}", key.namespace, key.name);
+    if plain.len() <= 63 && !plain.contains('.') {
+        return plain;
+    }
+    let digest = Sha256::digest(format!("{}/{}", key.namespace, key.name).as_bytes());
+    let suffix: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let mut head: String = plain.replace('.', "-").chars().take(54).collect();
+    while head.ends_with(['-', '_']) {
+        head.pop();
+    }
+    format!("{head}-{suffix}")
+}
+
+/// The service wharf declares for `app`, with its hash label set.
+pub fn declare(app: &DesiredApp, instance: &str) -> ServiceSpec {
+    let spec = &app.spec;
+    let c = &spec.container;
+    let s = &spec.swarm;
+    let common = BTreeMap::from([
+        (labels::INSTANCE.to_string(), instance.to_string()),
+        (labels::NAMESPACE.to_string(), spec.key.namespace.clone()),
+        (labels::APP.to_string(), spec.key.name.clone()),
+        (labels::UID.to_string(), app.uid.clone()),
+    ]);
+    let mut service_labels = common.clone();
+    service_labels.insert(
+        labels::MANAGED_BY.to_string(),
+        labels::MANAGED_BY_VALUE.to_string(),
+    );
+    let mut mounts: Vec<ServiceMount> = c
+        .volumes
+        .iter()
+        .map(|v| ServiceMount {
+            target: v.mount_path.clone(),
+            source: volume_name(&spec.key.namespace, &v.name),
+            bind: false,
+            read_only: v.read_only,
+        })
+        .chain(c.binds.iter().map(|b| ServiceMount {
+            target: b.mount_path.clone(),
+            source: b.host_path.clone(),
+            bind: true,
+            read_only: b.read_only,
+        }))
+        .collect();
+    mounts.sort();
+    let mut ports: Vec<ServicePort> = c
+        .ports
+        .iter()
+        .map(|p| ServicePort {
+            target: p.container_port,
+            protocol: p.protocol,
+            published: p.host_port,
+            host_mode: s.host_mode_ports.contains(&(p.container_port, p.protocol)),
+        })
+        .collect();
+    ports.sort();
+    let (condition, max_attempts) = match spec.limits.restart {
+        Restart::No => ("none", None),
+        Restart::Always | Restart::UnlessStopped => ("any", None),
+        Restart::OnFailure { max_retries } => (
+            "on-failure",
+            (max_retries > 0).then_some(u64::from(max_retries)),
+        ),
+    };
+    let mode = if s.global {
+        ServiceMode::Global
+    } else if spec.state == DesiredState::Stopped {
+        ServiceMode::Replicated { replicas: 0 }
+    } else {
+        ServiceMode::Replicated {
+            replicas: s.replicas,
+        }
+    };
+    let mut service = ServiceSpec {
+        name: service_name(&spec.key),
+        labels: service_labels,
+        container_labels: common,
+        image: c.image.clone(),
+        entrypoint: c.entrypoint.clone(),
+        command: c.command.clone(),
+        env: c.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        working_dir: c.working_dir.clone(),
+        mounts,
+        healthcheck: c.healthcheck.clone(),
+        stop_grace_ns: c
+            .stop_grace_seconds
+            .map(|g| i64::try_from(g.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX)),
+        cap_add: c.cap_add.clone(),
+        cap_drop: c.cap_drop.clone(),
+        memory: spec.limits.memory,
+        nano_cpus: spec.limits.nano_cpus,
+        pids: spec.limits.pids,
+        reserve_memory: s.reserve_memory,
+        reserve_nano_cpus: s.reserve_nano_cpus,
+        restart: ServiceRestart {
+            condition,
+            max_attempts,
+            delay_ns: s.restart_delay_ns,
+        },
+        constraints: s.constraints.clone(),
+        spread: s.spread.clone(),
+        max_replicas_per_node: s.max_replicas_per_node,
+        mode,
+        update: ServiceUpdateConfig {
+            parallelism: s.update.parallelism,
+            delay_ns: s.update.delay_ns,
+            order: s.update.order,
+            failure_action: s.update.failure_action,
+            monitor_ns: s.update.monitor_ns,
+            max_failure_ratio: s.update.max_failure_ratio,
+        },
+        ports,
+    };
+    let hash = hash_of(&service);
+    service.labels.insert(HASH_LABEL.to_string(), hash);
+    service
+}
+
+/// The hash of a declared service (its labels hold it, so it is taken without them).
+fn hash_of(spec: &ServiceSpec) -> String {
+    let mut bare = spec.clone();
+    bare.labels.remove(HASH_LABEL);
+    // Plain data (strings, numbers, maps): serialising it cannot fail.
+    let bytes = serde_json::to_vec(&bare).unwrap_or_default();
+    Sha256::digest(&bytes)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a swarm pass remembers between passes besides the common memory: the failed tasks it
+/// has already reported (so each failure is one event), per service.
+#[derive(Default)]
+pub struct TaskBook {
+    /// `None` until the first pass has seen the tasks (old failures are not news).
+    reported: Option<HashSet<String>>,
+    /// The node each slot's running task was on.
+    placed: HashMap<(String, u64), String>,
+}
+
+/// A task event to record on an app.
+struct TaskNews {
+    uid: String,
+    kind: EventType,
+    reason: &'static str,
+    message: String,
+}
+
+impl TaskBook {
+    /// The task failures and reschedules in `observed` not reported yet.
+    fn news(&mut self, observed: &SwarmObserved) -> Vec<TaskNews> {
+        let first = self.reported.is_none();
+        let reported = self.reported.get_or_insert_with(HashSet::new);
+        let uid_of: HashMap<&str, &str> = observed
+            .services
+            .iter()
+            .filter_map(|s| {
+                s.spec
+                    .labels
+                    .get(labels::UID)
+                    .map(|u| (s.id.as_str(), u.as_str()))
+            })
+            .collect();
+        let hostname = |id: &str| {
+            observed
+                .nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map_or(id.to_string(), |n| n.hostname.clone())
+        };
+        let mut out = Vec::new();
+        for t in &observed.tasks {
+            let Some(uid) = uid_of.get(t.service_id.as_str()) else {
+                continue;
+            };
+            if t.is_failure() && reported.insert(t.id.clone()) && !first {
+                out.push(TaskNews {
+                    uid: uid.to_string(),
+                    kind: EventType::Warning,
+                    reason: "TaskFailed",
+                    message: format!(
+                        "task {} (slot {}) on {} {}: {}",
+                        &t.id[..t.id.len().min(12)],
+                        t.slot.map_or("-".to_string(), |s| s.to_string()),
+                        t.node_id.as_deref().map_or("no node".into(), hostname),
+                        t.state,
+                        t.error
+                            .clone()
+                            .or(t.message.clone())
+                            .unwrap_or_else(|| "no reason given".into())
+                    ),
+                });
+            }
+            if let (Some(slot), Some(node), true) = (t.slot, &t.node_id, t.is_running()) {
+                let place = (t.service_id.clone(), slot);
+                match self.placed.insert(place, node.clone()) {
+                    Some(before) if before != *node => out.push(TaskNews {
+                        uid: uid.to_string(),
+                        kind: EventType::Normal,
+                        reason: "TaskRescheduled",
+                        message: format!(
+                            "slot {slot} moved from {} to {}",
+                            hostname(&before),
+                            hostname(node)
+                        ),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        let live: HashSet<&str> = observed.tasks.iter().map(|t| t.id.as_str()).collect();
+        reported.retain(|id| live.contains(id.as_str()));
+        let services: HashSet<&str> = observed.services.iter().map(|s| s.id.as_str()).collect();
+        self.placed
+            .retain(|(service, _), _| services.contains(service.as_str()));
+        out
+    }
+}
+
+impl Controller {
+    /// One swarm pass over `records` (already in `desired`). Returns when the next pass is due
+    /// at the latest.
+    pub(super) async fn swarm_pass(
+        self: &Arc<Self>,
+        swarm: &Arc<dyn Swarm>,
+        records: &[ObjectRecord],
+        desired: &Desired,
+        observed_at: Instant,
+    ) -> Option<Duration> {
+        let observed = match observe(swarm.as_ref(), &self.config.instance).await {
+            Ok(o) => o,
+            Err(e) => return self.docker_failed(e.to_string()),
+        };
+        let by_uid: HashMap<&str, &ObjectRecord> =
+            records.iter().map(|r| (r.uid.as_str(), r)).collect();
+        self.learn_rollbacks(desired, &observed, observed_at);
+        let now = Instant::now();
+        let services = self.desired_services(desired, now);
+        let nodes = BTreeMap::new();
+        let the_plan = plan::plan(&services, &nodes, &desired.frozen_uids, &observed, now);
+        self.health.send_modify(|h| h.passes += 1);
+        self.metrics.passes.inc();
+
+        let news = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .news(&observed);
+        for n in news {
+            if let Some(record) = by_uid.get(n.uid.as_str()) {
+                tracing::info!(app = %record.key, "{}: {}", n.reason, n.message);
+                self.event(record, n.kind, n.reason, &n.message).await;
+            }
+        }
+        self.write_swarm_statuses(&services, &observed, &the_plan, &by_uid, observed_at)
+            .await;
+        self.metrics
+            .pass_seconds
+            .observe(observed_at.elapsed().as_secs_f64());
+        if self.cancel.is_cancelled() {
+            return None;
+        }
+        for (key, service_plan) in the_plan.apps.iter().chain(the_plan.nodes.iter()) {
+            if service_plan.steps.is_empty() {
+                continue;
+            }
+            {
+                let mut state = self.lock();
+                if state.is_stale(key, observed_at) || !state.inflight.insert(key.clone()) {
+                    continue;
+                }
+            }
+            let record = service_plan
+                .uid
+                .as_deref()
+                .and_then(|u| by_uid.get(u))
+                .map(|r| (*r).clone());
+            let credentials = service_plan
+                .uid
+                .as_deref()
+                .and_then(|u| services.values().find(|s| s.uid == u))
+                .and_then(|s| credentials_for(desired, &s.spec.image));
+            let this = Arc::clone(self);
+            let swarm = Arc::clone(swarm);
+            let key = key.clone();
+            let service_plan = service_plan.clone();
+            self.work.spawn(async move {
+                this.swarm_work(swarm, key, record, service_plan, credentials)
+                    .await
+            });
+        }
+        let resync = the_plan.requeue;
+        let held = services
+            .values()
+            .filter_map(|s| s.hold_until)
+            .filter(|t| *t > now)
+            .map(|t| t.duration_since(now))
+            .min();
+        match (resync, held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The declared service of every app, with what the memory says about it.
+    fn desired_services(
+        &self,
+        desired: &Desired,
+        now: Instant,
+    ) -> BTreeMap<AppKey, DesiredService> {
+        let memory = self.memory();
+        desired
+            .apps
+            .iter()
+            .map(|(key, app)| {
+                let spec = declare(app, &self.config.instance);
+                let hash = spec.labels.get(HASH_LABEL).cloned().unwrap_or_default();
+                // The memory, not `app`: this pass may just have learnt of a rollback.
+                let rolled_back = memory
+                    .get(&app.uid)
+                    .filter(|m| m.generation == app.generation)
+                    .and_then(|m| m.rolled_back.as_ref())
+                    .or(app.rolled_back.as_ref())
+                    .map(|r| r.message.clone());
+                let hold_until = memory
+                    .get(&app.uid)
+                    .and_then(|m| m.hold_until)
+                    .filter(|t| *t > now);
+                (
+                    key.clone(),
+                    DesiredService {
+                        uid: app.uid.clone(),
+                        generation: app.generation,
+                        hash,
+                        deleting: app.deleting,
+                        hold_until,
+                        unapproved: desired.unapproved(&app.spec.container.image),
+                        rolled_back,
+                        spec,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// A service whose update this generation made was rolled back (by Swarm on failure, or
+    /// by hand) or paused on failure: the app remembers it (and its status keeps it across
+    /// restarts), and the update is not sent again until the spec changes. A service that
+    /// carries another spec than the one wharf last sent it has been taken back to an earlier
+    /// one, whatever state Swarm's update report is in yet.
+    fn learn_rollbacks(&self, desired: &Desired, observed: &SwarmObserved, observed_at: Instant) {
+        let mut memory = self.memory();
+        let state = self.lock();
+        for (key, app) in &desired.apps {
+            // Work running or finished since the observation: it does not show its effect.
+            if state.is_stale(key, observed_at) {
+                continue;
+            }
+            let Some(m) = memory.get_mut(&app.uid) else {
+                continue;
+            };
+            let Some(attempted) = m.attempted.clone() else {
+                continue;
+            };
+            if m.rolled_back.is_some() {
+                continue;
+            }
+            let name = service_name(&app.spec.key);
+            let Some(service) = observed.services_of(&app.uid, &name).first().copied() else {
+                continue;
+            };
+            let update = service.update_status.as_ref();
+            let on_service = service.spec.labels.get(HASH_LABEL);
+            let reverted = on_service != Some(&attempted);
+            let paused =
+                on_service == Some(&attempted) && update.is_some_and(|u| u.state == "paused");
+            if !(reverted || paused) {
+                continue;
+            }
+            let message = update
+                .and_then(|u| u.message.clone())
+                .filter(|m| !m.is_empty() && m != "update in progress")
+                .unwrap_or_else(|| match update {
+                    Some(u) if paused => format!("update {}", u.state),
+                    _ => "the service was taken back to its previous spec".to_string(),
+                });
+            tracing::warn!(app = %app.spec.key, "Swarm did not keep the update: {message}");
+            m.rolled_back = Some(super::plan::RolledBack {
+                image_id: None,
+                message,
+            });
+        }
+    }
+
+    async fn write_swarm_statuses(
+        &self,
+        services: &BTreeMap<AppKey, DesiredService>,
+        observed: &SwarmObserved,
+        the_plan: &plan::SwarmPlan,
+        by_uid: &HashMap<&str, &ObjectRecord>,
+        observed_at: Instant,
+    ) {
+        let now = now_rfc3339();
+        let mut changed = Vec::new();
+        for (key, app) in services {
+            if self.lock().is_stale(key, observed_at) {
+                continue;
+            }
+            let failure: Option<Failure> =
+                self.memory().get(&app.uid).and_then(|m| m.failure.clone());
+            let Some(record) = by_uid.get(app.uid.as_str()) else {
+                continue;
+            };
+            let service = observed
+                .services_of(&app.uid, &app.spec.name)
+                .first()
+                .copied();
+            let tasks = service
+                .map(|s| observed.tasks_of(&s.id))
+                .unwrap_or_default();
+            let seen = status::Seen {
+                service,
+                tasks: &tasks,
+                nodes: &observed.nodes,
+            };
+            let computed = status::compute(
+                app,
+                seen,
+                the_plan.apps.get(key),
+                failure.as_ref(),
+                record.app_status(),
+                &now,
+            );
+            let computed = ObjectStatus::App(computed);
+            if record.status.as_ref() != Some(&computed) {
+                changed.push((record.uid.clone(), computed));
+            }
+        }
+        if let Err(e) = self.store.set_statuses(&changed).await {
+            tracing::warn!("could not store {} statuses: {e}", changed.len());
+        }
+    }
+
+    /// Runs one app's (or node's) service steps, records each outcome as an event, and keeps
+    /// the backoff.
+    async fn swarm_work(
+        self: Arc<Self>,
+        swarm: Arc<dyn Swarm>,
+        key: AppKey,
+        record: Option<ObjectRecord>,
+        service_plan: ServicePlan,
+        credentials: Option<CredentialsRef>,
+    ) {
+        let mut error: Option<(String, ExecError)> = None;
+        for step in &service_plan.steps {
+            let result = {
+                let _permit = self.ops.acquire().await.ok();
+                self.run_step(swarm.as_ref(), &step.action, credentials.as_ref())
+                    .await
+            };
+            let verb = step.action.verb();
+            match result {
+                Ok(detail) => {
+                    let message = if detail.is_empty() {
+                        step.reason.clone()
+                    } else {
+                        format!("{detail}: {}", step.reason)
+                    };
+                    tracing::info!(app = %key, "{verb} {message}");
+                    if let Some(record) = &record
+                        && !matches!(step.action, ServiceAction::Forget { .. })
+                    {
+                        self.event(record, EventType::Normal, verb, &message).await;
+                    }
+                    if let (
+                        ServiceAction::Create { spec } | ServiceAction::Update { spec, .. },
+                        Some(uid),
+                    ) = (&step.action, &service_plan.uid)
+                        && let Some(m) = self.memory().get_mut(uid)
+                    {
+                        m.attempted = spec.labels.get(HASH_LABEL).cloned();
+                    }
+                }
+                Err(e) => {
+                    let message = format!("{verb} failed ({}): {e}", step.reason);
+                    tracing::warn!(app = %key, "{message}");
+                    if let Some(record) = &record {
+                        self.event(record, EventType::Warning, e.reason(), &message)
+                            .await;
+                    }
+                    error = Some((message, e));
+                    break;
+                }
+            }
+        }
+        if let Some((_, ExecError::Runtime(_))) = &error {
+            self.metrics.docker_errors.inc();
+        }
+        let now = Instant::now();
+        if let Some(uid) = &service_plan.uid
+            && let Some(m) = self.memory().get_mut(uid)
+        {
+            match error {
+                Some((message, e)) => {
+                    m.failure = Some(Failure {
+                        generation: m.generation,
+                        reason: e.reason().to_string(),
+                        message,
+                    });
+                    match e.class() {
+                        ErrorClass::Transient => m.hold(now),
+                        ErrorClass::Permanent => m.block(None, now),
+                    }
+                }
+                None => m.failure = None,
+            }
+        }
+        self.release(&key);
+        self.wake.notify_one();
+    }
+
+    async fn run_step(
+        &self,
+        swarm: &dyn Swarm,
+        action: &ServiceAction,
+        credentials: Option<&CredentialsRef>,
+    ) -> Result<String, ExecError> {
+        let registry = |image: &str| -> Result<Option<RegistryCredentials>, ExecError> {
+            credentials
+                .map(|c| resolve_credentials(c, image))
+                .transpose()
+                .map_err(|m| {
+                    ExecError::Runtime(RuntimeError::Engine {
+                        op: "registry credentials",
+                        status: 400,
+                        message: m,
+                    })
+                })
+        };
+        match action {
+            ServiceAction::Create { spec } => {
+                let auth = registry(&spec.image)?;
+                let id = swarm.create_service(spec, auth.as_ref()).await?;
+                Ok(format!("service {} ({})", spec.name, short(&id)))
+            }
+            ServiceAction::Update {
+                id,
+                version,
+                spec,
+                force_update,
+            } => {
+                let auth = registry(&spec.image)?;
+                let warnings = swarm
+                    .update_service(id, *version, spec, *force_update, auth.as_ref())
+                    .await?;
+                for w in &warnings {
+                    tracing::info!(service = %spec.name, "the engine says: {w}");
+                }
+                Ok(format!("service {}", spec.name))
+            }
+            ServiceAction::Remove { id, name } => match swarm.remove_service(id).await {
+                Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(format!("service {name}")),
+                Err(e) => Err(e.into()),
+            },
+            ServiceAction::Forget { uid } => {
+                self.store.forget(uid).await?;
+                Ok(String::new())
+            }
+            ServiceAction::UpdateNode {
+                id,
+                version,
+                update,
+            } => {
+                swarm.update_node(id, *version, update).await?;
+                Ok(format!("node {}", short(id)))
+            }
+        }
+    }
+
+    /// Restart and hard reset in swarm mode: a forced update replaces every task, following the
+    /// app's update settings.
+    pub(super) async fn swarm_replace_tasks(
+        &self,
+        swarm: &dyn Swarm,
+        record: &ObjectRecord,
+    ) -> Result<String, RuntimeError> {
+        let services = swarm.services(&self.config.instance).await?;
+        let service = services
+            .iter()
+            .filter(|s| s.spec.labels.get(labels::UID) == Some(&record.uid))
+            .min_by_key(|s| s.spec.name != service_name(&record.key))
+            .ok_or_else(|| {
+                RuntimeError::Conflict(format!("app {} has no service yet", record.key))
+            })?;
+        swarm
+            .update_service(
+                &service.id,
+                service.version,
+                &service.spec,
+                service.force_update + 1,
+                None,
+            )
+            .await?;
+        Ok(format!(
+            "service {}: every task is being replaced",
+            service.spec.name
+        ))
+    }
+}
+
+/// The manager's services of this instance, their tasks and the nodes: all, or an error.
+async fn observe(swarm: &dyn Swarm, instance: &str) -> Result<SwarmObserved, RuntimeError> {
+    let (services, nodes) = tokio::try_join!(swarm.services(instance), swarm.nodes())?;
+    let ids: Vec<String> = services.iter().map(|s| s.id.clone()).collect();
+    let tasks = swarm.tasks(&ids).await?;
+    Ok(SwarmObserved {
+        services,
+        tasks,
+        nodes,
+    })
+}
+
+/// The credentials of the Image object that declares `image`, if any.
+fn credentials_for(desired: &Desired, image: &str) -> Option<CredentialsRef> {
+    let canonical = canonical_reference(image).ok()?;
+    desired.pull_policy(&canonical).1.cloned()
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_are_readable_and_valid() {
+        let key = |ns: &str, name: &str| AppKey {
+            namespace: ns.into(),
+            name: name.into(),
+        };
+        assert_eq!(service_name(&key("demo", "web")), "demo_web");
+        let dotted = service_name(&key("demo", "web.v2"));
+        assert!(dotted.starts_with("demo_web-v2-"), "{dotted}");
+        assert_ne!(dotted, service_name(&key("demo", "web-v2")));
+        let long = service_name(&key(&"n".repeat(63), &"a".repeat(63)));
+        assert!(long.len() <= 63, "{long}");
+    }
+}

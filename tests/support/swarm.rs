@@ -1,0 +1,129 @@
+//! A real multi-node Docker Swarm on this machine, built by `swarm.sh` (next to this file):
+//! several dockerd daemons, each in its own network and UTS namespace with its own data and
+//! exec roots, joined over a bridge in a namespace of their own. Torn down on drop (a failing
+//! test too). Node 1 is the manager; the others are workers. Needs root, dockerd, iproute2,
+//! nsenter and unshare (Debian's docker.io, iproute2 and util-linux).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use bollard::Docker;
+
+use super::testkit::import_busybox;
+use super::{IMAGE_V1, IMAGE_V2};
+
+pub struct Cluster {
+    dir: PathBuf,
+    pub nodes: usize,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/swarm.sh")
+}
+
+impl Cluster {
+    /// Builds a swarm of `nodes` nodes with the test images on every node.
+    pub async fn start(nodes: usize) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "wharf-swarm-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        let cluster = Self { dir, nodes };
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("up")
+            .arg(&cluster.dir)
+            .arg(nodes.to_string())
+            .output()
+            .expect("run tests/support/swarm.sh");
+        assert!(
+            out.status.success(),
+            "building a {nodes}-node swarm failed (the swarm tests need root, dockerd, iproute2, nsenter and unshare):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for i in 1..=nodes {
+            let docker = cluster.docker(i).await;
+            for (reference, version) in [(IMAGE_V1, "1"), (IMAGE_V2, "2")] {
+                import_busybox(&docker, reference, version)
+                    .await
+                    .unwrap_or_else(|e| panic!("node {i}: {e}"));
+            }
+        }
+        cluster
+    }
+
+    /// Node `i`'s engine socket (1-based).
+    pub fn socket(&self, i: usize) -> String {
+        self.dir
+            .join(format!("node{i}/docker.sock"))
+            .display()
+            .to_string()
+    }
+
+    /// A client for node `i`'s engine.
+    pub async fn docker(&self, i: usize) -> Docker {
+        let docker = Docker::connect_with_unix(&self.socket(i), 120, bollard::API_DEFAULT_VERSION)
+            .expect("client");
+        docker
+            .negotiate_version()
+            .await
+            .expect("node engine answers")
+    }
+
+    /// wharf's engine adapter for the manager.
+    pub fn manager_runtime(&self) -> Arc<wharf::runtime::docker::DockerRuntime> {
+        Arc::new(
+            wharf::runtime::docker::DockerRuntime::connect_socket(
+                &self.socket(1),
+                wharf::runtime::docker::Deadlines::default(),
+            )
+            .expect("manager client"),
+        )
+    }
+
+    /// SIGKILLs node `i`'s dockerd (and its containerd and shims).
+    pub fn kill_node(&self, i: usize) {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("kill")
+            .arg(&self.dir)
+            .arg(i.to_string())
+            .output()
+            .expect("run swarm.sh kill");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("down")
+            .arg(&self.dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "tearing down the swarm in {} failed: {}",
+                self.dir.display(),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("tearing down the swarm: {e}"),
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}

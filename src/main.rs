@@ -65,6 +65,18 @@ async fn client_command(args: &Args) -> cli::CliResult {
         } if resource.starts_with("image") => {
             cli::images::get(&client()?, name.as_deref(), output.output).await
         }
+        Command::Get {
+            resource,
+            name,
+            output,
+            ..
+        } if resource.starts_with("node") => {
+            cli::nodes::get(&client()?, name.as_deref(), output.output).await
+        }
+        Command::Info { output } => cli::nodes::info(&client()?, output.output).await,
+        Command::Describe { resource, name, .. } if resource.starts_with("node") => {
+            cli::nodes::describe(&client()?, name).await
+        }
         Command::Images { command } => match command {
             ImagesCommand::Pull { name } => cli::images::pull(&client()?, name).await,
             ImagesCommand::UpdateAll => cli::images::update_all(&client()?).await,
@@ -267,6 +279,11 @@ async fn client_command(args: &Args) -> cli::CliResult {
         Command::Describe {
             name, namespace, ..
         } => cli::describe(&client()?, namespace, name).await,
+        Command::Delete {
+            resource: Some(resource),
+            name: Some(name),
+            ..
+        } if resource.starts_with("node") => cli::delete_node(&client()?, name).await,
         Command::Delete {
             name,
             namespace,

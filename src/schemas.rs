@@ -2,7 +2,7 @@
 //! types, committed, and checked for staleness by the tests.
 
 use crate::policy::Policy;
-use crate::spec::{AppDocument, ImageDocument};
+use crate::spec::{AppDocument, ImageDocument, NodeDocument};
 
 /// Every published schema, by file name under `schemas/`, as pretty JSON with a final newline.
 pub fn published() -> Result<Vec<(&'static str, String)>, serde_json::Error> {
@@ -12,6 +12,7 @@ pub fn published() -> Result<Vec<(&'static str, String)>, serde_json::Error> {
     Ok(vec![
         ("app.json", text(schemars::schema_for!(AppDocument))?),
         ("image.json", text(schemars::schema_for!(ImageDocument))?),
+        ("node.json", text(schemars::schema_for!(NodeDocument))?),
         ("policy.json", text(schemars::schema_for!(Policy))?),
     ])
 }

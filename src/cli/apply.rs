@@ -237,6 +237,23 @@ pub async fn diff(client: &Client, paths: &[PathBuf]) -> CliResult {
     Ok(if changed { Exit::Differences } else { Exit::Ok })
 }
 
+/// `wharf delete node NAME`: the `kind: Node` object (the node stays as it is).
+pub async fn delete_node(client: &Client, name: &str) -> CliResult {
+    match client
+        .send(reqwest::Method::DELETE, &format!("/nodes/{name}"), None)
+        .await
+    {
+        Ok(_) => {
+            println!("node/{name} deleted (the node keeps its availability and labels)");
+            Ok(Exit::Ok)
+        }
+        Err(e) => {
+            eprintln!("node/{name}: {}", e.message);
+            Ok(e.exit)
+        }
+    }
+}
+
 /// `wharf delete app NAME` or `wharf delete -f …`.
 pub async fn delete(
     client: &Client,
@@ -265,6 +282,7 @@ pub async fn delete(
                 format!("app/{key}"),
             ),
             Kind::Image => (format!("/images/{}", key.name), format!("image/{key}")),
+            Kind::Node => (format!("/nodes/{}", key.name), format!("node/{key}")),
         };
         match client.send(reqwest::Method::DELETE, &path, None).await {
             Ok(_) => println!("{label} deleted"),

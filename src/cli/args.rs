@@ -59,10 +59,10 @@ pub enum Command {
         #[command(flatten)]
         wait: WaitFlags,
     },
-    /// List apps or images, or show one.
+    /// List apps, images or (swarm mode) nodes, or show one.
     Get {
-        /// Resource type: apps or images.
-        #[arg(value_parser = ["apps", "app", "images", "image"])]
+        /// Resource type: apps, images or nodes.
+        #[arg(value_parser = ["apps", "app", "images", "image", "nodes", "node"])]
         resource: String,
         name: Option<String>,
         #[arg(short, long)]
@@ -76,17 +76,17 @@ pub enum Command {
         #[command(flatten)]
         output: TableOutput,
     },
-    /// Show an app with its status and events.
+    /// Show an app with its status and events, or (swarm mode) a node as the engine reports it.
     Describe {
-        #[arg(value_parser = ["app", "apps"])]
+        #[arg(value_parser = ["app", "apps", "node", "nodes"])]
         resource: String,
         name: String,
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
-    /// Delete an app by name, or the objects declared in files.
+    /// Delete an app (or a `kind: Node` object) by name, or the objects declared in files.
     Delete {
-        #[arg(value_parser = ["app", "apps"], required_unless_present = "files")]
+        #[arg(value_parser = ["app", "apps", "node", "nodes"], required_unless_present = "files")]
         resource: Option<String>,
         name: Option<String>,
         #[arg(short, long, default_value = "default")]
@@ -98,6 +98,11 @@ pub enum Command {
     Diff {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
+    },
+    /// The server's mode (solo or swarm), engine and, in swarm mode, cluster.
+    Info {
+        #[command(flatten)]
+        output: TableOutput,
     },
     /// Check files offline (for CI lint); non-zero exit on any error.
     Validate {

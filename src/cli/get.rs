@@ -127,6 +127,7 @@ pub async fn describe(client: &Client, namespace: &str, name: &str) -> CliResult
 pub enum SchemaKind {
     App,
     Image,
+    Node,
 }
 
 /// `wharf schema [KIND] [--out DIR]`.
@@ -134,6 +135,7 @@ pub fn schema(kind: SchemaKind, out: Option<&Path>) -> CliResult {
     let wanted = match kind {
         SchemaKind::App => "app.json",
         SchemaKind::Image => "image.json",
+        SchemaKind::Node => "node.json",
     };
     let schemas = crate::schemas::published()
         .map_err(|e| CliError::new(Exit::Failure, format!("generating the schemas: {e}")))?;

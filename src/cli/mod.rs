@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod args;
 pub mod images;
+pub mod nodes;
 pub mod security;
 pub mod stats;
 
@@ -15,7 +16,7 @@ mod files;
 mod get;
 mod output;
 
-pub use apply::{apply, delete, diff};
+pub use apply::{apply, delete, delete_node, diff};
 pub use client::{CliError, CliResult, Client, Exit, report};
 pub use files::{read_paths, validate};
 pub use get::{SchemaKind, describe, get_apps, schema};

@@ -53,7 +53,7 @@ pub fn authorize_bundle(principal: &Principal, docs: &[Validated]) -> ApiResult<
     for v in docs {
         match v.kind() {
             Kind::App => require_role(principal, Role::Editor, &v.key().namespace, &v.describe())?,
-            Kind::Image => require_admin(principal, &v.describe())?,
+            Kind::Image | Kind::Node => require_admin(principal, &v.describe())?,
         }
     }
     Ok(())

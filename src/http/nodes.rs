@@ -12,8 +12,13 @@ use serde::Serialize;
 use super::error::{ApiError, ApiResult};
 use super::state::ApiState;
 use super::views::Items;
+use serde_json::{Value, json};
+
 use crate::runtime::swarm::{NodeState, Swarm, SwarmMembership};
+use crate::spec::Kind;
 use crate::spec::mode::Mode;
+use crate::spec::validate::AppKey;
+use crate::store::ObjectSource;
 
 /// `GET /info`.
 #[derive(Serialize)]
@@ -78,13 +83,27 @@ fn manager(state: &ApiState) -> ApiResult<Arc<dyn Swarm>> {
     })
 }
 
-/// One node in `GET /nodes`, with the number of tasks Swarm wants running on it.
+/// One node in `GET /nodes`, with the number of tasks Swarm wants running on it and the
+/// `kind: Node` object that declares it, if any.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeView {
     #[serde(flatten)]
     pub node: NodeState,
     pub tasks: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared: Option<Declared>,
+}
+
+/// The Node object naming a node.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Declared {
+    pub name: String,
+    pub source: String,
+    pub spec: crate::spec::ObjectSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::spec::status::ObjectStatus>,
 }
 
 pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Items<NodeView>>> {
@@ -102,6 +121,7 @@ pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Items<NodeVie
         .tasks(&ids)
         .await
         .map_err(|e| ApiError::runtime("listing tasks", e))?;
+    let declared = state.store.list(Kind::Node, None).await?;
     let items = nodes
         .into_iter()
         .map(|node| {
@@ -109,7 +129,21 @@ pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Items<NodeVie
                 .iter()
                 .filter(|t| t.desired_state == "running" && t.node_id.as_ref() == Some(&node.id))
                 .count();
-            NodeView { node, tasks: count }
+            let object = declared
+                .iter()
+                .find(|r| r.key.name == node.id)
+                .or_else(|| declared.iter().find(|r| r.key.name == node.hostname))
+                .map(|r| Declared {
+                    name: r.key.name.clone(),
+                    source: r.source.to_string(),
+                    spec: r.spec.clone(),
+                    status: r.status.clone(),
+                });
+            NodeView {
+                node,
+                tasks: count,
+                declared: object,
+            }
         })
         .collect();
     Ok(Json(Items { items }))
@@ -159,4 +193,27 @@ pub async fn get(
         .await
         .map_err(|e| ApiError::runtime("inspecting the node", e))?;
     Ok(Json(raw))
+}
+
+/// `DELETE /nodes/{name}`: deletes the `kind: Node` object named so (API-owned); the node
+/// itself is left as it is.
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let key = AppKey {
+        namespace: String::new(),
+        name,
+    };
+    let record = state
+        .store
+        .delete(Kind::Node, &key, Some(&ObjectSource::Api), None)
+        .await?;
+    state.wake.notify_one();
+    Ok(Json(json!({
+        "kind": "Node",
+        "name": key.name,
+        "uid": record.uid,
+        "message": "the Node object is deleted; the node keeps its availability and labels",
+    })))
 }

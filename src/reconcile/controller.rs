@@ -458,6 +458,9 @@ impl Controller {
     pub(super) async fn records(&self) -> Result<Vec<ObjectRecord>, crate::store::StoreError> {
         let mut records = self.store.list(Kind::App, None).await?;
         records.extend(self.store.list(Kind::Image, None).await?);
+        if self.swarm.is_some() {
+            records.extend(self.store.list(Kind::Node, None).await?);
+        }
         Ok(records)
     }
 

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod image;
 pub mod mode;
 pub mod names;
+pub mod node;
 pub mod parse;
 pub mod quantity;
 pub mod reference;
@@ -27,6 +28,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use image::{ImageDocument, ImageSpec, validate_image};
+pub use node::{NodeDocument, NodeSpec, validate_node};
 pub use parse::{Format, Parsed, parse_documents, parse_values};
 pub use validate::{AppKey, AppSpec, validate_app};
 pub use wire::{AppDocument, ObjectMeta};
@@ -36,6 +38,8 @@ pub use wire::{AppDocument, ObjectMeta};
 pub enum Kind {
     App,
     Image,
+    /// Swarm mode: a node's declared availability and labels.
+    Node,
 }
 
 impl Kind {
@@ -43,6 +47,7 @@ impl Kind {
         match self {
             Kind::App => "App",
             Kind::Image => "Image",
+            Kind::Node => "Node",
         }
     }
 
@@ -50,6 +55,7 @@ impl Kind {
         match s {
             "App" => Some(Kind::App),
             "Image" => Some(Kind::Image),
+            "Node" => Some(Kind::Node),
             _ => None,
         }
     }
@@ -74,6 +80,7 @@ impl fmt::Display for Kind {
 pub enum Document {
     App(AppDocument),
     Image(ImageDocument),
+    Node(NodeDocument),
 }
 
 impl Document {
@@ -81,6 +88,7 @@ impl Document {
         match self {
             Document::App(_) => Kind::App,
             Document::Image(_) => Kind::Image,
+            Document::Node(_) => Kind::Node,
         }
     }
 
@@ -88,6 +96,7 @@ impl Document {
         match self {
             Document::App(d) => &d.metadata,
             Document::Image(d) => &d.metadata,
+            Document::Node(d) => &d.metadata,
         }
     }
 
@@ -96,6 +105,7 @@ impl Document {
         let spec = match self {
             Document::App(d) => serde_json::to_value(&d.spec),
             Document::Image(d) => serde_json::to_value(&d.spec),
+            Document::Node(d) => serde_json::to_value(&d.spec),
         };
         spec.unwrap_or(serde_json::Value::Null)
     }
@@ -105,6 +115,7 @@ impl Document {
         let doc = match self {
             Document::App(d) => serde_json::to_value(d),
             Document::Image(d) => serde_json::to_value(d),
+            Document::Node(d) => serde_json::to_value(d),
         };
         doc.unwrap_or(serde_json::Value::Null)
     }
@@ -117,6 +128,7 @@ impl Document {
 pub enum ObjectSpec {
     App(wire::AppSpec),
     Image(image::ImageSpecWire),
+    Node(node::NodeSpecWire),
     /// Stored, but no longer readable as its kind's spec (another version of wharf wrote it):
     /// kept as it is; the loop leaves its object's containers alone until it is rewritten.
     Unreadable(serde_json::Value),
@@ -128,6 +140,7 @@ impl ObjectSpec {
         match document {
             Document::App(d) => ObjectSpec::App(d.spec.clone()),
             Document::Image(d) => ObjectSpec::Image(d.spec.clone()),
+            Document::Node(d) => ObjectSpec::Node(d.spec.clone()),
         }
     }
 
@@ -136,6 +149,7 @@ impl ObjectSpec {
         let read = match kind {
             Kind::App => serde_json::from_value(value.clone()).map(ObjectSpec::App),
             Kind::Image => serde_json::from_value(value.clone()).map(ObjectSpec::Image),
+            Kind::Node => serde_json::from_value(value.clone()).map(ObjectSpec::Node),
         };
         read.unwrap_or(ObjectSpec::Unreadable(value))
     }
@@ -155,6 +169,7 @@ impl ObjectSpec {
 pub enum Object {
     App(AppSpec),
     Image(ImageSpec),
+    Node(NodeSpec),
 }
 
 impl Object {
@@ -162,6 +177,7 @@ impl Object {
         match self {
             Object::App(a) => &a.key,
             Object::Image(i) => &i.key,
+            Object::Node(n) => &n.key,
         }
     }
 }
@@ -171,6 +187,7 @@ pub fn validate_document(document: &Document) -> Result<Object, Vec<SpecError>> 
     match document {
         Document::App(d) => validate_app(d).map(Object::App),
         Document::Image(d) => validate_image(d).map(Object::Image),
+        Document::Node(d) => validate_node(d).map(Object::Node),
     }
 }
 
@@ -268,7 +285,7 @@ impl Validated {
     pub fn app(&self) -> Option<&AppSpec> {
         match &self.object {
             Object::App(a) => Some(a),
-            Object::Image(_) => None,
+            Object::Image(_) | Object::Node(_) => None,
         }
     }
 }
@@ -323,7 +340,7 @@ pub fn validate_bundle(
                             .as_deref()
                             .unwrap_or(validate::DEFAULT_NAMESPACE)
                             .to_string(),
-                        Kind::Image => String::new(),
+                        Kind::Image | Kind::Node => String::new(),
                     },
                     name: meta.name.clone(),
                 };

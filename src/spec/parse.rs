@@ -9,6 +9,7 @@
 use serde::Deserialize;
 
 use super::image::ImageDocument;
+use super::node::NodeDocument;
 use super::wire::AppDocument;
 use super::{Document, Kind, SpecError};
 
@@ -317,6 +318,7 @@ fn parse_yaml_document(doc: &str) -> Result<Document, SpecError> {
     let document = match kind_of(&probe)? {
         Kind::App => yaml_as::<AppDocument>(doc).map(Document::App),
         Kind::Image => yaml_as::<ImageDocument>(doc).map(Document::Image),
+        Kind::Node => yaml_as::<NodeDocument>(doc).map(Document::Node),
     }?;
     check_sizes(&document.to_value(), &mut String::new())?;
     Ok(document)
@@ -333,7 +335,7 @@ fn yaml_as<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, SpecError> {
     .map_err(|e| saphyr_error(&e, path))
 }
 
-const KNOWN_KINDS: &str = "this wharf knows: App, Image";
+const KNOWN_KINDS: &str = "this wharf knows: App, Image, Node";
 
 fn kind_of(probe: &KindProbe) -> Result<Kind, SpecError> {
     match probe.kind.as_ref().and_then(|k| k.as_str()) {
@@ -418,6 +420,7 @@ fn parse_json_document(value: serde_json::Value) -> Result<Document, SpecError> 
     match kind_of(&probe)? {
         Kind::App => json_as::<AppDocument>(value).map(Document::App),
         Kind::Image => json_as::<ImageDocument>(value).map(Document::Image),
+        Kind::Node => json_as::<NodeDocument>(value).map(Document::Node),
     }
 }
 

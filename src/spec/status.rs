@@ -13,20 +13,21 @@ use serde::{Deserialize, Serialize};
 pub enum ObjectStatus {
     App(AppStatus),
     Image(ImageStatus),
+    Node(NodeStatus),
 }
 
 impl ObjectStatus {
     pub fn app(&self) -> Option<&AppStatus> {
         match self {
             ObjectStatus::App(s) => Some(s),
-            ObjectStatus::Image(_) => None,
+            ObjectStatus::Image(_) | ObjectStatus::Node(_) => None,
         }
     }
 
     pub fn image(&self) -> Option<&ImageStatus> {
         match self {
             ObjectStatus::Image(s) => Some(s),
-            ObjectStatus::App(_) => None,
+            ObjectStatus::App(_) | ObjectStatus::Node(_) => None,
         }
     }
 }
@@ -116,6 +117,26 @@ pub struct AppStatus {
     /// Swarm mode: the service's current tasks (one per slot, or per node for a global app).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskStatus>,
+}
+
+/// The status of a `kind: Node` object: the node it names as the swarm reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// `Ready=True` once the node has the declared availability and labels.
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// As the swarm reports it now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<String>,
+    /// `ready`, `down`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// `status.replicas`.

@@ -9,6 +9,7 @@ use sqlx::{Sqlite, Transaction};
 use super::record::{ObjectRecord, WriteItem, decode_error};
 use super::{Store, StoreError, StoreResult};
 use crate::policy::{Policy, Totals, Usage};
+use crate::spec::mode::Mode;
 
 /// What the store checks an App against before it accepts it.
 #[derive(Clone, Debug, Default)]
@@ -97,6 +98,14 @@ impl Store {
         uid: &str,
         is_new: bool,
     ) -> StoreResult<()> {
+        if item.kind == crate::spec::Kind::Node && self.admission.mode == Mode::Solo {
+            return Err(StoreError::Invalid(vec![crate::spec::SpecError {
+                object: Some(item.kind.describe(&item.key)),
+                field: Some("kind".into()),
+                message: "kind Node declares a swarm node and is swarm only (wharf serve --mode swarm); solo mode has no nodes".into(),
+                ..crate::spec::SpecError::default()
+            }]));
+        }
         let Some(app) = item.app.as_deref() else {
             return Ok(());
         };

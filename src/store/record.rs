@@ -197,6 +197,11 @@ impl ObjectRecord {
         revalidate(self.to_image_document(), validate_image)
     }
 
+    /// The stored Node, validated again.
+    pub fn node_spec(&self) -> Result<crate::spec::NodeSpec, String> {
+        revalidate(self.to_wire(), crate::spec::validate_node)
+    }
+
     /// The update-class hash wharf applied in place to container `container_id`, if any.
     pub fn applied_hash_for(&self, container_id: &str) -> Option<String> {
         self.applied_update
@@ -326,6 +331,7 @@ fn read_status(kind: Kind, key: &AppKey, text: &str) -> Option<ObjectStatus> {
     let read = match kind {
         Kind::App => serde_json::from_str(text).map(ObjectStatus::App),
         Kind::Image => serde_json::from_str(text).map(ObjectStatus::Image),
+        Kind::Node => serde_json::from_str(text).map(ObjectStatus::Node),
     };
     read.map_err(|e| tracing::warn!(object = %kind.describe(key), "stored status unreadable, recomputed on the next pass: {e}"))
         .ok()

@@ -377,6 +377,70 @@ async fn apps_become_services_on_a_three_node_swarm() {
     })
     .await;
 
+    // A Node spec drains a worker: its tasks move, the app stays Ready; the node gets the
+    // declared labels. Deleting the object leaves the node as it is.
+    let node_doc = |availability: &str| {
+        format!(
+            "apiVersion: wharf/v1\nkind: Node\nmetadata: {{name: wharf-node3}}\nspec:\n  availability: {availability}\n  labels: {{zone: b}}\n"
+        )
+    };
+    let (status, body) = h.apply(&node_doc("drain")).await;
+    assert_eq!(status, 200, "{body}");
+    let doc = wait_for("node3 drained and web off it", SWARM_WAIT, || async {
+        let (_, nodes) = h.get("/api/v1/nodes").await;
+        let node3 = nodes["items"]
+            .as_array()?
+            .iter()
+            .find(|n| n["hostname"] == "wharf-node3")?
+            .clone();
+        let drained = node3["availability"] == "drain"
+            && node3["labels"]["zone"] == "b"
+            && node3["declared"]["status"]["conditions"][0]["status"] == "True";
+        let doc = h.get_app("web").await?;
+        let off = !task_nodes(&doc).contains("wharf-node3") && replicas(&doc) == (2, 2);
+        (drained && off).then_some(doc)
+    })
+    .await;
+    assert_eq!(doc["status"]["phase"], "Running", "{doc:#}");
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["--server", &h.url(""), "--token", &h.token(), "get", "nodes"])
+        .output()
+        .expect("wharf get nodes");
+    let table = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success() && table.contains("wharf-node3") && table.contains("drain"),
+        "{table}{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(h.apply(&node_doc("active")).await.0, 200);
+    wait_for("node3 active again", SWARM_WAIT, || async {
+        let (_, nodes) = h.get("/api/v1/nodes").await;
+        nodes["items"]
+            .as_array()?
+            .iter()
+            .any(|n| n["hostname"] == "wharf-node3" && n["availability"] == "active")
+            .then_some(())
+    })
+    .await;
+    let (status, body) = h
+        .request(
+            reqwest::Method::DELETE,
+            "/api/v1/nodes/wharf-node3",
+            "application/json",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    h.settle(2).await;
+    let (_, nodes) = h.get("/api/v1/nodes").await;
+    let node3 = nodes["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|n| n["hostname"] == "wharf-node3"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(node3.get("declared").is_none(), "{node3}");
+    assert_eq!(node3["labels"]["zone"], "b", "the node is left as it is");
+
     // A dead worker: its tasks move to the other nodes, the node shows down.
     let doc = h.get_app("web").await.expect("web");
     let victim = task_nodes(&doc)
@@ -456,6 +520,11 @@ async fn each_mode_refuses_what_it_cannot_do() {
         .filter_map(|c| c["field"].as_str())
         .collect();
     assert_eq!(fields, ["spec.replicas", "spec.placement"], "{body}");
+    let (status, body) = h
+        .apply("apiVersion: wharf/v1\nkind: Node\nmetadata: {name: n1}\nspec: {availability: drain}\n")
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["details"]["causes"][0]["field"], "kind", "{body}");
     let (status, info) = h.get("/api/v1/info").await;
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["mode"], "solo");

@@ -283,7 +283,7 @@ impl Controller {
         self.learn_rollbacks(desired, &observed, observed_at);
         let now = Instant::now();
         let services = self.desired_services(desired, now);
-        let nodes = BTreeMap::new();
+        let nodes = super::desired::desired_nodes(records);
         let the_plan = plan::plan(&services, &nodes, &desired.frozen_uids, &observed, now);
         self.health.send_modify(|h| h.passes += 1);
         self.metrics.passes.inc();
@@ -479,6 +479,31 @@ impl Controller {
                 &now,
             );
             let computed = ObjectStatus::App(computed);
+            if record.status.as_ref() != Some(&computed) {
+                changed.push((record.uid.clone(), computed));
+            }
+        }
+        for (key, node) in &the_plan.nodes {
+            let Some(record) = node.uid.as_deref().and_then(|u| by_uid.get(u)) else {
+                continue;
+            };
+            if self.lock().is_stale(key, observed_at) {
+                continue;
+            }
+            let failure = self
+                .memory()
+                .get(&record.uid)
+                .and_then(|m| m.failure.clone());
+            let computed = ObjectStatus::Node(status::compute_node(
+                observed.node(&record.key.name),
+                node,
+                failure.as_ref(),
+                record.status.as_ref().and_then(|s| match s {
+                    ObjectStatus::Node(n) => Some(n),
+                    _ => None,
+                }),
+                &now,
+            ));
             if record.status.as_ref() != Some(&computed) {
                 changed.push((record.uid.clone(), computed));
             }

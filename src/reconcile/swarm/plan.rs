@@ -35,6 +35,8 @@ pub struct DesiredNode {
     pub uid: String,
     /// Hostname or node id.
     pub name: String,
+    /// The object is being deleted: it is forgotten, the node left as it is.
+    pub deleting: bool,
     pub update: NodeUpdate,
 }
 
@@ -286,6 +288,16 @@ pub fn plan(
             uid: Some(node.uid.clone()),
             ..ServicePlan::default()
         };
+        if node.deleting {
+            plan.steps.push(ServiceStep {
+                action: ServiceAction::Forget {
+                    uid: node.uid.clone(),
+                },
+                reason: "the Node object is deleted; the node stays as it is".into(),
+            });
+            out.nodes.insert(key.clone(), plan);
+            continue;
+        }
         match observed.node(&node.name) {
             None => {
                 plan.waiting = Some((

@@ -5,7 +5,7 @@ use crate::reconcile::memory::Failure;
 use crate::reconcile::status::condition;
 use crate::runtime::swarm::{NodeState, ServiceMode, ServiceState, TaskState};
 use crate::spec::status::{
-    AppStatus, Phase, ReplicaCounts, RolledBackStatus, ServiceUpdateStatus, TaskNode, TaskStatus,
+    AppStatus, NodeStatus, Phase, ReplicaCounts, RolledBackStatus, ServiceUpdateStatus, TaskNode, TaskStatus,
 };
 
 use super::plan::{DesiredService, ServicePlan};
@@ -259,6 +259,41 @@ pub fn compute(
             completed_at: u.completed_at,
         }),
         tasks: task_views,
+    }
+}
+
+/// The status of a `kind: Node` object from the node it names.
+pub fn compute_node(
+    node: Option<&NodeState>,
+    plan: &ServicePlan,
+    failure: Option<&Failure>,
+    previous: Option<&NodeStatus>,
+    now: &str,
+) -> NodeStatus {
+    let pending = !plan.steps.is_empty();
+    let (ok, reason, message) = match (node, failure, &plan.waiting) {
+        (_, Some(f), _) => (false, f.reason.clone(), f.message.clone()),
+        (_, None, Some((reason, message))) => (false, reason.to_string(), message.clone()),
+        (Some(_), None, None) if pending => (
+            false,
+            "Progressing".to_string(),
+            plan.steps
+                .iter()
+                .map(|s| s.reason.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        (Some(_), None, None) => (true, "Applied".to_string(), String::new()),
+        (None, None, None) => (false, "NodeNotFound".to_string(), String::new()),
+    };
+    let previous_ready = previous.and_then(|p| p.conditions.iter().find(|c| c.kind == "Ready"));
+    NodeStatus {
+        conditions: vec![condition(previous_ready, "Ready", ok, &reason, &message, now)],
+        node_id: node.map(|n| n.id.clone()),
+        hostname: node.map(|n| n.hostname.clone()),
+        availability: node.map(|n| n.availability.clone()),
+        state: node.map(|n| n.status.clone()),
+        message: (!message.is_empty()).then_some(message),
     }
 }
 

@@ -152,6 +152,15 @@ async fn app_container(
     key: &AppKey,
 ) -> ApiResult<(ObjectRecord, ContainerSummary)> {
     let record = state.record(Kind::App, key).await?;
+    if state.controller.swarm().is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "SwarmMode",
+            format!(
+                "app {key} runs as a Swarm service whose task containers live on the swarm's nodes; a manager cannot reach into them, which needs the node agent (`wharf agent`) swarm mode does not have yet. Its tasks, nodes and container ids are in status.tasks"
+            ),
+        ));
+    }
     let containers = app_containers(state.runtime.as_ref(), &state.instance, &record.uid)
         .await
         .map_err(|e| ApiError::runtime("listing containers", e))?;

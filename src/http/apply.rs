@@ -186,10 +186,9 @@ pub async fn dry_run(state: &ApiState, docs: &[Validated]) -> ApiResult<ApplyRes
         let steps = plans
             .remove(v.key())
             .unwrap_or_default()
-            .steps
             .into_iter()
             .map(|s| PlannedStep {
-                action: s.action.verb(),
+                action: s.action,
                 reason: s.reason,
             })
             .collect();

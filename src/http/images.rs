@@ -256,7 +256,7 @@ pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<UpdateA
         let item = update_one(&state, &spec, &engine).await;
         let (kind, reason) = match item.result {
             UpdateResult::Error => (EventType::Warning, "UpdateCheckFailed"),
-            UpdateResult::Pulled => (EventType::Normal, "Updated"),
+            UpdateResult::Pulled | UpdateResult::Pinned => (EventType::Normal, "Updated"),
             _ => (EventType::Normal, "Checked"),
         };
         let message = format!(
@@ -283,7 +283,7 @@ pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<UpdateA
         .iter()
         .filter(|i| i.result == UpdateResult::Pulled)
         .count();
-    if pulled > 0 {
+    if pulled > 0 || items.iter().any(|i| i.result == UpdateResult::Pinned) {
         state.wake.notify_one();
     }
     Ok(Json(UpdateAll { pulled, items }))
@@ -321,6 +321,9 @@ pub enum UpdateResult {
     Skipped,
     Unchanged,
     Pulled,
+    /// Swarm mode: the registry's digest is pinned into the services using the image (each
+    /// node pulls it as its tasks are replaced; services already on it are unchanged).
+    Pinned,
     Error,
 }
 
@@ -330,6 +333,7 @@ impl UpdateResult {
             UpdateResult::Skipped => "skipped",
             UpdateResult::Unchanged => "unchanged",
             UpdateResult::Pulled => "pulled",
+            UpdateResult::Pinned => "pinned",
             UpdateResult::Error => "error",
         }
     }
@@ -352,6 +356,25 @@ async fn update_one(state: &ApiState, spec: &ImageSpec, engine: &[ImageSummary])
         return item;
     }
     let creds = spec.credentials.as_ref();
+    if state.controller.swarm().is_some() {
+        // The nodes pull, not this engine: the digest goes into the services' spec.
+        match state.images.check(&spec.canonical, creds).await {
+            Ok(digest) => {
+                item.result = UpdateResult::Pinned;
+                item.message = Some(format!(
+                    "services using it run {}@{digest}; Swarm rolls those that ran another digest",
+                    spec.reference
+                ));
+                item.remote_digest = Some(digest);
+            }
+            Err(e) => {
+                item.result = UpdateResult::Error;
+                item.reason = Some(e.reason());
+                item.message = Some(e.to_string());
+            }
+        }
+        return item;
+    }
     let check = match state
         .images
         .check_against(&spec.canonical, creds, engine)

@@ -49,7 +49,12 @@ pub fn api_table() -> Vec<(ApiRoute, MethodRouter<ApiState>)> {
         route(M::GET, "/nodes", Everywhere(Viewer), get(nodes::list)),
         route(M::GET, "/nodes/{node}", Everywhere(Viewer), get(nodes::get)),
         // Deletes the `kind: Node` object; the node stays as it is.
-        route(M::DELETE, "/nodes/{node}", Everywhere(Admin), delete(nodes::delete)),
+        route(
+            M::DELETE,
+            "/nodes/{node}",
+            Everywhere(Admin),
+            delete(nodes::delete),
+        ),
         // Lists only the namespaces the token may read.
         route(M::GET, "/apps", Token, get(apps::list_all)),
         route(

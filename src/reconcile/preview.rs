@@ -15,6 +15,13 @@ use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::store::{ObjectRecord, StoreError};
 
+/// One step the loop would take: its verb (as in the events) and its reason.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreviewStep {
+    pub action: &'static str,
+    pub reason: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
     /// The engine could not be observed completely: no plan is better than a wrong one.
@@ -30,7 +37,7 @@ impl Controller {
     pub async fn preview(
         self: &Arc<Self>,
         candidates: Vec<ObjectRecord>,
-    ) -> Result<BTreeMap<AppKey, AppPlan>, PreviewError> {
+    ) -> Result<BTreeMap<AppKey, Vec<PreviewStep>>, PreviewError> {
         let wanted: Vec<(AppKey, String)> = candidates
             .iter()
             .filter(|c| c.kind == Kind::App)
@@ -41,6 +48,19 @@ impl Controller {
             records.iter().map(|r| (r.uid.as_str(), r)).collect();
         let now = Instant::now();
         let mut desired = self.desired(&records, now).await;
+        if let Some(swarm) = &self.swarm {
+            let mut plans = self
+                .swarm_preview(swarm.as_ref(), &records, &desired, now)
+                .await
+                .map_err(|e| PreviewError::Unobservable(e.to_string()))?;
+            return Ok(wanted
+                .into_iter()
+                .map(|(key, _)| {
+                    let steps = plans.remove(&key).unwrap_or_default();
+                    (key, steps)
+                })
+                .collect());
+        }
         let observed = self
             .observe(&desired, &by_uid)
             .await
@@ -55,8 +75,16 @@ impl Controller {
         Ok(wanted
             .into_iter()
             .map(|(key, _)| {
-                let p = the_plan.apps.remove(&key).unwrap_or_default();
-                (key, p)
+                let p: AppPlan = the_plan.apps.remove(&key).unwrap_or_default();
+                let steps = p
+                    .steps
+                    .into_iter()
+                    .map(|s| PreviewStep {
+                        action: s.action.verb(),
+                        reason: s.reason,
+                    })
+                    .collect();
+                (key, steps)
             })
             .collect())
     }

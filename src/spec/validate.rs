@@ -281,6 +281,12 @@ fn swarm_settings(spec: &wire::AppSpec, min_ready: u32, errors: &mut Errors) -> 
                 "a global app runs one task per node; do not set replicas",
             );
         }
+        if out.global && spec.state == Some(wire::DesiredState::Stopped) {
+            errors.add(
+                "spec.state",
+                "a global app runs on every eligible node and cannot be scaled to nothing; delete it, or make it replicated to stop it",
+            );
+        }
     }
     if let Some(p) = &spec.placement {
         set("spec.placement");

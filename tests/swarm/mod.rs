@@ -159,6 +159,19 @@ async fn apps_become_services_on_a_three_node_swarm() {
     assert_eq!(causes[1].0, "spec.state: paused");
     assert!(causes.iter().all(|c| c.1.contains("solo only")), "{body}");
 
+    // A global app: one task on every node.
+    assert_eq!(
+        h.apply(&app(&h, "everywhere", "  mode: global\n")).await.0,
+        200
+    );
+    let doc = wait_running(&h, "everywhere", 3).await;
+    assert_eq!(task_nodes(&doc).len(), 3, "{doc:#}");
+    assert_eq!(h.delete("everywhere").await.0, 200);
+    wait_for("everywhere gone", SWARM_WAIT, || async {
+        h.get_app("everywhere").await.is_none().then_some(())
+    })
+    .await;
+
     // Three replicas, spread over the nodes.
     let (status, body) = h
         .apply(&app(
@@ -197,6 +210,30 @@ async fn apps_become_services_on_a_three_node_swarm() {
     h.settle(3).await;
     assert_eq!(services(&manager, &h).await[0].2, version_before);
     assert_eq!(running_tasks(&manager, &service_id).await, tasks_before);
+
+    // The dry run plans through the swarm planner: one service update, naming what changes.
+    let (status, body) = h
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/apply?dryRun=true",
+            "application/yaml",
+            Some(app(
+                &h,
+                "web",
+                "  replicas: 4\n  resources: {memory: 64Mi}\n  update: {parallelism: 3, minReadySeconds: 1}\n",
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let plan = &body["items"][0]["plan"];
+    assert_eq!(plan.as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(plan[0]["action"], "ServiceUpdated", "{body}");
+    assert!(
+        plan[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("replicas")),
+        "{body}"
+    );
 
     // A limit change is one service update: Swarm rolls every task.
     let (status, body) = h
@@ -279,6 +316,15 @@ async fn apps_become_services_on_a_three_node_swarm() {
         (now.len() == 2 && now.is_disjoint(&before)).then_some(())
     })
     .await;
+    // Inspect (as logs and git) needs the node agent too.
+    let (status, body) = h
+        .get(&format!(
+            "/api/v1/namespaces/{}/apps/web/inspect",
+            h.namespace
+        ))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["reason"], "SwarmMode", "{body}");
     // Kill needs the node agent: 409 naming why.
     let (status, body) = h
         .request(
@@ -403,7 +449,14 @@ async fn apps_become_services_on_a_three_node_swarm() {
     .await;
     assert_eq!(doc["status"]["phase"], "Running", "{doc:#}");
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["--server", &h.url(""), "--token", &h.token(), "get", "nodes"])
+        .args([
+            "--server",
+            &h.url(""),
+            "--token",
+            &h.token(),
+            "get",
+            "nodes",
+        ])
         .output()
         .expect("wharf get nodes");
     let table = String::from_utf8_lossy(&cli.stdout);
@@ -521,7 +574,9 @@ async fn each_mode_refuses_what_it_cannot_do() {
         .collect();
     assert_eq!(fields, ["spec.replicas", "spec.placement"], "{body}");
     let (status, body) = h
-        .apply("apiVersion: wharf/v1\nkind: Node\nmetadata: {name: n1}\nspec: {availability: drain}\n")
+        .apply(
+            "apiVersion: wharf/v1\nkind: Node\nmetadata: {name: n1}\nspec: {availability: drain}\n",
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["details"]["causes"][0]["field"], "kind", "{body}");

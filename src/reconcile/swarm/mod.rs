@@ -57,8 +57,9 @@ pub fn service_name(key: &AppKey) -> String {
     format!("{head}-{suffix}")
 }
 
-/// The service wharf declares for `app`, with its hash label set.
-pub fn declare(app: &DesiredApp, instance: &str) -> ServiceSpec {
+/// The service wharf declares for `app`, running `image` (the app's reference, pinned to a
+/// digest when one is known: see `pinned_image`), with its hash label set.
+pub fn declare(app: &DesiredApp, image: &str, instance: &str) -> ServiceSpec {
     let spec = &app.spec;
     let c = &spec.container;
     let s = &spec.swarm;
@@ -122,7 +123,7 @@ pub fn declare(app: &DesiredApp, instance: &str) -> ServiceSpec {
         name: service_name(&spec.key),
         labels: service_labels,
         container_labels: common,
-        image: c.image.clone(),
+        image: image.to_string(),
         entrypoint: c.entrypoint.clone(),
         command: c.command.clone(),
         env: c.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -161,6 +162,30 @@ pub fn declare(app: &DesiredApp, instance: &str) -> ServiceSpec {
     let hash = hash_of(&service);
     service.labels.insert(HASH_LABEL.to_string(), hash);
     service
+}
+
+/// The image a service runs: the app's reference pinned to the registry digest its Image
+/// object last saw (an `updateInterval` check or `images update-all`), so every node runs the
+/// same image and a new digest rolls the service; else the digest the service already runs
+/// for the same reference (a restart of wharf rolls nothing); else the reference as written
+/// (each node pulls it). A reference that names a digest is used as it is.
+pub fn pinned_image(image: &str, desired: &Desired, running: Option<&str>) -> String {
+    if image.contains('@') {
+        return image.to_string();
+    }
+    let canonical = canonical_reference(image).ok();
+    let checked = desired
+        .images
+        .values()
+        .find(|i| !i.deleting && Some(&i.spec.canonical) == canonical.as_ref())
+        .and_then(|i| i.remote_digest.clone());
+    if let Some(digest) = checked {
+        return format!("{image}@{digest}");
+    }
+    match running.and_then(|r| r.split_once('@')) {
+        Some((base, digest)) if base == image => format!("{image}@{digest}"),
+        _ => image.to_string(),
+    }
 }
 
 /// The hash of a declared service (its labels hold it, so it is taken without them).
@@ -282,8 +307,9 @@ impl Controller {
             records.iter().map(|r| (r.uid.as_str(), r)).collect();
         self.learn_rollbacks(desired, &observed, observed_at);
         let now = Instant::now();
-        let services = self.desired_services(desired, now);
+        let services = self.desired_services(desired, &observed, now);
         let nodes = super::desired::desired_nodes(records);
+        self.check_images(desired, observed_at);
         let the_plan = plan::plan(&services, &nodes, &desired.frozen_uids, &observed, now);
         self.health.send_modify(|h| h.passes += 1);
         self.metrics.passes.inc();
@@ -349,10 +375,40 @@ impl Controller {
         }
     }
 
+    /// The dry run's plan in swarm mode: the same observation, memory and planner as a pass.
+    pub(super) async fn swarm_preview(
+        &self,
+        swarm: &dyn Swarm,
+        records: &[ObjectRecord],
+        desired: &Desired,
+        now: Instant,
+    ) -> Result<BTreeMap<AppKey, Vec<super::preview::PreviewStep>>, RuntimeError> {
+        let observed = observe(swarm, &self.config.instance).await?;
+        let services = self.desired_services(desired, &observed, now);
+        let nodes = super::desired::desired_nodes(records);
+        let the_plan = plan::plan(&services, &nodes, &desired.frozen_uids, &observed, now);
+        Ok(the_plan
+            .apps
+            .into_iter()
+            .map(|(key, p)| {
+                let steps = p
+                    .steps
+                    .into_iter()
+                    .map(|s| super::preview::PreviewStep {
+                        action: s.action.verb(),
+                        reason: s.reason,
+                    })
+                    .collect();
+                (key, steps)
+            })
+            .collect())
+    }
+
     /// The declared service of every app, with what the memory says about it.
     fn desired_services(
         &self,
         desired: &Desired,
+        observed: &SwarmObserved,
         now: Instant,
     ) -> BTreeMap<AppKey, DesiredService> {
         let memory = self.memory();
@@ -360,7 +416,12 @@ impl Controller {
             .apps
             .iter()
             .map(|(key, app)| {
-                let spec = declare(app, &self.config.instance);
+                let running = observed
+                    .services_of(&app.uid, &service_name(key))
+                    .first()
+                    .map(|s| s.spec.image.clone());
+                let image = pinned_image(&app.spec.container.image, desired, running.as_deref());
+                let spec = declare(app, &image, &self.config.instance);
                 let hash = spec.labels.get(HASH_LABEL).cloned().unwrap_or_default();
                 // The memory, not `app`: this pass may just have learnt of a rollback.
                 let rolled_back = memory
@@ -388,6 +449,52 @@ impl Controller {
                 )
             })
             .collect()
+    }
+
+    /// Registry checks of the Images whose `updateInterval` has passed, in the background (one
+    /// at a time per Image, held back with its backoff after a failure): a new digest changes
+    /// the pinned image of the services using it, and the next pass rolls them.
+    fn check_images(self: &Arc<Self>, desired: &Desired, observed_at: Instant) {
+        for (key, image) in &desired.images {
+            if image.deleting
+                || !image.check_due
+                || image.hold_until.is_some()
+                || image.spec.pull_policy == crate::spec::image::PullPolicy::Never
+            {
+                continue;
+            }
+            {
+                let mut state = self.lock();
+                if state.is_stale(key, observed_at) || !state.inflight.insert(key.clone()) {
+                    continue;
+                }
+            }
+            let this = Arc::clone(self);
+            let key = key.clone();
+            let uid = image.uid.clone();
+            let reference = image.spec.canonical.clone();
+            let credentials = image.spec.credentials.clone();
+            self.work.spawn(async move {
+                let result = this.images.check(&reference, credentials.as_ref()).await;
+                let now = Instant::now();
+                if let Some(m) = this.memory().get_mut(&uid) {
+                    match &result {
+                        Ok(_) => m.failure = None,
+                        Err(e) => {
+                            tracing::warn!(image = %key, "registry check failed: {e}");
+                            m.failure = Some(Failure {
+                                generation: m.generation,
+                                reason: e.reason().to_string(),
+                                message: format!("registry check failed: {e}"),
+                            });
+                            m.hold(now);
+                        }
+                    }
+                }
+                this.release(&key);
+                this.wake.notify_one();
+            });
+        }
     }
 
     /// A service whose update this generation made was rolled back (by Swarm on failure, or
@@ -705,6 +812,56 @@ fn short(id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_are_pinned_to_the_digest_last_seen() {
+        use crate::reconcile::plan::DesiredImage;
+        use crate::spec::ImageSpec;
+        use crate::spec::image::PullPolicy;
+        let key = AppKey {
+            namespace: String::new(),
+            name: "app".into(),
+        };
+        let mut desired = Desired::default();
+        let digest = format!("sha256:{}", "a".repeat(64));
+        desired.images.insert(
+            key.clone(),
+            DesiredImage {
+                uid: "u".into(),
+                generation: 1,
+                spec: ImageSpec {
+                    key,
+                    reference: "registry.test:5000/team/app:2".into(),
+                    canonical: "registry.test:5000/team/app:2".into(),
+                    pull_policy: PullPolicy::IfNotPresent,
+                    update_interval: None,
+                    credentials: None,
+                },
+                deleting: false,
+                hold_until: None,
+                pulled_generation: None,
+                check_due: false,
+                remote_digest: Some(digest.clone()),
+            },
+        );
+        let image = "registry.test:5000/team/app:2";
+        assert_eq!(
+            pinned_image(image, &desired, None),
+            format!("{image}@{digest}")
+        );
+        // A digest already in the reference is used as it is.
+        let named = format!("{image}@sha256:{}", "b".repeat(64));
+        assert_eq!(pinned_image(&named, &desired, None), named);
+        // No Image object: the digest the service runs, else the reference as written.
+        let other = "busybox:1.36";
+        let running = format!("{other}@sha256:{}", "c".repeat(64));
+        assert_eq!(pinned_image(other, &desired, Some(&running)), running);
+        assert_eq!(
+            pinned_image(other, &desired, Some("busybox:1.35@sha256:x")),
+            other
+        );
+        assert_eq!(pinned_image(other, &desired, None), other);
+    }
 
     #[test]
     fn service_names_are_readable_and_valid() {

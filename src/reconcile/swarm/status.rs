@@ -5,7 +5,8 @@ use crate::reconcile::memory::Failure;
 use crate::reconcile::status::condition;
 use crate::runtime::swarm::{NodeState, ServiceMode, ServiceState, TaskState};
 use crate::spec::status::{
-    AppStatus, NodeStatus, Phase, ReplicaCounts, RolledBackStatus, ServiceUpdateStatus, TaskNode, TaskStatus,
+    AppStatus, NodeStatus, Phase, ReplicaCounts, RolledBackStatus, ServiceUpdateStatus, TaskNode,
+    TaskStatus,
 };
 
 use super::plan::{DesiredService, ServicePlan};
@@ -288,7 +289,14 @@ pub fn compute_node(
     };
     let previous_ready = previous.and_then(|p| p.conditions.iter().find(|c| c.kind == "Ready"));
     NodeStatus {
-        conditions: vec![condition(previous_ready, "Ready", ok, &reason, &message, now)],
+        conditions: vec![condition(
+            previous_ready,
+            "Ready",
+            ok,
+            &reason,
+            &message,
+            now,
+        )],
         node_id: node.map(|n| n.id.clone()),
         hostname: node.map(|n| n.hostname.clone()),
         availability: node.map(|n| n.availability.clone()),

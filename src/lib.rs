@@ -10,9 +10,12 @@
 //! - `source`: the watched directory → file-owned objects in the store.
 //! - `store`: sqlx/SQLite — desired objects, status, events; ownership and preconditions; port
 //!   claims; stats samples and rollups.
-//! - `reconcile`: observe → build desired → plan (pure) → execute, the loop, status, previews.
+//! - `reconcile`: observe → build desired → plan (pure) → execute, the loop, status, previews;
+//!   `reconcile/swarm/` is the swarm backend (services instead of containers) under the same
+//!   loop, memory, statuses and events.
 //! - `runtime`: the Docker seam (the bollard adapter with deadlines in `runtime/docker/`, the
-//!   only code that names bollard; a recording fake behind the `testing` feature).
+//!   only code that names bollard; `runtime/swarm.rs` is the swarm manager's half; a
+//!   recording fake behind the `testing` feature).
 //! - `backoff`: every retry delay wharf uses.
 //! - `defaults`: every default of `wharf serve`.
 //! - `stats`: the stats sampler (one-shot engine stats → samples), rollups and retention.
@@ -42,6 +45,11 @@
 //!    (`runtime/mod.rs`) to `runtime/docker/mod.rs` (bodies built in `runtime/docker/convert.rs`),
 //!    every call under its deadline; outcomes become events (`reconcile/publish.rs`); failures
 //!    are classified (transient: backoff from `backoff.rs`; permanent: wait for a change).
+//!
+//! In swarm mode (`spec/mode.rs`), step 3 hands over to `reconcile/swarm/mod.rs` after
+//! building `Desired`: it observes the manager (services, tasks, nodes), plans service writes
+//! with `reconcile/swarm/plan.rs`, computes statuses with `reconcile/swarm/status.rs`, and runs
+//! the writes through the `Swarm` trait (`runtime/swarm.rs` → `runtime/docker/swarm.rs`).
 
 pub mod auth;
 pub mod backoff;

@@ -91,6 +91,21 @@ pub async fn get_apps(
         eprintln!("no apps found");
         return Ok(Exit::Ok);
     }
+    // Swarm mode: running/desired replicas after READY.
+    if items
+        .iter()
+        .any(|i| i.pointer("/status/replicas").is_some())
+    {
+        rows[0].insert(4, "REPLICAS".into());
+        for (row, item) in rows.iter_mut().skip(1).zip(&items) {
+            let n = |p: &str| item.pointer(p).and_then(Value::as_u64);
+            let replicas = match (n("/status/replicas/running"), n("/status/replicas/desired")) {
+                (Some(r), Some(d)) => format!("{r}/{d}"),
+                _ => "-".into(),
+            };
+            row.insert(4, replicas);
+        }
+    }
     table(&rows);
     Ok(Exit::Ok)
 }

@@ -117,8 +117,6 @@ pub struct Controller {
     /// Swarm mode: the manager the apps are declared to as services (the loop then plans
     /// services instead of containers).
     pub(super) swarm: Option<Arc<dyn Swarm>>,
-    /// Swarm mode: the task failures and placements already reported.
-    pub(super) tasks: Mutex<super::swarm::TaskBook>,
     pub(super) images: Arc<ImageService>,
     pub(super) observer: Observer,
     pub(super) config: ControllerConfig,
@@ -178,7 +176,6 @@ impl Controller {
             memory,
             runtime,
             swarm,
-            tasks: Mutex::new(super::swarm::TaskBook::default()),
             ops: Arc::new(Semaphore::new(config.max_ops.max(1))),
             observer: Observer::new(config.instance.clone(), config.max_ops, config.resync),
             config,

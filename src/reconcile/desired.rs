@@ -115,35 +115,6 @@ pub(super) fn desired_app(
     })
 }
 
-/// The nodes `kind: Node` objects declare (swarm mode), by object key.
-pub(super) fn desired_nodes(
-    records: &[ObjectRecord],
-) -> BTreeMap<AppKey, super::swarm::plan::DesiredNode> {
-    let mut out = BTreeMap::new();
-    for record in records.iter().filter(|r| r.kind == Kind::Node) {
-        match record.node_spec() {
-            Ok(spec) => {
-                out.insert(
-                    record.key.clone(),
-                    super::swarm::plan::DesiredNode {
-                        uid: record.uid.clone(),
-                        name: spec.key.name.clone(),
-                        deleting: record.is_terminating(),
-                        update: crate::runtime::swarm::NodeUpdate {
-                            availability: spec.availability.as_str().to_string(),
-                            labels: spec.labels,
-                        },
-                    },
-                );
-            }
-            Err(e) => {
-                tracing::error!(node = %record.key, "stored Node no longer validates; left alone: {e}")
-            }
-        }
-    }
-    out
-}
-
 fn desired_image(
     record: &ObjectRecord,
     cx: &Context<'_>,

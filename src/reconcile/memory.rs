@@ -9,7 +9,7 @@
 //! registry checks. The Desired builder and the dry run's preview only read it (`view`,
 //! `image`), so a preview sees what the loop would see and changes nothing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use backon::ExponentialBackoff;
@@ -118,12 +118,23 @@ pub struct ImageMemory {
     pub(super) rate_limit_backoff: Option<Duration>,
 }
 
-/// Everything the loop remembers: every object's memory by uid, and every image reference's
-/// (pulls, registry checks) by canonical reference.
+/// Swarm mode: the task failures already reported (each failure is one event) and the node
+/// each slot's running task was on (a move is an event), per service.
+#[derive(Default)]
+pub struct TaskBook {
+    /// `None` until the first pass has seen the tasks (old failures are not news).
+    pub(super) reported: Option<HashSet<String>>,
+    pub(super) placed: HashMap<(String, u64), String>,
+}
+
+/// Everything the loop remembers: every object's memory by uid, every image reference's
+/// (pulls, registry checks) by canonical reference, and in swarm mode what was seen of the
+/// tasks.
 #[derive(Default)]
 pub struct Memory {
     objects: HashMap<String, ObjectMemory>,
     images: HashMap<String, ImageMemory>,
+    pub(super) tasks: TaskBook,
 }
 
 impl Memory {

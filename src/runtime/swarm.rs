@@ -142,7 +142,16 @@ impl ServiceSpec {
             }
         };
         check("name", self.name == other.name);
-        check("labels", self.labels == other.labels);
+        // The hash label moves with every change; it is not a difference of its own.
+        fn without_hash(l: &BTreeMap<String, String>) -> Vec<(&String, &String)> {
+            l.iter()
+                .filter(|(k, _)| k.as_str() != labels::HASH_SERVICE)
+                .collect()
+        }
+        check(
+            "labels",
+            without_hash(&self.labels) == without_hash(&other.labels),
+        );
         check(
             "container labels",
             self.container_labels == other.container_labels,

@@ -23,13 +23,14 @@ use tokio::time::Instant;
 
 use super::controller::Controller;
 use super::execute::{ErrorClass, ExecError};
-use super::memory::Failure;
+use super::memory::{Failure, TaskBook};
 use super::plan::{Desired, DesiredApp, volume_name};
 use crate::images::resolve_credentials;
 use crate::runtime::swarm::{
     ServiceMode, ServiceMount, ServicePort, ServiceRestart, ServiceSpec, ServiceUpdateConfig, Swarm,
 };
 use crate::runtime::{RegistryCredentials, RuntimeError, labels};
+use crate::spec::Kind;
 use crate::spec::image::CredentialsRef;
 use crate::spec::reference::canonical_reference;
 use crate::spec::status::ObjectStatus;
@@ -200,16 +201,6 @@ fn hash_of(spec: &ServiceSpec) -> String {
         .collect()
 }
 
-/// What a swarm pass remembers between passes besides the common memory: the failed tasks it
-/// has already reported (so each failure is one event), per service.
-#[derive(Default)]
-pub struct TaskBook {
-    /// `None` until the first pass has seen the tasks (old failures are not news).
-    reported: Option<HashSet<String>>,
-    /// The node each slot's running task was on.
-    placed: HashMap<(String, u64), String>,
-}
-
 /// A task event to record on an app.
 struct TaskNews {
     uid: String,
@@ -218,11 +209,12 @@ struct TaskNews {
     message: String,
 }
 
-impl TaskBook {
-    /// The task failures and reschedules in `observed` not reported yet.
-    fn news(&mut self, observed: &SwarmObserved) -> Vec<TaskNews> {
-        let first = self.reported.is_none();
-        let reported = self.reported.get_or_insert_with(HashSet::new);
+/// The task failures and reschedules in `observed` that `book` has not reported yet (it then
+/// has).
+fn task_news(book: &mut TaskBook, observed: &SwarmObserved) -> Vec<TaskNews> {
+    {
+        let first = book.reported.is_none();
+        let reported = book.reported.get_or_insert_with(HashSet::new);
         let uid_of: HashMap<&str, &str> = observed
             .services
             .iter()
@@ -265,7 +257,7 @@ impl TaskBook {
             }
             if let (Some(slot), Some(node), true) = (t.slot, &t.node_id, t.is_running()) {
                 let place = (t.service_id.clone(), slot);
-                match self.placed.insert(place, node.clone()) {
+                match book.placed.insert(place, node.clone()) {
                     Some(before) if before != *node => out.push(TaskNews {
                         uid: uid.to_string(),
                         kind: EventType::Normal,
@@ -283,7 +275,7 @@ impl TaskBook {
         let live: HashSet<&str> = observed.tasks.iter().map(|t| t.id.as_str()).collect();
         reported.retain(|id| live.contains(id.as_str()));
         let services: HashSet<&str> = observed.services.iter().map(|s| s.id.as_str()).collect();
-        self.placed
+        book.placed
             .retain(|(service, _), _| services.contains(service.as_str()));
         out
     }
@@ -308,17 +300,13 @@ impl Controller {
         self.learn_rollbacks(desired, &observed, observed_at);
         let now = Instant::now();
         let services = self.desired_services(desired, &observed, now);
-        let nodes = super::desired::desired_nodes(records);
+        let nodes = desired_nodes(records);
         self.check_images(desired, observed_at);
         let the_plan = plan::plan(&services, &nodes, &desired.frozen_uids, &observed, now);
         self.health.send_modify(|h| h.passes += 1);
         self.metrics.passes.inc();
 
-        let news = self
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .news(&observed);
+        let news = task_news(&mut self.memory().tasks, &observed);
         for n in news {
             if let Some(record) = by_uid.get(n.uid.as_str()) {
                 tracing::info!(app = %record.key, "{}: {}", n.reason, n.message);
@@ -385,7 +373,7 @@ impl Controller {
     ) -> Result<BTreeMap<AppKey, Vec<super::preview::PreviewStep>>, RuntimeError> {
         let observed = observe(swarm, &self.config.instance).await?;
         let services = self.desired_services(desired, &observed, now);
-        let nodes = super::desired::desired_nodes(records);
+        let nodes = desired_nodes(records);
         let the_plan = plan::plan(&services, &nodes, &desired.frozen_uids, &observed, now);
         Ok(the_plan
             .apps
@@ -797,6 +785,33 @@ async fn observe(swarm: &dyn Swarm, instance: &str) -> Result<SwarmObserved, Run
         tasks,
         nodes,
     })
+}
+
+/// The nodes `kind: Node` objects declare (swarm mode), by object key.
+fn desired_nodes(records: &[ObjectRecord]) -> BTreeMap<AppKey, plan::DesiredNode> {
+    let mut out = BTreeMap::new();
+    for record in records.iter().filter(|r| r.kind == Kind::Node) {
+        match record.node_spec() {
+            Ok(spec) => {
+                out.insert(
+                    record.key.clone(),
+                    plan::DesiredNode {
+                        uid: record.uid.clone(),
+                        name: spec.key.name.clone(),
+                        deleting: record.is_terminating(),
+                        update: crate::runtime::swarm::NodeUpdate {
+                            availability: spec.availability.as_str().to_string(),
+                            labels: spec.labels,
+                        },
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::error!(node = %record.key, "stored Node no longer validates; left alone: {e}")
+            }
+        }
+    }
+    out
 }
 
 /// The credentials of the Image object that declares `image`, if any.

@@ -140,8 +140,10 @@ pub struct SwarmPlan {
     pub requeue: Option<Duration>,
 }
 
-/// How often a pass looks while Swarm is still moving tasks.
-pub const PROGRESS_POLL: Duration = Duration::from_secs(1);
+/// How often a pass looks while Swarm is still moving tasks (task progress comes with no
+/// event). A look is three calls to the manager (services, tasks, nodes); passes are also
+/// spaced by `min_pass_interval`.
+pub const PROGRESS_POLL: Duration = Duration::from_millis(250);
 
 /// The service writes that make `observed` match `desired` (`frozen`: uids whose spec no
 /// longer reads; their services are left alone).
@@ -487,7 +489,7 @@ mod tests {
         let steps = run(&[app("a", 3, "new")], &observed);
         assert_eq!(
             steps["a"],
-            ["ServiceUpdated (spec changed (generation 1): labels, replicas)"]
+            ["ServiceUpdated (spec changed (generation 1): replicas)"]
         );
     }
 

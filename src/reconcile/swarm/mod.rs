@@ -301,7 +301,6 @@ impl Controller {
         let now = Instant::now();
         let services = self.desired_services(desired, &observed, now);
         let nodes = desired_nodes(records);
-        self.check_images(desired, observed_at);
         let the_plan = plan::plan(&services, &nodes, &desired.frozen_uids, &observed, now);
         self.health.send_modify(|h| h.passes += 1);
         self.metrics.passes.inc();
@@ -321,6 +320,7 @@ impl Controller {
         if self.cancel.is_cancelled() {
             return None;
         }
+        self.check_images(desired, observed_at);
         for (key, service_plan) in the_plan.apps.iter().chain(the_plan.nodes.iter()) {
             if service_plan.steps.is_empty() {
                 continue;

@@ -109,6 +109,7 @@ pub(super) fn desired_app(
         rolled_back: view.rolled_back,
         host_port_root: record.host_port_root,
         blocked_on_image: view.blocked_on_image,
+        labels: record.labels.clone(),
         had_container: record
             .app_status()
             .is_some_and(|s| s.container_id.is_some()),

@@ -35,6 +35,8 @@ pub struct DesiredApp {
     /// A permanent failure holds the app back (`hold_until`) until the engine image its
     /// reference names is no longer this one (`None`: there was none).
     pub blocked_on_image: Option<Option<String>>,
+    /// The object's `metadata.labels` (swarm mode puts them on the service).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A failed replacement: the image it would have run, and what went wrong.

@@ -39,6 +39,7 @@ fn desired_with(app_spec: AppSpec) -> Desired {
         rolled_back: None,
         host_port_root: None,
         blocked_on_image: None,
+        labels: BTreeMap::new(),
     };
     Desired {
         instance: "test".into(),

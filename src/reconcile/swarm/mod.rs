@@ -41,6 +41,9 @@ use plan::{DesiredService, ServiceAction, ServicePlan, SwarmObserved};
 
 pub use crate::runtime::swarm::labels::HASH_SERVICE as HASH_LABEL;
 
+/// The service label naming the user the app belongs to (`spec.owner`).
+pub const OWNER_LABEL: &str = "wharf.owner";
+
 /// The service name of an app: `namespace_name` as `docker stack` names them, when that is a
 /// valid service name (at most 63 letters, digits, `-` and `_`); else a shortened form with a
 /// hash of the key, still unique.
@@ -70,7 +73,18 @@ pub fn declare(app: &DesiredApp, image: &str, instance: &str) -> ServiceSpec {
         (labels::APP.to_string(), spec.key.name.clone()),
         (labels::UID.to_string(), app.uid.clone()),
     ]);
-    let mut service_labels = common.clone();
+    // The app's own labels and its owner go on the service (not on the task containers: a
+    // change of them then replaces no task); `wharf.*` keys are wharf's alone.
+    let mut service_labels: BTreeMap<String, String> = app
+        .labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("wharf."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    service_labels.extend(common.clone());
+    if let Some(owner) = &spec.owner {
+        service_labels.insert(OWNER_LABEL.to_string(), owner.clone());
+    }
     service_labels.insert(
         labels::MANAGED_BY.to_string(),
         labels::MANAGED_BY_VALUE.to_string(),
@@ -876,6 +890,64 @@ mod tests {
             other
         );
         assert_eq!(pinned_image(other, &desired, None), other);
+    }
+
+    fn desired_app(yaml: &str) -> DesiredApp {
+        let docs = crate::spec::parse::parse_documents(yaml, crate::spec::Format::Yaml, None)
+            .expect("parses");
+        let crate::spec::Document::App(doc) = &docs[0].document else {
+            panic!("an App")
+        };
+        let spec = crate::spec::validate_app(doc).expect("valid");
+        DesiredApp {
+            uid: "u1".into(),
+            generation: 1,
+            hashes: spec.hashes(),
+            spec,
+            deleting: false,
+            hold_until: None,
+            repairs: 0,
+            had_container: false,
+            rolled_back: None,
+            host_port_root: None,
+            blocked_on_image: None,
+            labels: doc.metadata.labels.clone(),
+        }
+    }
+
+    #[test]
+    fn an_app_becomes_a_service() {
+        let app = desired_app(
+            "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo, labels: {team: astro, wharf.uid: forged}}\nspec:\n  image: busybox:1\n  owner: john\n  replicas: 3\n  state: running\n  env: {B: 2, A: 1}\n  resources: {memory: 64Mi, reservations: {cpus: 0.5}}\n  restartPolicy: {name: on-failure, maxRetries: 3}\n  ports: [{containerPort: 80, hostPort: 8080, mode: host}, \"9090:90/udp\"]\n",
+        );
+        let s = declare(&app, "busybox:1", "main");
+        assert_eq!(s.name, "demo_web");
+        assert_eq!(s.labels["team"], "astro");
+        assert_eq!(
+            s.labels[labels::UID],
+            "u1",
+            "wharf's labels cannot be forged"
+        );
+        assert_eq!(s.labels[OWNER_LABEL], "john");
+        assert!(s.labels.contains_key(HASH_LABEL));
+        assert!(!s.container_labels.contains_key("team"));
+        assert!(!s.container_labels.contains_key(labels::MANAGED_BY));
+        assert_eq!(s.env, ["A=1", "B=2"]);
+        assert_eq!(s.mode, ServiceMode::Replicated { replicas: 3 });
+        assert_eq!(s.memory, Some(64 << 20));
+        assert_eq!(s.reserve_nano_cpus, Some(500_000_000));
+        assert_eq!(s.restart.condition, "on-failure");
+        assert_eq!(s.restart.max_attempts, Some(3));
+        let host: Vec<(u16, bool)> = s.ports.iter().map(|p| (p.target, p.host_mode)).collect();
+        assert_eq!(host, [(80, true), (90, false)]);
+        // The hash moves with the spec, not with nothing.
+        assert_eq!(s, declare(&app, "busybox:1", "main"));
+        let stopped = desired_app(
+            "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec: {image: busybox:1, replicas: 3, state: stopped}\n",
+        );
+        let s2 = declare(&stopped, "busybox:1", "main");
+        assert_eq!(s2.mode, ServiceMode::Replicated { replicas: 0 });
+        assert_ne!(s2.labels[HASH_LABEL], s.labels[HASH_LABEL]);
     }
 
     #[test]

@@ -48,8 +48,9 @@
 //!
 //! In swarm mode (`spec/mode.rs`), step 3 hands over to `reconcile/swarm/mod.rs` after
 //! building `Desired`: it observes the manager (services, tasks, nodes), plans service writes
-//! with `reconcile/swarm/plan.rs`, computes statuses with `reconcile/swarm/status.rs`, and runs
-//! the writes through the `Swarm` trait (`runtime/swarm.rs` → `runtime/docker/swarm.rs`).
+//! with `reconcile/swarm/plan.rs` (services declared by `reconcile/swarm/declare.rs`), computes
+//! statuses with `reconcile/swarm/status.rs`, and `reconcile/swarm/execute.rs` runs the writes
+//! through the `Swarm` trait (`runtime/swarm.rs` → `runtime/docker/swarm.rs`).
 
 pub mod auth;
 pub mod backoff;

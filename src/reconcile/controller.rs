@@ -144,6 +144,13 @@ impl Controller {
         self.released.notify_waiters();
     }
 
+    /// Takes `key`'s place for work planned from an observation at `observed_at`: false when
+    /// work for it is in flight, or finished after that observation (it would be stale).
+    pub(super) fn claim_fresh(&self, key: &AppKey, observed_at: Instant) -> bool {
+        let mut state = self.lock();
+        !state.is_stale(key, observed_at) && state.inflight.insert(key.clone())
+    }
+
     /// A solo-mode controller: apps are containers of `runtime`'s engine.
     pub fn new(
         store: Store,
@@ -431,11 +438,8 @@ impl Controller {
             if app_plan.steps.is_empty() {
                 continue;
             }
-            {
-                let mut state = self.lock();
-                if state.is_stale(key, observed_at) || !state.inflight.insert(key.clone()) {
-                    continue;
-                }
+            if !self.claim_fresh(key, observed_at) {
+                continue;
             }
             let record = app_plan
                 .uid

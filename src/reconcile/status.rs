@@ -15,6 +15,18 @@ use crate::spec::wire::DesiredState;
 
 /// A condition; `previous` is the same condition in the last status (its transition time is
 /// kept while the status stays the same).
+/// `Synced`: False with the failure of the app's current generation, else True.
+pub(super) fn synced(
+    previous: Option<&Condition>,
+    failure: Option<&Failure>,
+    now: &str,
+) -> Condition {
+    match failure {
+        Some(f) => condition(previous, "Synced", false, &f.reason, &f.message, now),
+        None => condition(previous, "Synced", true, "Synced", "", now),
+    }
+}
+
 pub(super) fn condition(
     previous: Option<&Condition>,
     kind: &str,
@@ -171,24 +183,11 @@ pub fn compute(
         &ready_message,
         now,
     );
-    let synced = match current_failure {
-        Some(f) => condition(
-            previous.and_then(|p| p.condition("Synced")),
-            "Synced",
-            false,
-            &f.reason,
-            &f.message,
-            now,
-        ),
-        None => condition(
-            previous.and_then(|p| p.condition("Synced")),
-            "Synced",
-            true,
-            "Synced",
-            "",
-            now,
-        ),
-    };
+    let synced = synced(
+        previous.and_then(|p| p.condition("Synced")),
+        current_failure,
+        now,
+    );
 
     let observed_generation = if converged {
         Some(app.generation)

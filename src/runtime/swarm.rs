@@ -193,35 +193,8 @@ impl ServiceSpec {
     }
 }
 
-/// Swarm's report on the service's last update.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UpdateStatus {
-    /// `updating`, `paused`, `completed`, `rollback_started`, `rollback_paused`,
-    /// `rollback_completed`.
-    pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<String>,
-}
-
-impl UpdateStatus {
-    /// Swarm is still replacing tasks (or rolling them back).
-    pub fn in_progress(&self) -> bool {
-        matches!(self.state.as_str(), "updating" | "rollback_started")
-    }
-
-    /// The update failed: rolled back, or paused on failure.
-    pub fn failed(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "paused" | "rollback_started" | "rollback_paused" | "rollback_completed"
-        )
-    }
-}
+/// Swarm's report on the service's last update (the type the app's status shows).
+pub use crate::spec::status::ServiceUpdateStatus as UpdateStatus;
 
 /// One service as the manager reports it.
 #[derive(Clone, Debug, PartialEq)]

@@ -163,6 +163,21 @@ pub struct ServiceUpdateStatus {
     pub completed_at: Option<String>,
 }
 
+impl ServiceUpdateStatus {
+    /// Swarm is still replacing tasks (or rolling them back).
+    pub fn in_progress(&self) -> bool {
+        matches!(self.state.as_str(), "updating" | "rollback_started")
+    }
+
+    /// The update failed: rolled back, or paused on failure.
+    pub fn failed(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "paused" | "rollback_started" | "rollback_paused" | "rollback_completed"
+        )
+    }
+}
+
 /// One task in `status.tasks`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -2,11 +2,10 @@
 //! nodes they run on. Pure.
 
 use crate::reconcile::memory::Failure;
-use crate::reconcile::status::condition;
+use crate::reconcile::status::{condition, synced};
 use crate::runtime::swarm::{NodeState, ServiceMode, ServiceState, TaskState};
 use crate::spec::status::{
-    AppStatus, NodeStatus, Phase, ReplicaCounts, RolledBackStatus, ServiceUpdateStatus, TaskNode,
-    TaskStatus,
+    AppStatus, NodeStatus, Phase, ReplicaCounts, RolledBackStatus, TaskNode, TaskStatus,
 };
 
 use super::plan::{DesiredService, ServicePlan};
@@ -172,24 +171,11 @@ pub fn compute(
         &message,
         now,
     );
-    let synced = match current_failure {
-        Some(f) => condition(
-            previous.and_then(|p| p.condition("Synced")),
-            "Synced",
-            false,
-            &f.reason,
-            &f.message,
-            now,
-        ),
-        None => condition(
-            previous.and_then(|p| p.condition("Synced")),
-            "Synced",
-            true,
-            "Synced",
-            "",
-            now,
-        ),
-    };
+    let synced = synced(
+        previous.and_then(|p| p.condition("Synced")),
+        current_failure,
+        now,
+    );
     let hostname = |id: &str| {
         nodes
             .iter()
@@ -253,12 +239,7 @@ pub fn compute(
             running,
             ready: running,
         }),
-        update_status: update.map(|u| ServiceUpdateStatus {
-            state: u.state,
-            message: u.message,
-            started_at: u.started_at,
-            completed_at: u.completed_at,
-        }),
+        update_status: update,
         tasks: task_views,
     }
 }

@@ -74,34 +74,39 @@ impl DockerRuntime {
     pub fn connect_local(deadlines: Deadlines) -> RuntimeResult<Self> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
-            // bollard's own timeout is a backstop; ours below is the real deadline.
-            .with_timeout(deadlines.pull + deadlines.stop_extra + Duration::from_secs(600));
+            .with_timeout(Self::backstop(&deadlines));
         let remote = std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://"));
-        Ok(Self {
+        let local_files = !remote && std::path::Path::new("/sys/fs/cgroup").is_dir();
+        Ok(Self::with_client(docker, deadlines, local_files))
+    }
+
+    /// bollard's own timeout: a backstop; `deadline` below is the real one.
+    fn backstop(deadlines: &Deadlines) -> Duration {
+        deadlines.pull + deadlines.stop_extra + Duration::from_secs(600)
+    }
+
+    fn with_client(docker: Docker, deadlines: Deadlines, local_files: bool) -> Self {
+        Self {
             docker,
             negotiated: AtomicBool::new(false),
             deadlines,
-            local_files: !remote && std::path::Path::new("/sys/fs/cgroup").is_dir(),
+            local_files,
             pids: std::sync::Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Connects lazily to the engine answering on the unix socket at `path` (another engine
     /// than the local default: a swarm node's, in tests and benches).
     pub fn connect_socket(path: &str, deadlines: Deadlines) -> RuntimeResult<Self> {
-        let backstop = deadlines.pull + deadlines.stop_extra + Duration::from_secs(600);
-        let docker =
-            Docker::connect_with_unix(path, backstop.as_secs(), bollard::API_DEFAULT_VERSION)
-                .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        Ok(Self {
-            docker,
-            negotiated: AtomicBool::new(false),
-            deadlines,
-            // Its containers' cgroup files may be this host's, but not under the names the
-            // default engine uses: ask the engine.
-            local_files: false,
-            pids: std::sync::Mutex::new(HashMap::new()),
-        })
+        let docker = Docker::connect_with_unix(
+            path,
+            Self::backstop(&deadlines).as_secs(),
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        // Its containers' cgroup files may be this host's, but not under the names the default
+        // engine uses: ask the engine.
+        Ok(Self::with_client(docker, deadlines, false))
     }
 
     /// Always asks the engine for stats, even when its host's cgroup files are readable (for

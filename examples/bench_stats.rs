@@ -250,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..20 {
             let t = Instant::now();
             points = store
-                .stats_series(&uid0, now - 86_400_000, now + 1, resolution)
+                .stats_series(&uid0, "", now - 86_400_000, now + 1, resolution)
                 .await?
                 .len();
             times.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -5,8 +5,9 @@
 //! ordered: a viewer reads apps, their stats and uptime, and images; an editor also applies,
 //! deletes and acts on apps of its namespaces; an admin also manages what is not in one
 //! namespace (images, tokens, policy, host statistics, the audit log) when it holds `*`.
-//! The admin token of the data directory is an admin of `*`. Nothing here touches the network
-//! or the store.
+//! The admin token of the data directory is an admin of `*`. The `agent` role stands apart: it
+//! grants nothing but connecting as a node agent (`wharf agent`), and no other role grants
+//! that. Nothing here touches the network or the store.
 
 use std::fmt;
 
@@ -27,6 +28,9 @@ pub const TOKEN_PREFIX: &str = "wharf_";
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A node agent: may connect under `/api/v1/agents/connect` and nothing else. Lowest in the
+    /// order, so it never satisfies a viewer's, editor's or admin's need.
+    Agent,
     Viewer,
     Editor,
     Admin,
@@ -35,6 +39,7 @@ pub enum Role {
 impl Role {
     pub fn parse(text: &str) -> Option<Role> {
         match text {
+            "agent" => Some(Role::Agent),
             "viewer" => Some(Role::Viewer),
             "editor" => Some(Role::Editor),
             "admin" => Some(Role::Admin),
@@ -46,6 +51,7 @@ impl Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Role::Agent => "agent",
             Role::Viewer => "viewer",
             Role::Editor => "editor",
             Role::Admin => "admin",
@@ -86,10 +92,19 @@ impl Principal {
         Self::with_grants(ADMIN_TOKEN_ID, &[(ALL_NAMESPACES, Role::Admin)])
     }
 
+    /// The grants that let a caller use the API (all but `agent`).
+    fn api_grants(&self) -> impl Iterator<Item = &Grant> {
+        self.grants.iter().filter(|g| g.role != Role::Agent)
+    }
+
+    /// Whether this principal may connect as a node agent.
+    pub fn is_agent(&self) -> bool {
+        self.grants.iter().any(|g| g.role == Role::Agent)
+    }
+
     /// The highest role this principal has in `namespace`.
     pub fn role_in(&self, namespace: &str) -> Option<Role> {
-        self.grants
-            .iter()
+        self.api_grants()
             .filter(|g| g.namespace == ALL_NAMESPACES || g.namespace == namespace)
             .map(|g| g.role)
             .max()
@@ -97,8 +112,7 @@ impl Principal {
 
     /// The highest role this principal has in every namespace at once.
     pub fn role_everywhere(&self) -> Option<Role> {
-        self.grants
-            .iter()
+        self.api_grants()
             .filter(|g| g.namespace == ALL_NAMESPACES)
             .map(|g| g.role)
             .max()
@@ -106,12 +120,13 @@ impl Principal {
 
     /// The highest role this principal has anywhere.
     pub fn best_role(&self) -> Option<Role> {
-        self.grants.iter().map(|g| g.role).max()
+        self.api_grants().map(|g| g.role).max()
     }
 
     pub fn may(&self, need: Need, namespace: Option<&str>) -> bool {
         match need {
-            Need::Token => true,
+            Need::Token => self.api_grants().next().is_some(),
+            Need::Agent => self.is_agent(),
             Need::Somewhere(role) => self.best_role().is_some_and(|r| r >= role),
             Need::Namespace(role) => namespace
                 .and_then(|ns| self.role_in(ns))
@@ -125,8 +140,10 @@ impl Principal {
 /// namespaces (apply, the list of all apps) check each object themselves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
-    /// Any valid token.
+    /// Any valid token but an agent's.
     Token,
+    /// An agent token (role `agent`).
+    Agent,
     /// This role in at least one namespace.
     Somewhere(Role),
     /// This role in the namespace the path names (`{ns}`).
@@ -138,7 +155,8 @@ pub enum Need {
 impl fmt::Display for Need {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Need::Token => f.write_str("any valid token"),
+            Need::Token => f.write_str("any valid token except an agent's"),
+            Need::Agent => f.write_str("an agent token (role agent)"),
             Need::Somewhere(role) => write!(f, "role {role} in some namespace"),
             Need::Namespace(role) => write!(f, "role {role} in the namespace"),
             Need::Everywhere(role) => write!(f, "role {role} on every namespace (*)"),
@@ -204,6 +222,22 @@ mod tests {
         assert!(p.may(Need::Everywhere(Role::Viewer), None));
         assert!(!p.may(Need::Everywhere(Role::Admin), None));
         assert!(Principal::admin().may(Need::Everywhere(Role::Admin), None));
+    }
+
+    #[test]
+    fn an_agent_token_may_only_connect_as_an_agent() {
+        let agent = principal(&[("*", Role::Agent)]);
+        assert!(agent.may(Need::Agent, None));
+        for need in [
+            Need::Token,
+            Need::Somewhere(Role::Viewer),
+            Need::Namespace(Role::Viewer),
+            Need::Everywhere(Role::Viewer),
+        ] {
+            assert!(!agent.may(need, Some("demo")), "{need}");
+        }
+        assert_eq!(agent.best_role(), None);
+        assert!(!Principal::admin().may(Need::Agent, None), "no role implies agent");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! read here, not in the loops that wait.
 //!
 //! - an app or Image whose step failed, or that was repaired: 1 s doubling to 5 min;
-//! - the engine unreachable (the loop, the event watchers, the uptime recorder): 0.5 s doubling
-//!   to 30 s with jitter;
+//! - the engine unreachable (the loop, the event watchers, the uptime recorder), and a node
+//!   agent's connection to the server: 0.5 s doubling to 30 s with jitter;
 //! - a registry that answered 429: 1 min doubling to 1 h.
 
 use std::time::Duration;

@@ -52,10 +52,12 @@
 //! statuses with `reconcile/swarm/status.rs`, and `reconcile/swarm/execute.rs` runs the writes
 //! through the `Swarm` trait (`runtime/swarm.rs` → `runtime/docker/swarm.rs`).
 
+pub mod agent;
 pub mod auth;
 pub mod backoff;
 pub mod cli;
 pub mod defaults;
+pub mod git;
 pub mod http;
 pub mod images;
 pub mod metrics;

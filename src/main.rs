@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use wharf::cli::args::{Args, Command, ImagesCommand, PolicyCommand, ServeArgs, TokenCommand};
 use wharf::cli::{self, Client, Exit};
+use wharf::runtime::docker::{Deadlines, DockerRuntime};
 use wharf::server::Server;
 
 async fn serve(data: PathBuf, serve: ServeArgs) -> anyhow::Result<()> {
@@ -19,6 +20,36 @@ async fn serve(data: PathBuf, serve: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("{signal}: shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// `wharf agent`: runs until a fatal error or a termination signal.
+async fn agent(args: &Args, token_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let token = match (token_file, &args.token) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", path.display()))?
+            .trim()
+            .to_string(),
+        (None, Some(token)) => token.trim().to_string(),
+        (None, None) => anyhow::bail!(
+            "no agent token: pass --token-file FILE or set WHARF_TOKEN (create one with `wharf token create --role agent`)"
+        ),
+    };
+    if token.is_empty() {
+        anyhow::bail!("the agent token is empty");
+    }
+    let engine = std::sync::Arc::new(DockerRuntime::connect_local(Deadlines::default())?);
+    let config = wharf::agent::client::AgentConfig {
+        server: args.server.clone(),
+        token,
+        ca_cert: args.ca_cert.clone(),
+    };
+    tokio::select! {
+        result = wharf::agent::client::run(config, engine) => Ok(result?),
+        signal = termination() => {
+            tracing::info!("{}: the agent stops", signal?);
+            Ok(())
+        }
+    }
 }
 
 /// Waits for SIGTERM (service managers, `docker stop`) or SIGINT (Ctrl-C); names the one.
@@ -48,7 +79,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
         )
     };
     match &args.command {
-        Command::Serve(_) => unreachable!("serve is handled before"),
+        Command::Serve(_) | Command::Agent { .. } => unreachable!("serve and agent are handled before"),
         Command::Validate { files } => cli::validate(files),
         Command::Schema { kind, out } => cli::schema(*kind, out.as_deref()),
         Command::Apply {
@@ -296,6 +327,22 @@ async fn client_command(args: &Args) -> cli::CliResult {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Command::Agent { token_file } = &args.command {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        return match agent(&args, token_file.as_deref()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                Exit::Failure.into()
+            }
+        };
+    }
     if let Command::Serve(serve_args) = args.command {
         tracing_subscriber::fmt()
             .with_env_filter(

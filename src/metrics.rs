@@ -25,6 +25,26 @@ pub struct AppLabels {
     pub app: String,
 }
 
+/// A swarm task's series: bounded by the apps' replicas (the slot, not the task id, which
+/// changes with every replacement).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub namespace: String,
+    pub app: String,
+    /// The task's slot (empty for a global app's task: its node tells it apart).
+    pub slot: String,
+    pub node: String,
+}
+
+/// A swarm task's latest figures, from its node's agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskFigures {
+    pub labels: TaskLabels,
+    pub cpu_percent: f64,
+    pub memory_bytes: f64,
+    pub memory_limit_bytes: f64,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     /// ok, invalid, conflict, unauthorized, error.
@@ -68,13 +88,15 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition: the counted metrics, the queue depth, and every app's latest figures
-    /// (only samples at most three `stats_interval`s old count as current).
+    /// The text exposition: the counted metrics, the queue depth, every app's latest figures
+    /// (only samples at most three `stats_interval`s old count as current) and, in swarm mode,
+    /// every running task's.
     pub async fn render(
         &self,
         store: &Store,
         queue_depth: usize,
         stats_interval: Duration,
+        tasks: &[TaskFigures],
     ) -> Result<String, String> {
         let mut registry = Registry::with_prefix("wharf");
         registry.register(
@@ -189,6 +211,18 @@ impl Metrics {
         }
         for (name, help, family) in families {
             registry.register(name, help, family);
+        }
+        if !tasks.is_empty() {
+            type T = Family<TaskLabels, Gauge<f64, AtomicU64>>;
+            let (cpu, mem, limit) = (T::default(), T::default(), T::default());
+            for t in tasks {
+                cpu.get_or_create(&t.labels).set(t.cpu_percent);
+                mem.get_or_create(&t.labels).set(t.memory_bytes);
+                limit.get_or_create(&t.labels).set(t.memory_limit_bytes);
+            }
+            registry.register("task_cpu_percent", "A swarm task's CPU use, percent of one core", cpu);
+            registry.register("task_memory_bytes", "A swarm task's memory in use, page cache excluded", mem);
+            registry.register("task_memory_limit_bytes", "A swarm task's memory limit", limit);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry)

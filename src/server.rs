@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use axum_server::tls_rustls::RustlsConfig;
 use procfs::Current;
 
+use crate::agent::hub::AgentHub;
+use crate::agent::uptime::SwarmUptime;
 use crate::auth::token_digest;
 use crate::defaults;
 use crate::http::{self, ApiState};
@@ -232,6 +234,8 @@ pub struct Server {
     pub token: String,
     pub store: Store,
     pub controller: Arc<Controller>,
+    /// Swarm mode: the node agents connected to this server.
+    pub agents: Option<Arc<AgentHub>>,
     /// Stops the API from accepting requests (it answers those it has).
     api_stop: CancellationToken,
     api: Option<JoinHandle<()>>,
@@ -324,14 +328,31 @@ impl Server {
             config.stats.clone(),
         );
         tasks.extend(sampler.spawn());
-        tasks.extend(
-            Recorder::new(
-                store.clone(),
-                Arc::clone(&runtime),
-                config.controller.instance.clone(),
-            )
-            .spawn(),
-        );
+        // Solo mode records uptime from its engine's events; swarm mode from the node agents.
+        let agents = match config.mode {
+            Mode::Solo => {
+                tasks.extend(
+                    Recorder::new(
+                        store.clone(),
+                        Arc::clone(&runtime),
+                        config.controller.instance.clone(),
+                    )
+                    .spawn(),
+                );
+                None
+            }
+            Mode::Swarm => {
+                let hub = AgentHub::new(
+                    store.clone(),
+                    config.controller.instance.clone(),
+                    config.stats.interval,
+                    Arc::clone(&wake),
+                );
+                tasks.push(hub.spawn());
+                tasks.push(SwarmUptime::spawn(store.clone(), Arc::clone(&hub)));
+                Some(hub)
+            }
+        };
         let state = ApiState {
             store: store.clone(),
             runtime,
@@ -343,6 +364,7 @@ impl Server {
             stats: config.stats.clone(),
             instance: config.controller.instance.clone(),
             max_body: config.max_body,
+            agents: agents.clone(),
         };
         let listener =
             std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
@@ -408,6 +430,7 @@ impl Server {
             token,
             store,
             controller,
+            agents,
             api_stop,
             api: Some(api),
             tasks,

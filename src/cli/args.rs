@@ -99,6 +99,15 @@ pub enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run the node agent (swarm mode): on every swarm node, beside its engine (DOCKER_HOST or
+    /// the default socket). Dials --server with an agent token (`wharf token create --role
+    /// agent`), reports the node's task containers and host figures, and does the server's
+    /// kill, inspect and git requests for wharf's task containers there.
+    Agent {
+        /// A file holding the agent token (else --token or WHARF_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// The server's mode (solo or swarm), engine and, in swarm mode, cluster.
     Info {
         #[command(flatten)]
@@ -579,10 +588,12 @@ pub enum ImagesCommand {
 pub enum TokenCommand {
     /// Create a token; prints it once on stdout.
     Create {
-        /// A namespace the role applies in (repeatable; `*` for every namespace).
-        #[arg(short, long = "namespace", required = true)]
+        /// A namespace the role applies in (repeatable; `*` for every namespace). Required but
+        /// for `--role agent`, which is not per namespace.
+        #[arg(short, long = "namespace")]
         namespaces: Vec<String>,
-        #[arg(long, value_parser = ["viewer", "editor", "admin"])]
+        /// `agent`: a node agent's token (`wharf agent`), which may do nothing else.
+        #[arg(long, value_parser = ["viewer", "editor", "admin", "agent"])]
         role: String,
         /// Lifetime, e.g. 30d or 12h (default: no expiry).
         #[arg(long)]

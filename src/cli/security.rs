@@ -37,6 +37,17 @@ pub async fn create_token(
     expires: Option<&str>,
     description: &str,
 ) -> CliResult {
+    let every = [crate::auth::ALL_NAMESPACES.to_string()];
+    let namespaces = match (namespaces, role) {
+        ([], "agent") => &every[..],
+        ([], _) => {
+            return Err(CliError::new(
+                Exit::Usage,
+                format!("--namespace: required for role {role} (`*` for every namespace)"),
+            ));
+        }
+        (given, _) => given,
+    };
     let grants: Vec<Value> = namespaces
         .iter()
         .map(|ns| json!({ "namespace": ns, "role": role }))

@@ -5,8 +5,6 @@
 //! app. Git runs through the engine's exec API with an argv array built here from validated
 //! parts: nothing is ever given to a shell.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -23,17 +21,19 @@ use super::body::body;
 use super::error::{ApiError, ApiResult};
 use super::extract::key_from_path;
 use super::state::ApiState;
+use super::stats::find_task;
+use super::tasks;
 use super::time::parse_time;
 use crate::reconcile::actions::{app_containers, current, parse_signal};
 use crate::reconcile::{ActionError, AppAction};
-use crate::runtime::{ContainerState, ContainerSummary, LogOptions};
+use crate::agent::hub::{COMMAND_TIMEOUT, GIT_TIMEOUT};
+use crate::agent::protocol::Command;
+use crate::runtime::{ContainerState, ContainerSummary, ExecOutput, LogOptions};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::store::EventType;
 use crate::store::ObjectRecord;
 
-/// How long one git command may run in a container.
-const GIT_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl From<ActionError> for ApiError {
     fn from(e: ActionError) -> Self {
@@ -111,6 +111,8 @@ pub async fn restart(
 #[derive(Deserialize)]
 pub struct KillQuery {
     signal: Option<String>,
+    /// Swarm mode: one task (id, id prefix or slot) instead of every running one.
+    task: Option<String>,
 }
 
 pub async fn kill(
@@ -121,7 +123,71 @@ pub async fn kill(
     let key = key_from_path(ns, name)?;
     let signal = parse_signal(query.signal.as_deref().unwrap_or("SIGKILL"))
         .map_err(|e| ApiError::bad_request(format!("signal: {e}")))?;
+    if state.agents.is_some() {
+        return kill_tasks(&state, key, signal, query.task.as_deref()).await;
+    }
+    if query.task.is_some() {
+        return Err(solo_task(&key));
+    }
     run_action(&state, key, AppAction::Kill { signal }).await
+}
+
+/// 400: `?task=` in solo mode.
+fn solo_task(key: &AppKey) -> ApiError {
+    ApiError::bad_request(format!(
+        "task: app {key} is one container (solo mode); tasks exist in swarm mode"
+    ))
+}
+
+/// Swarm mode: signals every running task of the app (or the one asked for) through the
+/// agents of their nodes. Every node must have its agent before any task is signalled.
+async fn kill_tasks(
+    state: &ApiState,
+    key: AppKey,
+    signal: String,
+    wanted: Option<&str>,
+) -> ApiResult<Json<ActionResult>> {
+    let record = state.record(Kind::App, &key).await?;
+    let running = tasks::running(state, &key, &record).await?;
+    let chosen = match wanted {
+        Some(_) => vec![tasks::pick(&key, running, wanted)?],
+        None if running.is_empty() => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "InvalidTransition",
+                format!("app {key} has no running task to kill"),
+            ));
+        }
+        None => running,
+    };
+    let connected = super::agents::hub(state)?.connected();
+    if let Some(t) = chosen.iter().find(|t| !connected.contains(&t.node)) {
+        return Err(super::nodes::no_agent(&t.node, &t.hostname));
+    }
+    let mut done = Vec::new();
+    for target in &chosen {
+        let command = Command::Kill {
+            container: target.container.clone(),
+            signal: signal.clone(),
+        };
+        tasks::send(state, target, command, COMMAND_TIMEOUT).await?;
+        done.push(tasks::describe(target));
+    }
+    let message = format!("sent {signal} to {}", done.join(", "));
+    if let Err(e) = state
+        .store
+        .record_event(&record, EventType::Normal, "Kill", &message)
+        .await
+    {
+        tracing::warn!(app = %key, "could not record event: {e}");
+    }
+    Ok(Json(ActionResult {
+        kind: "ActionResult",
+        action: "kill",
+        namespace: key.namespace,
+        name: key.name,
+        message,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -152,15 +218,6 @@ async fn app_container(
     key: &AppKey,
 ) -> ApiResult<(ObjectRecord, ContainerSummary)> {
     let record = state.record(Kind::App, key).await?;
-    if state.controller.swarm().is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "SwarmMode",
-            format!(
-                "app {key} runs as a Swarm service whose task containers live on the swarm's nodes; a manager cannot reach into them, which needs the node agent (`wharf agent`) swarm mode does not have yet. Its tasks, nodes and container ids are in status.tasks"
-            ),
-        ));
-    }
     let containers = app_containers(state.runtime.as_ref(), &state.instance, &record.uid)
         .await
         .map_err(|e| ApiError::runtime("listing containers", e))?;
@@ -174,11 +231,30 @@ async fn app_container(
     Ok((record, container))
 }
 
+#[derive(Deserialize, Default)]
+pub struct TaskQuery {
+    /// Swarm mode: the task (id, id prefix or slot); the first running one by default.
+    task: Option<String>,
+}
+
 pub async fn inspect(
     State(state): State<ApiState>,
     Path((ns, name)): Path<(String, String)>,
+    Query(query): Query<TaskQuery>,
 ) -> ApiResult<Json<Value>> {
     let key = key_from_path(ns, name)?;
+    if state.agents.is_some() {
+        let record = state.record(Kind::App, &key).await?;
+        let running = tasks::running(&state, &key, &record).await?;
+        let target = tasks::pick(&key, running, query.task.as_deref())?;
+        let command = Command::Inspect {
+            container: target.container.clone(),
+        };
+        return Ok(Json(tasks::send(&state, &target, command, COMMAND_TIMEOUT).await?));
+    }
+    if query.task.is_some() {
+        return Err(solo_task(&key));
+    }
     let (_, container) = app_container(&state, &key).await?;
     let inspected = state
         .runtime
@@ -196,6 +272,8 @@ pub struct LogsQuery {
     follow: bool,
     #[serde(default)]
     timestamps: bool,
+    /// Swarm mode: one task's log (id, id prefix or slot); every task's by default.
+    task: Option<String>,
 }
 
 pub async fn logs(
@@ -216,14 +294,40 @@ pub async fn logs(
         .map(parse_time)
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("since: {e}")))?;
-    let (_, container) = app_container(&state, &key).await?;
     let options = LogOptions {
         tail,
         since,
         follow: query.follow,
         timestamps: query.timestamps,
     };
-    let mut stream = state.runtime.logs(&container.id, &options);
+    let mut stream = match state.controller.swarm() {
+        Some(swarm) => {
+            let record = state.record(Kind::App, &key).await?;
+            let service = tasks::service_id(&key, &record)?;
+            let task = match query.task.as_deref() {
+                None => None,
+                Some(wanted) => {
+                    let current = record
+                        .app_status()
+                        .map(|s| s.tasks.as_slice())
+                        .unwrap_or_default();
+                    Some(find_task(wanted, current, &[]).ok_or_else(|| {
+                        ApiError::not_found(format!(
+                            "app {key} has no task {wanted:?} (give a task id, an id prefix or a slot)"
+                        ))
+                    })?)
+                }
+            };
+            swarm.service_logs(&service, task.as_deref(), &options)
+        }
+        None => {
+            if query.task.is_some() {
+                return Err(solo_task(&key));
+            }
+            let (_, container) = app_container(&state, &key).await?;
+            state.runtime.logs(&container.id, &options)
+        }
+    };
     // The first chunk tells whether the engine accepted the request: an error then is an
     // error response, not a stream that breaks at once.
     let first = stream.next().await;
@@ -249,86 +353,15 @@ pub async fn logs(
 pub struct GitRequest {
     path: Option<String>,
     branch: Option<String>,
+    /// Swarm mode: the task (id, id prefix or slot); the first running one by default.
+    task: Option<String>,
 }
 
-/// An absolute path inside the container, without `..`, control characters or NUL.
-pub fn check_git_path(path: &str) -> Result<(), String> {
-    if !path.starts_with('/') {
-        return Err(format!(
-            "{path:?} must be an absolute path in the container"
-        ));
-    }
-    if path.len() > 4096 {
-        return Err("is longer than 4096 characters".into());
-    }
-    if path.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
-    }
-    if path.split('/').any(|part| part == "..") {
-        return Err(format!("{path:?} must not contain \"..\""));
-    }
-    Ok(())
-}
-
-/// A branch name by git's `check-ref-format` rules, restricted to a safe alphabet.
-pub fn check_branch(name: &str) -> Result<(), String> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
-    if name.is_empty()
-        || name.len() > 255
-        || !ok_chars
-        || name.starts_with(['-', '/', '.'])
-        || name.ends_with(['/', '.'])
-        || name.ends_with(".lock")
-        || name.contains("..")
-        || name.contains("//")
-        || name.contains("/.")
-    {
-        return Err(format!(
-            "{name:?} is not a valid branch name (letters, digits, '.', '_', '-', '/'; no leading '-', no \"..\")"
-        ));
-    }
-    Ok(())
-}
-
-/// The argv for one git operation.
+/// The argv for one git operation, or 400/404 naming the field.
 fn git_argv(op: &str, request: &GitRequest) -> ApiResult<Vec<String>> {
-    let path = request.path.as_deref().ok_or_else(|| {
-        ApiError::bad_request("path: required (the repository's directory in the container)")
-    })?;
-    check_git_path(path).map_err(|e| ApiError::bad_request(format!("path: {e}")))?;
-    if op != "checkout" && request.branch.is_some() {
-        return Err(ApiError::bad_request(format!(
-            "branch: only checkout takes a branch, not {op}"
-        )));
-    }
-    let in_repo = |args: &[&str]| {
-        ["git", "-C", path]
-            .iter()
-            .chain(args)
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-    };
-    Ok(match op {
-        "init" => vec!["git".into(), "init".into(), "--".into(), path.to_string()],
-        "pull" => in_repo(&["pull"]),
-        "head" => in_repo(&["rev-parse", "HEAD"]),
-        "branches" => in_repo(&["branch", "--list", "--format=%(refname:short)"]),
-        "branch" => in_repo(&["symbolic-ref", "--short", "HEAD"]),
-        "checkout" => {
-            let branch = request
-                .branch
-                .as_deref()
-                .ok_or_else(|| ApiError::bad_request("branch: required for checkout"))?;
-            check_branch(branch).map_err(|e| ApiError::bad_request(format!("branch: {e}")))?;
-            in_repo(&["checkout", branch, "--"])
-        }
-        other => {
-            return Err(ApiError::not_found(format!(
-                "no git operation {other:?}: use pull, init, head, branches, branch or checkout"
-            )));
-        }
+    crate::git::argv(op, request.path.as_deref(), request.branch.as_deref()).map_err(|e| match e {
+        crate::git::GitArgError::UnknownOp(m) => ApiError::not_found(m),
+        crate::git::GitArgError::Field(field, m) => ApiError::bad_request(format!("{field}: {m}")),
     })
 }
 
@@ -348,9 +381,32 @@ pub async fn git(
         GitRequest {
             path: from_body.path.or(query.path),
             branch: from_body.branch.or(query.branch),
+            task: from_body.task.or(query.task),
         }
     };
     let argv = git_argv(&op, &request)?;
+    if state.agents.is_some() {
+        let record = state.record(Kind::App, &key).await?;
+        let running = tasks::running(&state, &key, &record).await?;
+        let target = tasks::pick(&key, running, request.task.as_deref())?;
+        let command = Command::Git {
+            container: target.container.clone(),
+            operation: op.clone(),
+            path: request.path.clone(),
+            branch: request.branch.clone(),
+        };
+        let answer = tasks::send(&state, &target, command, GIT_TIMEOUT + COMMAND_TIMEOUT).await?;
+        let output = ExecOutput {
+            exit_code: answer["exitCode"].as_i64().unwrap_or(-1),
+            stdout: answer["stdout"].as_str().unwrap_or_default().to_string(),
+            stderr: answer["stderr"].as_str().unwrap_or_default().to_string(),
+        };
+        let place = format!(" ({})", tasks::describe(&target));
+        return git_answer(&state, &key, &record, op, argv, output, &place, request.path.as_deref()).await;
+    }
+    if request.task.is_some() {
+        return Err(solo_task(&key));
+    }
     let (record, container) = app_container(&state, &key).await?;
     if container.state != ContainerState::Running {
         return Err(ApiError::new(
@@ -367,20 +423,32 @@ pub async fn git(
         .exec(&container.id, &argv, None, GIT_TIMEOUT)
         .await
         .map_err(|e| ApiError::runtime("running git in the container", e))?;
-    let missing = matches!(output.exit_code, 126 | 127)
-        && (output.stderr.contains("executable file not found")
-            || output.stderr.contains("no such file or directory")
-            || output.stdout.contains("executable file not found"));
-    if missing {
+    git_answer(&state, &key, &record, op, argv, output, "", request.path.as_deref()).await
+}
+
+/// The answer to a git operation, recorded as an event on the app (`place`: where it ran, in
+/// swarm mode).
+#[allow(clippy::too_many_arguments)]
+async fn git_answer(
+    state: &ApiState,
+    key: &AppKey,
+    record: &ObjectRecord,
+    op: String,
+    argv: Vec<String>,
+    output: ExecOutput,
+    place: &str,
+    path: Option<&str>,
+) -> ApiResult<Json<GitResult>> {
+    if crate::git::missing(output.exit_code, &output.stdout, &output.stderr) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "GitNotAvailable",
-            format!("the container of app {key} has no git executable on its PATH"),
+            format!("the container of app {key}{place} has no git executable on its PATH"),
         ));
     }
     let message = format!(
-        "git {op} in {} exited with code {}",
-        request.path.as_deref().unwrap_or_default(),
+        "git {op} in {}{place} exited with code {}",
+        path.unwrap_or_default(),
         output.exit_code
     );
     let kind = if output.exit_code == 0 {
@@ -390,7 +458,7 @@ pub async fn git(
     };
     if let Err(e) = state
         .store
-        .record_event(&record, kind, "Git", &message)
+        .record_event(record, kind, "Git", &message)
         .await
     {
         tracing::warn!(app = %key, "could not record event: {e}");
@@ -417,30 +485,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn git_paths_and_branches_are_validated() {
-        assert!(check_git_path("/home/jovyan/work").is_ok());
-        assert!(check_git_path("relative").is_err());
-        assert!(check_git_path("/a/../etc").is_err());
-        assert!(check_git_path("/a\nb").is_err());
-        assert!(check_branch("feature/x-1").is_ok());
-        for bad in [
-            "-b", "--force", "a..b", "a b", "x.lock", "/x", "a//b", "a;rm", "$(x)",
-        ] {
-            assert!(check_branch(bad).is_err(), "{bad} accepted");
-        }
-    }
-
-    #[test]
     fn git_argv_is_built_from_validated_parts() {
         let request = GitRequest {
             path: Some("/repo".into()),
             branch: Some("main".into()),
+            task: None,
         };
         let argv = git_argv("checkout", &request).expect("valid");
         assert_eq!(argv, ["git", "-C", "/repo", "checkout", "main", "--"]);
         let request = GitRequest {
             path: Some("/repo".into()),
             branch: None,
+            task: None,
         };
         assert_eq!(
             git_argv("init", &request).expect("valid"),

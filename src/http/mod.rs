@@ -6,10 +6,12 @@
 //! Leaf helpers (used by the resources, using none of them): `state`, `error`, `extract`,
 //! `body`, `time`, `audit`, `auth`, `selector`, `views` (shared answer shapes). One module per resource: `apply`, `apps`,
 //! `actions`, `images`, `image_requests`, `stats`, `tokens`, `policy`, `audit_log`, `sources`,
-//! `health`. `routes` holds the route table and the router, and is the only module that names
+//! `health`, `nodes`, `agents` (the node agents' connection; its hub lookup is shared), `tasks`
+//! (swarm mode: reaching task containers through the agents, used by `actions`). `routes` holds the route table and the router, and is the only module that names
 //! the resources.
 
 pub mod actions;
+pub mod agents;
 pub mod apply;
 pub mod apps;
 pub mod audit;
@@ -28,6 +30,7 @@ pub mod selector;
 pub mod sources;
 pub mod state;
 pub mod stats;
+pub mod tasks;
 pub mod time;
 pub mod tokens;
 pub mod views;

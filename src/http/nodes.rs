@@ -5,17 +5,23 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::Serialize;
 
+use super::agents::hub;
 use super::error::{ApiError, ApiResult};
+use super::stats::{HOST_HISTORY_LIMIT, time_of, window};
 use super::state::ApiState;
 use super::views::Items;
 use serde_json::{Value, json};
 
 use crate::runtime::swarm::{NodeState, Swarm, SwarmMembership};
+use crate::agent::hub::AgentView;
 use crate::spec::Kind;
+use crate::spec::status::Condition;
 use crate::spec::mode::Mode;
 use crate::spec::validate::AppKey;
 use crate::store::ObjectSource;
@@ -93,6 +99,43 @@ pub struct NodeView {
     pub tasks: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared: Option<Declared>,
+    /// The node's agent, once one connected since the server started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentView>,
+    /// `AgentConnected`: whether wharf can read and act on the node's task containers.
+    pub conditions: Vec<Condition>,
+}
+
+/// The `AgentConnected` condition of a node.
+fn agent_condition(agent: Option<&AgentView>) -> Condition {
+    let at = |ms: i64| time_of(ms).unwrap_or_default();
+    let (ok, reason, message, since) = match agent {
+        Some(a) if a.connected => (
+            true,
+            "Connected",
+            format!("agent {} connected", a.version),
+            a.connected_since,
+        ),
+        Some(a) => (
+            false,
+            "Disconnected",
+            format!("the agent was last seen at {}", at(a.last_seen)),
+            a.disconnected_at.unwrap_or(a.last_seen),
+        ),
+        None => (
+            false,
+            "NeverConnected",
+            "no agent has connected since the server started; run `wharf agent` on the node".to_string(),
+            0,
+        ),
+    };
+    Condition {
+        kind: "AgentConnected".into(),
+        status: ok.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: if since > 0 { at(since) } else { String::new() },
+    }
 }
 
 /// The Node object naming a node.
@@ -122,6 +165,7 @@ pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Items<NodeVie
         .await
         .map_err(|e| ApiError::runtime("listing tasks", e))?;
     let declared = state.store.list(Kind::Node, None).await?;
+    let agents = state.agents.as_ref().map(|h| h.views()).unwrap_or_default();
     let items = nodes
         .into_iter()
         .map(|node| {
@@ -139,22 +183,21 @@ pub async fn list(State(state): State<ApiState>) -> ApiResult<Json<Items<NodeVie
                     spec: r.spec.clone(),
                     status: r.status.clone(),
                 });
+            let agent = agents.get(&node.id).cloned();
             NodeView {
+                conditions: vec![agent_condition(agent.as_ref())],
                 node,
                 tasks: count,
                 declared: object,
+                agent,
             }
         })
         .collect();
     Ok(Json(Items { items }))
 }
 
-/// `GET /nodes/{node}`: by hostname or id.
-pub async fn get(
-    State(state): State<ApiState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let swarm = manager(&state)?;
+/// The node with id or hostname `name` (404 when none, 409 when the hostname is ambiguous).
+async fn find_node(swarm: &dyn Swarm, name: &str) -> ApiResult<NodeState> {
     let nodes = swarm
         .nodes()
         .await
@@ -163,36 +206,103 @@ pub async fn get(
         .iter()
         .filter(|n| n.id == name || n.hostname == name)
         .collect();
-    let node = match matching.as_slice() {
-        [] => {
-            return Err(ApiError::not_found(format!(
-                "no node of the swarm has the id or hostname {name:?}"
-            )));
-        }
-        [one] => *one,
+    match matching.as_slice() {
+        [] => Err(ApiError::not_found(format!(
+            "no node of the swarm has the id or hostname {name:?}"
+        ))),
+        [one] => Ok((*one).clone()),
         many => match many.iter().find(|n| n.id == name) {
-            Some(n) => *n,
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "Ambiguous",
-                    format!(
-                        "{} nodes have the hostname {name:?}; name one by id: {}",
-                        many.len(),
-                        many.iter()
-                            .map(|n| n.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
+            Some(n) => Ok((*n).clone()),
+            None => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Ambiguous",
+                format!(
+                    "{} nodes have the hostname {name:?}; name one by id: {}",
+                    many.len(),
+                    many.iter()
+                        .map(|n| n.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
         },
-    };
+    }
+}
+
+/// `GET /nodes/{node}`: by hostname or id.
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let swarm = manager(&state)?;
+    let node = find_node(swarm.as_ref(), &name).await?;
     let raw = swarm
         .node_raw(&node.id)
         .await
         .map_err(|e| ApiError::runtime("inspecting the node", e))?;
     Ok(Json(raw))
+}
+
+/// 503 naming the node: it has no connected agent.
+pub fn no_agent(node: &str, hostname: &str) -> ApiError {
+    let name = if hostname.is_empty() || hostname == node {
+        node.to_string()
+    } else {
+        format!("{hostname} ({node})")
+    };
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "AgentUnavailable",
+        format!("node {name} has no connected agent; run `wharf agent` there (see README, Node agent)"),
+    )
+}
+
+/// `GET /nodes/{node}/stats`: the node's host figures, as its agent read them last.
+pub async fn node_stats(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let swarm = manager(&state)?;
+    let hub = hub(&state)?;
+    let node = find_node(swarm.as_ref(), &name).await?;
+    let Some((_, reading)) = hub.host(&node.id) else {
+        return Err(no_agent(&node.id, &node.hostname));
+    };
+    let mut doc = json!({ "kind": "NodeStats", "node": node.id, "hostname": node.hostname });
+    if let (Some(doc), Value::Object(fields)) = (doc.as_object_mut(), reading) {
+        doc.extend(fields);
+    }
+    Ok(Json(doc))
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct HistoryQuery {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `GET /nodes/{node}/stats/history?since=&until=`: the node's stored host readings.
+pub async fn node_stats_history(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<Json<Value>> {
+    let swarm = manager(&state)?;
+    let node = find_node(swarm.as_ref(), &name).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let (since, until) = window(query.since.as_deref(), query.until.as_deref(), now)?;
+    let items = state
+        .store
+        .host_samples(&node.id, since, until, HOST_HISTORY_LIMIT)
+        .await?;
+    Ok(Json(json!({
+        "kind": "NodeStatsHistory",
+        "node": node.id,
+        "hostname": node.hostname,
+        "since": time_of(since),
+        "until": time_of(until),
+        "items": items,
+    })))
 }
 
 /// `DELETE /nodes/{name}`: deletes the `kind: Node` object named so (API-owned); the node

@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use super::error::ApiError;
 use super::state::ApiState;
 use super::{
-    actions, apply, apps, audit_log, auth, health, image_requests, images, nodes, policy, sources,
+    actions, agents, apply, apps, audit_log, auth, health, image_requests, images, nodes, policy, sources,
     stats, tokens,
 };
 use crate::auth::{Need, Role};
@@ -54,6 +54,20 @@ pub fn api_table() -> Vec<(ApiRoute, MethodRouter<ApiState>)> {
             "/nodes/{node}",
             Everywhere(Admin),
             delete(nodes::delete),
+        ),
+        // Node agents dial in here (an agent token, swarm mode).
+        route(M::GET, "/agents/connect", Need::Agent, get(agents::connect)),
+        route(
+            M::GET,
+            "/nodes/{node}/stats",
+            Everywhere(Viewer),
+            get(nodes::node_stats),
+        ),
+        route(
+            M::GET,
+            "/nodes/{node}/stats/history",
+            Everywhere(Viewer),
+            get(nodes::node_stats_history),
         ),
         // Lists only the namespaces the token may read.
         route(M::GET, "/apps", Token, get(apps::list_all)),

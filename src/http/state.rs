@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 
 use super::error::{ApiError, ApiResult};
+use crate::agent::hub::AgentHub;
 use crate::reconcile::images::ImageService;
 use crate::reconcile::{Controller, Health};
 use crate::runtime::Runtime;
@@ -33,6 +34,8 @@ pub struct ApiState {
     pub stats: StatsConfig,
     pub instance: String,
     pub max_body: usize,
+    /// Swarm mode: the node agents.
+    pub agents: Option<Arc<AgentHub>>,
 }
 
 impl ApiState {

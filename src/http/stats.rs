@@ -15,6 +15,7 @@ use super::state::ApiState;
 use super::time::parse_time;
 use crate::reconcile::status::unix_rfc3339;
 use crate::spec::Kind;
+use crate::spec::status::TaskStatus;
 use crate::stats::host::HostStats;
 use crate::stats::is_current;
 use crate::stats::uptime::{Downtime, Transition, summarize};
@@ -25,6 +26,8 @@ pub struct StatsQuery {
     since: Option<String>,
     until: Option<String>,
     step: Option<String>,
+    /// Swarm mode: one task's series (its id, an id prefix, or its slot).
+    task: Option<String>,
 }
 
 /// The resolution a query of `[since, until)` reads when none is asked for: raw samples for up
@@ -49,7 +52,7 @@ fn parse_ms(field: &str, text: &str) -> ApiResult<i64> {
 
 /// `[since, until)` in unix ms from the query (RFC 3339 or unix seconds); the last hour by
 /// default.
-fn window(since: Option<&str>, until: Option<&str>, now: i64) -> ApiResult<(i64, i64)> {
+pub fn window(since: Option<&str>, until: Option<&str>, now: i64) -> ApiResult<(i64, i64)> {
     let until = until.map_or(Ok(now), |t| parse_ms("until", t))?;
     let since = since.map_or(Ok(until - 3_600_000), |t| parse_ms("since", t))?;
     if since >= until {
@@ -78,24 +81,114 @@ pub async fn app_stats(
         }
     };
     let record = state.record(Kind::App, &key).await?;
-    let points = state
-        .store
-        .stats_series(&record.uid, since, until, resolution)
-        .await?;
+    let status = record.app_status();
+    let tasks = status.map(|s| s.tasks.as_slice()).unwrap_or_default();
+    let series = |task: String| {
+        let store = &state.store;
+        let uid = &record.uid;
+        async move {
+            let points = store
+                .stats_series(uid, &task, since, until, resolution)
+                .await?;
+            Ok::<_, ApiError>(points.into_iter().map(|p| Timed::at(p.t, p)).collect::<Vec<_>>())
+        }
+    };
+    let about = |id: &str| {
+        let known = tasks.iter().find(|t| t.id == id);
+        TaskSeriesOf {
+            task: id.to_string(),
+            slot: known.and_then(|t| t.slot),
+            node: known.and_then(|t| t.node.as_ref()).map(|n| {
+                if n.hostname.is_empty() { n.id.clone() } else { n.hostname.clone() }
+            }),
+        }
+    };
+    let (task, items, task_series) = match query.task.as_deref() {
+        Some(wanted) => {
+            let stored = state.store.stats_tasks(&record.uid, since, until).await?;
+            let id = find_task(wanted, tasks, &stored).ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "app {key} has no task {wanted:?} with stats in the window (give a task id, an id prefix or a slot)"
+                ))
+            })?;
+            (Some(about(&id)), series(id).await?, Vec::new())
+        }
+        None => {
+            let mut per_task = Vec::new();
+            if state.agents.is_some() {
+                for id in state.store.stats_tasks(&record.uid, since, until).await? {
+                    per_task.push(TaskSeries {
+                        of: about(&id),
+                        items: series(id).await?,
+                    });
+                }
+            }
+            (None, series(String::new()).await?, per_task)
+        }
+    };
     Ok(Json(StatsSeries {
         kind: "StatsSeries",
         namespace: key.namespace,
         name: key.name,
+        task,
         resolution,
         since: time_of(since),
         until: time_of(until),
         interval_seconds: state.stats.interval.as_secs_f64(),
-        items: points.into_iter().map(|p| Timed::at(p.t, p)).collect(),
+        items,
+        tasks: task_series,
     }))
 }
 
+/// The task `wanted` names: a task id, a prefix of one (at least 4 characters), or a slot
+/// number — among the app's current tasks and those with stored samples.
+pub fn find_task(wanted: &str, current: &[TaskStatus], stored: &[String]) -> Option<String> {
+    let ids = current.iter().map(|t| t.id.as_str()).chain(stored.iter().map(String::as_str));
+    if let Some(id) = ids.clone().find(|id| *id == wanted) {
+        return Some(id.to_string());
+    }
+    if let Ok(slot) = wanted.parse::<u64>() {
+        let mut in_slot = current
+            .iter()
+            .filter(|t| t.slot == Some(slot))
+            .collect::<Vec<_>>();
+        // The running task of the slot, else its newest.
+        in_slot.sort_by_key(|t| (t.desired_state == "running", t.state == "running"));
+        if let Some(t) = in_slot.last() {
+            return Some(t.id.clone());
+        }
+    }
+    let mut prefixed: Vec<&str> = ids.filter(|id| wanted.len() >= 4 && id.starts_with(wanted)).collect();
+    prefixed.sort_unstable();
+    prefixed.dedup();
+    match prefixed.as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
+}
+
+/// Which task a series is of.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSeriesOf {
+    pub task: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// One task's series (swarm mode).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSeries {
+    #[serde(flatten)]
+    pub of: TaskSeriesOf,
+    pub items: Vec<Timed<Point>>,
+}
+
 /// Unix milliseconds as RFC 3339 (seconds).
-fn time_of(ms: i64) -> Option<String> {
+pub fn time_of(ms: i64) -> Option<String> {
     unix_rfc3339(ms.div_euclid(1000))
 }
 
@@ -123,11 +216,18 @@ pub struct StatsSeries {
     pub kind: &'static str,
     pub namespace: String,
     pub name: String,
+    /// With `?task=`: the task whose series `items` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskSeriesOf>,
     pub resolution: Resolution,
     pub since: Option<String>,
     pub until: Option<String>,
     pub interval_seconds: f64,
+    /// The app's series (swarm mode: the sum of its tasks), or the task's with `?task=`.
     pub items: Vec<Timed<Point>>,
+    /// Swarm mode: each task's series in the window.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskSeries>,
 }
 
 /// An app's availability over a window (the SRC API's uptime summary).
@@ -254,7 +354,7 @@ pub struct HistoryQuery {
 }
 
 /// At most this many host readings per answer (a day at the default interval).
-const HOST_HISTORY_LIMIT: i64 = 8640;
+pub const HOST_HISTORY_LIMIT: i64 = 8640;
 
 /// `GET /api/v1/host/stats/history?since=&until=`: the stored host readings.
 pub async fn host_history(
@@ -265,7 +365,7 @@ pub async fn host_history(
     let (since, until) = window(query.since.as_deref(), query.until.as_deref(), now)?;
     let items = state
         .store
-        .host_samples(since, until, HOST_HISTORY_LIMIT)
+        .host_samples("", since, until, HOST_HISTORY_LIMIT)
         .await?;
     Ok(Json(HostHistory {
         kind: "HostStatsHistory",

@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::Path;
 use super::state::ApiState;
 use super::views::Items;
-use crate::auth::{ALL_NAMESPACES, Grant, Principal, new_token, token_digest};
+use crate::auth::{ALL_NAMESPACES, Grant, Principal, Role, new_token, token_digest};
 use crate::spec::validate::check_namespace;
 use crate::store::security::TokenInfo;
 
@@ -72,6 +72,24 @@ pub async fn create_token(
         if g.namespace != ALL_NAMESPACES {
             check_namespace(&g.namespace)
                 .map_err(|e| ApiError::bad_request(format!("grants[{i}].namespace: {e}")))?;
+        }
+    }
+    // An agent token is that and nothing else: it must not be able to read or write the API.
+    let agent_grants = request.grants.iter().filter(|g| g.role == Role::Agent).count();
+    if agent_grants > 0 {
+        if agent_grants != request.grants.len() {
+            return Err(ApiError::bad_request(
+                "grants: an agent token holds the agent role only (create a separate token for other roles)",
+            ));
+        }
+        if let Some(i) = request
+            .grants
+            .iter()
+            .position(|g| g.namespace != ALL_NAMESPACES)
+        {
+            return Err(ApiError::bad_request(format!(
+                "grants[{i}].namespace: the agent role is not per namespace; use \"*\""
+            )));
         }
     }
     if request.description.len() > 256 || request.description.contains(char::is_control) {

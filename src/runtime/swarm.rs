@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::Serialize;
 
-use super::{RegistryCredentials, RuntimeEvent, RuntimeResult};
+use super::{LogChunk, LogOptions, RegistryCredentials, RuntimeEvent, RuntimeResult};
 use crate::spec::validate::Health;
 use crate::spec::wire::{FailureAction, Protocol, UpdateOrder};
 
@@ -318,5 +318,12 @@ pub trait Swarm: Send + Sync + 'static {
     async fn update_node(&self, id: &str, version: u64, update: &NodeUpdate) -> RuntimeResult<()>;
     /// Service and node events. Ends or errors when the connection is lost; callers
     /// re-subscribe.
+    /// A service's log (every task's, through the manager), or one task's with `task`.
+    fn service_logs(
+        &self,
+        service: &str,
+        task: Option<&str>,
+        options: &LogOptions,
+    ) -> BoxStream<'static, RuntimeResult<LogChunk>>;
     fn swarm_events(&self) -> BoxStream<'static, RuntimeResult<RuntimeEvent>>;
 }

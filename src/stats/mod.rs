@@ -70,13 +70,76 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Reads the counters of each `(container id, app uid, task id)`, `concurrency` at a time; a
+/// container that cannot be read this time is left out.
+pub async fn read_containers(
+    runtime: &dyn Runtime,
+    containers: impl IntoIterator<Item = (String, String, String)>,
+    concurrency: usize,
+) -> Vec<(String, String, String, ContainerStats)> {
+    futures::stream::iter(containers)
+        .map(|(id, uid, task)| async move {
+            match runtime.stats(&id).await {
+                Ok(stats) => Some((id, uid, task, stats)),
+                Err(e) => {
+                    tracing::debug!(container = %id, "no stats this time: {e}");
+                    None
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .filter_map(|r| async move { r })
+        .collect()
+        .await
+}
+
 pub struct Sampler {
     store: Store,
     runtime: Arc<dyn Runtime>,
     instance: String,
     config: StatsConfig,
-    /// The last reading of each running container, by container id.
+    previous: Readings,
+}
+
+/// The last reading of each running container, by container id: two readings make a sample.
+/// (The node agent keeps one for the task containers of its node.)
+#[derive(Default)]
+pub struct Readings {
     previous: Mutex<HashMap<String, ContainerStats>>,
+}
+
+impl Readings {
+    /// Samples from this round's readings `(container id, app uid, task id, reading)` of the
+    /// containers read before; containers that stopped or went away are forgotten.
+    pub fn samples(
+        &self,
+        readings: impl IntoIterator<Item = (String, String, String, ContainerStats)>,
+    ) -> Vec<Sample> {
+        let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = HashMap::with_capacity(previous.len());
+        let mut samples = Vec::new();
+        for (id, uid, task, stats) in readings {
+            if let Some(cpu) = previous.get(&id).and_then(|p| cpu_percent(p, &stats)) {
+                samples.push(Sample {
+                    uid,
+                    task,
+                    t: stats.read_at_ms,
+                    cpu,
+                    mem: clamp(stats.mem_usage),
+                    mem_limit: clamp(stats.mem_limit),
+                    mem_max: clamp(stats.mem_max),
+                    net_rx: clamp(stats.net_rx),
+                    net_tx: clamp(stats.net_tx),
+                    blk_read: clamp(stats.blk_read),
+                    blk_write: clamp(stats.blk_write),
+                    pids: clamp(stats.pids),
+                });
+            }
+            next.insert(id, stats);
+        }
+        *previous = next;
+        samples
+    }
 }
 
 impl Sampler {
@@ -91,7 +154,7 @@ impl Sampler {
             runtime,
             instance,
             config,
-            previous: Mutex::new(HashMap::new()),
+            previous: Readings::default(),
         })
     }
 
@@ -125,51 +188,13 @@ impl Sampler {
             .list(&self.instance)
             .await
             .map_err(|e| format!("listing containers: {e}"))?;
-        let running: Vec<(String, String)> = containers
+        let running = containers
             .into_iter()
             .filter(|c| c.state == ContainerState::Running)
-            .filter_map(|c| Some((c.id, c.labels.get(labels::UID)?.clone())))
-            .collect();
-        let runtime = &self.runtime;
-        let readings: Vec<(String, String, ContainerStats)> = futures::stream::iter(running)
-            .map(|(id, uid)| async move {
-                match runtime.stats(&id).await {
-                    Ok(stats) => Some((id, uid, stats)),
-                    Err(e) => {
-                        tracing::debug!(container = %id, "no stats this time: {e}");
-                        None
-                    }
-                }
-            })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .filter_map(|r| async move { r })
-            .collect()
-            .await;
-        let mut samples = Vec::with_capacity(readings.len());
-        {
-            let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
-            let mut next = HashMap::with_capacity(readings.len());
-            for (id, uid, stats) in readings {
-                if let Some(cpu) = previous.get(&id).and_then(|p| cpu_percent(p, &stats)) {
-                    samples.push(Sample {
-                        uid,
-                        t: stats.read_at_ms,
-                        cpu,
-                        mem: clamp(stats.mem_usage),
-                        mem_limit: clamp(stats.mem_limit),
-                        mem_max: clamp(stats.mem_max),
-                        net_rx: clamp(stats.net_rx),
-                        net_tx: clamp(stats.net_tx),
-                        blk_read: clamp(stats.blk_read),
-                        blk_write: clamp(stats.blk_write),
-                        pids: clamp(stats.pids),
-                    });
-                }
-                next.insert(id, stats);
-            }
-            // Containers that stopped or went away are forgotten.
-            *previous = next;
-        }
+            .filter_map(|c| Some((c.id, c.labels.get(labels::UID)?.clone(), String::new())));
+        let readings =
+            read_containers(self.runtime.as_ref(), running, self.config.concurrency).await;
+        let samples = self.previous.samples(readings);
         self.store
             .insert_samples(&samples)
             .await
@@ -184,7 +209,7 @@ impl Sampler {
             .map_err(|e| format!("host reading: {e}"))??;
         let doc = serde_json::to_value(&reading).map_err(|e| e.to_string())?;
         self.store
-            .insert_host_sample(reading.t, &doc)
+            .insert_host_sample("", reading.t, &doc)
             .await
             .map_err(|e| format!("storing the host sample: {e}"))
     }

@@ -51,11 +51,14 @@ pub struct Transition {
 }
 
 /// One stored sample of one app.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sample {
     #[serde(skip)]
     pub uid: String,
+    /// Empty for the app's own series; a Swarm task id for one task's series.
+    #[serde(skip)]
+    pub task: String,
     /// Unix milliseconds.
     pub t: i64,
     /// Percent of one core.
@@ -170,7 +173,7 @@ impl Store {
             sqlx::query(
                 // Only for objects that still exist: a reading taken just before its app was
                 // forgotten must not outlive it.
-                "INSERT OR REPLACE INTO stats_samples (uid, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE EXISTS (SELECT 1 FROM objects WHERE uid = ?1)",
+                "INSERT OR REPLACE INTO stats_samples (uid, task, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) SELECT ?1, ?12, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE EXISTS (SELECT 1 FROM objects WHERE uid = ?1)",
             )
             .bind(&s.uid)
             .bind(s.t)
@@ -183,6 +186,7 @@ impl Store {
             .bind(s.blk_read)
             .bind(s.blk_write)
             .bind(s.pids)
+            .bind(&s.task)
             .execute(&mut *tx)
             .await?;
         }
@@ -193,13 +197,14 @@ impl Store {
     /// The newest sample of an app.
     pub async fn latest_sample(&self, uid: &str) -> StoreResult<Option<Sample>> {
         let row: Option<PointRow> = sqlx::query_as(
-            "SELECT t, 1, cpu, cpu, mem, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = ? ORDER BY t DESC LIMIT 1",
+            "SELECT t, 1, cpu, cpu, mem, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = ? AND task = '' ORDER BY t DESC LIMIT 1",
         )
         .bind(uid)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(point).map(|p| Sample {
             uid: uid.to_string(),
+            task: String::new(),
             t: p.t,
             cpu: p.cpu_percent,
             mem: p.mem_usage,
@@ -213,10 +218,12 @@ impl Store {
         }))
     }
 
-    /// An app's series in `[since, until)` (unix ms) at `resolution`, oldest first.
+    /// An app's series (`task` empty) or one of its tasks' in `[since, until)` (unix ms) at
+    /// `resolution`, oldest first.
     pub async fn stats_series(
         &self,
         uid: &str,
+        task: &str,
         since: i64,
         until: i64,
         resolution: Resolution,
@@ -224,9 +231,10 @@ impl Store {
         let rows: Vec<PointRow> = match resolution {
             Resolution::Raw => {
                 sqlx::query_as(
-                    "SELECT t, 1, cpu, cpu, mem, mem, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = ? AND t >= ? AND t < ? ORDER BY t",
+                    "SELECT t, 1, cpu, cpu, mem, mem, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = ? AND task = ? AND t >= ? AND t < ? ORDER BY t",
                 )
                 .bind(uid)
+                .bind(task)
                 .bind(since)
                 .bind(until)
                 .fetch_all(&self.pool)
@@ -234,9 +242,10 @@ impl Store {
             }
             rollup => {
                 sqlx::query_as(
-                    "SELECT t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max FROM stats_rollups WHERE uid = ? AND step = ? AND t >= ? AND t < ? ORDER BY t",
+                    "SELECT t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max FROM stats_rollups WHERE uid = ? AND task = ? AND step = ? AND t >= ? AND t < ? ORDER BY t",
                 )
                 .bind(uid)
+                .bind(task)
                 .bind(rollup.step())
                 .bind(since)
                 .bind(until)
@@ -257,9 +266,9 @@ impl Store {
             now.div_euclid(minute) * minute,
         );
         sqlx::query(
-            "INSERT OR REPLACE INTO stats_rollups (uid, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
-             SELECT uid, 60, (t / 60000) * 60000 AS b, count(*), avg(cpu), max(cpu), CAST(avg(mem) AS INTEGER), max(mem), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids)
-             FROM stats_samples WHERE t >= ? AND t < ? GROUP BY uid, b",
+            "INSERT OR REPLACE INTO stats_rollups (uid, task, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
+             SELECT uid, task, 60, (t / 60000) * 60000 AS b, count(*), avg(cpu), max(cpu), CAST(avg(mem) AS INTEGER), max(mem), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids)
+             FROM stats_samples WHERE t >= ? AND t < ? GROUP BY uid, task, b",
         )
         .bind(lo)
         .bind(hi)
@@ -268,9 +277,9 @@ impl Store {
         let hour = 3_600_000;
         let (lo, hi) = (from.div_euclid(hour) * hour, now.div_euclid(hour) * hour);
         sqlx::query(
-            "INSERT OR REPLACE INTO stats_rollups (uid, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
-             SELECT uid, 3600, (t / 3600000) * 3600000 AS b, sum(n), sum(cpu_avg * n) / sum(n), max(cpu_max), CAST(sum(mem_avg * n) / sum(n) AS INTEGER), max(mem_max), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids_max)
-             FROM stats_rollups WHERE step = 60 AND t >= ? AND t < ? GROUP BY uid, b",
+            "INSERT OR REPLACE INTO stats_rollups (uid, task, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
+             SELECT uid, task, 3600, (t / 3600000) * 3600000 AS b, sum(n), sum(cpu_avg * n) / sum(n), max(cpu_max), CAST(sum(mem_avg * n) / sum(n) AS INTEGER), max(mem_max), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids_max)
+             FROM stats_rollups WHERE step = 60 AND t >= ? AND t < ? GROUP BY uid, task, b",
         )
         .bind(lo)
         .bind(hi)
@@ -292,9 +301,29 @@ impl Store {
         Ok(())
     }
 
-    /// Stores one host reading (JSON).
-    pub async fn insert_host_sample(&self, t: i64, doc: &serde_json::Value) -> StoreResult<()> {
-        sqlx::query("INSERT OR REPLACE INTO host_samples (t, doc) VALUES (?, ?)")
+    /// The tasks of an app that have samples in `[since, until)`, in the order they first
+    /// reported.
+    pub async fn stats_tasks(&self, uid: &str, since: i64, until: i64) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT task FROM stats_samples WHERE uid = ? AND task != '' AND t >= ? AND t < ? GROUP BY task ORDER BY min(t), task",
+        )
+        .bind(uid)
+        .bind(since)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(t,)| t).collect())
+    }
+
+    /// Stores one host reading (JSON) of `node` (empty: the host wharf runs on).
+    pub async fn insert_host_sample(
+        &self,
+        node: &str,
+        t: i64,
+        doc: &serde_json::Value,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT OR REPLACE INTO host_samples (node, t, doc) VALUES (?, ?, ?)")
+            .bind(node)
             .bind(t)
             .bind(doc.to_string())
             .execute(&self.pool)
@@ -302,16 +331,19 @@ impl Store {
         Ok(())
     }
 
-    /// Host readings in `[since, until)` (unix ms), oldest first; at most `limit`.
+    /// Host readings of `node` (empty: the host wharf runs on) in `[since, until)` (unix ms),
+    /// oldest first; at most `limit`.
     pub async fn host_samples(
         &self,
+        node: &str,
         since: i64,
         until: i64,
         limit: i64,
     ) -> StoreResult<Vec<serde_json::Value>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT doc FROM host_samples WHERE t >= ? AND t < ? ORDER BY t LIMIT ?",
+            "SELECT doc FROM host_samples WHERE node = ? AND t >= ? AND t < ? ORDER BY t LIMIT ?",
         )
+        .bind(node)
         .bind(since)
         .bind(until)
         .bind(limit)
@@ -480,7 +512,7 @@ mod tests {
         store.roll_up(base, now).await.expect("roll up");
 
         let minutes = store
-            .stats_series("a", base, now, Resolution::Minute)
+            .stats_series("a", "", base, now, Resolution::Minute)
             .await
             .expect("minutes");
         assert_eq!(minutes.len(), 120);
@@ -495,7 +527,7 @@ mod tests {
             assert_eq!(m.net_rx, (base + (6 * k + 5) * 10_000) / 1000);
         }
         let hours = store
-            .stats_series("a", base, now, Resolution::Hour)
+            .stats_series("a", "", base, now, Resolution::Hour)
             .await
             .expect("hours");
         assert_eq!(hours.len(), 2);
@@ -508,7 +540,7 @@ mod tests {
         assert_eq!(hours[1].cpu_percent_max, 719.0);
         assert_eq!(hours[0].mem_usage, 100 + 179);
         let b = store
-            .stats_series("b", base, now, Resolution::Minute)
+            .stats_series("b", "", base, now, Resolution::Minute)
             .await
             .expect("b");
         assert_eq!((b.len(), b[0].cpu_percent), (1, 50.0));
@@ -516,7 +548,7 @@ mod tests {
         // Rolling up again changes nothing; an open bucket is not rolled up.
         store.roll_up(base, now).await.expect("again");
         let again = store
-            .stats_series("a", base, now, Resolution::Minute)
+            .stats_series("a", "", base, now, Resolution::Minute)
             .await
             .expect("minutes");
         assert_eq!(again, minutes);
@@ -529,7 +561,7 @@ mod tests {
             .await
             .expect("open");
         let open = store
-            .stats_series("a", now - 1, now + 60_000, Resolution::Minute)
+            .stats_series("a", "", now - 1, now + 60_000, Resolution::Minute)
             .await
             .expect("open bucket");
         assert!(open.is_empty(), "{open:?}");
@@ -543,14 +575,14 @@ mod tests {
         assert_eq!(removed, 721);
         assert!(
             store
-                .stats_series("a", base, now - 1, Resolution::Raw)
+                .stats_series("a", "", base, now - 1, Resolution::Raw)
                 .await
                 .expect("raw")
                 .is_empty()
         );
         assert_eq!(
             store
-                .stats_series("a", base, later, Resolution::Hour)
+                .stats_series("a", "", base, later, Resolution::Hour)
                 .await
                 .expect("hours")
                 .len(),

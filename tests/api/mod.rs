@@ -56,6 +56,7 @@ async fn api_with(config: ControllerConfig) -> Api {
         health: watch::channel(Health::default()).1,
         instance: "api-test".into(),
         max_body: 16 * 1024,
+        agents: None,
     };
     Api {
         app: router(state),

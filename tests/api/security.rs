@@ -91,6 +91,8 @@ async fn every_route_refuses_a_missing_wrong_expired_revoked_or_out_of_namespace
         ("admin@demo", vec![("demo", Role::Admin)]),
         ("viewer@*", vec![("*", Role::Viewer)]),
         ("admin@*", vec![("*", Role::Admin)]),
+        // May connect as a node agent and nothing else.
+        ("agent", vec![("*", Role::Agent)]),
     ];
     let mut tokens = Vec::new();
     for (label, grants) in &cases {
@@ -156,12 +158,16 @@ async fn every_route_refuses_a_missing_wrong_expired_revoked_or_out_of_namespace
                 }
                 checked += 1;
             }
-            // The data directory's admin token may do everything.
+            // The data directory's admin token may do everything but be a node agent.
             let (status, answer) = api.call(method, &path, ct, &body, Some(TOKEN)).await;
-            assert!(
-                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
-                "admin {method} {path}: {status} {answer}"
-            );
+            if *need == Need::Agent {
+                assert_eq!(status, StatusCode::FORBIDDEN, "admin {method} {path}: {answer}");
+            } else {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "admin {method} {path}: {status} {answer}"
+                );
+            }
         }
     }
     assert!(checked > 300, "{checked}");

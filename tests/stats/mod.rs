@@ -139,7 +139,7 @@ async fn samples_survive_a_restart_and_go_with_the_app() {
     let left = h
         .server()
         .store
-        .stats_series(&uid, 0, i64::MAX, wharf::store::Resolution::Raw)
+        .stats_series(&uid, "", 0, i64::MAX, wharf::store::Resolution::Raw)
         .await
         .unwrap();
     assert!(left.is_empty(), "{} samples left behind", left.len());

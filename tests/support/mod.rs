@@ -112,6 +112,15 @@ impl Harness {
 
     /// Starts wharf in swarm mode against the manager of `cluster`, for test `name`.
     pub async fn start_swarm(name: &str, cluster: &swarm::Cluster) -> Self {
+        Self::start_swarm_with(name, cluster, |_| {}).await
+    }
+
+    /// `start_swarm` with `configure` applied to the configuration.
+    pub async fn start_swarm_with(
+        name: &str,
+        cluster: &swarm::Cluster,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         let specs = tempfile::tempdir().expect("tempdir");
         let instance = format!("test-{name}-{}", std::process::id());
@@ -125,6 +134,7 @@ impl Harness {
             max_ops: 4,
             ..ControllerConfig::default()
         };
+        configure(&mut config);
         let engine = cluster.manager_runtime();
         let server = Server::start_on(config.clone(), std::sync::Arc::clone(&engine))
             .await

@@ -16,7 +16,12 @@ use super::{IMAGE_V1, IMAGE_V2};
 pub struct Cluster {
     dir: PathBuf,
     pub nodes: usize,
+    /// One cluster at a time: three daemons with vfs storage fill this machine's two cores.
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
+
+static TURN: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> =
+    std::sync::LazyLock::new(|| Arc::new(tokio::sync::Mutex::new(())));
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/swarm.sh")
@@ -30,7 +35,12 @@ impl Cluster {
             std::process::id(),
             rand_suffix()
         ));
-        let cluster = Self { dir, nodes };
+        let turn = Arc::clone(&TURN).lock_owned().await;
+        let cluster = Self {
+            dir,
+            nodes,
+            _turn: turn,
+        };
         let out = Command::new("bash")
             .arg(script())
             .arg("up")

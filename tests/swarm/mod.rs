@@ -4,6 +4,8 @@
 //! behind wharf's back, a drained node, a dead worker, and delete; and the mode rules (fields
 //! refused per mode, a data directory keeps its mode, a non-manager engine is refused).
 
+mod agents;
+
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use crate::support::swarm::Cluster;
 use crate::support::{Harness, IMAGE_V1, poll_until, wait_for};
 
 /// Swarm moves tasks in seconds, and a worker is declared down after its heartbeats stop.
-const SWARM_WAIT: Duration = Duration::from_secs(120);
+pub(super) const SWARM_WAIT: Duration = Duration::from_secs(120);
 
 /// The task ids of `app`'s service that Swarm wants running.
 async fn running_tasks(docker: &Docker, service: &str) -> BTreeSet<String> {
@@ -82,7 +84,7 @@ fn task_nodes(doc: &Value) -> BTreeSet<String> {
 }
 
 /// Waits until `app` reports `running` replicas running, and returns its document.
-async fn wait_running(h: &Harness, app: &str, running: u64) -> Value {
+pub(super) async fn wait_running(h: &Harness, app: &str, running: u64) -> Value {
     match poll_until(SWARM_WAIT, || async {
         let doc = h.get_app(app).await?;
         let ready = doc

@@ -97,6 +97,15 @@ impl DockerRuntime {
 
     /// Connects lazily to the engine answering on the unix socket at `path` (another engine
     /// than the local default: a swarm node's, in tests and benches).
+    /// The engine host's name (`docker info`'s Name).
+    pub async fn engine_name(&self) -> RuntimeResult<String> {
+        self.ping().await?;
+        let info = self
+            .deadline("info", self.deadlines.call, self.docker.info())
+            .await?;
+        Ok(info.name.unwrap_or_default())
+    }
+
     pub fn connect_socket(path: &str, deadlines: Deadlines) -> RuntimeResult<Self> {
         let docker = Docker::connect_with_unix(
             path,

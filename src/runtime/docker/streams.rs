@@ -13,8 +13,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::super::{
-    ExecOutput, LogChunk, LogOptions, PullProgress, RegistryCredentials, RuntimeError,
-    RuntimeEvent, RuntimeResult,
+    ContainerSummary, ExecOutput, LogChunk, LogOptions, PullProgress, RegistryCredentials,
+    RuntimeError, RuntimeEvent, RuntimeResult, labels,
 };
 use super::{DockerRuntime, append_limited, map_error};
 
@@ -78,37 +78,32 @@ impl DockerRuntime {
         id: &str,
         options: &LogOptions,
     ) -> BoxStream<'static, RuntimeResult<LogChunk>> {
-        let query = LogsOptions {
-            follow: options.follow,
-            stdout: true,
-            stderr: true,
-            since: options
-                .since
-                .map_or(0, |s| s.clamp(0, i64::from(i32::MAX)) as i32),
-            until: 0,
-            timestamps: options.timestamps,
-            tail: options
-                .tail
-                .map_or_else(|| "all".to_string(), |n| n.to_string()),
-        };
         self.docker
-            .logs(id, Some(query))
-            .map(|chunk| {
-                let chunk = chunk.map_err(|e| map_error("container logs", e))?;
-                Ok(match chunk {
-                    LogOutput::StdErr { message } => LogChunk {
-                        stderr: true,
-                        data: message,
-                    },
-                    LogOutput::StdOut { message }
-                    | LogOutput::Console { message }
-                    | LogOutput::StdIn { message } => LogChunk {
-                        stderr: false,
-                        data: message,
-                    },
-                })
-            })
+            .logs(id, Some(logs_query(options)))
+            .map(|chunk| log_chunk("container logs", chunk))
             .boxed()
+    }
+
+    /// A service's log through the manager (all its tasks, on every node), or one task's.
+    pub(super) fn service_log_stream(
+        &self,
+        service: &str,
+        task: Option<&str>,
+        options: &LogOptions,
+    ) -> BoxStream<'static, RuntimeResult<LogChunk>> {
+        let query = logs_query(options);
+        match task {
+            Some(task) => self
+                .docker
+                .task_logs(task, Some(query))
+                .map(|chunk| log_chunk("task logs", chunk))
+                .boxed(),
+            None => self
+                .docker
+                .service_logs(service, Some(query))
+                .map(|chunk| log_chunk("service logs", chunk))
+                .boxed(),
+        }
     }
 
     pub(super) async fn pull_image(
@@ -175,6 +170,34 @@ impl DockerRuntime {
         }
     }
 
+    /// The Swarm task containers of `instance` on this engine (any state): what a node agent
+    /// reports and acts on. (They carry the instance's labels but not `wharf.managed-by`.)
+    pub async fn task_containers(&self, instance: &str) -> RuntimeResult<Vec<ContainerSummary>> {
+        self.list_containers(Self::task_filters(instance)).await
+    }
+
+    /// Events of the Swarm task containers of `instance` on this engine.
+    pub fn task_events(&self, instance: &str) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+        let mut filters = Self::task_filters(instance);
+        filters.insert("type".to_string(), vec!["container".to_string()]);
+        let options = EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.docker.events(Some(options)).map(convert_event(false)).boxed()
+    }
+
+    fn task_filters(instance: &str) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}={instance}", labels::INSTANCE),
+                labels::UID.to_string(),
+                "com.docker.swarm.task.id".to_string(),
+            ],
+        )])
+    }
+
     pub(super) fn event_stream(
         &self,
         instance: &str,
@@ -193,28 +216,67 @@ impl DockerRuntime {
             )])),
             ..Default::default()
         };
-        let convert = |image: bool| {
-            move |event: Result<bollard::models::EventMessage, BollardError>| {
-                let event = event.map_err(|e| map_error("events", e))?;
-                let time_ms = match (event.time_nano, event.time) {
-                    (Some(ns), _) if ns > 0 => ns / 1_000_000,
-                    (_, Some(s)) => s.saturating_mul(1000),
-                    _ => chrono::Utc::now().timestamp_millis(),
-                };
-                let actor = event.actor.unwrap_or_default();
-                Ok(RuntimeEvent {
-                    id: actor.id.unwrap_or_default(),
-                    action: event.action.unwrap_or_default(),
-                    image,
-                    time_ms,
-                    attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
-                })
-            }
-        };
         futures::stream::select(
-            self.docker.events(Some(containers)).map(convert(false)),
-            self.docker.events(Some(images)).map(convert(true)),
+            self.docker.events(Some(containers)).map(convert_event(false)),
+            self.docker.events(Some(images)).map(convert_event(true)),
         )
         .boxed()
     }
+}
+
+/// The engine's event as wharf's (`image`: an image event).
+pub(super) fn convert_event(
+    image: bool,
+) -> impl Fn(Result<bollard::models::EventMessage, BollardError>) -> RuntimeResult<RuntimeEvent> {
+    move |event| {
+        let event = event.map_err(|e| map_error("events", e))?;
+        let time_ms = match (event.time_nano, event.time) {
+            (Some(ns), _) if ns > 0 => ns / 1_000_000,
+            (_, Some(s)) => s.saturating_mul(1000),
+            _ => chrono::Utc::now().timestamp_millis(),
+        };
+        let actor = event.actor.unwrap_or_default();
+        Ok(RuntimeEvent {
+            id: actor.id.unwrap_or_default(),
+            action: event.action.unwrap_or_default(),
+            image,
+            time_ms,
+            attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
+        })
+    }
+}
+
+fn logs_query(options: &LogOptions) -> LogsOptions {
+    LogsOptions {
+        follow: options.follow,
+        stdout: true,
+        stderr: true,
+        since: options
+            .since
+            .map_or(0, |s| s.clamp(0, i64::from(i32::MAX)) as i32),
+        until: 0,
+        timestamps: options.timestamps,
+        tail: options
+            .tail
+            .map_or_else(|| "all".to_string(), |n| n.to_string()),
+    }
+}
+
+fn log_chunk(
+    op: &'static str,
+    chunk: Result<LogOutput, BollardError>,
+) -> RuntimeResult<LogChunk> {
+    let chunk = chunk.map_err(|e| map_error(op, e))?;
+    Ok(match chunk {
+        LogOutput::StdErr { message } => LogChunk {
+            stderr: true,
+            data: message,
+        },
+        LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
+            LogChunk {
+                stderr: false,
+                data: message,
+            }
+        }
+    })
 }

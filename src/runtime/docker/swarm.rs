@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
-use bollard::errors::Error as BollardError;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, HealthConfig, Limit, Mount, MountType, NodeSpec,
@@ -32,8 +31,10 @@ use super::super::swarm::{
     NodeState, NodeUpdate, ServiceMode, ServiceMount, ServicePort, ServiceRestart, ServiceSpec,
     ServiceState, ServiceUpdateConfig, Swarm, SwarmMembership, TaskState, UpdateStatus,
 };
-use super::super::{RegistryCredentials, Runtime, RuntimeError, RuntimeEvent, RuntimeResult};
-use super::{DockerRuntime, map_error};
+use super::super::{
+    LogChunk, LogOptions, RegistryCredentials, Runtime, RuntimeError, RuntimeEvent, RuntimeResult,
+};
+use super::DockerRuntime;
 use crate::spec::validate::Health;
 use crate::spec::wire::{FailureAction, Protocol, UpdateOrder};
 
@@ -426,22 +427,7 @@ impl DockerRuntime {
         };
         self.docker
             .events(Some(options))
-            .map(
-                |event: Result<bollard::models::EventMessage, BollardError>| {
-                    let event = event.map_err(|e| map_error("events", e))?;
-                    let actor = event.actor.unwrap_or_default();
-                    Ok(RuntimeEvent {
-                        id: actor.id.unwrap_or_default(),
-                        action: event.action.unwrap_or_default(),
-                        image: false,
-                        time_ms: event
-                            .time_nano
-                            .map(|ns| ns / 1_000_000)
-                            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
-                        attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
-                    })
-                },
-            )
+            .map(super::streams::convert_event(false))
             .boxed()
     }
 }
@@ -587,6 +573,15 @@ impl Swarm for DockerRuntime {
             self.docker.update_node(id, NodeSpec { ..spec }, options),
         )
         .await
+    }
+
+    fn service_logs(
+        &self,
+        service: &str,
+        task: Option<&str>,
+        options: &LogOptions,
+    ) -> BoxStream<'static, RuntimeResult<LogChunk>> {
+        self.service_log_stream(service, task, options)
     }
 
     fn swarm_events(&self) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {

@@ -211,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
             .enumerate()
             .map(|(i, t)| Sample {
                 uid: uid.into(),
+                task: String::new(),
                 t: *t,
                 cpu: (i % 100) as f64 * 0.7,
                 mem: 50_000_000 + (i as i64 % 1000) * 4096,

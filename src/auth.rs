@@ -237,7 +237,10 @@ mod tests {
             assert!(!agent.may(need, Some("demo")), "{need}");
         }
         assert_eq!(agent.best_role(), None);
-        assert!(!Principal::admin().may(Need::Agent, None), "no role implies agent");
+        assert!(
+            !Principal::admin().may(Need::Agent, None),
+            "no role implies agent"
+        );
     }
 
     #[test]

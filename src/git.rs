@@ -57,7 +57,11 @@ pub fn check_branch(name: &str) -> Result<(), String> {
 pub const OPERATIONS: &[&str] = &["pull", "init", "head", "branches", "branch", "checkout"];
 
 /// The argv for `op` on the repository at `path` (`branch`: checkout only).
-pub fn argv(op: &str, path: Option<&str>, branch: Option<&str>) -> Result<Vec<String>, GitArgError> {
+pub fn argv(
+    op: &str,
+    path: Option<&str>,
+    branch: Option<&str>,
+) -> Result<Vec<String>, GitArgError> {
     use GitArgError::Field;
     if !OPERATIONS.contains(&op) {
         return Err(GitArgError::UnknownOp(format!(
@@ -65,11 +69,17 @@ pub fn argv(op: &str, path: Option<&str>, branch: Option<&str>) -> Result<Vec<St
         )));
     }
     let path = path.ok_or_else(|| {
-        Field("path", "required (the repository's directory in the container)".into())
+        Field(
+            "path",
+            "required (the repository's directory in the container)".into(),
+        )
     })?;
     check_git_path(path).map_err(|e| Field("path", e))?;
     if op != "checkout" && branch.is_some() {
-        return Err(Field("branch", format!("only checkout takes a branch, not {op}")));
+        return Err(Field(
+            "branch",
+            format!("only checkout takes a branch, not {op}"),
+        ));
     }
     let in_repo = |args: &[&str]| {
         ["git", "-C", path]
@@ -117,5 +127,4 @@ mod tests {
             assert!(check_branch(bad).is_err(), "{bad} accepted");
         }
     }
-
 }

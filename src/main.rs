@@ -79,7 +79,9 @@ async fn client_command(args: &Args) -> cli::CliResult {
         )
     };
     match &args.command {
-        Command::Serve(_) | Command::Agent { .. } => unreachable!("serve and agent are handled before"),
+        Command::Serve(_) | Command::Agent { .. } => {
+            unreachable!("serve and agent are handled before")
+        }
         Command::Validate { files } => cli::validate(files),
         Command::Schema { kind, out } => cli::schema(*kind, out.as_deref()),
         Command::Apply {

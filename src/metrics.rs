@@ -220,9 +220,21 @@ impl Metrics {
                 mem.get_or_create(&t.labels).set(t.memory_bytes);
                 limit.get_or_create(&t.labels).set(t.memory_limit_bytes);
             }
-            registry.register("task_cpu_percent", "A swarm task's CPU use, percent of one core", cpu);
-            registry.register("task_memory_bytes", "A swarm task's memory in use, page cache excluded", mem);
-            registry.register("task_memory_limit_bytes", "A swarm task's memory limit", limit);
+            registry.register(
+                "task_cpu_percent",
+                "A swarm task's CPU use, percent of one core",
+                cpu,
+            );
+            registry.register(
+                "task_memory_bytes",
+                "A swarm task's memory in use, page cache excluded",
+                mem,
+            );
+            registry.register(
+                "task_memory_limit_bytes",
+                "A swarm task's memory limit",
+                limit,
+            );
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry)

@@ -202,13 +202,13 @@ async fn session(
     if let Err(e) = socket.send(Message::text(text)).await {
         return Ended::Retry(format!("sending the hello: {e}"));
     }
-    let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, next_server_message(&mut socket)).await
-    {
-        Err(_) => return Ended::Retry("the server sent no welcome".into()),
-        Ok(Err(why)) => return Ended::Retry(why),
-        Ok(Ok(ServerMessage::Welcome(w))) => w,
-        Ok(Ok(other)) => return Ended::Retry(format!("expected a welcome, got {other:?}")),
-    };
+    let welcome =
+        match tokio::time::timeout(WELCOME_TIMEOUT, next_server_message(&mut socket)).await {
+            Err(_) => return Ended::Retry("the server sent no welcome".into()),
+            Ok(Err(why)) => return Ended::Retry(why),
+            Ok(Ok(ServerMessage::Welcome(w))) => w,
+            Ok(Ok(other)) => return Ended::Retry(format!("expected a welcome, got {other:?}")),
+        };
     tracing::info!(instance = %welcome.instance, interval_ms = welcome.interval_ms, "connected to the wharf server");
     let (mut sink, mut stream) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<AgentMessage>(256);
@@ -288,7 +288,12 @@ async fn next_server_message(socket: &mut Socket) -> Result<ServerMessage, Strin
                 return serde_json::from_str(&text)
                     .map_err(|e| format!("a message from the server is not understood: {e}"));
             }
-            Some(Ok(Message::Close(_))) => return Err("the server closed the connection".into()),
+            Some(Ok(Message::Close(frame))) => {
+                return Err(format!(
+                    "the server closed the connection{}",
+                    frame.map(|f| format!(": {}", f.reason)).unwrap_or_default()
+                ));
+            }
             Some(Ok(_)) => {}
         }
     }
@@ -323,7 +328,11 @@ fn from_labels(
 }
 
 /// Every interval: the node's task containers, their samples and the host's figures.
-async fn report(engine: Arc<DockerRuntime>, welcome: Arc<Welcome>, out: mpsc::Sender<AgentMessage>) {
+async fn report(
+    engine: Arc<DockerRuntime>,
+    welcome: Arc<Welcome>,
+    out: mpsc::Sender<AgentMessage>,
+) {
     let readings = Readings::default();
     let interval = Duration::from_millis(welcome.interval_ms.max(100));
     let mut tick = tokio::time::interval(interval);
@@ -391,7 +400,11 @@ fn state_after(action: &str) -> Option<&'static str> {
 }
 
 /// The engine's events of the node's task containers, as transitions.
-async fn watch_events(engine: Arc<DockerRuntime>, instance: String, out: mpsc::Sender<AgentMessage>) {
+async fn watch_events(
+    engine: Arc<DockerRuntime>,
+    instance: String,
+    out: mpsc::Sender<AgentMessage>,
+) {
     let mut backoff = crate::backoff::outage();
     loop {
         let mut events = engine.task_events(&instance);
@@ -408,7 +421,11 @@ async fn watch_events(engine: Arc<DockerRuntime>, instance: String, out: mpsc::S
                 continue;
             };
             // `kill` only signals: the container runs on until `die` says otherwise.
-            let state = if event.action == "kill" { "running" } else { state };
+            let state = if event.action == "kill" {
+                "running"
+            } else {
+                state
+            };
             let Some(container) = from_labels(&event.id, state.to_string(), |k| {
                 event.attributes.get(k).cloned()
             }) else {
@@ -420,7 +437,11 @@ async fn watch_events(engine: Arc<DockerRuntime>, instance: String, out: mpsc::S
                     .get("exitCode")
                     .map(|c| format!("exit code {c}"))
                     .unwrap_or_default(),
-                "kill" => event.attributes.get("signal").map(|s| format!("signal {s}")).unwrap_or_default(),
+                "kill" => event
+                    .attributes
+                    .get("signal")
+                    .map(|s| format!("signal {s}"))
+                    .unwrap_or_default(),
                 _ => String::new(),
             };
             let transition = AgentMessage::Transition(ContainerTransition {
@@ -471,7 +492,8 @@ pub async fn execute(
     let id = found.id.clone();
     match command {
         Command::Kill { signal, .. } => {
-            let signal = parse_signal(&signal).map_err(|e| refuse("Invalid", format!("signal: {e}")))?;
+            let signal =
+                parse_signal(&signal).map_err(|e| refuse("Invalid", format!("signal: {e}")))?;
             engine
                 .kill(&id, &signal)
                 .await
@@ -488,16 +510,22 @@ pub async fn execute(
             branch,
             ..
         } => {
-            let argv = crate::git::argv(&operation, path.as_deref(), branch.as_deref()).map_err(
-                |e| match e {
-                    crate::git::GitArgError::UnknownOp(m) => refuse("Invalid", m),
-                    crate::git::GitArgError::Field(field, m) => refuse("Invalid", format!("{field}: {m}")),
-                },
-            )?;
+            let argv =
+                crate::git::argv(&operation, path.as_deref(), branch.as_deref()).map_err(|e| {
+                    match e {
+                        crate::git::GitArgError::UnknownOp(m) => refuse("Invalid", m),
+                        crate::git::GitArgError::Field(field, m) => {
+                            refuse("Invalid", format!("{field}: {m}"))
+                        }
+                    }
+                })?;
             if found.state != ContainerState::Running {
                 return Err(refuse(
                     "NotRunning",
-                    format!("container {id} is {}; git runs inside a running container", found.state),
+                    format!(
+                        "container {id} is {}; git runs inside a running container",
+                        found.state
+                    ),
                 ));
             }
             let output = engine
@@ -528,16 +556,33 @@ mod tests {
             (labels::NAMESPACE, "demo"),
             (labels::APP, "web"),
         ];
-        let label = |k: &str| labels.iter().find(|(l, _)| *l == k).map(|(_, v)| v.to_string());
+        let label = |k: &str| {
+            labels
+                .iter()
+                .find(|(l, _)| *l == k)
+                .map(|(_, v)| v.to_string())
+        };
         let c = from_labels("c1", "running".into(), label).expect("a task container");
-        assert_eq!((c.slot, c.task_id.as_str(), c.uid.as_str()), (Some(2), "t1", "u1"));
+        assert_eq!(
+            (c.slot, c.task_id.as_str(), c.uid.as_str()),
+            (Some(2), "t1", "u1")
+        );
         // A global service's task names the node, not a slot.
         let global = |k: &str| match k {
             TASK_NAME => Some("demo_agent.abcnode.t9".to_string()),
             _ => label(k),
         };
-        assert_eq!(from_labels("c2", "running".into(), global).expect("task").slot, None);
+        assert_eq!(
+            from_labels("c2", "running".into(), global)
+                .expect("task")
+                .slot,
+            None
+        );
         // Without wharf's uid label it is not one of wharf's containers.
-        assert_eq!(from_labels("c3", "running".into(), |k| (k == TASK_ID).then(|| "t".to_string())), None);
+        assert_eq!(
+            from_labels("c3", "running".into(), |k| (k == TASK_ID)
+                .then(|| "t".to_string())),
+            None
+        );
     }
 }

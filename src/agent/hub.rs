@@ -307,7 +307,10 @@ impl AgentHub {
                 .filter(|a| a.sender.is_some())
                 .ok_or_else(|| HubError::NoAgent(node.to_string()))?;
             agent.pending.insert(id, tx);
-            let sender = agent.sender.clone().ok_or_else(|| HubError::NoAgent(node.to_string()))?;
+            let sender = agent
+                .sender
+                .clone()
+                .ok_or_else(|| HubError::NoAgent(node.to_string()))?;
             (id, sender)
         };
         if sender
@@ -348,7 +351,11 @@ impl AgentHub {
                         last_seen: a.last_seen,
                         connected_since: a.connected_since,
                         disconnected_at: a.disconnected_at,
-                        running: a.containers.values().filter(|c| c.state == "running").count(),
+                        running: a
+                            .containers
+                            .values()
+                            .filter(|c| c.state == "running")
+                            .count(),
                     },
                 )
             })
@@ -459,7 +466,10 @@ fn fail_pending(agent: &mut Agent, node: &str) {
 fn transition_cause(t: &ContainerTransition) -> Option<String> {
     let task = match t.container.slot {
         Some(slot) => format!("task {slot}"),
-        None => format!("task {}", &t.container.task_id[..t.container.task_id.len().min(12)]),
+        None => format!(
+            "task {}",
+            &t.container.task_id[..t.container.task_id.len().min(12)]
+        ),
     };
     let what = match t.action.as_str() {
         "die" => "died",
@@ -472,6 +482,178 @@ fn transition_cause(t: &ContainerTransition) -> Option<String> {
     Some(if t.detail.is_empty() {
         format!("{task} {what}")
     } else {
-        format!("{task} {what} ({})", t.detail)
+        format!("{task} {what}: {}", t.detail)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::protocol::{Reply, TaskContainer};
+
+    async fn store_with_app() -> (tempfile::TempDir, Store, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite"))
+            .await
+            .expect("store");
+        let app = crate::spec::read_bundle(
+            "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec: {image: 'busybox:1'}\n",
+            crate::spec::Format::Yaml,
+            None,
+        )
+        .expect("valid");
+        let (_, record) = store
+            .apply(
+                &[crate::store::WriteItem::new(&app[0])],
+                &crate::store::ObjectSource::Api,
+            )
+            .await
+            .expect("stored")
+            .remove(0);
+        (dir, store, record.uid)
+    }
+
+    fn hello(node: &str) -> Hello {
+        Hello {
+            protocol: crate::agent::protocol::PROTOCOL,
+            node_id: node.into(),
+            hostname: format!("host-{node}"),
+            version: "test".into(),
+            engine_version: None,
+        }
+    }
+
+    fn task(uid: &str, id: &str, slot: u64, cpu: f64, t: i64) -> (TaskContainer, TaskSample) {
+        let container = TaskContainer {
+            id: format!("c-{id}"),
+            uid: uid.into(),
+            namespace: "demo".into(),
+            app: "web".into(),
+            task_id: id.into(),
+            slot: Some(slot),
+            state: "running".into(),
+        };
+        let sample = TaskSample {
+            container: container.id.clone(),
+            task_id: id.into(),
+            uid: uid.into(),
+            sample: Sample {
+                t,
+                cpu,
+                mem: 1 << 20,
+                mem_limit: 64 << 20,
+                ..Sample::default()
+            },
+        };
+        (container, sample)
+    }
+
+    #[tokio::test]
+    async fn reports_make_task_series_and_app_sums_and_commands_get_answers() {
+        let (_dir, store, uid) = store_with_app().await;
+        let hub = AgentHub::new(
+            store.clone(),
+            "i".into(),
+            Duration::from_secs(10),
+            Arc::new(Notify::new()),
+        );
+        let now = now_ms();
+        let mut changes = hub.subscribe();
+        let (conn_a, mut to_a) = hub.attach(hello("a"));
+        let (conn_b, _to_b) = hub.attach(hello("b"));
+        assert!(changes.has_changed().expect("open"), "connects are changes");
+        for (node, conn, (c, s)) in [
+            ("a", conn_a, task(&uid, "t1", 1, 40.0, now)),
+            ("b", conn_b, task(&uid, "t2", 2, 10.0, now)),
+        ] {
+            let report = Report {
+                containers: vec![c],
+                samples: vec![s],
+                host: Some(serde_json::json!({"t": now, "loadAverage": [0.5, 0.4, 0.3]})),
+            };
+            hub.receive(node, conn, AgentMessage::Report(report)).await;
+        }
+        // Each task's series is stored under its id; the app's is their sum.
+        let series = store
+            .stats_series(&uid, "t1", now - 1, now + 1, crate::store::Resolution::Raw)
+            .await
+            .expect("series");
+        assert_eq!(series.len(), 1);
+        let sums = hub.app_sums(now + 1);
+        assert_eq!(sums.len(), 1);
+        assert!((sums[0].cpu - 50.0).abs() < 1e-9, "{:?}", sums[0]);
+        assert_eq!(sums[0].mem, 2 << 20);
+        // Samples older than two intervals no longer count.
+        assert!(hub.app_sums(now + 25_000).is_empty());
+        assert_eq!(
+            store
+                .host_samples("a", now - 1, now + 1, 10)
+                .await
+                .expect("host")
+                .len(),
+            1
+        );
+
+        // A command goes to the node's connection and comes back by id.
+        let answering = {
+            let hub = Arc::clone(&hub);
+            tokio::spawn(async move {
+                let Some(ServerMessage::Command { id, command }) = to_a.recv().await else {
+                    panic!("a command");
+                };
+                assert_eq!(command.container(), "c-t1");
+                let reply = Reply {
+                    id,
+                    ok: Some(serde_json::json!({"done": true})),
+                    error: None,
+                };
+                hub.receive("a", conn_a, AgentMessage::Reply(reply)).await;
+                to_a
+            })
+        };
+        let answer = hub
+            .command(
+                "a",
+                Command::Inspect {
+                    container: "c-t1".into(),
+                },
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("answered");
+        assert_eq!(answer["done"], true);
+        let _to_a = answering.await.expect("agent task");
+
+        // Gone: nothing it said counts, and its node's commands have nowhere to go.
+        hub.detach("a", conn_a);
+        assert!(!hub.connected().contains("a"));
+        assert_eq!(hub.running(Some(&uid)).len(), 1, "only node b's task");
+        assert!(hub.host("a").is_none());
+        let refused = hub
+            .command(
+                "a",
+                Command::Inspect {
+                    container: "c-t1".into(),
+                },
+                Duration::from_secs(1),
+            )
+            .await;
+        assert_eq!(refused, Err(HubError::NoAgent("a".into())));
+        let views = hub.views();
+        assert!(!views["a"].connected && views["a"].disconnected_at.is_some());
+        // A stale connection's messages are ignored after a reconnect.
+        let (_conn_b2, _rx) = hub.attach(hello("b"));
+        let (c, s) = task(&uid, "t9", 3, 99.0, now);
+        hub.receive(
+            "b",
+            conn_b,
+            AgentMessage::Report(Report {
+                containers: vec![c],
+                samples: vec![s],
+                host: None,
+            }),
+        )
+        .await;
+        assert!(hub.running(Some(&uid)).is_empty(), "{:?}", hub.running(None));
+    }
 }

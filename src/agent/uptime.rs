@@ -24,7 +24,7 @@ const RECHECK: Duration = Duration::from_secs(5);
 pub fn availability(
     desired: u64,
     confirmed: usize,
-    task_nodes: &[String],
+    task_nodes: &[(String, String)],
     connected: &HashSet<String>,
     cause: Option<&str>,
 ) -> (UpState, &'static str, String) {
@@ -42,8 +42,8 @@ pub fn availability(
     }
     let mut unwatched: Vec<&str> = task_nodes
         .iter()
-        .filter(|n| !connected.contains(*n))
-        .map(String::as_str)
+        .filter(|(id, _)| !connected.contains(id))
+        .map(|(_, name)| name.as_str())
         .collect();
     unwatched.sort_unstable();
     unwatched.dedup();
@@ -58,7 +58,11 @@ pub fn availability(
         );
     }
     if confirmed == 0 {
-        (UpState::Down, "died", format!("no replica running{because}"))
+        (
+            UpState::Down,
+            "died",
+            format!("no replica running{because}"),
+        )
     } else {
         (
             UpState::Down,
@@ -111,13 +115,25 @@ impl SwarmUptime {
             let Some(replicas) = status.replicas else {
                 continue;
             };
-            let task_nodes: Vec<String> = status
+            // (node id, the name to show: its hostname when known)
+            let task_nodes: Vec<(String, String)> = status
                 .tasks
                 .iter()
                 .filter(|t| t.desired_state == "running")
-                .filter_map(|t| t.node.as_ref().map(|n| n.id.clone()))
+                .filter_map(|t| t.node.as_ref())
+                .map(|n| {
+                    let name = if n.hostname.is_empty() {
+                        &n.id
+                    } else {
+                        &n.hostname
+                    };
+                    (n.id.clone(), name.clone())
+                })
                 .collect();
-            let confirmed = running.iter().filter(|t| t.container.uid == record.uid).count();
+            let confirmed = running
+                .iter()
+                .filter(|t| t.container.uid == record.uid)
+                .count();
             let cause = self.hub.cause(&record.uid);
             let (state, event, detail) = availability(
                 replicas.desired,
@@ -149,8 +165,10 @@ impl SwarmUptime {
 mod tests {
     use super::*;
 
-    fn nodes(ids: &[&str]) -> Vec<String> {
-        ids.iter().map(|s| s.to_string()).collect()
+    fn nodes(ids: &[&str]) -> Vec<(String, String)> {
+        ids.iter()
+            .map(|s| (s.to_string(), format!("host-{s}")))
+            .collect()
     }
 
     #[test]
@@ -171,7 +189,7 @@ mod tests {
         let tasks = nodes(&["a", "b", "c"]);
         let (state, event, detail) = availability(3, 2, &tasks, &some, None);
         assert_eq!((state, event), (UpState::Unknown, "unwatched"));
-        assert!(detail.contains("node c"), "{detail}");
+        assert!(detail.contains("node host-c"), "{detail}");
         // No agent at all: unknown, even though Swarm says the tasks run.
         assert_eq!(
             availability(1, 0, &nodes(&["a"]), &HashSet::new(), None).0,

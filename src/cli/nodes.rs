@@ -33,6 +33,7 @@ pub async fn get(client: &Client, name: Option<&str>, output: Output) -> CliResu
             "MANAGER",
             "ENGINE",
             "TASKS",
+            "AGENT",
             "DECLARED",
         ]
         .map(String::from)
@@ -55,6 +56,7 @@ pub async fn get(client: &Client, name: Option<&str>, output: Output) -> CliResu
             s("managerStatus"),
             s("engineVersion"),
             n["tasks"].as_u64().unwrap_or(0).to_string(),
+            agent_column(n),
             declared,
         ]);
     }
@@ -63,6 +65,17 @@ pub async fn get(client: &Client, name: Option<&str>, output: Output) -> CliResu
 }
 
 /// `wharf describe node NAME`: the engine's document of the node.
+/// `connected 0.1.0`, `gone` or `none`.
+fn agent_column(node: &Value) -> String {
+    match node.get("agent") {
+        Some(a) if a["connected"] == true => {
+            format!("connected {}", a["version"].as_str().unwrap_or(""))
+        }
+        Some(_) => "gone".to_string(),
+        None => "none".to_string(),
+    }
+}
+
 pub async fn describe(client: &Client, name: &str) -> CliResult {
     let doc = client.get(&format!("/nodes/{name}")).await?;
     print_value(&doc, Output::Yaml);

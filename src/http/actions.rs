@@ -24,16 +24,15 @@ use super::state::ApiState;
 use super::stats::find_task;
 use super::tasks;
 use super::time::parse_time;
-use crate::reconcile::actions::{app_containers, current, parse_signal};
-use crate::reconcile::{ActionError, AppAction};
 use crate::agent::hub::{COMMAND_TIMEOUT, GIT_TIMEOUT};
 use crate::agent::protocol::Command;
+use crate::reconcile::actions::{app_containers, current, parse_signal};
+use crate::reconcile::{ActionError, AppAction};
 use crate::runtime::{ContainerState, ContainerSummary, ExecOutput, LogOptions};
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::store::EventType;
 use crate::store::ObjectRecord;
-
 
 impl From<ActionError> for ApiError {
     fn from(e: ActionError) -> Self {
@@ -250,7 +249,9 @@ pub async fn inspect(
         let command = Command::Inspect {
             container: target.container.clone(),
         };
-        return Ok(Json(tasks::send(&state, &target, command, COMMAND_TIMEOUT).await?));
+        return Ok(Json(
+            tasks::send(&state, &target, command, COMMAND_TIMEOUT).await?,
+        ));
     }
     if query.task.is_some() {
         return Err(solo_task(&key));
@@ -402,7 +403,17 @@ pub async fn git(
             stderr: answer["stderr"].as_str().unwrap_or_default().to_string(),
         };
         let place = format!(" ({})", tasks::describe(&target));
-        return git_answer(&state, &key, &record, op, argv, output, &place, request.path.as_deref()).await;
+        return git_answer(
+            &state,
+            &key,
+            &record,
+            op,
+            argv,
+            output,
+            &place,
+            request.path.as_deref(),
+        )
+        .await;
     }
     if request.task.is_some() {
         return Err(solo_task(&key));
@@ -423,7 +434,17 @@ pub async fn git(
         .exec(&container.id, &argv, None, GIT_TIMEOUT)
         .await
         .map_err(|e| ApiError::runtime("running git in the container", e))?;
-    git_answer(&state, &key, &record, op, argv, output, "", request.path.as_deref()).await
+    git_answer(
+        &state,
+        &key,
+        &record,
+        op,
+        argv,
+        output,
+        "",
+        request.path.as_deref(),
+    )
+    .await
 }
 
 /// The answer to a git operation, recorded as an event on the app (`place`: where it ran, in

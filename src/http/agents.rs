@@ -17,6 +17,7 @@ use super::error::{ApiError, ApiResult};
 use super::state::ApiState;
 use crate::agent::hub::AgentHub;
 use crate::agent::protocol::{AgentMessage, Hello, PROTOCOL, ServerMessage};
+use crate::runtime::swarm::Swarm;
 
 /// How long a new connection has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
@@ -39,6 +40,10 @@ pub async fn connect(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let hub = hub(&state)?;
+    let swarm = state
+        .controller
+        .swarm()
+        .ok_or_else(|| ApiError::internal("agent connection", "swarm mode without a swarm"))?;
     let upgrade = upgrade.map_err(|e| {
         ApiError::bad_request(format!(
             "this route is a WebSocket for `wharf agent`: {}",
@@ -47,7 +52,7 @@ pub async fn connect(
     })?;
     Ok(upgrade
         .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(hub, socket)))
+        .on_upgrade(move |socket| serve(hub, swarm, socket)))
 }
 
 async fn close(mut socket: WebSocket, reason: String) {
@@ -60,7 +65,7 @@ async fn close(mut socket: WebSocket, reason: String) {
         .await;
 }
 
-async fn serve(hub: Arc<AgentHub>, mut socket: WebSocket) {
+async fn serve(hub: Arc<AgentHub>, swarm: Arc<dyn Swarm>, mut socket: WebSocket) {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, first_hello(&mut socket)).await {
         Ok(Ok(hello)) => hello,
         Ok(Err(why)) => return close(socket, why).await,
@@ -77,6 +82,18 @@ async fn serve(hub: Arc<AgentHub>, mut socket: WebSocket) {
     }
     if hello.node_id.is_empty() || hello.node_id.len() > 64 {
         return close(socket, "the hello names no valid node id".into()).await;
+    }
+    // An agent speaks for a node of this swarm, and only one.
+    match swarm.nodes().await {
+        Ok(nodes) if nodes.iter().any(|n| n.id == hello.node_id) => {}
+        Ok(_) => {
+            let why = format!(
+                "node {} ({}) is not a node of the swarm this server manages",
+                hello.node_id, hello.hostname
+            );
+            return close(socket, why).await;
+        }
+        Err(e) => return close(socket, format!("the swarm's nodes cannot be listed: {e}")).await,
     }
     let node = hello.node_id.clone();
     let hostname = hello.hostname.clone();

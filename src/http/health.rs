@@ -27,7 +27,11 @@ pub async fn metrics(State(state): State<ApiState>) -> ApiResult<Response> {
                     namespace: t.container.namespace,
                     app: t.container.app,
                     slot: t.container.slot.map(|s| s.to_string()).unwrap_or_default(),
-                    node: if t.hostname.is_empty() { t.node } else { t.hostname },
+                    node: if t.hostname.is_empty() {
+                        t.node
+                    } else {
+                        t.hostname
+                    },
                 },
                 cpu_percent: sample.sample.cpu,
                 memory_bytes: sample.sample.mem as f64,

@@ -13,16 +13,16 @@ use serde::Serialize;
 
 use super::agents::hub;
 use super::error::{ApiError, ApiResult};
-use super::stats::{HOST_HISTORY_LIMIT, time_of, window};
 use super::state::ApiState;
+use super::stats::{HOST_HISTORY_LIMIT, time_of, window};
 use super::views::Items;
 use serde_json::{Value, json};
 
-use crate::runtime::swarm::{NodeState, Swarm, SwarmMembership};
 use crate::agent::hub::AgentView;
+use crate::runtime::swarm::{NodeState, Swarm, SwarmMembership};
 use crate::spec::Kind;
-use crate::spec::status::Condition;
 use crate::spec::mode::Mode;
+use crate::spec::status::Condition;
 use crate::spec::validate::AppKey;
 use crate::store::ObjectSource;
 
@@ -125,7 +125,8 @@ fn agent_condition(agent: Option<&AgentView>) -> Condition {
         None => (
             false,
             "NeverConnected",
-            "no agent has connected since the server started; run `wharf agent` on the node".to_string(),
+            "no agent has connected since the server started; run `wharf agent` on the node"
+                .to_string(),
             0,
         ),
     };
@@ -253,7 +254,9 @@ pub fn no_agent(node: &str, hostname: &str) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "AgentUnavailable",
-        format!("node {name} has no connected agent; run `wharf agent` there (see README, Node agent)"),
+        format!(
+            "node {name} has no connected agent; run `wharf agent` there (see README, Node agent)"
+        ),
     )
 }
 

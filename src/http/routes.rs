@@ -10,8 +10,8 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use super::error::ApiError;
 use super::state::ApiState;
 use super::{
-    actions, agents, apply, apps, audit_log, auth, health, image_requests, images, nodes, policy, sources,
-    stats, tokens,
+    actions, agents, apply, apps, audit_log, auth, health, image_requests, images, nodes, policy,
+    sources, stats, tokens,
 };
 use crate::auth::{Need, Role};
 

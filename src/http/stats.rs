@@ -90,7 +90,12 @@ pub async fn app_stats(
             let points = store
                 .stats_series(uid, &task, since, until, resolution)
                 .await?;
-            Ok::<_, ApiError>(points.into_iter().map(|p| Timed::at(p.t, p)).collect::<Vec<_>>())
+            Ok::<_, ApiError>(
+                points
+                    .into_iter()
+                    .map(|p| Timed::at(p.t, p))
+                    .collect::<Vec<_>>(),
+            )
         }
     };
     let about = |id: &str| {
@@ -99,7 +104,11 @@ pub async fn app_stats(
             task: id.to_string(),
             slot: known.and_then(|t| t.slot),
             node: known.and_then(|t| t.node.as_ref()).map(|n| {
-                if n.hostname.is_empty() { n.id.clone() } else { n.hostname.clone() }
+                if n.hostname.is_empty() {
+                    n.id.clone()
+                } else {
+                    n.hostname.clone()
+                }
             }),
         }
     };
@@ -143,7 +152,10 @@ pub async fn app_stats(
 /// The task `wanted` names: a task id, a prefix of one (at least 4 characters), or a slot
 /// number — among the app's current tasks and those with stored samples.
 pub fn find_task(wanted: &str, current: &[TaskStatus], stored: &[String]) -> Option<String> {
-    let ids = current.iter().map(|t| t.id.as_str()).chain(stored.iter().map(String::as_str));
+    let ids = current
+        .iter()
+        .map(|t| t.id.as_str())
+        .chain(stored.iter().map(String::as_str));
     if let Some(id) = ids.clone().find(|id| *id == wanted) {
         return Some(id.to_string());
     }
@@ -158,7 +170,9 @@ pub fn find_task(wanted: &str, current: &[TaskStatus], stored: &[String]) -> Opt
             return Some(t.id.clone());
         }
     }
-    let mut prefixed: Vec<&str> = ids.filter(|id| wanted.len() >= 4 && id.starts_with(wanted)).collect();
+    let mut prefixed: Vec<&str> = ids
+        .filter(|id| wanted.len() >= 4 && id.starts_with(wanted))
+        .collect();
     prefixed.sort_unstable();
     prefixed.dedup();
     match prefixed.as_slice() {

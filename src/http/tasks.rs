@@ -40,7 +40,11 @@ pub fn service_id(key: &AppKey, record: &ObjectRecord) -> ApiResult<String> {
 }
 
 /// The app's running tasks, by slot, as the manager has them now.
-pub async fn running(state: &ApiState, key: &AppKey, record: &ObjectRecord) -> ApiResult<Vec<Target>> {
+pub async fn running(
+    state: &ApiState,
+    key: &AppKey,
+    record: &ObjectRecord,
+) -> ApiResult<Vec<Target>> {
     let swarm = state
         .controller
         .swarm()
@@ -84,7 +88,9 @@ pub fn pick(key: &AppKey, targets: Vec<Target>, wanted: Option<&str>) -> ApiResu
         None => targets.into_iter().next(),
         Some(w) => {
             let slot = w.parse::<u64>().ok();
-            let exact = targets.iter().position(|t| t.task == w || slot.is_some() && t.slot == slot);
+            let exact = targets
+                .iter()
+                .position(|t| t.task == w || slot.is_some() && t.slot == slot);
             let prefixed: Vec<usize> = targets
                 .iter()
                 .enumerate()
@@ -127,8 +133,14 @@ pub async fn send(
         .await
         .map_err(|e| match e {
             HubError::NoAgent(node) => no_agent(&node, &target.hostname),
-            HubError::Gone(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "AgentUnavailable", e.to_string()),
-            HubError::Timeout(..) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "AgentTimeout", e.to_string()),
+            HubError::Gone(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "AgentUnavailable",
+                e.to_string(),
+            ),
+            HubError::Timeout(..) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "AgentTimeout", e.to_string())
+            }
             HubError::Refused { ref error, .. } => {
                 let (status, reason) = match error.code.as_str() {
                     "NotWharf" => (StatusCode::FORBIDDEN, "NotWharf"),
@@ -144,7 +156,11 @@ pub async fn send(
 /// What a task is called in messages: `task 2 (abc123…) on node-1`.
 pub fn describe(t: &Target) -> String {
     let short = &t.task[..t.task.len().min(12)];
-    let at = if t.hostname.is_empty() { &t.node } else { &t.hostname };
+    let at = if t.hostname.is_empty() {
+        &t.node
+    } else {
+        &t.hostname
+    };
     match t.slot {
         Some(slot) => format!("task {slot} ({short}) on {at}"),
         None => format!("task {short} on {at}"),

@@ -75,7 +75,11 @@ pub async fn create_token(
         }
     }
     // An agent token is that and nothing else: it must not be able to read or write the API.
-    let agent_grants = request.grants.iter().filter(|g| g.role == Role::Agent).count();
+    let agent_grants = request
+        .grants
+        .iter()
+        .filter(|g| g.role == Role::Agent)
+        .count();
     if agent_grants > 0 {
         if agent_grants != request.grants.len() {
             return Err(ApiError::bad_request(

@@ -161,7 +161,11 @@ async fn every_route_refuses_a_missing_wrong_expired_revoked_or_out_of_namespace
             // The data directory's admin token may do everything but be a node agent.
             let (status, answer) = api.call(method, &path, ct, &body, Some(TOKEN)).await;
             if *need == Need::Agent {
-                assert_eq!(status, StatusCode::FORBIDDEN, "admin {method} {path}: {answer}");
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "admin {method} {path}: {answer}"
+                );
             } else {
                 assert!(
                     status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,

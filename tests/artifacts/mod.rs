@@ -35,6 +35,16 @@ fn example_specs_validate() {
         count += docs.len();
     }
     assert!(count >= 3, "expected example specs, found {count}");
+    // The node agent's global service is one swarm mode accepts.
+    let agent = wharf::cli::read_paths(&[root.join("examples/specs/swarm-agent.yaml")])
+        .expect("the agent's service validates");
+    for (_, doc) in &agent {
+        if let wharf::spec::Object::App(app) = &doc.object {
+            let refused = wharf::spec::mode::check(app, wharf::spec::mode::Mode::Swarm);
+            assert!(refused.is_empty(), "{refused:?}");
+            assert!(app.swarm.global, "one task on every node");
+        }
+    }
 }
 
 /// Module paths (`["reconcile", "plan", "app"]`) of the crate's source files, with the names

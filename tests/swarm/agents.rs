@@ -34,7 +34,10 @@ struct Agent {
 
 impl Agent {
     fn spawn(h: &Harness, cluster: &Cluster, node: usize, token_file: &Path) -> Self {
-        let log = h.data.path().join(format!("agent{node}-{}.log", rand_tag()));
+        let log = h
+            .data
+            .path()
+            .join(format!("agent{node}-{}.log", rand_tag()));
         let out = std::fs::File::create(&log).expect("agent log");
         let child = Process::new(env!("CARGO_BIN_EXE_wharf"))
             .args(["agent", "--server", &h.url(""), "--token-file"])
@@ -178,9 +181,13 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
             Some(r#"{"grants": [{"namespace": "*", "role": "agent"}, {"namespace": "*", "role": "viewer"}]}"#.into()),
         )
         .await;
-    assert_eq!(status, 400, "an agent token holds the agent role only: {body}");
+    assert_eq!(
+        status, 400,
+        "an agent token holds the agent role only: {body}"
+    );
     let agent_token = token_file(&h, "agent", json!([{"namespace": "*", "role": "agent"}])).await;
-    let viewer_token = token_file(&h, "viewer", json!([{"namespace": "*", "role": "viewer"}])).await;
+    let viewer_token =
+        token_file(&h, "viewer", json!([{"namespace": "*", "role": "viewer"}])).await;
     let agent_secret = std::fs::read_to_string(&agent_token).expect("token");
     let as_agent = h
         .http
@@ -190,11 +197,14 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
         .await
         .expect("request");
     assert_eq!(as_agent.status(), 403, "an agent token reads nothing");
-    for (what, file) in [("viewer", viewer_token.clone()), ("wrong", {
-        let p = h.data.path().join("wrong.token");
-        std::fs::write(&p, "wharf_0000").expect("write");
-        p
-    })] {
+    for (what, file) in [
+        ("viewer", viewer_token.clone()),
+        ("wrong", {
+            let p = h.data.path().join("wrong.token");
+            std::fs::write(&p, "wharf_0000").expect("write");
+            p
+        }),
+    ] {
         let mut refused = Agent::spawn(&h, &cluster, 2, &file);
         let status = wait_for("a refused agent to exit", Duration::from_secs(30), || {
             let exited = refused.child.try_wait().ok().flatten();
@@ -207,15 +217,25 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     }
 
     // One agent per node.
-    let mut agents: Vec<Agent> = (1..=3).map(|i| Agent::spawn(&h, &cluster, i, &agent_token)).collect();
-    wait_for("three agents connected", Duration::from_secs(60), || async {
-        let list = nodes(&h).await;
-        (list.len() == 3 && list.iter().all(|n| agent_condition(n) == "True")).then_some(())
-    })
+    let mut agents: Vec<Agent> = (1..=3)
+        .map(|i| Agent::spawn(&h, &cluster, i, &agent_token))
+        .collect();
+    wait_for(
+        "three agents connected",
+        Duration::from_secs(60),
+        || async {
+            let list = nodes(&h).await;
+            (list.len() == 3 && list.iter().all(|n| agent_condition(n) == "True")).then_some(())
+        },
+    )
     .await;
     let list = nodes(&h).await;
     let node3 = node_named(&list, "wharf-node3");
-    assert_eq!(node3["agent"]["version"], env!("CARGO_PKG_VERSION"), "{node3}");
+    assert_eq!(
+        node3["agent"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{node3}"
+    );
     let node_ids: Vec<(String, String)> = list
         .iter()
         .map(|n| {
@@ -261,10 +281,17 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     .await
     {
         Some(body) => body,
-        None => panic!("no stats from every node's task: {:#}", stats(&h, "busy", "").await),
+        None => panic!(
+            "no stats from every node's task: {:#}",
+            stats(&h, "busy", "").await
+        ),
     };
     let first_samples = started.elapsed();
-    eprintln!("stats of the tasks on all three nodes {:.1}s after the app ran ({}s interval)", first_samples.as_secs_f64(), INTERVAL.as_secs());
+    eprintln!(
+        "stats of the tasks on all three nodes {:.1}s after the app ran ({}s interval)",
+        first_samples.as_secs_f64(),
+        INTERVAL.as_secs()
+    );
     assert!(
         first_samples <= INTERVAL * 2 + Duration::from_secs(6),
         "task stats took {first_samples:?}"
@@ -290,9 +317,17 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     })
     .await;
     eprintln!("the app's cpu (sum of its tasks): {app_cpu:?}");
-    assert!(app_cpu.is_some(), "the app's cpu is its tasks' sum (about 150 %): {:#}", stats(&h, "busy", "").await);
+    assert!(
+        app_cpu.is_some(),
+        "the app's cpu is its tasks' sum (about 150 %): {:#}",
+        stats(&h, "busy", "").await
+    );
     // One task's series by slot.
-    let worker_task = tasks.iter().find(|t| t.2 == "wharf-node2").expect("a task on node 2").clone();
+    let worker_task = tasks
+        .iter()
+        .find(|t| t.2 == "wharf-node2")
+        .expect("a task on node 2")
+        .clone();
     let one = stats(&h, "busy", &format!("&task={}", worker_task.1)).await;
     assert_eq!(one["task"]["task"], worker_task.0, "{one}");
     assert!(!one["items"].as_array().expect("items").is_empty(), "{one}");
@@ -313,16 +348,27 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
         .filter(|l| l.starts_with("wharf_task_cpu_percent{") && l.contains("app=\"busy\""))
         .collect();
     assert_eq!(task_lines.len(), 3, "{metrics}");
-    assert!(task_lines.iter().any(|l| l.contains("node=\"wharf-node3\"")), "{task_lines:?}");
+    assert!(
+        task_lines
+            .iter()
+            .any(|l| l.contains("node=\"wharf-node3\"")),
+        "{task_lines:?}"
+    );
 
     // Node statistics from the node's agent.
     let (status, now) = h.get("/api/v1/nodes/wharf-node2/stats").await;
     assert_eq!(status, 200, "{now}");
     assert_eq!(now["hostname"], "wharf-node2");
-    assert!(now["memory"].is_object() || now["cpu"].is_object() || now["loadAverage"].is_array(), "{now}");
+    assert!(
+        now["memory"].is_object() || now["cpu"].is_object() || now["loadAverage"].is_array(),
+        "{now}"
+    );
     let (status, history) = h.get("/api/v1/nodes/wharf-node2/stats/history").await;
     assert_eq!(status, 200, "{history}");
-    assert!(!history["items"].as_array().expect("items").is_empty(), "{history}");
+    assert!(
+        !history["items"].as_array().expect("items").is_empty(),
+        "{history}"
+    );
 
     // Inspect one task on a worker, by slot.
     let (status, inspected) = h
@@ -351,10 +397,17 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
         .await
         .expect("a plain container");
     docker2
-        .start_container(&plain.id, None::<bollard::query_parameters::StartContainerOptions>)
+        .start_container(
+            &plain.id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
         .await
         .expect("start it");
-    let hub = h.server().agents.clone().expect("swarm mode has an agent hub");
+    let hub = h
+        .server()
+        .agents
+        .clone()
+        .expect("swarm mode has an agent hub");
     let refused = hub
         .command(
             &id_of("wharf-node2"),
@@ -369,14 +422,32 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
         Err(HubError::Refused { error, .. }) => assert_eq!(error.code, "NotWharf", "{error:?}"),
         other => panic!("the agent must refuse a container without wharf labels: {other:?}"),
     }
-    let still = docker2.inspect_container(&plain.id, None).await.expect("inspect");
-    assert_eq!(still.state.and_then(|s| s.running), Some(true), "left alone");
+    let still = docker2
+        .inspect_container(&plain.id, None)
+        .await
+        .expect("inspect");
+    assert_eq!(
+        still.state.and_then(|s| s.running),
+        Some(true),
+        "left alone"
+    );
 
     // Kill the task on a worker: it ends, and Swarm replaces it.
-    let (status, killed) = post(&h, &format!("busy/kill?task={}&signal=SIGKILL", worker_task.0), None).await;
+    let (status, killed) = post(
+        &h,
+        &format!("busy/kill?task={}&signal=SIGKILL", worker_task.0),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{killed}");
     eprintln!("kill: {}", killed["message"]);
-    assert!(killed["message"].as_str().unwrap_or_default().contains("wharf-node2"), "{killed}");
+    assert!(
+        killed["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("wharf-node2"),
+        "{killed}"
+    );
     wait_for("the killed task replaced", SWARM_WAIT, || async {
         let doc = h.get_app("busy").await?;
         let now = running_tasks(&doc);
@@ -398,17 +469,29 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     let (status, init) = post(&h, "repo/git/init", Some(r#"{"path": "/work/r"}"#)).await;
     assert_eq!(status, 200, "{init}");
     assert_eq!(init["exitCode"], 0, "{init}");
-    let (status, branch) = post(&h, "repo/git/branches", Some(r#"{"path": "/work/r", "task": "1"}"#)).await;
+    let (status, branch) = post(
+        &h,
+        "repo/git/branches",
+        Some(r#"{"path": "/work/r", "task": "1"}"#),
+    )
+    .await;
     assert_eq!(status, 200, "{branch}");
     let events = h.events("repo").await;
     assert!(
-        events.iter().any(|e| e["reason"] == "Git" && e["message"].as_str().unwrap_or_default().contains("wharf-node3")),
+        events.iter().any(|e| e["reason"] == "Git"
+            && e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("wharf-node3")),
         "{events:?}"
     );
     let logs = wait_for("the service's logs", Duration::from_secs(30), || async {
         let text = h
             .http
-            .get(h.url(&format!("/api/v1/namespaces/{}/apps/repo/logs?tail=10", h.namespace)))
+            .get(h.url(&format!(
+                "/api/v1/namespaces/{}/apps/repo/logs?tail=10",
+                h.namespace
+            )))
             .bearer_auth(h.token())
             .send()
             .await
@@ -432,20 +515,40 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     .await;
     let (status, refused) = post(&h, "repo/git/head", Some(r#"{"path": "/work/r"}"#)).await;
     assert_eq!(status, 503, "{refused}");
-    assert!(refused["message"].as_str().unwrap_or_default().contains("wharf-node3"), "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("wharf-node3"),
+        "{refused}"
+    );
     let (status, _) = h.get("/api/v1/nodes/wharf-node3/stats").await;
     assert_eq!(status, 503);
-    let uptime = wait_for("busy unknown while node 3 is unwatched", Duration::from_secs(30), || async {
-        let (_, up) = h
-            .get(&format!("/api/v1/namespaces/{}/apps/busy/uptime?duration=hour", h.namespace))
-            .await;
-        let unknown = up["series"].as_array()?.iter().any(|t| {
-            t["state"] == "unknown" && t["t"].as_i64().is_some_and(|t| t >= before_gap)
-        });
-        unknown.then_some(up)
-    })
+    let uptime = wait_for(
+        "busy unknown while node 3 is unwatched",
+        Duration::from_secs(30),
+        || async {
+            let (_, up) = h
+                .get(&format!(
+                    "/api/v1/namespaces/{}/apps/busy/uptime?duration=hour",
+                    h.namespace
+                ))
+                .await;
+            let unknown = up["series"].as_array()?.iter().any(|t| {
+                t["state"] == "unknown" && t["t"].as_i64().is_some_and(|t| t >= before_gap)
+            });
+            unknown.then_some(up)
+        },
+    )
     .await;
-    assert!(uptime["series"].as_array().expect("series").iter().any(|t| t["state"] == "up"), "{uptime:#}");
+    assert!(
+        uptime["series"]
+            .as_array()
+            .expect("series")
+            .iter()
+            .any(|t| t["state"] == "up"),
+        "{uptime:#}"
+    );
     for t in uptime["series"].as_array().expect("series") {
         eprintln!("uptime: {} {} {}", t["state"], t["event"], t["detail"]);
     }
@@ -454,21 +557,38 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     // The agent comes back: node 3's task has samples again.
     let back_at = chrono::Utc::now().timestamp_millis();
     agents[2] = Agent::spawn(&h, &cluster, 3, &agent_token);
-    wait_for("node 3's samples resume", Duration::from_secs(60), || async {
-        let body = stats(&h, "busy", "").await;
-        body["tasks"].as_array()?.iter().any(|t| {
-            t["node"] == "wharf-node3"
-                && t["items"].as_array().is_some_and(|items| {
-                    items.iter().any(|p| p["t"].as_i64().is_some_and(|t| t > back_at))
+    wait_for(
+        "node 3's samples resume",
+        Duration::from_secs(60),
+        || async {
+            let body = stats(&h, "busy", "").await;
+            body["tasks"]
+                .as_array()?
+                .iter()
+                .any(|t| {
+                    t["node"] == "wharf-node3"
+                        && t["items"].as_array().is_some_and(|items| {
+                            items
+                                .iter()
+                                .any(|p| p["t"].as_i64().is_some_and(|t| t > back_at))
+                        })
                 })
-        }).then_some(())
-    })
+                .then_some(())
+        },
+    )
     .await;
     let list = nodes(&h).await;
-    assert_eq!(agent_condition(node_named(&list, "wharf-node3")), "True", "{list:?}");
+    assert_eq!(
+        agent_condition(node_named(&list, "wharf-node3")),
+        "True",
+        "{list:?}"
+    );
     wait_for("busy up again", Duration::from_secs(30), || async {
         let (_, up) = h
-            .get(&format!("/api/v1/namespaces/{}/apps/busy/uptime?duration=hour", h.namespace))
+            .get(&format!(
+                "/api/v1/namespaces/{}/apps/busy/uptime?duration=hour",
+                h.namespace
+            ))
             .await;
         let last = up["series"].as_array()?.last()?.clone();
         (last["state"] == "up").then_some(())
@@ -481,6 +601,12 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     assert_eq!(h.delete("busy").await.0, 200);
     assert_eq!(h.delete("repo").await.0, 200);
     let _ = docker2
-        .remove_container(&plain.id, Some(bollard::query_parameters::RemoveContainerOptions { force: true, ..Default::default() }))
+        .remove_container(
+            &plain.id,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
         .await;
 }

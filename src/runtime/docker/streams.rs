@@ -184,7 +184,10 @@ impl DockerRuntime {
             filters: Some(filters),
             ..Default::default()
         };
-        self.docker.events(Some(options)).map(convert_event(false)).boxed()
+        self.docker
+            .events(Some(options))
+            .map(convert_event(false))
+            .boxed()
     }
 
     fn task_filters(instance: &str) -> HashMap<String, Vec<String>> {
@@ -217,7 +220,9 @@ impl DockerRuntime {
             ..Default::default()
         };
         futures::stream::select(
-            self.docker.events(Some(containers)).map(convert_event(false)),
+            self.docker
+                .events(Some(containers))
+                .map(convert_event(false)),
             self.docker.events(Some(images)).map(convert_event(true)),
         )
         .boxed()
@@ -262,21 +267,18 @@ fn logs_query(options: &LogOptions) -> LogsOptions {
     }
 }
 
-fn log_chunk(
-    op: &'static str,
-    chunk: Result<LogOutput, BollardError>,
-) -> RuntimeResult<LogChunk> {
+fn log_chunk(op: &'static str, chunk: Result<LogOutput, BollardError>) -> RuntimeResult<LogChunk> {
     let chunk = chunk.map_err(|e| map_error(op, e))?;
     Ok(match chunk {
         LogOutput::StdErr { message } => LogChunk {
             stderr: true,
             data: message,
         },
-        LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
-            LogChunk {
-                stderr: false,
-                data: message,
-            }
-        }
+        LogOutput::StdOut { message }
+        | LogOutput::Console { message }
+        | LogOutput::StdIn { message } => LogChunk {
+            stderr: false,
+            data: message,
+        },
     })
 }

@@ -336,6 +336,7 @@ async fn main() -> ExitCode {
                     .unwrap_or_else(|_| "info".into()),
             )
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
         return match agent(&args, token_file.as_deref()).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -443,6 +443,9 @@ impl Server {
     /// recorder stop. Logs what it waited for.
     pub async fn shutdown(mut self) {
         self.api_stop.cancel();
+        if let Some(agents) = &self.agents {
+            agents.close_all();
+        }
         if let Some(api) = self.api.take()
             && tokio::time::timeout(API_DRAIN * 2, api).await.is_err()
         {

@@ -98,6 +98,7 @@ pub async fn run(config: AgentConfig, engine: Arc<DockerRuntime>) -> Result<(), 
         hostname: engine.engine_name().await.unwrap_or_default(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         engine_version: engine.ping().await.ok(),
+        agent_id: uuid::Uuid::new_v4().to_string(),
     };
     tracing::info!(node = %hello.node_id, hostname = %hello.hostname, server = %base, "wharf agent starting");
     let mut backoff = crate::backoff::outage();
@@ -136,6 +137,18 @@ fn http_client(ca_cert: Option<&std::path::Path>) -> Result<reqwest::Client, Age
 
 type Socket = WebSocketStream<reqwest::Upgraded>;
 
+/// An error with its causes: reqwest's own words leave out why (a certificate, a refusal).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Opens the WebSocket.
 async fn dial(http: &reqwest::Client, base: &str, token: &str) -> Result<Socket, Ended> {
     use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -150,7 +163,7 @@ async fn dial(http: &reqwest::Client, base: &str, token: &str) -> Result<Socket,
         .header(reqwest::header::SEC_WEBSOCKET_KEY, &key)
         .send()
         .await
-        .map_err(|e| Ended::Retry(format!("connecting: {e}")))?;
+        .map_err(|e| Ended::Retry(format!("connecting: {}", causes(&e))))?;
     let status = response.status();
     if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
         let body = response.text().await.unwrap_or_default();

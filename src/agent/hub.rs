@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
     AgentMessage, Command, CommandError, ContainerTransition, Hello, Report, ServerMessage,
@@ -92,6 +93,9 @@ pub struct AgentHub {
     changes: watch::Sender<u64>,
     /// The reconcile loop's wake-up (node statuses follow the agents).
     wake: Arc<Notify>,
+    /// Cancelled when the server stops: every agent connection closes (upgraded connections
+    /// outlive the HTTP server's graceful shutdown otherwise).
+    stop: CancellationToken,
 }
 
 fn now_ms() -> i64 {
@@ -116,6 +120,7 @@ impl AgentHub {
             state: Mutex::new(HubState::default()),
             changes: watch::channel(0).0,
             wake,
+            stop: CancellationToken::new(),
         })
     }
 
@@ -133,6 +138,16 @@ impl AgentHub {
         self.changes.subscribe()
     }
 
+    /// Closes every agent connection, and every later one at once (the server is stopping).
+    pub fn close_all(&self) {
+        self.stop.cancel();
+    }
+
+    /// Resolves when the server stops.
+    pub fn closing(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.stop.cancelled()
+    }
+
     pub fn interval(&self) -> Duration {
         self.interval
     }
@@ -146,19 +161,32 @@ impl AgentHub {
         }
     }
 
-    /// Registers a connection; the messages to send it come out of the receiver. A second
-    /// connection from the same node replaces the first (whose receiver then ends).
-    pub fn attach(&self, hello: Hello) -> (u64, mpsc::Receiver<ServerMessage>) {
+    /// Registers a connection; the messages to send it come out of the receiver. A new
+    /// connection of the same agent (a reconnect) replaces its old one, whose receiver then
+    /// ends; another agent of the same node is refused while the first one is heard from.
+    pub fn attach(&self, hello: Hello) -> Result<(u64, mpsc::Receiver<ServerMessage>), String> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let now = now_ms();
+        let alive = 2 * i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX / 4);
         let conn = {
             let mut state = self.lock();
-            state.next_conn += 1;
-            let conn = state.next_conn;
             let node = hello.node_id.clone();
             if let Some(old) = state.agents.get_mut(&node) {
+                let other = old.hello.agent_id != hello.agent_id;
+                if other && old.sender.is_some() && now - old.last_seen <= alive {
+                    return Err(format!(
+                        "node {node} ({}) already has a connected agent (version {}, connected since {}); one agent per node",
+                        old.hello.hostname,
+                        old.hello.version,
+                        chrono::DateTime::from_timestamp_millis(old.connected_since)
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_default()
+                    ));
+                }
                 fail_pending(old, &node);
             }
+            state.next_conn += 1;
+            let conn = state.next_conn;
             state.agents.insert(
                 node,
                 Agent {
@@ -177,7 +205,7 @@ impl AgentHub {
             conn
         };
         self.changed();
-        (conn, rx)
+        Ok((conn, rx))
     }
 
     /// The connection `conn` of `node` ended.
@@ -520,6 +548,7 @@ mod tests {
             hostname: format!("host-{node}"),
             version: "test".into(),
             engine_version: None,
+            agent_id: format!("agent-{node}"),
         }
     }
 
@@ -559,8 +588,18 @@ mod tests {
         );
         let now = now_ms();
         let mut changes = hub.subscribe();
-        let (conn_a, mut to_a) = hub.attach(hello("a"));
-        let (conn_b, _to_b) = hub.attach(hello("b"));
+        let (conn_a, mut to_a) = hub.attach(hello("a")).expect("attached");
+        let (conn_b, _to_b) = hub.attach(hello("b")).expect("attached");
+        // A second agent on node b is refused while the first is heard from.
+        let other = Hello {
+            agent_id: "another".into(),
+            ..hello("b")
+        };
+        let refused = hub.attach(other).expect_err("one agent per node");
+        assert!(
+            refused.contains("already has a connected agent"),
+            "{refused}"
+        );
         assert!(changes.has_changed().expect("open"), "connects are changes");
         for (node, conn, (c, s)) in [
             ("a", conn_a, task(&uid, "t1", 1, 40.0, now)),
@@ -642,7 +681,7 @@ mod tests {
         let views = hub.views();
         assert!(!views["a"].connected && views["a"].disconnected_at.is_some());
         // A stale connection's messages are ignored after a reconnect.
-        let (_conn_b2, _rx) = hub.attach(hello("b"));
+        let (_conn_b2, _rx) = hub.attach(hello("b")).expect("the same agent reconnects");
         let (c, s) = task(&uid, "t9", 3, 99.0, now);
         hub.receive(
             "b",
@@ -654,6 +693,10 @@ mod tests {
             }),
         )
         .await;
-        assert!(hub.running(Some(&uid)).is_empty(), "{:?}", hub.running(None));
+        assert!(
+            hub.running(Some(&uid)).is_empty(),
+            "{:?}",
+            hub.running(None)
+        );
     }
 }

@@ -42,6 +42,10 @@ pub struct Hello {
     pub hostname: String,
     /// wharf's version.
     pub version: String,
+    /// Random per agent process: a reconnect of the same agent replaces its old connection;
+    /// a second agent on the same node is refused while the first is alive.
+    #[serde(default)]
+    pub agent_id: String,
     #[serde(default)]
     pub engine_version: Option<String>,
 }

@@ -99,13 +99,25 @@ async fn serve(hub: Arc<AgentHub>, swarm: Arc<dyn Swarm>, mut socket: WebSocket)
     let hostname = hello.hostname.clone();
     let version = hello.version.clone();
     let welcome = ServerMessage::Welcome(hub.welcome());
-    let (conn, mut commands) = hub.attach(hello);
+    let (conn, mut commands) = match hub.attach(hello) {
+        Ok(attached) => attached,
+        Err(why) => return close(socket, why).await,
+    };
     tracing::info!(%node, %hostname, %version, "node agent connected");
     let silence = hub.interval() * 3 + Duration::from_secs(15);
     let why = match send(&mut socket, &welcome).await {
         Err(e) => e,
         Ok(()) => loop {
             tokio::select! {
+                _ = hub.closing() => {
+                    let _closing = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: axum::extract::ws::close_code::AWAY,
+                            reason: "the server is stopping".into(),
+                        })))
+                        .await;
+                    break "the server is stopping".to_string();
+                }
                 command = commands.recv() => match command {
                     None => break "replaced by a newer connection of the same node".to_string(),
                     Some(message) => {

@@ -161,6 +161,13 @@ impl Harness {
         }
     }
 
+    /// Stops and starts wharf on the same data directory and the same address (clients that
+    /// reconnect find it again).
+    pub async fn restart_keeping_address(&mut self) {
+        self.config.listen = self.server().addr;
+        self.restart().await;
+    }
+
     /// Stops and starts wharf on the same data directory (a new port).
     pub async fn restart(&mut self) {
         self.stop().await;

@@ -34,21 +34,37 @@ struct Agent {
 
 impl Agent {
     fn spawn(h: &Harness, cluster: &Cluster, node: usize, token_file: &Path) -> Self {
+        Self::spawn_to(h, &h.url(""), None, cluster, node, token_file)
+    }
+
+    /// An agent of `node` dialling `server`, trusting `ca_cert`.
+    fn spawn_to(
+        h: &Harness,
+        server: &str,
+        ca_cert: Option<&Path>,
+        cluster: &Cluster,
+        node: usize,
+        token_file: &Path,
+    ) -> Self {
         let log = h
             .data
             .path()
             .join(format!("agent{node}-{}.log", rand_tag()));
         let out = std::fs::File::create(&log).expect("agent log");
-        let child = Process::new(env!("CARGO_BIN_EXE_wharf"))
-            .args(["agent", "--server", &h.url(""), "--token-file"])
+        let mut command = Process::new(env!("CARGO_BIN_EXE_wharf"));
+        command
+            .args(["agent", "--server", server, "--token-file"])
             .arg(token_file)
+            .env_remove("WHARF_CA_CERT")
+            .env_remove("WHARF_TOKEN")
             .env("DOCKER_HOST", format!("unix://{}", cluster.socket(node)))
             .env("RUST_LOG", "info")
-            .env_remove("WHARF_TOKEN")
             .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("start wharf agent");
+            .stderr(out);
+        if let Some(ca) = ca_cert {
+            command.arg("--ca-cert").arg(ca);
+        }
+        let child = command.spawn().expect("start wharf agent");
         Self { child, log }
     }
 
@@ -167,7 +183,7 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
             .await
             .expect("git image");
     }
-    let h = Harness::start_swarm_with("swarm-agents", &cluster, |c| {
+    let mut h = Harness::start_swarm_with("swarm-agents", &cluster, |c| {
         c.stats.interval = INTERVAL;
     })
     .await;
@@ -595,9 +611,98 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     })
     .await;
 
+    // The server restarts: every agent dials it again.
+    let restarted = Instant::now();
+    h.restart_keeping_address().await;
+    let back = poll_until(Duration::from_secs(60), || async {
+        let list = nodes(&h).await;
+        (list.len() == 3 && list.iter().all(|n| agent_condition(n) == "True")).then_some(())
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "the agents did not come back: {:#?}\n{}",
+        nodes(&h).await,
+        agents
+            .iter()
+            .map(Agent::log)
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+    eprintln!(
+        "all three agents reconnected {:.1}s after the server's restart began",
+        restarted.elapsed().as_secs_f64()
+    );
+
     for agent in &mut agents {
         agent.kill();
     }
+
+    // Over HTTPS: a second wharf (its own instance) on the same manager, serving TLS with a
+    // self-signed certificate; the agent trusts it with --ca-cert, and without it does not.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let cert_path = h.data.path().join("tls-cert.pem");
+    let key_path = h.data.path().join("tls-key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).expect("cert file");
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("key file");
+    let (c, k) = (cert_path.clone(), key_path.clone());
+    let tls = Harness::start_swarm_with("swarm-agents-tls", &cluster, move |config| {
+        config.tls = Some(wharf::server::TlsFiles { cert: c, key: k });
+    })
+    .await;
+    let base = format!("https://localhost:{}", tls.server().addr.port());
+    let https = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"),
+        )
+        .build()
+        .expect("client");
+    let created: Value = https
+        .post(format!("{base}/api/v1/tokens"))
+        .bearer_auth(tls.token())
+        .json(&json!({"grants": [{"namespace": "*", "role": "agent"}]}))
+        .send()
+        .await
+        .expect("create token")
+        .json()
+        .await
+        .expect("json");
+    let tls_token = h.data.path().join("tls-agent.token");
+    std::fs::write(&tls_token, created["token"].as_str().expect("token")).expect("write");
+    let untrusting = Agent::spawn_to(&h, &base, None, &cluster, 1, &tls_token);
+    let _trusting = Agent::spawn_to(&h, &base, Some(&cert_path), &cluster, 2, &tls_token);
+    wait_for(
+        "an agent connected over HTTPS",
+        Duration::from_secs(60),
+        || async {
+            let body: Value = https
+                .get(format!("{base}/api/v1/nodes"))
+                .bearer_auth(tls.token())
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let items = body["items"].as_array()?.clone();
+            (agent_condition(node_named(&items, "wharf-node2")) == "True").then_some(items)
+        },
+    )
+    .await;
+    let log = wait_for(
+        "the untrusting agent's TLS failure",
+        Duration::from_secs(30),
+        || async {
+            let log = untrusting.log();
+            log.contains("dialling again").then_some(log)
+        },
+    )
+    .await;
+    eprintln!(
+        "agent without --ca-cert: {}",
+        log.lines().last().unwrap_or_default()
+    );
+    drop(tls);
     assert_eq!(h.delete("busy").await.0, 200);
     assert_eq!(h.delete("repo").await.0, 200);
     let _ = docker2

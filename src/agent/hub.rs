@@ -587,7 +587,7 @@ mod tests {
             Arc::new(Notify::new()),
         );
         let now = now_ms();
-        let mut changes = hub.subscribe();
+        let changes = hub.subscribe();
         let (conn_a, mut to_a) = hub.attach(hello("a")).expect("attached");
         let (conn_b, _to_b) = hub.attach(hello("b")).expect("attached");
         // A second agent on node b is refused while the first is heard from.

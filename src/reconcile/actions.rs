@@ -211,7 +211,7 @@ impl Controller {
     ) -> Result<String, ActionError> {
         match action {
             AppAction::Kill { .. } => Err(ActionError::InvalidTransition(format!(
-                "app {key} runs as a Swarm service: a manager cannot signal the containers of its tasks on other nodes; kill needs the node agent (`wharf agent`), which swarm mode does not have yet. Use restart to replace the tasks"
+                "app {key} runs as a Swarm service: a manager cannot signal the containers of its tasks on other nodes; the API's kill signals them through the node agents (`wharf agent`). Use restart to replace the tasks"
             ))),
             AppAction::HardReset { volumes: true } => Err(ActionError::InvalidTransition(format!(
                 "app {key} runs as a Swarm service: its volumes live on every node its tasks ran on, and wharf removes them in solo mode only; hard-reset without volumes replaces the tasks"

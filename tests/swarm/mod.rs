@@ -318,16 +318,23 @@ async fn apps_become_services_on_a_three_node_swarm() {
         (now.len() == 2 && now.is_disjoint(&before)).then_some(())
     })
     .await;
-    // Inspect (as logs and git) needs the node agent too.
+    // Inspect (as git and kill) goes through the node agents, which this cluster does not
+    // run: 503 naming the node (tests/swarm/agents.rs runs them).
+    wait_running(&h, "web", 2).await;
     let (status, body) = h
         .get(&format!(
             "/api/v1/namespaces/{}/apps/web/inspect",
             h.namespace
         ))
         .await;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["reason"], "SwarmMode", "{body}");
-    // Kill needs the node agent: 409 naming why.
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["reason"], "AgentUnavailable", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("wharf-node")),
+        "{body}"
+    );
     let (status, body) = h
         .request(
             reqwest::Method::POST,
@@ -336,7 +343,7 @@ async fn apps_become_services_on_a_three_node_swarm() {
             None,
         )
         .await;
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(status, 503, "{body}");
     assert!(
         body["message"]
             .as_str()

@@ -521,24 +521,8 @@ mod tests {
 
     async fn store_with_app() -> (tempfile::TempDir, Store, String) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("db.sqlite"))
-            .await
-            .expect("store");
-        let app = crate::spec::read_bundle(
-            "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec: {image: 'busybox:1'}\n",
-            crate::spec::Format::Yaml,
-            None,
-        )
-        .expect("valid");
-        let (_, record) = store
-            .apply(
-                &[crate::store::WriteItem::new(&app[0])],
-                &crate::store::ObjectSource::Api,
-            )
-            .await
-            .expect("stored")
-            .remove(0);
-        (dir, store, record.uid)
+        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
+        (dir, store, uid)
     }
 
     fn hello(node: &str) -> Hello {

@@ -243,9 +243,7 @@ pub async fn inspect(
 ) -> ApiResult<Json<Value>> {
     let key = key_from_path(ns, name)?;
     if state.agents.is_some() {
-        let record = state.record(Kind::App, &key).await?;
-        let running = tasks::running(&state, &key, &record).await?;
-        let target = tasks::pick(&key, running, query.task.as_deref())?;
+        let (_, target) = tasks::target(&state, &key, query.task.as_deref()).await?;
         let command = Command::Inspect {
             container: target.container.clone(),
         };
@@ -387,9 +385,7 @@ pub async fn git(
     };
     let argv = git_argv(&op, &request)?;
     if state.agents.is_some() {
-        let record = state.record(Kind::App, &key).await?;
-        let running = tasks::running(&state, &key, &record).await?;
-        let target = tasks::pick(&key, running, request.task.as_deref())?;
+        let (record, target) = tasks::target(&state, &key, request.task.as_deref()).await?;
         let command = Command::Git {
             container: target.container.clone(),
             operation: op.clone(),

@@ -121,6 +121,18 @@ pub fn pick(key: &AppKey, targets: Vec<Target>, wanted: Option<&str>) -> ApiResu
     })
 }
 
+/// The app's record and its running task `wanted` names (the first one by default).
+pub async fn target(
+    state: &ApiState,
+    key: &AppKey,
+    wanted: Option<&str>,
+) -> ApiResult<(ObjectRecord, Target)> {
+    let record = state.record(crate::spec::Kind::App, key).await?;
+    let all = running(state, key, &record).await?;
+    let target = pick(key, all, wanted)?;
+    Ok((record, target))
+}
+
 /// Sends `command` to the agent of the target's node.
 pub async fn send(
     state: &ApiState,

@@ -268,24 +268,7 @@ mod tests {
     async fn samples_come_from_two_readings_of_running_apps() {
         use crate::runtime::fake::FakeRuntime;
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("db.sqlite"))
-            .await
-            .expect("store");
-        let app = crate::spec::read_bundle(
-            "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec: {image: 'busybox:1'}\n",
-            crate::spec::Format::Yaml,
-            None,
-        )
-        .expect("valid");
-        let (_, record) = store
-            .apply(
-                &[crate::store::WriteItem::new(&app[0])],
-                &crate::store::ObjectSource::Api,
-            )
-            .await
-            .expect("stored")
-            .remove(0);
-        let uid = record.uid;
+        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
         let fake = Arc::new(FakeRuntime::default());
         fake.add_image("busybox:1");
         let spec = crate::runtime::CreateSpec {

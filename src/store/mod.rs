@@ -159,3 +159,21 @@ pub(crate) fn to_json(column: &str, value: &impl Serialize) -> StoreResult<Strin
     serde_json::to_string(value)
         .map_err(|e| StoreError::Corrupt(format!("{column} cannot be stored: {e}")))
 }
+
+/// For unit tests elsewhere in the crate: a store in `dir` holding one app, `demo/web`.
+#[cfg(test)]
+pub(crate) async fn store_with_one_app(dir: &std::path::Path) -> (Store, String) {
+    let store = Store::open(&dir.join("db.sqlite")).await.expect("store");
+    let app = crate::spec::read_bundle(
+        "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec: {image: 'busybox:1'}\n",
+        crate::spec::Format::Yaml,
+        None,
+    )
+    .expect("valid");
+    let (_, record) = store
+        .apply(&[WriteItem::new(&app[0])], &ObjectSource::Api)
+        .await
+        .expect("stored")
+        .remove(0);
+    (store, record.uid)
+}

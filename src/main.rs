@@ -195,8 +195,9 @@ async fn client_command(args: &Args) -> cli::CliResult {
         Command::Restart { app } => {
             cli::apps::action(&client()?, &app.namespace, &app.name, "restart", &[]).await
         }
-        Command::Kill { app, signal } => {
-            let query = [("signal", signal.clone())];
+        Command::Kill { app, signal, task } => {
+            let mut query = vec![("signal", signal.clone())];
+            query.extend(task.clone().map(|t| ("task", t)));
             cli::apps::action(&client()?, &app.namespace, &app.name, "kill", &query).await
         }
         Command::HardReset { app, volumes } => {
@@ -217,6 +218,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
             tail,
             since,
             follow,
+            task,
         } => {
             cli::apps::logs(
                 &client()?,
@@ -225,16 +227,25 @@ async fn client_command(args: &Args) -> cli::CliResult {
                 tail.as_deref(),
                 since.as_deref(),
                 *follow,
+                task.as_deref(),
             )
             .await
         }
-        Command::Inspect { app, output } => {
-            cli::apps::inspect(&client()?, &app.namespace, &app.name, *output).await
+        Command::Inspect { app, output, task } => {
+            cli::apps::inspect(
+                &client()?,
+                &app.namespace,
+                &app.name,
+                *output,
+                task.as_deref(),
+            )
+            .await
         }
         Command::Stats {
             app,
             since,
             step,
+            task,
             output,
         } => {
             cli::stats::app(
@@ -243,6 +254,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
                 &app.name,
                 since,
                 step.as_deref(),
+                task.as_deref(),
                 output.output,
             )
             .await
@@ -269,6 +281,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
             op,
             path,
             branch,
+            task,
         } => {
             cli::apps::git(
                 &client()?,
@@ -277,6 +290,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
                 op,
                 path,
                 branch.as_deref(),
+                task.as_deref(),
             )
             .await
         }

@@ -98,8 +98,12 @@ pub async fn logs(
     tail: Option<&str>,
     since: Option<&str>,
     follow: bool,
+    task: Option<&str>,
 ) -> CliResult {
     let mut query = vec![format!("follow={follow}")];
+    if let Some(t) = task {
+        query.push(format!("task={}", urlencode(t)));
+    }
     if let Some(t) = tail {
         query.push(format!("tail={}", urlencode(t)));
     }
@@ -137,9 +141,18 @@ pub async fn logs(
 }
 
 /// `wharf inspect app NAME`: the engine's inspect data of the app's container.
-pub async fn inspect(client: &Client, namespace: &str, name: &str, output: Output) -> CliResult {
+pub async fn inspect(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    output: Output,
+    task: Option<&str>,
+) -> CliResult {
+    let task = task
+        .map(|t| format!("?task={}", urlencode(t)))
+        .unwrap_or_default();
     let value = client
-        .get(&format!("{}/inspect", app_path(namespace, name)))
+        .get(&format!("{}/inspect{task}", app_path(namespace, name)))
         .await?;
     let output = if output == Output::Table {
         Output::Json
@@ -189,10 +202,14 @@ pub async fn git(
     op: &str,
     path: &str,
     branch: Option<&str>,
+    task: Option<&str>,
 ) -> CliResult {
     let mut body = json!({ "path": path });
     if let Some(b) = branch {
         body["branch"] = json!(b);
+    }
+    if let Some(t) = task {
+        body["task"] = json!(t);
     }
     let response = client
         .request(

@@ -135,6 +135,9 @@ pub enum Command {
         app: AppRef,
         #[arg(short, long, default_value = "SIGKILL")]
         signal: String,
+        /// Swarm mode: one task (its id, an id prefix or its slot); default every running one.
+        #[arg(long)]
+        task: Option<String>,
     },
     /// Remove the app's container and create it afresh from the image (its writable layer is
     /// discarded; named volumes are kept unless --volumes).
@@ -178,6 +181,9 @@ pub enum Command {
         /// Keep printing new output.
         #[arg(short, long)]
         follow: bool,
+        /// Swarm mode: one task (its id, an id prefix or its slot).
+        #[arg(long)]
+        task: Option<String>,
     },
     /// Print the engine's inspect data of an app's container.
     Inspect {
@@ -185,6 +191,9 @@ pub enum Command {
         app: AppRef,
         #[arg(short, long, value_enum, default_value = "json")]
         output: Output,
+        /// Swarm mode: one task (its id, an id prefix or its slot).
+        #[arg(long)]
+        task: Option<String>,
     },
     /// List the owners of a namespace's apps.
     Users {
@@ -205,6 +214,9 @@ pub enum Command {
         /// The branch to check out.
         #[arg(long, required_if_eq("op", "checkout"))]
         branch: Option<String>,
+        /// Swarm mode: one task (its id, an id prefix or its slot).
+        #[arg(long)]
+        task: Option<String>,
     },
     /// Create, list or revoke API tokens (admin).
     Token {
@@ -275,6 +287,9 @@ pub enum Command {
         /// raw, 1m or 1h (default: picked from the time range).
         #[arg(long)]
         step: Option<String>,
+        /// Swarm mode: one task (its id, an id prefix or its slot).
+        #[arg(long)]
+        task: Option<String>,
         #[command(flatten)]
         output: TableOutput,
     },

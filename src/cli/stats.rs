@@ -69,6 +69,7 @@ pub async fn app(
     name: &str,
     since: &str,
     step: Option<&str>,
+    task: Option<&str>,
     output: Output,
 ) -> CliResult {
     let since =
@@ -79,6 +80,9 @@ pub async fn app(
     );
     if let Some(s) = step {
         path.push_str(&format!("&step={}", urlencode(s)));
+    }
+    if let Some(t) = task {
+        path.push_str(&format!("&task={}", urlencode(t)));
     }
     let series = client.get(&path).await?;
     if output != Output::Table {

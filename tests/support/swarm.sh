@@ -107,7 +107,12 @@ down() {
             sleep 0.25
         done
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-        # The shims of the node's containers, found by its exec root.
+        # The shims of the node's containers, found by its exec root, and first their
+        # children: the containers' processes, which a killed shim leaves running (reparented
+        # to init, spinning once their root file system is removed below).
+        for shim in $(pgrep -f -- "$nd/exec" || true); do
+            pkill -KILL -P "$shim" 2>/dev/null || true
+        done
         pkill -KILL -f -- "$nd/exec" 2>/dev/null || true
     done
     for ns in $(ip netns list | awk '{print $1}' | grep -E "^(wsn-$tag-|$br_ns$)" || true); do

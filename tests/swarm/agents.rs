@@ -313,7 +313,7 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
         "task stats took {first_samples:?}"
     );
     // About 50 % each, once the counters have a full interval behind them.
-    let cpu = poll_until(Duration::from_secs(30), || async {
+    let cpu = poll_until(Duration::from_secs(60), || async {
         let body = stats(&h, "busy", "").await;
         let latest: Vec<f64> = body["tasks"]
             .as_array()?
@@ -323,7 +323,11 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
         (latest.len() == 3 && latest.iter().all(|c| (35.0..=65.0).contains(c))).then_some(latest)
     })
     .await;
-    assert!(cpu.is_some(), "each task near 50 %: {body:#}");
+    assert!(
+        cpu.is_some(),
+        "each task near 50 %: {:#}",
+        stats(&h, "busy", "").await["tasks"]
+    );
     eprintln!("cpu of the three tasks under cpus: 0.5: {cpu:?}");
     // The app's own series is the sum of its tasks.
     let app_cpu = poll_until(Duration::from_secs(20), || async {
@@ -347,6 +351,38 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     let one = stats(&h, "busy", &format!("&task={}", worker_task.1)).await;
     assert_eq!(one["task"]["task"], worker_task.0, "{one}");
     assert!(!one["items"].as_array().expect("items").is_empty(), "{one}");
+
+    // The CLI: one task's inspect data, and the nodes' agents.
+    let cli = |args: &[&str]| {
+        Process::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(["--server", &h.url(""), "--token", &h.token()])
+            .args(args)
+            .output()
+            .expect("run wharf")
+    };
+    let slot = worker_task.1.to_string();
+    let out = cli(&[
+        "inspect",
+        "app",
+        "busy",
+        "-n",
+        &h.namespace,
+        "--task",
+        &slot,
+    ]);
+    let inspected: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        inspected["Config"]["Labels"]["com.docker.swarm.task.id"],
+        worker_task.0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["get", "nodes"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("AGENT") && table.matches("connected").count() == 3,
+        "{table}"
+    );
 
     // Per-task metrics, labelled by slot and node.
     let metrics = h

@@ -14,7 +14,8 @@
 //!   import cycles.
 //! - `security`: image approval, policy and HTTPS against the real engine and the CLI.
 //! - `swarm`: swarm mode on a real three-node swarm the test builds (dockerd daemons in
-//!   network namespaces), and the rules of each mode.
+//!   network namespaces), the rules of each mode, and the node agents (`wharf agent` processes,
+//!   one per node) for task stats, kill, inspect, git, logs and uptime.
 //! - `hostile`: alias bombs, deep nesting, huge strings, duplicate keys and a property run over
 //!   the spec reader and validator.
 

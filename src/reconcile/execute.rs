@@ -170,6 +170,22 @@ impl Slot<'_> {
     }
 }
 
+/// Stops a container gracefully without holding a permit: the engine signals it, waits out the
+/// grace period and kills it at the deadline, and none of that is engine work this chain must
+/// bound — so N apps stop in about one grace period, not N / permits of them. The permit is
+/// taken again before the chain's next engine call.
+async fn graceful_stop(
+    runtime: &dyn Runtime,
+    slot: &mut Slot<'_>,
+    id: &str,
+    grace_seconds: Option<u64>,
+) -> Result<(), RuntimeError> {
+    slot.release();
+    let stopped = runtime.stop(id, grace_seconds).await;
+    slot.acquire().await;
+    stopped
+}
+
 /// After a failed replacement: the new container is gone; give the old one its name back and
 /// restart it if it was running. Returns what could not be restored, if anything.
 async fn restore(runtime: &dyn Runtime, old: &str, name: &str, was_running: bool) -> String {
@@ -296,7 +312,7 @@ async fn replace(
     if old_name != aside {
         runtime.rename(old, &aside).await?;
     }
-    if old_running && let Err(e) = runtime.stop(old, grace_seconds).await {
+    if old_running && let Err(e) = graceful_stop(runtime, slot, old, grace_seconds).await {
         let problems = restore(runtime, old, &create.name, false).await;
         if !problems.is_empty() {
             tracing::error!(container = %create.name, "after a failed stop: {problems}");
@@ -432,7 +448,7 @@ async fn run_step(
             grace_seconds,
         } => {
             let id = resolve(target)?;
-            runtime.stop(&id, *grace_seconds).await?;
+            graceful_stop(runtime, slot, &id, *grace_seconds).await?;
             Ok(format!("container {}", short(&id)))
         }
         Action::Update {

@@ -284,7 +284,7 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
     let hosts: BTreeSet<&str> = tasks.iter().map(|t| t.2.as_str()).collect();
     assert_eq!(hosts.len(), 3, "a task on every node: {tasks:?}");
     // Every task has samples (the first needs two readings).
-    let body = match poll_until(Duration::from_secs(60), || async {
+    let sampled = poll_until(Duration::from_secs(60), || async {
         let body = stats(&h, "busy", "").await;
         let with_points = body["tasks"]
             .as_array()?
@@ -292,16 +292,15 @@ async fn node_agents_read_and_act_on_the_tasks_of_every_node() {
             .filter(|t| t["items"].as_array().is_some_and(|i| !i.is_empty()))
             .filter_map(|t| t["node"].as_str().map(str::to_string))
             .collect::<BTreeSet<_>>();
-        (with_points.len() == 3).then_some(body)
+        (with_points.len() == 3).then_some(())
     })
-    .await
-    {
-        Some(body) => body,
-        None => panic!(
+    .await;
+    if sampled.is_none() {
+        panic!(
             "no stats from every node's task: {:#}",
             stats(&h, "busy", "").await
-        ),
-    };
+        );
+    }
     let first_samples = started.elapsed();
     eprintln!(
         "stats of the tasks on all three nodes {:.1}s after the app ran ({}s interval)",

@@ -10,7 +10,9 @@
 //! work of the previous run otherwise slows the next one.
 //!
 //! Run: `cargo run --release --example bench_converge -- 50 100` (`ROUNDS=5` for more rounds,
-//! `PASS_INTERVAL_MS=500` to try another `min_pass_interval`)
+//! `PASS_INTERVAL_MS=500` to try another `min_pass_interval`; `STATE=stopped` declares the apps
+//! stopped — their containers are created, not started — and `WHARF_ONLY=1` skips the raw
+//! floor, for the cost of a converged pass over many stopped apps)
 
 #[path = "../tests/support/testkit.rs"]
 #[allow(dead_code)] // the image helpers the tests use too
@@ -283,10 +285,15 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
         calls: Mutex::new(BTreeMap::new()),
     });
     let server = Server::start_with(config, runtime.clone()).await?;
+    let state = std::env::var("STATE").unwrap_or_else(|_| "running".into());
+    let phase = match state.as_str() {
+        "stopped" => wharf::spec::status::Phase::Stopped,
+        _ => wharf::spec::status::Phase::Running,
+    };
     let yaml: String = (0..n)
         .map(|i| {
             format!(
-                "---\napiVersion: wharf/v1\nkind: App\nmetadata: {{name: app{i}, namespace: bench}}\nspec:\n  image: {IMAGE}\n  command: {COMMAND:?}\n  resources: {{memory: 32Mi, cpus: 0.1}}\n"
+                "---\napiVersion: wharf/v1\nkind: App\nmetadata: {{name: app{i}, namespace: bench}}\nspec:\n  image: {IMAGE}\n  command: {COMMAND:?}\n  state: {state}\n  resources: {{memory: 32Mi, cpus: 0.1}}\n"
             )
         })
         .collect();
@@ -303,9 +310,8 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
         let ready = records
             .iter()
             .filter(|r| {
-                r.app_status().is_some_and(|s| {
-                    s.phase == wharf::spec::status::Phase::Running && s.is_ready_at(r.generation)
-                })
+                r.app_status()
+                    .is_some_and(|s| s.phase == phase && s.is_ready_at(r.generation))
             })
             .count();
         if ready == n {
@@ -319,8 +325,14 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
     // One pass over the converged apps.
     tokio::time::sleep(Duration::from_millis(500)).await;
     runtime.take();
+    let pass_started = Instant::now();
     server.controller.pass().await;
+    let pass_took = pass_started.elapsed();
     let pass_calls = runtime.take();
+    println!(
+        "  one pass over the {n} converged apps: {:.1} ms",
+        pass_took.as_secs_f64() * 1000.0
+    );
     let rss = rss_mib();
 
     println!(
@@ -373,7 +385,13 @@ async fn main() -> anyhow::Result<()> {
         let (mut raw4, mut raw8, mut ours) = (Vec::new(), Vec::new(), Vec::new());
         let mut last = None;
         for _ in 0..rounds {
-            for (width, into) in [(4, &mut raw4), (8, &mut raw8)] {
+            let widths: &[usize] = if std::env::var("WHARF_ONLY").is_ok() {
+                &[]
+            } else {
+                &[4, 8]
+            };
+            for &width in widths {
+                let into = if width == 4 { &mut raw4 } else { &mut raw8 };
                 let t = raw_floor(&docker, n, width).await?;
                 println!(
                     "  raw create+start, {width} in flight: {:.2}s",
@@ -387,16 +405,18 @@ async fn main() -> anyhow::Result<()> {
             last = Some(run);
             settle().await;
         }
-        let (m4, m8, mw) = (median(raw4), median(raw8), median(ours));
-        let (width, floor) = if m4 <= m8 { (4, m4) } else { (8, m8) };
-        println!(
-            "  medians: raw@4 {:.2}s, raw@8 {:.2}s, wharf {:.2}s ({:.0} ms/app); wharf / raw@{width} = {:.3}",
-            m4.as_secs_f64(),
-            m8.as_secs_f64(),
-            mw.as_secs_f64(),
-            mw.as_secs_f64() * 1000.0 / n as f64,
-            mw.as_secs_f64() / floor.as_secs_f64()
-        );
+        if !raw4.is_empty() {
+            let (m4, m8, mw) = (median(raw4), median(raw8), median(ours));
+            let (width, floor) = if m4 <= m8 { (4, m4) } else { (8, m8) };
+            println!(
+                "  medians: raw@4 {:.2}s, raw@8 {:.2}s, wharf {:.2}s ({:.0} ms/app); wharf / raw@{width} = {:.3}",
+                m4.as_secs_f64(),
+                m8.as_secs_f64(),
+                mw.as_secs_f64(),
+                mw.as_secs_f64() * 1000.0 / n as f64,
+                mw.as_secs_f64() / floor.as_secs_f64()
+            );
+        }
         if let Some(run) = last {
             println!(
                 "  engine calls of one resync pass over {n} converged apps: {:?}",

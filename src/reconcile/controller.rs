@@ -326,6 +326,8 @@ impl Controller {
                         tracing::debug!(id = %e.id, action = %e.action, image = e.image, "docker event");
                         if e.image {
                             self.observer.images_changed();
+                        } else {
+                            self.observer.container_changed(&e.id);
                         }
                         self.wake.notify_one();
                     }
@@ -335,9 +337,10 @@ impl Controller {
                     }
                 }
             }
-            // The stream ended: the engine went away or restarted. Look again (images too),
-            // then re-subscribe with backoff.
+            // The stream ended: the engine went away or restarted. Look again (images and
+            // stopped containers too), then re-subscribe with backoff.
             self.observer.images_changed();
+            self.observer.containers_changed();
             self.wake.notify_one();
             if started.elapsed() > Duration::from_secs(10) {
                 outage = backoff::outage();

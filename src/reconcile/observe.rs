@@ -6,6 +6,10 @@
 //! observation is complete or it is an error: a failed listing is an error, never an empty list,
 //! and a container whose inspect failed is named in `Observed::unobserved` so its app is set
 //! aside instead of being planned on partial input. This module decides nothing.
+//!
+//! A container that is not running keeps the inspect details it had until the engine says
+//! something happened to it (one of its events) or the event stream was lost: a converged
+//! pass over stopped apps is one listing, not one inspect per stopped container.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,7 +20,9 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::plan::{Observed, ObservedContainer};
-use crate::runtime::{ContainerSummary, ImageSummary, Runtime, RuntimeError, labels};
+use crate::runtime::{
+    ContainerDetails, ContainerState, ContainerSummary, ImageSummary, Runtime, RuntimeError, labels,
+};
 
 /// The engine's image list, reused until an image event, a pull, or the cache's age says it may
 /// be stale (images change far less often than containers, and listing them on every pass
@@ -40,6 +46,29 @@ pub struct Observer {
     image_changes: AtomicU64,
     // std Mutex: held only to copy the list in or out, never across an .await.
     images: Mutex<Option<ImageCache>>,
+    /// Inspect details of containers that were not running, kept while no event touched them.
+    at_rest: Mutex<AtRest>,
+}
+
+/// The inspect details of containers that are not running, and which containers the engine
+/// reported something about since (by a sequence number, so details read before an event are
+/// never kept after it).
+#[derive(Default)]
+struct AtRest {
+    /// Bumped by every container event.
+    seq: u64,
+    /// The `seq` of each container's last event.
+    touched: HashMap<String, u64>,
+    /// Container id → (its state when inspected, the details, the `seq` before its listing).
+    details: HashMap<String, (ContainerState, ContainerDetails, u64)>,
+}
+
+impl AtRest {
+    fn valid(&self, id: &str, state: ContainerState) -> Option<ContainerDetails> {
+        let (at, details, seq) = self.details.get(id)?;
+        let untouched = self.touched.get(id).is_none_or(|t| t <= seq);
+        (*at == state && untouched).then(|| details.clone())
+    }
 }
 
 /// What needs more than the listing says.
@@ -61,7 +90,28 @@ impl Observer {
             max_age,
             image_changes: AtomicU64::new(0),
             images: Mutex::new(None),
+            at_rest: Mutex::new(AtRest::default()),
         }
+    }
+
+    fn at_rest(&self) -> std::sync::MutexGuard<'_, AtRest> {
+        self.at_rest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The engine reported something about container `id`: its details are read again.
+    pub fn container_changed(&self, id: &str) {
+        let mut at_rest = self.at_rest();
+        at_rest.seq += 1;
+        let seq = at_rest.seq;
+        at_rest.touched.insert(id.to_string(), seq);
+    }
+
+    /// Events may have been missed (the stream was lost): every container is read again.
+    pub fn containers_changed(&self) {
+        let mut at_rest = self.at_rest();
+        at_rest.details.clear();
+        at_rest.touched.clear();
+        at_rest.seq += 1;
     }
 
     /// The engine's images may have changed: the next observation lists them again.
@@ -122,13 +172,30 @@ impl Observer {
         runtime: &dyn Runtime,
         wants: &Wants<'_>,
     ) -> Result<Observed, RuntimeError> {
+        let seq = self.at_rest().seq;
         let containers = runtime.list(&self.instance).await?;
         let images = self.images(runtime, wants.pulls).await?;
-        let need: Vec<String> = containers
-            .iter()
-            .filter(|c| (wants.details)(c))
-            .map(|c| c.id.clone())
-            .collect();
+        let mut kept: HashMap<String, ContainerDetails> = HashMap::new();
+        let need: Vec<String> = {
+            let at_rest = self.at_rest();
+            containers
+                .iter()
+                .filter(|c| (wants.details)(c))
+                .filter(|c| {
+                    let cached = (c.state != ContainerState::Running)
+                        .then(|| at_rest.valid(&c.id, c.state))
+                        .flatten();
+                    match cached {
+                        Some(details) => {
+                            kept.insert(c.id.clone(), details);
+                            false
+                        }
+                        None => true,
+                    }
+                })
+                .map(|c| c.id.clone())
+                .collect()
+        };
         let mut inspected: HashMap<String, _> = futures::stream::iter(need)
             .map(|id| async move {
                 let details = runtime.inspect(&id).await;
@@ -141,10 +208,27 @@ impl Observer {
             images,
             ..Observed::default()
         };
+        {
+            let mut at_rest = self.at_rest();
+            let listed: std::collections::HashSet<&str> =
+                containers.iter().map(|c| c.id.as_str()).collect();
+            at_rest.details.retain(|id, _| listed.contains(id.as_str()));
+            at_rest.touched.retain(|id, _| listed.contains(id.as_str()));
+            for c in containers
+                .iter()
+                .filter(|c| c.state != ContainerState::Running)
+            {
+                if let Some(Ok(details)) = inspected.get(&c.id) {
+                    at_rest
+                        .details
+                        .insert(c.id.clone(), (c.state, details.clone(), seq));
+                }
+            }
+        }
         for summary in containers {
             let applied = (wants.applied_update)(&summary);
             let details = match inspected.remove(&summary.id) {
-                None => None,
+                None => kept.remove(&summary.id),
                 Some(Ok(d)) => Some(d),
                 Some(Err(RuntimeError::NotFound(_))) => continue,
                 Some(Err(e)) => {
@@ -240,6 +324,41 @@ mod tests {
             observer.observe(&fake, &wants).await.is_err(),
             "a failed listing is an error, never an empty observation"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_container_is_inspected_again_only_after_an_event() {
+        let fake = FakeRuntime::default();
+        fake.add_image("busybox");
+        let a = fake.create(&spec("demo.a", "ua")).await.expect("created");
+        let observer = Observer::new("obs".into(), 4, Duration::from_secs(30));
+        let all = |_: &ContainerSummary| true;
+        let none = |_: &ContainerSummary| None;
+        let wants = Wants {
+            pulls: 0,
+            details: &all,
+            applied_update: &none,
+        };
+        let inspects =
+            |fake: &FakeRuntime| fake.calls().iter().filter(|c| c.op == Op::Inspect).count();
+        for _ in 0..3 {
+            let observed = observer.observe(&fake, &wants).await.expect("observed");
+            assert!(observed.containers[0].details.is_some(), "details kept");
+        }
+        assert_eq!(inspects(&fake), 1, "one inspect for three passes");
+        observer.container_changed(&a);
+        observer.observe(&fake, &wants).await.expect("observed");
+        assert_eq!(inspects(&fake), 2, "an event makes it read again");
+        // Running containers are read every time they are wanted.
+        fake.start(&a).await.expect("started");
+        observer.observe(&fake, &wants).await.expect("observed");
+        observer.observe(&fake, &wants).await.expect("observed");
+        assert_eq!(inspects(&fake), 4);
+        observer.containers_changed();
+        fake.stop(&a, None).await.expect("stopped");
+        observer.observe(&fake, &wants).await.expect("observed");
+        observer.observe(&fake, &wants).await.expect("observed");
+        assert_eq!(inspects(&fake), 5, "stopped again: read once, then kept");
     }
 
     #[tokio::test]

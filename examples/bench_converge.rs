@@ -334,6 +334,21 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
         pass_took.as_secs_f64() * 1000.0
     );
     let rss = rss_mib();
+    // `IDLE_SECS=60`: how many passes run, and what they cost the engine, while nothing changes
+    // (the resync here is an hour, so every pass is a wake-up).
+    if let Some(idle) = std::env::var("IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        runtime.take();
+        let before = server.controller.health().borrow().passes;
+        tokio::time::sleep(Duration::from_secs(idle)).await;
+        let passes = server.controller.health().borrow().passes - before;
+        println!(
+            "  idle {idle}s: {passes} passes, engine calls {:?}",
+            runtime.take()
+        );
+    }
 
     println!(
         "  wharf: {:.2}s ({:.0} ms/app); engine calls {converge_calls:?}",

@@ -334,6 +334,27 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
         pass_took.as_secs_f64() * 1000.0
     );
     let rss = rss_mib();
+    // Listing every app over the API, as a dashboard or `wharf get apps` does: median of 5.
+    let http = reqwest::Client::new();
+    let mut lists = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let body = http
+            .get(format!("http://{}/api/v1/apps", server.addr))
+            .bearer_auth(&server.token)
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        lists.push(started.elapsed());
+        bytes = body.len();
+    }
+    println!(
+        "  GET /api/v1/apps of {n} apps ({} kB): median {:.1} ms",
+        bytes / 1024,
+        median(lists).as_secs_f64() * 1000.0
+    );
     // `IDLE_SECS=60`: how many passes run, and what they cost the engine, while nothing changes
     // (the resync here is an hour, so every pass is a wake-up).
     if let Some(idle) = std::env::var("IDLE_SECS")

@@ -75,14 +75,10 @@ pub async fn list_response(
         .filter(|r| selector.matches(&r.labels))
         .filter(|r| query.owner.as_deref().is_none_or(|o| r.owner() == Some(o)))
         .collect();
-    let mut live = Vec::with_capacity(records.len());
-    for record in &records {
-        live.push(stats::usage(state, record).await);
-    }
+    let mut live = stats::usages(state).await;
     let items = records
         .iter()
-        .zip(live)
-        .map(|(record, usage)| app_view(record, usage, None))
+        .map(|record| app_view(record, live.remove(&record.uid), None))
         .collect();
     Ok(Json(ObjectList::new("AppList", items)).into_response())
 }

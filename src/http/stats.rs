@@ -406,13 +406,36 @@ pub struct Usage {
 pub async fn usage(state: &ApiState, record: &ObjectRecord) -> Option<Usage> {
     let sample = state.store.latest_sample(&record.uid).await.ok()??;
     let now = chrono::Utc::now().timestamp_millis();
-    is_current(state.stats.interval, sample.t, now).then(|| Usage {
-        mem_usage: sample.mem,
-        mem_limit: sample.mem_limit,
-        mem_max_usage: sample.mem_max,
-        cpu_percent: (sample.cpu * 100.0).round() / 100.0,
-        stats_at: time_of(sample.t),
-    })
+    is_current(state.stats.interval, sample.t, now).then(|| Usage::of(&sample))
+}
+
+/// The current usage of every app that has some, by uid (one query for a listing).
+pub async fn usages(state: &ApiState) -> std::collections::HashMap<String, Usage> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let since = now - i64::try_from((state.stats.interval * 3).as_millis()).unwrap_or(i64::MAX);
+    match state.store.latest_samples_since(since).await {
+        Ok(samples) => samples
+            .into_iter()
+            .filter(|(_, s)| is_current(state.stats.interval, s.t, now))
+            .map(|(uid, s)| (uid, Usage::of(&s)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!("reading the apps' latest samples: {e}");
+            Default::default()
+        }
+    }
+}
+
+impl Usage {
+    fn of(sample: &crate::store::Sample) -> Self {
+        Usage {
+            mem_usage: sample.mem,
+            mem_limit: sample.mem_limit,
+            mem_max_usage: sample.mem_max,
+            cpu_percent: (sample.cpu * 100.0).round() / 100.0,
+            stats_at: time_of(sample.t),
+        }
+    }
 }
 
 #[cfg(test)]

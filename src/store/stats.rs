@@ -218,6 +218,57 @@ impl Store {
         }))
     }
 
+    /// The newest sample of every app that has one at or after `since` (unix ms): one query
+    /// for a whole listing.
+    pub async fn latest_samples_since(
+        &self,
+        since: i64,
+    ) -> StoreResult<std::collections::HashMap<String, Sample>> {
+        let rows: Vec<(String, i64, f64, i64, i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT s.uid, s.t, s.cpu, s.mem, s.mem_limit, s.mem_max, s.net_rx, s.net_tx, s.blk_read, s.blk_write, s.pids
+             FROM stats_samples s
+             JOIN (SELECT uid, max(t) AS t FROM stats_samples WHERE task = '' AND t >= ?1 GROUP BY uid) newest
+               ON s.uid = newest.uid AND s.task = '' AND s.t = newest.t",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    uid,
+                    t,
+                    cpu,
+                    mem,
+                    mem_limit,
+                    mem_max,
+                    net_rx,
+                    net_tx,
+                    blk_read,
+                    blk_write,
+                    pids,
+                )| {
+                    let sample = Sample {
+                        uid: uid.clone(),
+                        task: String::new(),
+                        t,
+                        cpu,
+                        mem,
+                        mem_limit,
+                        mem_max,
+                        net_rx,
+                        net_tx,
+                        blk_read,
+                        blk_write,
+                        pids,
+                    };
+                    (uid, sample)
+                },
+            )
+            .collect())
+    }
+
     /// An app's series (`task` empty) or one of its tasks' in `[since, until)` (unix ms) at
     /// `resolution`, oldest first.
     pub async fn stats_series(
@@ -485,6 +536,28 @@ mod tests {
             pids: (t / 10_000) % 7,
             ..Sample::default()
         }
+    }
+
+    #[tokio::test]
+    async fn the_latest_samples_of_all_apps_come_in_one_query() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
+        let mut samples = vec![
+            sample(&uid, 1_000, 10.0, 1),
+            sample(&uid, 2_000, 20.0, 2),
+            // A task's sample is not the app's.
+            Sample {
+                task: "t1".into(),
+                ..sample(&uid, 3_000, 99.0, 3)
+            },
+        ];
+        // An app that no longer exists gets nothing stored.
+        samples.push(sample("gone", 2_500, 1.0, 1));
+        store.insert_samples(&samples).await.expect("insert");
+        let latest = store.latest_samples_since(1_500).await.expect("latest");
+        assert_eq!(latest.len(), 1);
+        assert_eq!((latest[&uid].t, latest[&uid].cpu), (2_000, 20.0));
+        assert!(store.latest_samples_since(2_001).await.expect("none").is_empty());
     }
 
     #[tokio::test]

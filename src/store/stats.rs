@@ -142,6 +142,8 @@ impl Default for Retention {
 }
 
 type PointRow = (i64, i64, f64, f64, i64, i64, i64, i64, i64, i64, i64, i64);
+/// uid, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids.
+type SampleRow = (String, i64, f64, i64, i64, i64, i64, i64, i64, i64, i64);
 
 fn point(row: PointRow) -> Point {
     let (t, n, cpu, cpu_max, mem, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids) =
@@ -224,7 +226,7 @@ impl Store {
         &self,
         since: i64,
     ) -> StoreResult<std::collections::HashMap<String, Sample>> {
-        let rows: Vec<(String, i64, f64, i64, i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<SampleRow> = sqlx::query_as(
             "SELECT s.uid, s.t, s.cpu, s.mem, s.mem_limit, s.mem_max, s.net_rx, s.net_tx, s.blk_read, s.blk_write, s.pids
              FROM stats_samples s
              JOIN (SELECT uid, max(t) AS t FROM stats_samples WHERE task = '' AND t >= ?1 GROUP BY uid) newest
@@ -557,7 +559,13 @@ mod tests {
         let latest = store.latest_samples_since(1_500).await.expect("latest");
         assert_eq!(latest.len(), 1);
         assert_eq!((latest[&uid].t, latest[&uid].cpu), (2_000, 20.0));
-        assert!(store.latest_samples_since(2_001).await.expect("none").is_empty());
+        assert!(
+            store
+                .latest_samples_since(2_001)
+                .await
+                .expect("none")
+                .is_empty()
+        );
     }
 
     #[tokio::test]

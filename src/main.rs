@@ -82,6 +82,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
         Command::Serve(_) | Command::Agent { .. } => {
             unreachable!("serve and agent are handled before")
         }
+        Command::Backup { out } => cli::backup::backup(&args.data, out.as_deref()).await,
         Command::Validate { files } => cli::validate(files),
         Command::Schema { kind, out } => cli::schema(*kind, out.as_deref()),
         Command::Apply {

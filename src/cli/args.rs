@@ -108,6 +108,14 @@ pub enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+    /// Copy the data directory's database while wharf runs (SQLite's VACUUM INTO), and check
+    /// the copy. Restore: stop wharf, put the copy in place of DATA/wharf.db (moving the old
+    /// file and its -wal and -shm files aside), start wharf.
+    Backup {
+        /// Where the copy goes (must not exist); default wharf-backup-<UTC time>.db here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The server's mode (solo or swarm), engine and, in swarm mode, cluster.
     Info {
         #[command(flatten)]

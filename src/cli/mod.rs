@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod args;
+pub mod backup;
 pub mod images;
 pub mod nodes;
 pub mod security;

@@ -25,6 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 mod admission;
+pub mod backup;
 mod events;
 mod objects;
 mod ports;
@@ -56,6 +57,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database file fails SQLite's check, or is not a database.
+    #[error("the database {} is damaged ({detail}); wharf does not start on it: {}", path.display(), backup::RESTORE_HINT)]
+    Damaged {
+        path: std::path::PathBuf,
+        detail: String,
+    },
     /// Fields the server's mode cannot honour (422, each field named).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<crate::spec::SpecError>),
@@ -92,13 +99,32 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+            .await
+            .map_err(|e| backup::classify(path, e))?;
+        // A damaged file is refused before anything reads or writes it.
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(|e| backup::classify(path, e))?;
+        backup::quick_check(&mut conn, path).await?;
+        drop(conn);
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => backup::classify(path, e),
+                other => StoreError::Migrate(other),
+            })?;
         Ok(Self {
             pool,
             port_areas: PortRange::default(),
             admission: Arc::new(Admission::default()),
         })
+    }
+
+    /// Closes the database's connections (the file can then be copied or removed).
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// A write transaction that takes the write lock up front (`BEGIN IMMEDIATE`): a deferred

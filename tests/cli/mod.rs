@@ -327,3 +327,76 @@ async fn serve_stops_gracefully_on_sigterm() {
     assert!(log.contains("SIGTERM: shutting down"), "{log}");
     assert!(log.contains("stopped:"), "{log}");
 }
+
+/// `wharf backup` copies the database while the server writes to it; a damaged database is
+/// refused at start with what to do, never read on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_copies_the_live_database_and_a_damaged_one_is_refused() {
+    let h = Harness::start("t-backup").await;
+    let (status, body) = h.apply(&h.sleeper_app("kept", "")).await;
+    assert_eq!(status, 200, "{body}");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    let out = wharf(Some(&h), &["backup", "--out", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("quick_check"), "{}", text(&out));
+    // Never over an existing file.
+    let again = wharf(Some(&h), &["backup", "--out", copy.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(4), "{}", text(&again));
+    // The copy is a whole database: the app is in it.
+    let restored_dir = tempfile::tempdir().unwrap();
+    let restored = restored_dir.path().join("wharf.db");
+    std::fs::copy(&copy, &restored).unwrap();
+    let store = wharf::store::Store::open(&restored)
+        .await
+        .expect("the copy opens");
+    let key = wharf::spec::validate::AppKey {
+        namespace: h.namespace.clone(),
+        name: "kept".into(),
+    };
+    assert!(
+        store
+            .get(wharf::spec::Kind::App, &key)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    store.close().await;
+    h.finish().await;
+
+    // A file that is not a database, and one with a page overwritten: each is refused by name,
+    // with the way back.
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a; 64 * 1024]).unwrap();
+    let damaged = dir.path().join("damaged.db");
+    let mut bytes = std::fs::read(&copy).unwrap();
+    assert!(bytes.len() > 3 * 4096, "a database of several pages");
+    for b in &mut bytes[4096..8192] {
+        *b = 0xa5;
+    }
+    std::fs::write(&damaged, bytes).unwrap();
+    for file in [&garbage, &damaged] {
+        match wharf::store::Store::open(file).await {
+            Err(e @ wharf::store::StoreError::Damaged { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains(&file.display().to_string())
+                        && message.contains("wharf backup"),
+                    "{message}"
+                );
+            }
+            Err(other) => panic!("{}: not reported as damaged: {other}", file.display()),
+            Ok(_) => panic!("{} opened", file.display()),
+        }
+    }
+    // `wharf serve` on it exits with that message instead of starting.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::copy(&damaged, data.path().join("wharf.db")).unwrap();
+    let serve = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["serve", "--no-specs", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .output()
+        .expect("run wharf serve");
+    assert!(!serve.status.success());
+    assert!(text(&serve).contains("is damaged"), "{}", text(&serve));
+}

@@ -16,6 +16,8 @@
 //! - `swarm`: swarm mode on a real three-node swarm the test builds (dockerd daemons in
 //!   network namespaces), the rules of each mode, and the node agents (`wharf agent` processes,
 //!   one per node) for task stats, kill, inspect, git, logs and uptime.
+//! - `faults`: the data directory's file system running full (a small tmpfs): 507, nothing
+//!   half written, containers untouched, recovery when space returns.
 //! - `hostile`: alias bombs, deep nesting, huge strings, duplicate keys and a property run over
 //!   the spec reader and validator.
 
@@ -26,6 +28,7 @@ mod apps;
 mod artifacts;
 mod cli;
 mod control_loop;
+mod faults;
 mod hostile;
 mod images;
 mod lifecycle;

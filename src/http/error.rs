@@ -120,6 +120,11 @@ impl From<StoreError> for ApiError {
                     })),
                 }
             }
+            full if full.is_disk_full() => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "InsufficientStorage",
+                "the data directory's file system is full: nothing was written (the request is rolled back whole); free space and send it again",
+            ),
             other => ApiError::internal("the store", other),
         }
     }

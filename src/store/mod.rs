@@ -76,6 +76,25 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// SQLite could not write for lack of space (SQLITE_FULL, or an I/O error on a full file
+    /// system); the transaction was rolled back whole.
+    pub fn is_disk_full(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        let full_code = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code.as_ref() == "13");
+        let full_io = match e {
+            sqlx::Error::Io(io) => io.raw_os_error() == Some(28),
+            _ => false,
+        };
+        full_code || full_io || e.to_string().contains("database or disk is full")
+    }
+}
+
 pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }

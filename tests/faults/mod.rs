@@ -122,3 +122,191 @@ async fn a_full_data_directory_answers_507_keeps_containers_and_recovers() {
     h.stop().await;
     drop(h);
 }
+
+/// A `wharf serve` child process on the real engine; SIGKILLed on drop.
+struct Serve {
+    child: std::process::Child,
+}
+
+impl Serve {
+    fn start(data: &std::path::Path, port: u16, instance: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args([
+                "serve",
+                "--no-specs",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--instance", instance, "--data"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start wharf serve");
+        Self { child }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// wharf SIGKILLed at random moments while it converges: each round applies a change that
+/// replaces every app's container (safe replace: the old one is renamed `.replaced-*`, stopped
+/// and kept until the new one has run for `minReadySeconds`), and wharf is killed somewhere in
+/// the middle of it. After each restart it picks up where it was; in the end every app has
+/// exactly one container, running the last round's spec, and no `.replaced-*` container is
+/// left. `WHARF_CHAOS_KILLS` (default 4) and `WHARF_CHAOS_APPS` (default 30) make the run
+/// longer: the full run is 20 kills of 100 apps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wharf_killed_while_converging_ends_with_one_container_per_app() {
+    use rand::Rng;
+    crate::support::images().await;
+    let kills: usize = std::env::var("WHARF_CHAOS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let apps: usize = std::env::var("WHARF_CHAOS_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let data = tempfile::tempdir().expect("tempdir");
+    let instance = format!("chaos-{}", std::process::id());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let docker = crate::support::docker().await;
+    let label = format!("wharf.instance={instance}");
+    let bundle = |round: usize| -> String {
+        (0..apps)
+            .map(|i| {
+                format!(
+                    "---\napiVersion: wharf/v1\nkind: App\nmetadata: {{name: app{i}, namespace: chaos}}\nspec:\n  image: {}\n  command: {}\n  env: {{ROUND: \"{round}\"}}\n  stopGracePeriod: 2s\n  update: {{minReadySeconds: 1}}\n",
+                    crate::support::IMAGE_V1,
+                    crate::support::SLEEPER
+                )
+            })
+            .collect()
+    };
+    let up = |http: reqwest::Client, base: String| async move {
+        wait_for("wharf serve answering", Duration::from_secs(30), || async {
+            let r = http.get(format!("{base}/healthz")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await
+    };
+    let mut rng = rand::rng();
+    let mut serve = Serve::start(data.path(), port, &instance);
+    up(http.clone(), base.clone()).await;
+    let token = std::fs::read_to_string(data.path().join("admin.token")).expect("token");
+    let token = token.trim().to_string();
+    for round in 0..=kills {
+        let applied = http
+            .post(format!("{base}/api/v1/apply"))
+            .bearer_auth(&token)
+            .header("content-type", "application/yaml")
+            .body(bundle(round))
+            .send()
+            .await
+            .expect("apply");
+        assert_eq!(applied.status(), 200, "round {round}");
+        if round == kills {
+            break;
+        }
+        // Somewhere in the creating, replacing, waiting and recording of this round.
+        let after = Duration::from_millis(rng.random_range(100..3000));
+        tokio::time::sleep(after).await;
+        serve.kill();
+        let present = crate::support::testkit::containers_with(&docker, &label).await;
+        let aside = present
+            .iter()
+            .filter(|c| {
+                c.names
+                    .as_ref()
+                    .is_some_and(|n| n.iter().any(|n| n.contains(".replaced-")))
+            })
+            .count();
+        eprintln!(
+            "kill {}: {after:?} into round {round}: {} containers, {aside} set aside for a replacement",
+            round + 1,
+            present.len()
+        );
+        serve = Serve::start(data.path(), port, &instance);
+        up(http.clone(), base.clone()).await;
+    }
+    // It converges to the last round: one container per app, running it, nothing set aside.
+    let started = std::time::Instant::now();
+    let want = format!("ROUND={kills}");
+    let settled = crate::support::poll_until(Duration::from_secs(300), || async {
+        let containers = crate::support::testkit::containers_with(&docker, &label).await;
+        let current = containers
+            .iter()
+            .filter(|c| c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
+            .count();
+        (containers.len() == apps && current == apps).then_some(containers)
+    })
+    .await;
+    let containers = settled.unwrap_or_else(|| {
+        panic!(
+            "not converged: {:?}",
+            futures::executor::block_on(crate::support::testkit::containers_with(&docker, &label))
+                .iter()
+                .map(|c| (c.names.clone(), c.state.clone()))
+                .collect::<Vec<_>>()
+        )
+    });
+    eprintln!(
+        "converged {:.1}s after the last restart",
+        started.elapsed().as_secs_f64()
+    );
+    let mut per_app = std::collections::BTreeMap::<String, usize>::new();
+    for c in &containers {
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !name.contains(".replaced-"),
+            "a replacement left behind: {name}"
+        );
+        let id = c.id.clone().unwrap_or_default();
+        let env = docker
+            .inspect_container(&id, None)
+            .await
+            .ok()
+            .and_then(|i| i.config)
+            .and_then(|c| c.env)
+            .unwrap_or_default();
+        assert!(env.contains(&want), "{name} runs an older round: {env:?}");
+        let app = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("wharf.app"))
+            .cloned()
+            .unwrap_or_default();
+        *per_app.entry(app).or_default() += 1;
+    }
+    assert_eq!(per_app.len(), apps, "{per_app:?}");
+    assert!(per_app.values().all(|n| *n == 1), "duplicates: {per_app:?}");
+    serve.kill();
+    crate::support::testkit::remove_containers(&docker, &label, |_| true)
+        .await
+        .expect("clean up");
+}

@@ -206,3 +206,25 @@ pub async fn apply_bundle(
         response.text().await.unwrap_or_default()
     ))
 }
+
+/// Every container (any state) carrying `label` (`key=value`).
+pub async fn containers_with(
+    docker: &Docker,
+    label: &str,
+) -> Vec<bollard::models::ContainerSummary> {
+    use bollard::query_parameters::ListContainersOptions;
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_or_default()
+}
+
+/// How many containers carry `label`.
+pub async fn count_containers(docker: &Docker, label: &str) -> usize {
+    containers_with(docker, label).await.len()
+}

@@ -266,7 +266,7 @@ async fn wharf_killed_while_converging_ends_with_one_container_per_app() {
             "not converged: {:?}",
             futures::executor::block_on(crate::support::testkit::containers_with(&docker, &label))
                 .iter()
-                .map(|c| (c.names.clone(), c.state.clone()))
+                .map(|c| (c.names.clone(), c.state))
                 .collect::<Vec<_>>()
         )
     });

@@ -352,6 +352,7 @@ async fn report(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let listed_at = chrono::Utc::now().timestamp_millis();
         let containers = match engine.task_containers(&welcome.instance).await {
             Ok(list) => list,
             Err(e) => {
@@ -391,6 +392,7 @@ async fn report(
             }
         };
         let message = AgentMessage::Report(Report {
+            listed_at,
             containers: tasks,
             samples,
             host,

@@ -70,6 +70,9 @@ struct Agent {
     last_seen: i64,
     disconnected_at: Option<i64>,
     containers: HashMap<String, TaskContainer>,
+    /// When each container's last transition happened (unix ms): a report listed before it
+    /// does not undo it.
+    transitioned: HashMap<String, i64>,
     /// The latest sample of each running container, by container id.
     latest: HashMap<String, TaskSample>,
     host: Option<(i64, Value)>,
@@ -198,6 +201,7 @@ impl AgentHub {
                     last_seen: now,
                     disconnected_at: None,
                     containers: HashMap::new(),
+                    transitioned: HashMap::new(),
                     latest: HashMap::new(),
                     host: None,
                 },
@@ -220,6 +224,7 @@ impl AgentHub {
             fail_pending(agent, node);
             // What it reported is no longer known to hold.
             agent.containers.clear();
+            agent.transitioned.clear();
             agent.latest.clear();
             agent.host = None;
         }
@@ -251,6 +256,7 @@ impl AgentHub {
                 AgentMessage::Transition(t) => {
                     let cause = transition_cause(&t);
                     let uid = t.container.uid.clone();
+                    agent.transitioned.insert(t.container.id.clone(), t.t);
                     agent.containers.insert(t.container.id.clone(), t.container);
                     if let Some(cause) = cause {
                         state.causes.insert(uid, cause);
@@ -265,11 +271,24 @@ impl AgentHub {
                         .values()
                         .map(|c| (c.id.clone(), c.state.clone()))
                         .collect();
-                    agent.containers = report
+                    let mut listed: HashMap<String, TaskContainer> = report
                         .containers
                         .iter()
                         .map(|c| (c.id.clone(), c.clone()))
                         .collect();
+                    // What changed after the listing stays as its transition said.
+                    agent.transitioned.retain(|_, t| *t > report.listed_at);
+                    for id in agent.transitioned.keys() {
+                        match agent.containers.get(id) {
+                            Some(newer) => {
+                                listed.insert(id.clone(), newer.clone());
+                            }
+                            None => {
+                                listed.remove(id);
+                            }
+                        }
+                    }
+                    agent.containers = listed;
                     agent.latest = report
                         .samples
                         .iter()
@@ -590,6 +609,7 @@ mod tests {
             ("b", conn_b, task(&uid, "t2", 2, 10.0, now)),
         ] {
             let report = Report {
+                listed_at: now,
                 containers: vec![c],
                 samples: vec![s],
                 host: Some(serde_json::json!({"t": now, "loadAverage": [0.5, 0.4, 0.3]})),
@@ -647,6 +667,48 @@ mod tests {
         assert_eq!(answer["done"], true);
         let _to_a = answering.await.expect("agent task");
 
+        // A report listed before a transition does not undo it.
+        let (mut died, _) = task(&uid, "t2", 2, 0.0, now);
+        died.state = "exited".into();
+        hub.receive(
+            "b",
+            conn_b,
+            AgentMessage::Transition(crate::agent::protocol::ContainerTransition {
+                container: died,
+                action: "die".into(),
+                t: now + 100,
+                detail: "exit code 137".into(),
+            }),
+        )
+        .await;
+        let (stale, s) = task(&uid, "t2", 2, 10.0, now);
+        let report = Report {
+            listed_at: now + 50,
+            containers: vec![stale],
+            samples: vec![s],
+            host: None,
+        };
+        hub.receive("b", conn_b, AgentMessage::Report(report.clone()))
+            .await;
+        assert!(
+            hub.running(Some(&uid)).iter().all(|t| t.node != "b"),
+            "the older listing must not bring the task back"
+        );
+        assert_eq!(
+            hub.cause(&uid).as_deref(),
+            Some("task 2 died: exit code 137")
+        );
+        // A listing after it counts again.
+        let (alive, s) = task(&uid, "t2", 2, 10.0, now);
+        let later = Report {
+            listed_at: now + 200,
+            containers: vec![alive],
+            samples: vec![s],
+            host: None,
+        };
+        hub.receive("b", conn_b, AgentMessage::Report(later)).await;
+        assert!(hub.running(Some(&uid)).iter().any(|t| t.node == "b"));
+
         // Gone: nothing it said counts, and its node's commands have nowhere to go.
         hub.detach("a", conn_a);
         assert!(!hub.connected().contains("a"));
@@ -671,6 +733,7 @@ mod tests {
             "b",
             conn_b,
             AgentMessage::Report(Report {
+                listed_at: now,
                 containers: vec![c],
                 samples: vec![s],
                 host: None,

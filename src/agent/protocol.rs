@@ -81,6 +81,10 @@ pub struct TaskContainer {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// When the containers were listed (unix ms): a transition after it is newer than the
+    /// state listed.
+    #[serde(default)]
+    pub listed_at: i64,
     /// Every wharf task container on the node, whatever its state.
     pub containers: Vec<TaskContainer>,
     /// One per running container read in this round and the one before.
@@ -175,6 +179,7 @@ mod tests {
     fn messages_read_back_as_written() {
         let messages = [
             AgentMessage::Report(Report {
+                listed_at: 1,
                 containers: vec![TaskContainer {
                     id: "c1".into(),
                     uid: "u".into(),

@@ -310,3 +310,83 @@ async fn wharf_killed_while_converging_ends_with_one_container_per_app() {
         .await
         .expect("clean up");
 }
+
+/// Every app of the instance behind `label` has exactly one container, running, and there is
+/// no other container.
+async fn one_running_container_per_app(
+    cluster: &crate::support::swarm::Cluster,
+    label: &str,
+    apps: usize,
+) -> Option<()> {
+    let docker = cluster.docker(1).await;
+    let containers = crate::support::testkit::containers_with(&docker, label).await;
+    let mut per_app = std::collections::BTreeMap::<String, usize>::new();
+    for c in &containers {
+        if c.state != Some(bollard::models::ContainerSummaryStateEnum::RUNNING) {
+            return None;
+        }
+        let app = c.labels.as_ref()?.get("wharf.app")?.clone();
+        *per_app.entry(app).or_default() += 1;
+    }
+    (per_app.len() == apps && per_app.values().all(|n| *n == 1)).then_some(())
+}
+
+/// The engine restarted under wharf, alternately with SIGTERM (dockerd stops the containers)
+/// and SIGKILL (dockerd dies; its containerd and the containers live on): after
+/// each, every app runs exactly once, nothing of the instance is left over, and wharf never
+/// stops. A private dockerd (`swarm.sh solo`), so the rest of the suite is not disturbed.
+/// `WHARF_CHAOS_ENGINE_RESTARTS` (default 2) and `WHARF_CHAOS_ENGINE_APPS` (default 20); the
+/// full run is 6 restarts under 100 apps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_restarts_end_with_every_app_running_once() {
+    let restarts: usize = std::env::var("WHARF_CHAOS_ENGINE_RESTARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let apps: usize = std::env::var("WHARF_CHAOS_ENGINE_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let cluster = crate::support::swarm::Cluster::start_solo().await;
+    let h = Harness::start_private("t-engine", &cluster).await;
+    let bundle: String = (0..apps)
+        .map(|i| format!("---\n{}", h.sleeper_app(&format!("app{i}"), "")))
+        .collect();
+    let (status, body) = h.apply(&bundle).await;
+    assert_eq!(status, 200, "{body}");
+    let label = format!("wharf.instance={}", h.instance);
+    let settled = || one_running_container_per_app(&cluster, &label, apps);
+    wait_for("every app running", Duration::from_secs(120), settled).await;
+    for round in 0..restarts {
+        let signal = if round % 2 == 0 { "TERM" } else { "KILL" };
+        cluster.stop_engine(1, signal);
+        let passes = h.server().controller.health().borrow().passes;
+        let started = std::time::Instant::now();
+        cluster.start_engine(1);
+        wait_for(
+            "every app running once after the engine's restart",
+            Duration::from_secs(180),
+            settled,
+        )
+        .await;
+        // wharf saw the engine again (a pass completed since), and it answers.
+        wait_for(
+            "a pass after the restart",
+            Duration::from_secs(60),
+            || async { (h.server().controller.health().borrow().passes > passes).then_some(()) },
+        )
+        .await;
+        let (status, _) = h.get("/api/v1/apps").await;
+        assert_eq!(status, 200);
+        eprintln!(
+            "engine restart {} (SIG{signal}): every app running once {:.1}s after dockerd started again",
+            round + 1,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let docker = cluster.docker(1).await;
+    crate::support::testkit::remove_containers(&docker, &label, |_| true)
+        .await
+        .expect("clean up");
+    drop(h);
+}

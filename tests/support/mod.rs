@@ -115,6 +115,12 @@ impl Harness {
         Self::start_swarm_with(name, cluster, |_| {}).await
     }
 
+    /// Starts wharf in solo mode against node 1 of `cluster` (a private engine the test may
+    /// stop and start), for test `name`.
+    pub async fn start_private(name: &str, cluster: &swarm::Cluster) -> Self {
+        Self::start_swarm_with(name, cluster, |c| c.mode = wharf::spec::mode::Mode::Solo).await
+    }
+
     /// `start_swarm` with `configure` applied to the configuration.
     pub async fn start_swarm_with(
         name: &str,
@@ -138,7 +144,7 @@ impl Harness {
         let engine = cluster.manager_runtime();
         let server = Server::start_on(config.clone(), std::sync::Arc::clone(&engine))
             .await
-            .expect("wharf starts in swarm mode");
+            .expect("wharf starts on the test's engine");
         Self {
             server: Some(server),
             data,

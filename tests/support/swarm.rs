@@ -65,6 +65,58 @@ impl Cluster {
         cluster
     }
 
+    /// One private dockerd in no swarm (an engine a test may stop and start), with the test
+    /// images.
+    pub async fn start_solo() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "wharf-engine-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        let turn = Arc::clone(&TURN).lock_owned().await;
+        let cluster = Self {
+            dir,
+            nodes: 1,
+            _turn: turn,
+        };
+        cluster.script(&["solo"]);
+        let docker = cluster.docker(1).await;
+        for (reference, version) in [(IMAGE_V1, "1"), (IMAGE_V2, "2")] {
+            import_busybox(&docker, reference, version)
+                .await
+                .unwrap_or_else(|e| panic!("private engine: {e}"));
+        }
+        cluster
+    }
+
+    /// Runs `swarm.sh CMD DIR ARGS…`; panics with its output when it fails.
+    fn script(&self, args: &[&str]) {
+        let (cmd, rest) = args.split_first().expect("a command");
+        let out = Command::new("bash")
+            .arg(script())
+            .arg(cmd)
+            .arg(&self.dir)
+            .args(rest)
+            .output()
+            .expect("run tests/support/swarm.sh");
+        assert!(
+            out.status.success(),
+            "swarm.sh {args:?} failed (the engine tests need root, dockerd, iproute2, nsenter and unshare):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops node `i`'s dockerd with `signal` (`TERM` or `KILL`) and waits for it to exit.
+    pub fn stop_engine(&self, i: usize, signal: &str) {
+        self.script(&["stop", &i.to_string(), signal]);
+    }
+
+    /// Starts node `i`'s dockerd again on its data.
+    pub fn start_engine(&self, i: usize) {
+        self.script(&["start", &i.to_string()]);
+    }
+
     /// Node `i`'s engine socket (1-based).
     pub fn socket(&self, i: usize) -> String {
         self.dir

@@ -5,6 +5,10 @@
 #                          joined into one swarm (node 1 is the manager); prints nothing on success
 #   swarm.sh down DIR      stop them and remove everything `up` made
 #   swarm.sh kill DIR I    SIGKILL node I's dockerd (and its containerd)
+#   swarm.sh solo DIR      one dockerd as above, in no swarm (a private engine to restart)
+#   swarm.sh stop DIR I SIG  stop node I's dockerd with SIG (TERM: it stops its containers;
+#                          KILL: dockerd dies, its containerd and the containers live on)
+#   swarm.sh start DIR I   start node I's dockerd again on the same data
 #
 # Node I's engine answers on unix://DIR/nodeI/docker.sock. The nodes are connected by veth pairs
 # to one bridge that lives in a namespace of its own, so no address or firewall rule of the host
@@ -81,6 +85,45 @@ up() {
     done
 }
 
+solo() {
+    for tool in dockerd nsenter unshare ip docker; do
+        command -v "$tool" >/dev/null || { echo "the engine tests need $tool" >&2; exit 1; }
+    done
+    mkdir -p "$dir"
+    ip netns add "$br_ns"
+    local ns
+    ns=$(node_ns 1)
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    start_node 1
+}
+
+stop_node() {
+    local i=${3:?node} sig=${4:?signal}
+    local pid
+    pid=$(cat "$dir/node$i/docker.pid" 2>/dev/null || true)
+    [ -n "$pid" ] || return 0
+    # KILL: dockerd alone dies, as in a crash; its containerd lives on and the next dockerd
+    # adopts it (killing containerd too leaves a pidfile a recycled pid can make look alive).
+    kill "-$sig" "$pid" 2>/dev/null || true
+    for _ in $(seq 1 240); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    rm -f "$dir/node$i/docker.pid"
+    # dockerd's containerd dies with it (parent-death signal) and, reparented to an init that
+    # may not reap, can linger as a zombie that its pidfile makes look alive: the next dockerd
+    # would wait for it forever. Only a containerd that really runs is left to be adopted.
+    local cpidfile="$dir/node$i/exec/containerd/containerd.pid" cpid state
+    cpid=$(cat "$cpidfile" 2>/dev/null || true)
+    if [ -n "$cpid" ]; then
+        state=$(awk '/^State:/ {print $2}' "/proc/$cpid/status" 2>/dev/null || true)
+        if [ -z "$state" ] || [ "$state" = Z ]; then
+            rm -f "$cpidfile"
+        fi
+    fi
+}
+
 kill_node() {
     local i=${3:?node}
     local pid
@@ -129,5 +172,8 @@ case "$cmd" in
     up) up "$@" ;;
     down) down "$@" ;;
     kill) kill_node "$@" ;;
-    *) echo "usage: swarm.sh up DIR N | down DIR | kill DIR I" >&2; exit 2 ;;
+    solo) solo "$@" ;;
+    stop) stop_node "$@" ;;
+    start) start_node "${3:?node}" ;;
+    *) echo "usage: swarm.sh up DIR N | down DIR | kill DIR I | solo DIR | stop DIR I SIG | start DIR I" >&2; exit 2 ;;
 esac

@@ -117,6 +117,13 @@ impl Store {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A connection that comes back still counted in a transaction is closed, not
+            // reused: when a COMMIT fails for lack of space SQLite has already rolled the
+            // transaction back, sqlx's ROLLBACK then fails, and its count stays at one, so every
+            // later transaction on that connection would fail ("non-zero transaction depth").
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .connect_with(options)
             .await
             .map_err(|e| backup::classify(path, e))?;

@@ -59,6 +59,10 @@ impl Drop for SmallDisk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_data_directory_answers_507_keeps_containers_and_recovers() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("wharf=warn")
+        .with_test_writer()
+        .try_init();
     let disk = SmallDisk::mount("8m");
     let data = disk.dir.path().join("data");
     let data_dir = data.clone();

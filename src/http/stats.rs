@@ -152,33 +152,16 @@ pub async fn app_stats(
 /// The task `wanted` names: a task id, a prefix of one (at least 4 characters), or a slot
 /// number — among the app's current tasks and those with stored samples.
 pub fn find_task(wanted: &str, current: &[TaskStatus], stored: &[String]) -> Option<String> {
-    let ids = current
+    // A slot's running task first.
+    let mut current: Vec<&TaskStatus> = current.iter().collect();
+    current
+        .sort_by_key(|t| std::cmp::Reverse((t.desired_state == "running", t.state == "running")));
+    let candidates: Vec<(&str, Option<u64>)> = current
         .iter()
-        .map(|t| t.id.as_str())
-        .chain(stored.iter().map(String::as_str));
-    if let Some(id) = ids.clone().find(|id| *id == wanted) {
-        return Some(id.to_string());
-    }
-    if let Ok(slot) = wanted.parse::<u64>() {
-        let mut in_slot = current
-            .iter()
-            .filter(|t| t.slot == Some(slot))
-            .collect::<Vec<_>>();
-        // The running task of the slot, else its newest.
-        in_slot.sort_by_key(|t| (t.desired_state == "running", t.state == "running"));
-        if let Some(t) = in_slot.last() {
-            return Some(t.id.clone());
-        }
-    }
-    let mut prefixed: Vec<&str> = ids
-        .filter(|id| wanted.len() >= 4 && id.starts_with(wanted))
+        .map(|t| (t.id.as_str(), t.slot))
+        .chain(stored.iter().map(|id| (id.as_str(), None)))
         .collect();
-    prefixed.sort_unstable();
-    prefixed.dedup();
-    match prefixed.as_slice() {
-        [one] => Some(one.to_string()),
-        _ => None,
-    }
+    super::tasks::choose(wanted, &candidates).map(|i| candidates[i].0.to_string())
 }
 
 /// Which task a series is of.

@@ -84,41 +84,52 @@ pub async fn running(
 
 /// The running task `wanted` names (id, id prefix or slot), or the first one.
 pub fn pick(key: &AppKey, targets: Vec<Target>, wanted: Option<&str>) -> ApiResult<Target> {
-    let found = match wanted {
-        None => targets.into_iter().next(),
+    let index = match wanted {
+        None => 0,
         Some(w) => {
-            let slot = w.parse::<u64>().ok();
-            let exact = targets
-                .iter()
-                .position(|t| t.task == w || slot.is_some() && t.slot == slot);
-            let prefixed: Vec<usize> = targets
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| w.len() >= 4 && t.task.starts_with(w))
-                .map(|(i, _)| i)
-                .collect();
-            let index = match (exact, prefixed.as_slice()) {
-                (Some(i), _) => Some(i),
-                (None, [i]) => Some(*i),
-                _ => None,
-            };
-            match index {
-                Some(i) => targets.into_iter().nth(i),
-                _ => {
-                    return Err(ApiError::not_found(format!(
-                        "app {key} has no running task {w:?} (give a task id, an id prefix or a slot)"
-                    )));
-                }
-            }
+            let candidates: Vec<(&str, Option<u64>)> =
+                targets.iter().map(|t| (t.task.as_str(), t.slot)).collect();
+            choose(w, &candidates).ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "app {key} has no running task {w:?} (give a task id, an id prefix or a slot)"
+                ))
+            })?
         }
     };
-    found.ok_or_else(|| {
+    targets.into_iter().nth(index).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             "NoContainer",
             format!("app {key} has no running task"),
         )
     })
+}
+
+/// Which of `candidates` — `(task id, slot)`, the preferred first — `wanted` names: that id,
+/// else the first task of that slot, else the one id it begins (at least 4 characters).
+pub fn choose(wanted: &str, candidates: &[(&str, Option<u64>)]) -> Option<usize> {
+    if let Some(i) = candidates.iter().position(|(id, _)| *id == wanted) {
+        return Some(i);
+    }
+    let slot = wanted.parse::<u64>().ok();
+    if let Some(i) = candidates
+        .iter()
+        .position(|(_, s)| slot.is_some() && *s == slot)
+    {
+        return Some(i);
+    }
+    let mut prefixed: Vec<(&str, usize)> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, (id, _))| wanted.len() >= 4 && id.starts_with(wanted))
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    prefixed.sort_unstable();
+    prefixed.dedup_by_key(|(id, _)| *id);
+    match prefixed.as_slice() {
+        [(_, i)] => Some(*i),
+        _ => None,
+    }
 }
 
 /// The app's record and its running task `wanted` names (the first one by default).
@@ -176,5 +187,30 @@ pub fn describe(t: &Target) -> String {
     match t.slot {
         Some(slot) => format!("task {slot} ({short}) on {at}"),
         None => format!("task {short} on {at}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_named_by_id_slot_or_a_unique_prefix() {
+        let tasks = [
+            ("abcd1234", Some(2)),
+            ("abcd9999", Some(1)),
+            ("xyz00000", None),
+        ];
+        assert_eq!(choose("abcd9999", &tasks), Some(1));
+        assert_eq!(choose("2", &tasks), Some(0), "the first task of slot 2");
+        assert_eq!(choose("xyz0", &tasks), Some(2));
+        assert_eq!(choose("abcd", &tasks), None, "ambiguous");
+        assert_eq!(choose("xyz", &tasks), None, "too short a prefix");
+        assert_eq!(choose("7", &tasks), None);
+        // The same id twice (current and stored) is still one task.
+        assert_eq!(
+            choose("xyz0", &[("xyz00000", None), ("xyz00000", None)]),
+            Some(0)
+        );
     }
 }

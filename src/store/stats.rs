@@ -142,8 +142,25 @@ impl Default for Retention {
 }
 
 type PointRow = (i64, i64, f64, f64, i64, i64, i64, i64, i64, i64, i64, i64);
-/// uid, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids.
-type SampleRow = (String, i64, f64, i64, i64, i64, i64, i64, i64, i64, i64);
+
+/// The app's own sample (task empty) from a raw-sample `PointRow`.
+fn sample_of(uid: &str, row: PointRow) -> Sample {
+    let p = point(row);
+    Sample {
+        uid: uid.to_string(),
+        task: String::new(),
+        t: p.t,
+        cpu: p.cpu_percent,
+        mem: p.mem_usage,
+        mem_limit: p.mem_limit,
+        mem_max: p.mem_usage_max,
+        net_rx: p.net_rx,
+        net_tx: p.net_tx,
+        blk_read: p.blk_read,
+        blk_write: p.blk_write,
+        pids: p.pids,
+    }
+}
 
 fn point(row: PointRow) -> Point {
     let (t, n, cpu, cpu_max, mem, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids) =
@@ -204,20 +221,7 @@ impl Store {
         .bind(uid)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(point).map(|p| Sample {
-            uid: uid.to_string(),
-            task: String::new(),
-            t: p.t,
-            cpu: p.cpu_percent,
-            mem: p.mem_usage,
-            mem_limit: p.mem_limit,
-            mem_max: p.mem_usage_max,
-            net_rx: p.net_rx,
-            net_tx: p.net_tx,
-            blk_read: p.blk_read,
-            blk_write: p.blk_write,
-            pids: p.pids,
-        }))
+        Ok(row.map(|row| sample_of(uid, row)))
     }
 
     /// The newest sample of every app that has one at or after `since` (unix ms): one query
@@ -226,8 +230,10 @@ impl Store {
         &self,
         since: i64,
     ) -> StoreResult<std::collections::HashMap<String, Sample>> {
-        let rows: Vec<SampleRow> = sqlx::query_as(
-            "SELECT s.uid, s.t, s.cpu, s.mem, s.mem_limit, s.mem_max, s.net_rx, s.net_tx, s.blk_read, s.blk_write, s.pids
+        use sqlx::Row;
+        // The columns of a `PointRow`, then the uid.
+        let rows = sqlx::query(
+            "SELECT s.t, 1, s.cpu, s.cpu, s.mem, s.mem_max, s.mem_limit, s.net_rx, s.net_tx, s.blk_read, s.blk_write, s.pids, s.uid
              FROM stats_samples s
              JOIN (SELECT uid, max(t) AS t FROM stats_samples WHERE task = '' AND t >= ?1 GROUP BY uid) newest
                ON s.uid = newest.uid AND s.task = '' AND s.t = newest.t",
@@ -235,40 +241,13 @@ impl Store {
         .bind(since)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    uid,
-                    t,
-                    cpu,
-                    mem,
-                    mem_limit,
-                    mem_max,
-                    net_rx,
-                    net_tx,
-                    blk_read,
-                    blk_write,
-                    pids,
-                )| {
-                    let sample = Sample {
-                        uid: uid.clone(),
-                        task: String::new(),
-                        t,
-                        cpu,
-                        mem,
-                        mem_limit,
-                        mem_max,
-                        net_rx,
-                        net_tx,
-                        blk_read,
-                        blk_write,
-                        pids,
-                    };
-                    (uid, sample)
-                },
-            )
-            .collect())
+        let mut samples = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let point: PointRow = sqlx::FromRow::from_row(&row)?;
+            let uid: String = row.try_get(12)?;
+            samples.insert(uid.clone(), sample_of(&uid, point));
+        }
+        Ok(samples)
     }
 
     /// An app's series (`task` empty) or one of its tasks' in `[since, until)` (unix ms) at

@@ -161,7 +161,7 @@ async fn kill_tasks(
     };
     let connected = super::agents::hub(state)?.connected();
     if let Some(t) = chosen.iter().find(|t| !connected.contains(&t.node)) {
-        return Err(super::nodes::no_agent(&t.node, &t.hostname));
+        return Err(tasks::no_agent(&t.node, &t.hostname));
     }
     let mut done = Vec::new();
     for target in &chosen {

@@ -15,6 +15,7 @@ use super::agents::hub;
 use super::error::{ApiError, ApiResult};
 use super::state::ApiState;
 use super::stats::{HOST_HISTORY_LIMIT, time_of, window};
+use super::tasks::no_agent;
 use super::views::Items;
 use serde_json::{Value, json};
 
@@ -242,22 +243,6 @@ pub async fn get(
         .await
         .map_err(|e| ApiError::runtime("inspecting the node", e))?;
     Ok(Json(raw))
-}
-
-/// 503 naming the node: it has no connected agent.
-pub fn no_agent(node: &str, hostname: &str) -> ApiError {
-    let name = if hostname.is_empty() || hostname == node {
-        node.to_string()
-    } else {
-        format!("{hostname} ({node})")
-    };
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "AgentUnavailable",
-        format!(
-            "node {name} has no connected agent; run `wharf agent` there (see README, Node agent)"
-        ),
-    )
 }
 
 /// `GET /nodes/{node}/stats`: the node's host figures, as its agent read them last.

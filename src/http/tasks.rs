@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
-use super::nodes::no_agent;
 use super::state::ApiState;
 use crate::agent::hub::HubError;
 use crate::agent::protocol::Command;
@@ -142,6 +141,22 @@ pub async fn target(
     let all = running(state, key, &record).await?;
     let target = pick(key, all, wanted)?;
     Ok((record, target))
+}
+
+/// 503 naming the node: it has no connected agent.
+pub fn no_agent(node: &str, hostname: &str) -> ApiError {
+    let name = if hostname.is_empty() || hostname == node {
+        node.to_string()
+    } else {
+        format!("{hostname} ({node})")
+    };
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "AgentUnavailable",
+        format!(
+            "node {name} has no connected agent; run `wharf agent` there (see README, Node agent)"
+        ),
+    )
 }
 
 /// Sends `command` to the agent of the target's node.

@@ -336,7 +336,7 @@ async fn one_running_container_per_app(
 }
 
 /// The engine restarted under wharf, alternately with SIGTERM (dockerd stops the containers)
-/// and SIGKILL (dockerd dies; its containerd and the containers live on): after
+/// and SIGKILL (dockerd dies without stopping anything): after
 /// each, every app runs exactly once, nothing of the instance is left over, and wharf never
 /// stops. A private dockerd (`swarm.sh solo`), so the rest of the suite is not disturbed.
 /// `WHARF_CHAOS_ENGINE_RESTARTS` (default 2) and `WHARF_CHAOS_ENGINE_APPS` (default 20); the

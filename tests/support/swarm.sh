@@ -7,7 +7,7 @@
 #   swarm.sh kill DIR I    SIGKILL node I's dockerd (and its containerd)
 #   swarm.sh solo DIR      one dockerd as above, in no swarm (a private engine to restart)
 #   swarm.sh stop DIR I SIG  stop node I's dockerd with SIG (TERM: it stops its containers;
-#                          KILL: dockerd dies, its containerd and the containers live on)
+#                          KILL: dockerd dies without stopping anything)
 #   swarm.sh start DIR I   start node I's dockerd again on the same data
 #
 # Node I's engine answers on unix://DIR/nodeI/docker.sock. The nodes are connected by veth pairs

@@ -103,8 +103,8 @@ stop_node() {
     local pid
     pid=$(cat "$dir/node$i/docker.pid" 2>/dev/null || true)
     [ -n "$pid" ] || return 0
-    # KILL: dockerd alone dies, as in a crash; its containerd lives on and the next dockerd
-    # adopts it (killing containerd too leaves a pidfile a recycled pid can make look alive).
+    # KILL: only dockerd is signalled, as in a crash (its containerd follows it by a
+    # parent-death signal; see below for what that leaves).
     kill "-$sig" "$pid" 2>/dev/null || true
     for _ in $(seq 1 240); do
         kill -0 "$pid" 2>/dev/null || break

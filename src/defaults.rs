@@ -20,6 +20,9 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 /// Container operations in flight at once (on 2 cores, 4 already gives the engine's full
 /// speed-up; more only queues).
 pub const MAX_OPS: usize = 4;
+/// Apps of one image replaced at once in a rollout: one, so a bad version reaches one app
+/// before the rollback stops it.
+pub const ROLLOUT_WIDTH: u32 = 1;
 /// While work completes in quick succession, passes start at least this far apart.
 pub const MIN_PASS_INTERVAL: Duration = Duration::from_millis(200);
 /// Deadline of one registry request.

@@ -344,6 +344,10 @@ pub struct ServeArgs {
     /// Container operations in flight at once.
     #[arg(long, default_value_t = defaults::MAX_OPS)]
     pub max_ops: usize,
+    /// Apps of one image replaced at once when a new version of it rolls out, unless its Image
+    /// sets spec.rollout.maxUnavailable.
+    #[arg(long, default_value_t = defaults::ROLLOUT_WIDTH, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rollout_width: u32,
     /// While work completes in quick succession, passes start at least this far apart.
     #[arg(long, default_value_t = Span(defaults::MIN_PASS_INTERVAL))]
     pub min_pass_interval: Span,
@@ -395,6 +399,7 @@ impl ServeArgs {
                 min_pass_interval: self.min_pass_interval.0,
                 insecure_registries: self.insecure_registries,
                 require_approved_images: security.require_approved_images,
+                rollout_width: self.rollout_width,
                 ..ControllerConfig::default()
             },
             max_body: self.max_body,
@@ -581,7 +586,7 @@ pub enum ImagesCommand {
     /// Pull a declared Image now (whatever its pull policy), showing each layer.
     Pull { name: String },
     /// Check every declared image's registry digest (one manifest HEAD each) and pull the
-    /// changed ones; the apps using them are then replaced one at a time.
+    /// changed ones; the apps using them are then replaced (spec.rollout.maxUnavailable at a time).
     UpdateAll,
     /// Ask an admin to approve an image (with --require-approved-images).
     Request {

@@ -195,7 +195,7 @@ pub async fn update_all(client: &Client) -> CliResult {
         );
     }
     println!(
-        "{} image(s) pulled; apps using them are replaced one at a time",
+        "{} image(s) pulled; apps using them are replaced in turn (the Image's spec.rollout.maxUnavailable at a time)",
         body["pulled"]
     );
     if failed {

@@ -58,6 +58,8 @@ pub struct ControllerConfig {
     pub registry_timeout: Duration,
     /// Apps may only use images declared by an Image object.
     pub require_approved_images: bool,
+    /// Apps of one image replaced at once in a rollout, unless its Image says otherwise.
+    pub rollout_width: u32,
 }
 
 impl Default for ControllerConfig {
@@ -70,6 +72,7 @@ impl Default for ControllerConfig {
             insecure_registries: Vec::new(),
             registry_timeout: defaults::REGISTRY_TIMEOUT,
             require_approved_images: false,
+            rollout_width: defaults::ROLLOUT_WIDTH,
         }
     }
 }
@@ -479,6 +482,7 @@ impl Controller {
             let cx = Context {
                 instance: &self.config.instance,
                 require_approved_images: self.config.require_approved_images,
+                rollout_width: self.config.rollout_width,
                 memory: &memory,
                 busy: &state.inflight,
             };
@@ -604,6 +608,15 @@ impl Controller {
                     None => {
                         memory.failure = None;
                         memory.blocked_on_image = None;
+                        // A replacement that went through ends an earlier rollback (to another
+                        // version of the image).
+                        if app_plan
+                            .steps
+                            .iter()
+                            .any(|s| matches!(s.action, Action::Replace { .. }))
+                        {
+                            memory.rolled_back = None;
+                        }
                         if pulled {
                             memory.pulled_generation = Some(memory.generation);
                         }

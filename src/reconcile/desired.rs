@@ -22,6 +22,7 @@ use crate::store::security::ImageRequest;
 pub(super) struct Context<'a> {
     pub(super) instance: &'a str,
     pub(super) require_approved_images: bool,
+    pub(super) rollout_width: u32,
     pub(super) memory: &'a Memory,
     /// Apps with work in flight.
     pub(super) busy: &'a BTreeSet<AppKey>,
@@ -33,6 +34,7 @@ pub(super) fn build(records: &[ObjectRecord], cx: &Context<'_>, now: Instant) ->
     let mut desired = Desired {
         instance: cx.instance.to_string(),
         require_approved_images: cx.require_approved_images,
+        rollout_width: cx.rollout_width,
         busy: cx.busy.clone(),
         ..Desired::default()
     };

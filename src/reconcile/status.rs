@@ -3,7 +3,7 @@
 
 pub use super::memory::Failure;
 use super::memory::ImageMemory;
-use super::plan::{AppPlan, DesiredApp, DesiredImage, ObservedContainer};
+use super::plan::{AppPlan, DesiredApp, DesiredImage, ObservedContainer, ROLLED_BACK};
 use crate::runtime::image_match::repo_digest;
 use crate::runtime::{ContainerState, HealthState, ImageSummary};
 use crate::spec::image::PullPolicy;
@@ -94,9 +94,20 @@ pub fn compute(
     let healthy_enough = !check_declared
         || app.spec.state != DesiredState::Running
         || health == Some(HealthState::Healthy);
-    let converged =
-        !app.deleting && matches_spec && in_declared_state && healthy_enough && !pending;
-    let rolled_back = app.rolled_back.as_ref().filter(|_| !matches_spec);
+    // A rollback is current while the container does not match the spec (a spec change rolled
+    // back), or while the planner holds the app back because of it (an image rollout rolled
+    // back: the spec matches, the image does not). An image that changes again ends it.
+    let held_back = plan.is_some_and(|p| p.waiting_reason == Some(ROLLED_BACK));
+    let rolled_back = app
+        .rolled_back
+        .as_ref()
+        .filter(|_| !matches_spec || held_back);
+    let converged = !app.deleting
+        && matches_spec
+        && in_declared_state
+        && healthy_enough
+        && !pending
+        && rolled_back.is_none();
 
     let phase = if app.deleting {
         Phase::Terminating

@@ -54,7 +54,28 @@ pub struct ImageSpecWire {
     /// Registry credentials, by reference to a secret on the wharf host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsRef>,
+    /// How the apps using this image move to a new version of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutWire>,
 }
+
+/// How a new version of an image reaches the apps using it.
+///
+/// An app is one container, and its replacement stops the old container before the new one
+/// starts (same name, host ports and volumes), so every app being replaced is unavailable for
+/// a moment: the width of a rollout is the number of apps unavailable at once. A replacement
+/// that rolls back stops the rollout: the remaining apps keep their containers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutWire {
+    /// Apps of this image replaced at once (default: `wharf serve --rollout-width`, 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_unavailable: Option<u32>,
+}
+
+/// The widest rollout an Image may ask for.
+pub const MAX_ROLLOUT_WIDTH: u32 = 1000;
 
 /// When wharf pulls an image.
 #[derive(
@@ -152,6 +173,9 @@ pub struct ImageSpec {
     pub pull_policy: PullPolicy,
     pub update_interval: Option<Duration>,
     pub credentials: Option<CredentialsRef>,
+    /// `spec.rollout.maxUnavailable`: apps of this image replaced at once (`None`: the serve
+    /// default).
+    pub max_unavailable: Option<u32>,
 }
 
 /// The shortest update interval: registries rate-limit, and a check more often than this helps
@@ -230,6 +254,15 @@ pub fn validate_image(doc: &ImageDocument) -> Result<ImageSpec, Vec<SpecError>> 
             }
         }
     }
+    let max_unavailable = spec.rollout.as_ref().and_then(|r| r.max_unavailable);
+    if let Some(n) = max_unavailable
+        && !(1..=MAX_ROLLOUT_WIDTH).contains(&n)
+    {
+        add(
+            "spec.rollout.maxUnavailable",
+            format!("must be between 1 and {MAX_ROLLOUT_WIDTH}, got {n}"),
+        );
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -243,6 +276,7 @@ pub fn validate_image(doc: &ImageDocument) -> Result<ImageSpec, Vec<SpecError>> 
         pull_policy: spec.pull_policy.unwrap_or_default(),
         update_interval,
         credentials: spec.credentials.clone(),
+        max_unavailable,
     })
 }
 
@@ -285,6 +319,12 @@ mod tests {
         assert_eq!(i.canonical, "docker.io/library/nginx:1.27");
         assert_eq!(i.pull_policy, PullPolicy::IfNotPresent);
         assert_eq!(i.update_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(i.max_unavailable, None);
+        let wide = image(&format!(
+            "{BASE}  ref: x\n  rollout: {{maxUnavailable: 10}}\n"
+        ))
+        .unwrap();
+        assert_eq!(wide.max_unavailable, Some(10));
     }
 
     #[test]
@@ -305,5 +345,17 @@ mod tests {
         );
         let errors = image(&format!("{BASE}  ref: x\n  pullPolicy: Sometimes\n")).unwrap_err();
         assert_eq!(errors[0].field.as_deref(), Some("spec.pullPolicy"));
+        for width in [0, 1001] {
+            let errors = image(&format!(
+                "{BASE}  ref: x\n  rollout: {{maxUnavailable: {width}}}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(
+                errors[0].field.as_deref(),
+                Some("spec.rollout.maxUnavailable")
+            );
+        }
+        let errors = image(&format!("{BASE}  ref: x\n  rollout: {{maxSurge: 1}}\n")).unwrap_err();
+        assert!(errors[0].to_string().contains("maxSurge"), "{}", errors[0]);
     }
 }

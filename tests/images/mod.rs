@@ -1,7 +1,7 @@
 //! Images against a real engine and a real registry (Debian's docker-registry on loopback):
 //! pull policies, a failing pull that backs off without hurting other apps, update-all by
-//! registry digest with a one-at-a-time rollout, usedBy, delete refused while in use, registry
-//! credentials, and a replacement that rolls back.
+//! registry digest with a one-at-a-time rollout, a wider rollout and one a rollback stops,
+//! usedBy, delete refused while in use, registry credentials, and a replacement that rolls back.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::support::registry::Registry;
+use crate::support::testkit::import_busybox;
 use crate::support::{Harness, IMAGE_V1, IMAGE_V2, docker, poll_until, wait_for};
 
 fn image_yaml(name: &str, reference: &str, extra: &str) -> String {
@@ -603,4 +604,203 @@ async fn images_declared_in_the_watched_directory_follow_their_file() {
     );
     h.finish().await;
     registry.finish(&docker).await;
+}
+
+/// Points the engine's `reference` at the image `source` (a local re-tag: what a pull of a new
+/// version does to the engine's image list).
+async fn retag(docker: &bollard::Docker, source: &str, reference: &str) {
+    let (repo, tag) = reference.rsplit_once(':').expect("repo:tag");
+    docker
+        .tag_image(
+            source,
+            Some(bollard::query_parameters::TagImageOptions {
+                repo: Some(repo.to_string()),
+                tag: Some(tag.to_string()),
+            }),
+        )
+        .await
+        .expect("tag");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_replaces_its_width_at_once_and_a_rollback_stops_it() {
+    let h = Harness::start("t-img-rollout").await;
+    let docker = docker().await;
+    // Versions of this test's own (other tests' containers must not use them).
+    let (v1, v2) = ("wharf-test/rollout:1", "wharf-test/rollout:2");
+    for (reference, version) in [(v1, "rollout-1"), (v2, "rollout-2")] {
+        import_busybox(&docker, reference, version)
+            .await
+            .expect("import");
+    }
+    let wide = "wharf-test/rollout-wide:1";
+    let fragile = "wharf-test/rollout-fragile:1";
+    retag(&docker, v1, wide).await;
+    retag(&docker, v1, fragile).await;
+    let settle = "  update: {minReadySeconds: 2}\n";
+    // The fragile apps' process exits 3 on version 2 of the image.
+    let exits_on_v2 = format!(
+        "  image: {fragile}\n  command: [sh, -c, \"test \\\"$(cat /VERSION)\\\" = rollout-2 && exit 3; trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  stopGracePeriod: 2s\n  restartPolicy: {{name: \"no\"}}\n{settle}"
+    );
+    let mut bundle = vec![
+        image_yaml(
+            "wide",
+            wide,
+            "  pullPolicy: Never\n  rollout: {maxUnavailable: 2}\n",
+        ),
+        image_yaml("fragile", fragile, "  pullPolicy: Never\n"),
+    ];
+    let wide_apps = ["w0", "w1", "w2", "w3"];
+    let fragile_apps = ["f0", "f1", "f2"];
+    for app in wide_apps {
+        bundle.push(h.app_yaml(app, &(Harness::sleeper_spec(wide) + settle)));
+    }
+    for app in fragile_apps {
+        bundle.push(h.app_yaml(app, &exits_on_v2));
+    }
+    let (status, body) = h.apply(&bundle.join("---\n")).await;
+    assert_eq!(status, 200, "{body:#}");
+    for app in wide_apps.iter().chain(&fragile_apps) {
+        h.wait_ready(app).await;
+    }
+    let old_image = h.image_id_of("w0").await;
+    let fragile_before: Vec<String> = {
+        let mut ids = Vec::new();
+        for app in fragile_apps {
+            ids.push(h.container_id(app).await.expect("container"));
+        }
+        ids
+    };
+
+    // Width 2: while the four apps roll, never more than two are set aside at once, and two are.
+    retag(&docker, v2, wide).await;
+    let mut most_aside = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let aside = h
+            .containers()
+            .await
+            .iter()
+            .filter(|c| {
+                c.names
+                    .iter()
+                    .flatten()
+                    .any(|n| n.contains(".w") && n.contains(".replaced-"))
+            })
+            .count();
+        most_aside = most_aside.max(aside);
+        let mut done = 0;
+        for app in wide_apps {
+            let on_new = h
+                .inspect(app)
+                .await
+                .and_then(|c| c.image)
+                .is_some_and(|i| i != old_image);
+            done += usize::from(on_new);
+        }
+        if done == wide_apps.len() && aside == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the four apps did not all roll within 60 s ({done} did)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        most_aside, 2,
+        "width 2: two apps replaced at once, never more"
+    );
+    for app in wide_apps {
+        h.wait_ready(app).await;
+    }
+
+    // Width 1 by default: the first fragile app rolls back, and the rollout stops there.
+    retag(&docker, v2, fragile).await;
+    let failed = wait_for(
+        "a fragile app rolled back",
+        Duration::from_secs(30),
+        || async {
+            for app in fragile_apps {
+                let doc = h.get_app(app).await?;
+                if doc.pointer("/status/phase")? == "Degraded" {
+                    return Some((app, doc));
+                }
+            }
+            None
+        },
+    )
+    .await;
+    let (failed, doc) = failed;
+    let ready = &doc["status"]["conditions"][0];
+    assert_eq!(ready["reason"], "RolledBack", "{doc:#}");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("code 3"),
+        "{doc:#}"
+    );
+    // The others keep serving the old version (Ready) and say why they are not replaced.
+    for app in fragile_apps.iter().filter(|a| **a != failed) {
+        let doc = wait_for(
+            &format!("{app} told the rollout stopped"),
+            Duration::from_secs(10),
+            || async {
+                let doc = h.get_app(app).await?;
+                doc.pointer("/status/message")?
+                    .as_str()?
+                    .contains("rollout stopped")
+                    .then_some(doc)
+            },
+        )
+        .await;
+        let message = doc["status"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("{}/{failed} rolled back", h.namespace))
+                && message.contains("code 3"),
+            "{app}: {message}"
+        );
+        assert_eq!(doc["status"]["phase"], "Running", "{doc:#}");
+        assert_eq!(doc["status"]["conditions"][0]["status"], "True", "{doc:#}");
+    }
+    // Nothing else is tried: every fragile app keeps its container, running the old version.
+    h.settle(3).await;
+    for (app, before) in fragile_apps.iter().zip(&fragile_before) {
+        let c = h.wait_state(app, "running").await;
+        assert_eq!(c.id.as_ref(), Some(before), "{app} kept its container");
+        assert_eq!(c.image.as_ref(), Some(&old_image), "{app} on the old image");
+    }
+    let replacements: usize = {
+        let mut n = 0;
+        for app in fragile_apps {
+            n += Harness::reasons(&h.events(app).await)
+                .iter()
+                .filter(|r| *r == "RolledBack" || *r == "Replaced")
+                .count();
+        }
+        n
+    };
+    assert_eq!(replacements, 1, "one attempt, then the rollout stopped");
+
+    // The image changes again (back to the version they run): the rollback no longer holds
+    // anything back (Synced still records the last attempt).
+    retag(&docker, v1, fragile).await;
+    for app in fragile_apps {
+        let doc = h.wait_ready(app).await;
+        assert_eq!(doc["status"]["phase"], "Running", "{doc:#}");
+        let message = doc["status"]["message"].as_str().unwrap_or_default();
+        assert!(!message.contains("rollout stopped"), "{doc:#}");
+    }
+
+    h.finish().await;
+    for reference in [wide, fragile, v1, v2] {
+        let _ = docker
+            .remove_image(
+                reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
 }

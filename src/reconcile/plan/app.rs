@@ -2,7 +2,7 @@
 //! rollback), repair with backoff and restart-policy limits, and removal. Pure, like the rest of
 //! the planner.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::runtime::image_match::find_local;
@@ -13,6 +13,7 @@ use crate::spec::validate::{Limits, Restart, is_image_id};
 use crate::spec::wire::DesiredState;
 
 use super::model::*;
+use super::{ROLLED_BACK, Rollouts};
 
 pub(super) fn container_labels(instance: &str, app: &DesiredApp) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -62,7 +63,7 @@ pub(super) fn plan_app(
     observed: &Observed,
     app: &DesiredApp,
     containers: &[&ObservedContainer],
-    rolling: &mut BTreeSet<String>,
+    rollouts: &mut Rollouts<'_>,
     plan: &mut AppPlan,
 ) {
     let grace = app.spec.container.stop_grace_seconds;
@@ -147,14 +148,17 @@ pub(super) fn plan_app(
         && !current.summary.image_id.is_empty()
         && current.summary.image_id != local.id
     {
-        if rolling.contains(&canonical) {
-            plan.waiting = Some(format!(
-                "{image} changed; waiting for the other apps using it (one at a time)"
-            ));
+        // An app whose own replacement to this version rolled back says so (in `replace`).
+        let own_failure = app
+            .rolled_back
+            .as_ref()
+            .is_some_and(|f| f.image_id.as_deref() == Some(local.id.as_str()));
+        if !own_failure && let Err((why, reason)) = rollouts.admit(&canonical, image) {
+            plan.waiting = Some(why);
+            plan.waiting_reason = reason;
             plan.requeue_after = Some(Duration::from_secs(2));
             return;
         }
-        rolling.insert(canonical);
         let why = format!(
             "image {image} changed ({} → {})",
             short(current.summary.image_id.trim_start_matches("sha256:")),
@@ -406,6 +410,7 @@ pub(super) fn replace(
             "{reason}; the last attempt rolled back ({}); change the spec, or the image, to try again",
             failed.message
         ));
+        plan.waiting_reason = Some(ROLLED_BACK);
         return;
     }
     let (steps, spec) = match prepare(desired, observed, app) {

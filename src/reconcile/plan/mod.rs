@@ -69,19 +69,15 @@ pub fn plan(desired: &Desired, observed: &Observed, now: Instant) -> Plan {
         }
     }
 
-    // A rollout of a changed image replaces one app at a time: none starts while another app
-    // of the same image has work in flight.
-    let mut rolling: BTreeSet<String> = desired
-        .busy
-        .iter()
-        .filter_map(|k| desired.apps.get(k))
-        .filter_map(|a| canonical_reference(&a.spec.container.image).ok())
-        .collect();
+    let mut rollouts = Rollouts::new(desired, observed);
     for (key, app) in &desired.apps {
         let containers = by_uid.get(app.uid.as_str()).cloned().unwrap_or_default();
         let mut own = AppPlan::default();
-        plan_app(desired, observed, app, &containers, &mut rolling, &mut own);
-        if own.waiting.is_some() && own.waiting == desired.unapproved(&app.spec.container.image) {
+        plan_app(desired, observed, app, &containers, &mut rollouts, &mut own);
+        if own.waiting_reason.is_none()
+            && own.waiting.is_some()
+            && own.waiting == desired.unapproved(&app.spec.container.image)
+        {
             own.waiting_reason = Some(IMAGE_NOT_APPROVED);
         }
         let image_id = canonical_reference(&app.spec.container.image)
@@ -116,6 +112,98 @@ pub fn plan(desired: &Desired, observed: &Observed, now: Instant) -> Plan {
         .retain(|_, p| p.uid.is_some() || !p.steps.is_empty());
     out
 }
+
+/// The image rollouts of one pass. When an image changes, the apps using it are replaced at
+/// most `width` at a time (the Image's `spec.rollout.maxUnavailable`, else the serve default):
+/// an app with work in flight holds a place, and a replacement planned in this pass takes one.
+/// A replacement to the image's current version that rolled back stops its rollout: the apps
+/// not yet on it keep their containers until the image or the failed app's spec changes.
+pub(super) struct Rollouts<'a> {
+    desired: &'a Desired,
+    /// Apps per canonical reference with work in flight or a replacement planned.
+    in_flight: BTreeMap<String, u32>,
+    /// Canonical references whose rollout a rollback stopped, with what rolled back.
+    stopped: BTreeMap<String, String>,
+}
+
+impl<'a> Rollouts<'a> {
+    fn new(desired: &'a Desired, observed: &Observed) -> Self {
+        let mut in_flight: BTreeMap<String, u32> = BTreeMap::new();
+        for canonical in desired
+            .busy
+            .iter()
+            .filter_map(|k| desired.apps.get(k))
+            .filter_map(|a| canonical_reference(&a.spec.container.image).ok())
+        {
+            *in_flight.entry(canonical).or_default() += 1;
+        }
+        let mut stopped = BTreeMap::new();
+        for (key, app) in &desired.apps {
+            let Some(failed) = &app.rolled_back else {
+                continue;
+            };
+            let Ok(canonical) = canonical_reference(&app.spec.container.image) else {
+                continue;
+            };
+            let current = find_local(&observed.images, &canonical).map(|i| &i.id);
+            if failed.image_id.is_some() && failed.image_id.as_ref() == current {
+                stopped
+                    .entry(canonical)
+                    .or_insert_with(|| format!("{key} rolled back ({})", failed.message));
+            }
+        }
+        Self {
+            desired,
+            in_flight,
+            stopped,
+        }
+    }
+
+    /// How many apps of `canonical` may be replaced at once.
+    pub(super) fn width(&self, canonical: &str) -> u32 {
+        self.desired
+            .images
+            .values()
+            .filter(|i| !i.deleting && i.spec.canonical == canonical)
+            .filter_map(|i| i.spec.max_unavailable)
+            .min()
+            .unwrap_or(self.desired.rollout_width)
+            .max(1)
+    }
+
+    /// Takes a place in the rollout of `canonical` for one app, or says why the app waits (and
+    /// the condition reason, when it is not plain `Waiting`).
+    pub(super) fn admit(
+        &mut self,
+        canonical: &str,
+        image: &str,
+    ) -> Result<(), (String, Option<&'static str>)> {
+        if let Some(failed) = self.stopped.get(canonical) {
+            return Err((
+                format!(
+                    "{image} changed; its rollout stopped: {failed}; the rollout resumes when the image or that app's spec changes"
+                ),
+                Some(ROLLOUT_STOPPED),
+            ));
+        }
+        let width = self.width(canonical);
+        let in_flight = self.in_flight.entry(canonical.to_string()).or_default();
+        if *in_flight >= width {
+            return Err((
+                format!("{image} changed; waiting for the other apps using it ({width} at a time)"),
+                None,
+            ));
+        }
+        *in_flight += 1;
+        Ok(())
+    }
+}
+
+/// Reason of the Ready condition of an app whose replacement rolled back.
+pub const ROLLED_BACK: &str = "RolledBack";
+
+/// Reason of the Ready condition of an app whose image rollout a rollback stopped.
+pub const ROLLOUT_STOPPED: &str = "RolloutStopped";
 
 /// While an app or image is backing off (after a failure or a repair), its steps wait;
 /// deletion does not, and a spec change starts a new generation without a hold.

@@ -71,8 +71,11 @@ pub struct Desired {
     pub images: BTreeMap<AppKey, DesiredImage>,
     /// Objects whose stored spec no longer validates: their containers are left alone.
     pub frozen_uids: BTreeSet<String>,
-    /// Apps and images with work in flight (a rollout moves one app at a time).
+    /// Apps and images with work in flight (they hold their places in image rollouts).
     pub busy: BTreeSet<AppKey>,
+    /// Apps of one image replaced at once when its Image sets no `spec.rollout.maxUnavailable`
+    /// (`wharf serve --rollout-width`; 0 counts as 1).
+    pub rollout_width: u32,
     /// `--require-approved-images`: an app's image must be declared by an Image object.
     pub require_approved_images: bool,
     /// The newest image request per canonical reference (for the message of a waiting app).

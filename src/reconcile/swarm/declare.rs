@@ -217,6 +217,7 @@ mod tests {
                     pull_policy: PullPolicy::IfNotPresent,
                     update_interval: None,
                     credentials: None,
+                    max_unavailable: None,
                 },
                 deleting: false,
                 hold_until: None,

@@ -220,9 +220,14 @@ async fn await_ready(
     let started = Instant::now();
     let health = health.filter(|h| h.is_enabled());
     let give_up = started + health.map_or(Duration::ZERO, Health::verdict_within) + min_ready;
-    let mut ready_since: Option<Instant> = None;
+    // Without a check, ready means running: since the start, as long as each look finds it
+    // running and never restarted. With one, since the first look that finds it healthy.
+    let mut ready_since: Option<Instant> = health.is_none().then_some(started);
     loop {
-        tokio::time::sleep(READY_POLL.min(min_ready).max(Duration::from_millis(100))).await;
+        let due = ready_since.map_or(READY_POLL, |since| {
+            (since + min_ready).saturating_duration_since(Instant::now())
+        });
+        tokio::time::sleep(due.min(READY_POLL).max(Duration::from_millis(100))).await;
         let details = runtime
             .inspect(id)
             .await

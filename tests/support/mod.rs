@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod stall;
 pub mod swarm;
 pub mod testkit;
 
@@ -118,7 +119,7 @@ impl Harness {
     /// Starts wharf in solo mode against node 1 of `cluster` (a private engine the test may
     /// stop and start), for test `name`.
     pub async fn start_private(name: &str, cluster: &swarm::Cluster) -> Self {
-        Self::start_swarm_with(name, cluster, |c| c.mode = wharf::spec::mode::Mode::Solo).await
+        Self::start_on_engine(name, cluster.manager_runtime(), |_| {}).await
     }
 
     /// `start_swarm` with `configure` applied to the configuration.
@@ -127,13 +128,26 @@ impl Harness {
         cluster: &swarm::Cluster,
         configure: impl FnOnce(&mut ServeConfig),
     ) -> Self {
+        Self::start_on_engine(name, cluster.manager_runtime(), |config| {
+            config.mode = wharf::spec::mode::Mode::Swarm;
+            configure(config);
+        })
+        .await
+    }
+
+    /// Starts wharf (solo mode unless `configure` says otherwise) against `engine`, for test
+    /// `name`.
+    pub async fn start_on_engine(
+        name: &str,
+        engine: std::sync::Arc<wharf::runtime::docker::DockerRuntime>,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         let specs = tempfile::tempdir().expect("tempdir");
         let instance = format!("test-{name}-{}", std::process::id());
         let mut config = ServeConfig::new(data.path().to_path_buf());
         config.specs_dir = Some(specs.path().to_path_buf());
         config.listen = "127.0.0.1:0".parse().expect("addr");
-        config.mode = wharf::spec::mode::Mode::Swarm;
         config.controller = ControllerConfig {
             instance: instance.clone(),
             resync: Duration::from_secs(5),
@@ -141,7 +155,6 @@ impl Harness {
             ..ControllerConfig::default()
         };
         configure(&mut config);
-        let engine = cluster.manager_runtime();
         let server = Server::start_on(config.clone(), std::sync::Arc::clone(&engine))
             .await
             .expect("wharf starts on the test's engine");

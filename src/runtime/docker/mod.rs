@@ -95,8 +95,6 @@ impl DockerRuntime {
         }
     }
 
-    /// Connects lazily to the engine answering on the unix socket at `path` (another engine
-    /// than the local default: a swarm node's, in tests and benches).
     /// The engine host's name (`docker info`'s Name).
     pub async fn engine_name(&self) -> RuntimeResult<String> {
         self.ping().await?;
@@ -106,6 +104,8 @@ impl DockerRuntime {
         Ok(info.name.unwrap_or_default())
     }
 
+    /// Connects lazily to the engine answering on the unix socket at `path` (another engine
+    /// than the local default: a swarm node's, or a test's proxy of one).
     pub fn connect_socket(path: &str, deadlines: Deadlines) -> RuntimeResult<Self> {
         let docker = Docker::connect_with_unix(
             path,

@@ -10,7 +10,7 @@
 //! work of the previous run otherwise slows the next one.
 //!
 //! Run: `cargo run --release --example bench_converge -- 50 100` (`ROUNDS=5` for more rounds,
-//! `PASS_INTERVAL_MS=500` to try another `min_pass_interval`; `STATE=stopped` declares the apps
+//! `PASS_INTERVAL_MS=500` to try another `min_pass_interval`, `MAX_OPS=8` another `--max-ops`; `STATE=stopped` declares the apps
 //! stopped — their containers are created, not started — and `WHARF_ONLY=1` skips the raw
 //! floor, for the cost of a converged pass over many stopped apps)
 
@@ -272,7 +272,10 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
     config.controller = ControllerConfig {
         instance: instance.clone(),
         resync: Duration::from_secs(3600),
-        max_ops: 4,
+        max_ops: std::env::var("MAX_OPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(ControllerConfig::default().max_ops),
         min_pass_interval: std::env::var("PASS_INTERVAL_MS")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -167,7 +167,10 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(anyhow::Error::msg)?;
     }
-    println!("{n} apps of one image, minReadySeconds {min_ready}, max-ops 4");
+    println!(
+        "{n} apps of one image, minReadySeconds {min_ready}, max-ops {}",
+        ControllerConfig::default().max_ops
+    );
     let mut first: Option<Duration> = None;
     for width in widths {
         let r = rollout(&docker, n, width, min_ready).await?;

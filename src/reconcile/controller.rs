@@ -397,6 +397,7 @@ impl Controller {
             }
         }
         let observed_at = Instant::now();
+        let t0 = std::time::Instant::now();
         let records = match self.records().await {
             Ok(r) => r,
             Err(e) => {
@@ -406,9 +407,11 @@ impl Controller {
         };
         let by_uid: HashMap<&str, &ObjectRecord> =
             records.iter().map(|r| (r.uid.as_str(), r)).collect();
+        let t1 = t0.elapsed();
         self.memory().sync(&records);
         let now = Instant::now();
         let mut desired = self.desired(&records, now).await;
+        let t2 = t0.elapsed();
         {
             let mut state = self.lock();
             state.finished.retain(|key, _| {
@@ -426,13 +429,19 @@ impl Controller {
         };
         // Never plan on incomplete input: leave those apps (and their containers) alone.
         desired.set_aside(&observed.unobserved);
-
+        let t3 = t0.elapsed();
         let the_plan = plan(&desired, &observed, now);
+        let t4 = t0.elapsed();
         self.health.send_modify(|h| h.passes += 1);
         self.metrics.passes.inc();
         self.reset_healthy(&desired, &observed, now);
         self.write_statuses(&desired, &observed, &the_plan.apps, &by_uid, observed_at)
             .await;
+        tracing::debug!(
+            "pass over {} apps: records read {t1:?}, desired built {t2:?}, observed {t3:?}, planned {t4:?}, statuses written {:?} (cumulative)",
+            desired.apps.len(),
+            t0.elapsed()
+        );
         self.metrics
             .pass_seconds
             .observe(observed_at.elapsed().as_secs_f64());
@@ -537,11 +546,12 @@ impl Controller {
     }
 
     fn reset_healthy(&self, desired: &Desired, observed: &Observed, now: Instant) {
+        let containers = observed.by_uid();
         let mut memory = self.memory();
         for app in desired.apps.values() {
-            let running = observed.containers.iter().any(|c| {
-                c.summary.labels.get(labels::UID) == Some(&app.uid)
-                    && c.summary.state == ContainerState::Running
+            let running = containers.get(app.uid.as_str()).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.summary.state == ContainerState::Running)
             });
             if memory.reset_healthy(&app.uid, running, now, HEALTHY_RESET) {
                 tracing::info!(app = %app.spec.key, "healthy for 10 minutes; repair backoff reset");

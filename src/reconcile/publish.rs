@@ -11,7 +11,6 @@ use super::execute::Execution;
 use super::plan::{AppPlan, Desired, Observed};
 use super::status::{self, ObjectStatus};
 use crate::runtime::image_match::find_local;
-use crate::runtime::labels;
 use crate::spec::validate::AppKey;
 use crate::store::{EventType, ObjectRecord, now_rfc3339};
 
@@ -32,6 +31,7 @@ impl Controller {
             let failure = self.memory().get(uid).and_then(|m| m.failure.clone());
             (!self.lock().is_stale(key, observed_at)).then_some(failure)
         };
+        let containers = observed.by_uid();
         for (key, app) in &desired.apps {
             let Some(failure) = fresh(key, &app.uid) else {
                 continue;
@@ -39,10 +39,11 @@ impl Controller {
             let Some(record) = by_uid.get(app.uid.as_str()) else {
                 continue;
             };
-            let container = observed
-                .containers
-                .iter()
-                .filter(|c| c.summary.labels.get(labels::UID) == Some(&app.uid))
+            let container = containers
+                .get(app.uid.as_str())
+                .into_iter()
+                .flatten()
+                .copied()
                 .max_by_key(|c| {
                     (
                         c.recreate_hash() == Some(app.hashes.recreate.as_str()),

@@ -2,7 +2,7 @@
 //! about it (`Plan`: per app, `Step`s of an `Action` with the reason it is needed). Plain data,
 //! ordered maps.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -173,7 +173,7 @@ impl ObservedContainer {
         }
     }
 
-    pub(super) fn label(&self, key: &str) -> Option<&str> {
+    pub fn label(&self, key: &str) -> Option<&str> {
         self.summary.labels.get(key).map(String::as_str)
     }
 
@@ -198,6 +198,20 @@ pub struct Observed {
     /// Apps (by uid) some of whose containers could not be inspected, with why: they are set
     /// aside (`Desired::set_aside`), never planned on partial input.
     pub unobserved: BTreeMap<String, String>,
+}
+
+impl Observed {
+    /// The containers of each app, by the uid label (one walk: a pass over 1000 apps must not
+    /// scan the list once per app).
+    pub fn by_uid(&self) -> HashMap<&str, Vec<&ObservedContainer>> {
+        let mut by_uid: HashMap<&str, Vec<&ObservedContainer>> = HashMap::new();
+        for c in &self.containers {
+            if let Some(uid) = c.label(labels::UID) {
+                by_uid.entry(uid).or_default().push(c);
+            }
+        }
+        by_uid
+    }
 }
 
 /// Which container a step acts on.

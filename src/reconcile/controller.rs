@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::desired::{self, Context, needs_details};
+use super::desired::{self, Context, SpecCache, needs_details};
 use super::execute::{ErrorClass, ExecError, execute};
 use super::images::ImageService;
 use super::memory::Memory;
@@ -137,6 +137,11 @@ pub struct Controller {
     pub(super) cancel: CancellationToken,
     /// Every app's work in flight, so a shutdown can let it finish.
     pub(super) work: TaskTracker,
+    /// The stored objects as last read, with the store's change counter then: a pass re-reads
+    /// them only when something changed.
+    records: Mutex<Option<(i64, Arc<Vec<ObjectRecord>>)>>,
+    /// The stored app specs, validated once per change.
+    specs: SpecCache,
 }
 
 impl Controller {
@@ -199,6 +204,8 @@ impl Controller {
             metrics: Arc::new(Metrics::default()),
             cancel: CancellationToken::new(),
             work: TaskTracker::new(),
+            records: Mutex::new(None),
+            specs: SpecCache::default(),
         })
     }
 
@@ -410,7 +417,7 @@ impl Controller {
         let t1 = t0.elapsed();
         self.memory().sync(&records);
         let now = Instant::now();
-        let mut desired = self.desired(&records, now).await;
+        let mut desired = self.desired(&records, Some(&self.specs), now).await;
         let t2 = t0.elapsed();
         {
             let mut state = self.lock();
@@ -470,20 +477,40 @@ impl Controller {
         the_plan.requeue_after()
     }
 
-    /// Every stored App and Image.
-    pub(super) async fn records(&self) -> Result<Vec<ObjectRecord>, crate::store::StoreError> {
-        let mut records = self.store.list(Kind::App, None).await?;
-        records.extend(self.store.list(Kind::Image, None).await?);
-        if self.swarm.is_some() {
-            records.extend(self.store.list(Kind::Node, None).await?);
+    /// Every stored App and Image (and Node, in swarm mode), read again only when the store
+    /// says an object changed since the last read.
+    pub(super) async fn records(&self) -> Result<Arc<Vec<ObjectRecord>>, crate::store::StoreError> {
+        let kinds: &[Kind] = if self.swarm.is_some() {
+            &[Kind::App, Kind::Image, Kind::Node]
+        } else {
+            &[Kind::App, Kind::Image]
+        };
+        let cached = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let seen = cached.as_ref().map(|(counter, _)| *counter);
+        match self.store.objects_since(kinds, seen).await? {
+            None => Ok(cached.map(|(_, records)| records).unwrap_or_default()),
+            Some((counter, records)) => {
+                let records = Arc::new(records);
+                *self.records.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((counter, Arc::clone(&records)));
+                Ok(records)
+            }
         }
-        Ok(records)
     }
 
     /// `Desired` from `records` and the loop's memory, with the image requests that word the
     /// condition of an app waiting for approval (a pass where every image is declared reads
     /// none).
-    pub(super) async fn desired(&self, records: &[ObjectRecord], now: Instant) -> Desired {
+    pub(super) async fn desired(
+        &self,
+        records: &[ObjectRecord],
+        specs: Option<&SpecCache>,
+        now: Instant,
+    ) -> Desired {
         let mut desired = {
             // Lock order: the memory, then the loop's state.
             let memory = self.memory();
@@ -494,6 +521,7 @@ impl Controller {
                 rollout_width: self.config.rollout_width,
                 memory: &memory,
                 busy: &state.inflight,
+                specs,
             };
             desired::build(records, &cx, now)
         };

@@ -14,9 +14,68 @@ use super::memory::Memory;
 use super::plan::{Desired, DesiredApp, DesiredImage, RequestNote};
 use crate::runtime::{ContainerState, ContainerSummary, HealthState, labels};
 use crate::spec::Kind;
-use crate::spec::validate::AppKey;
+use crate::spec::validate::{AppKey, AppSpec, Hashes};
 use crate::store::ObjectRecord;
 use crate::store::security::ImageRequest;
+
+/// Validated app specs by uid, with the generation, resource version and port area they were
+/// validated at: a stored spec changes only with them, so a converged pass validates nothing.
+/// Only the loop's passes use it (a dry run's candidates are validated afresh).
+#[derive(Default)]
+pub(super) struct SpecCache(std::sync::Mutex<HashMap<String, CachedSpec>>);
+
+struct CachedSpec {
+    version: (i64, i64, Option<u16>),
+    spec: AppSpec,
+    hashes: Hashes,
+}
+
+impl SpecCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedSpec>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `record`'s spec placed in its port area, and its hashes: from the cache when the record
+    /// is the one validated before.
+    fn get(&self, record: &ObjectRecord) -> Result<(AppSpec, Hashes), String> {
+        let version = (
+            record.generation,
+            record.resource_version,
+            record.host_port_root,
+        );
+        if let Some(hit) = self
+            .lock()
+            .get(&record.uid)
+            .filter(|c| c.version == version)
+        {
+            return Ok((hit.spec.clone(), hit.hashes.clone()));
+        }
+        let (spec, hashes) = validated(record)?;
+        self.lock().insert(
+            record.uid.clone(),
+            CachedSpec {
+                version,
+                spec: spec.clone(),
+                hashes: hashes.clone(),
+            },
+        );
+        Ok((spec, hashes))
+    }
+
+    /// Forgets the objects that are no longer stored.
+    fn keep(&self, records: &[ObjectRecord]) {
+        let live: BTreeSet<&str> = records.iter().map(|r| r.uid.as_str()).collect();
+        self.lock().retain(|uid, _| live.contains(uid.as_str()));
+    }
+}
+
+/// `record`'s spec validated and placed in its port area, with its hashes.
+fn validated(record: &ObjectRecord) -> Result<(AppSpec, Hashes), String> {
+    let mut spec = record.app_spec()?;
+    spec.place_in_port_area(record.host_port_root);
+    let hashes = spec.hashes();
+    Ok((spec, hashes))
+}
 
 /// What `Desired` is built from besides the records.
 pub(super) struct Context<'a> {
@@ -26,6 +85,8 @@ pub(super) struct Context<'a> {
     pub(super) memory: &'a Memory,
     /// Apps with work in flight.
     pub(super) busy: &'a BTreeSet<AppKey>,
+    /// The loop's validated specs (`None`: validate every record).
+    pub(super) specs: Option<&'a SpecCache>,
 }
 
 /// Builds `Desired` from every stored App and Image. A record whose stored spec no longer
@@ -50,7 +111,7 @@ pub(super) fn build(records: &[ObjectRecord], cx: &Context<'_>, now: Instant) ->
             },
             // Swarm mode's nodes: see `desired_nodes`.
             Kind::Node => {}
-            Kind::App => match desired_app(record, cx.memory, now) {
+            Kind::App => match desired_app_with(record, cx.memory, cx.specs, now) {
                 Ok(app) => {
                     desired.apps.insert(record.key.clone(), app);
                 }
@@ -60,6 +121,9 @@ pub(super) fn build(records: &[ObjectRecord], cx: &Context<'_>, now: Instant) ->
                 }
             },
         }
+    }
+    if let Some(specs) = cx.specs {
+        specs.keep(records);
     }
     desired
 }
@@ -96,10 +160,20 @@ pub(super) fn desired_app(
     memory: &Memory,
     now: Instant,
 ) -> Result<DesiredApp, String> {
-    let mut spec = record.app_spec()?;
+    desired_app_with(record, memory, None, now)
+}
+
+fn desired_app_with(
+    record: &ObjectRecord,
+    memory: &Memory,
+    specs: Option<&SpecCache>,
+    now: Instant,
+) -> Result<DesiredApp, String> {
+    let (spec, hashes) = match specs {
+        Some(cache) => cache.get(record)?,
+        None => validated(record)?,
+    };
     let view = memory.view(record, now);
-    spec.place_in_port_area(record.host_port_root);
-    let hashes = spec.hashes();
     Ok(DesiredApp {
         uid: record.uid.clone(),
         generation: record.generation,

@@ -43,11 +43,11 @@ impl Controller {
             .filter(|c| c.kind == Kind::App)
             .map(|c| (c.key.clone(), c.uid.clone()))
             .collect();
-        let records = desired::with_candidates(self.records().await?, candidates);
+        let records = desired::with_candidates(self.records().await?.to_vec(), candidates);
         let by_uid: HashMap<&str, &ObjectRecord> =
             records.iter().map(|r| (r.uid.as_str(), r)).collect();
         let now = Instant::now();
-        let mut desired = self.desired(&records, now).await;
+        let mut desired = self.desired(&records, None, now).await;
         if let Some(swarm) = &self.swarm {
             let mut plans = self
                 .swarm_preview(swarm.as_ref(), &records, &desired, now)

@@ -280,6 +280,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         if done.rows_affected() > 0 {
+            // The change counter moves with every change of the objects (`objects_since`).
+            Self::next_rv(&mut tx).await?;
             for table in [
                 "events",
                 "port_claims",
@@ -324,14 +326,99 @@ impl Store {
         container_id: &str,
         hash: &str,
     ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE objects SET applied_container_id = ?, applied_update_hash = ? WHERE uid = ?",
         )
         .bind(container_id)
         .bind(hash)
         .bind(uid)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        Self::next_rv(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Every object of `kinds` (in that order, each by namespace and name) with the objects'
+    /// change counter, read in one snapshot — or `None` when the counter is still `seen`:
+    /// every change of an object (write, status, deletion, in-place update record) moves it, so
+    /// a converged loop re-reads nothing.
+    pub async fn objects_since(
+        &self,
+        kinds: &[Kind],
+        seen: Option<i64>,
+    ) -> StoreResult<Option<(i64, Vec<ObjectRecord>)>> {
+        let mut tx = self.pool.begin().await?;
+        let counter: i64 =
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'resource_version'")
+                .fetch_one(&mut *tx)
+                .await?;
+        if seen == Some(counter) {
+            return Ok(None);
+        }
+        let mut records = Vec::new();
+        for kind in kinds {
+            let some: Vec<ObjectRecord> =
+                sqlx::query_as("SELECT * FROM objects WHERE kind = ?1 ORDER BY namespace, name")
+                    .bind(kind.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(decode_error)?;
+            records.extend(some);
+        }
+        tx.commit().await?;
+        Ok(Some((counter, records)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::status::{AppStatus, ObjectStatus};
+
+    #[tokio::test]
+    async fn every_change_of_an_object_moves_the_change_counter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
+        let kinds = [Kind::App, Kind::Image];
+        let read = |seen| {
+            let store = store.clone();
+            async move { store.objects_since(&kinds, seen).await.expect("read") }
+        };
+        let (first, records) = read(None).await.expect("a first read");
+        assert_eq!(records.len(), 1);
+        assert!(read(Some(first)).await.is_none(), "nothing changed");
+
+        let status: AppStatus =
+            serde_json::from_str(r#"{"phase": "Pending", "conditions": [], "restartCount": 0}"#)
+                .expect("a status");
+        let status = ObjectStatus::App(status);
+        store
+            .set_statuses(&[(uid.clone(), status)])
+            .await
+            .expect("status");
+        let (after_status, records) = read(Some(first)).await.expect("a status is a change");
+        assert!(records[0].app_status().is_some());
+
+        store
+            .set_applied_update(&uid, "c1", "h1")
+            .await
+            .expect("applied");
+        let (after_update, records) = read(Some(after_status))
+            .await
+            .expect("an in-place update record is a change");
+        assert_eq!(records[0].applied_hash_for("c1").as_deref(), Some("h1"));
+
+        let key = records[0].key.clone();
+        store
+            .delete(Kind::App, &key, None, None)
+            .await
+            .expect("delete");
+        let (after_delete, records) = read(Some(after_update)).await.expect("a deletion");
+        assert!(records[0].is_terminating());
+        assert!(store.forget(&uid).await.expect("forget"));
+        let (_, records) = read(Some(after_delete)).await.expect("a removal");
+        assert!(records.is_empty());
     }
 }

@@ -10,6 +10,18 @@ use wharf::cli::{self, Client, Exit};
 use wharf::runtime::docker::{Deadlines, DockerRuntime};
 use wharf::server::Server;
 
+/// jemalloc: with 1000 apps `serve` holds about a third less than with glibc's allocator (whose
+/// per-thread arenas kept what a pass freed), and gives memory back when apps go.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Freed pages go back to the system within a second (a background thread purges them), over
+/// two arenas: wharf's work is a few tasks on a small pool, not many busy threads.
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static _rjem_malloc_conf: &[u8] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2\0";
+
 async fn serve(data: PathBuf, serve: ServeArgs) -> anyhow::Result<()> {
     let config = serve
         .into_config(data.clone())

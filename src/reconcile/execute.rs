@@ -473,6 +473,10 @@ async fn run_step(
             runtime.remove(id, true).await?;
             Ok(format!("container {}", short(id)))
         }
+        Action::Rename { id, name } => {
+            runtime.rename(id, name).await?;
+            Ok(format!("container {} is {name} again", short(id)))
+        }
         Action::RemoveVolume { name } => {
             runtime.remove_volume(name).await?;
             Ok(format!("volume {name}"))

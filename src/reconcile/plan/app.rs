@@ -66,6 +66,68 @@ pub(super) fn plan_app(
     rollouts: &mut Rollouts<'_>,
     plan: &mut AppPlan,
 ) {
+    plan_containers(desired, observed, app, containers, rollouts, plan);
+    restore_name(app, containers, plan);
+}
+
+/// The container an app keeps: the newest with the current recreate hash, else the newest
+/// (`containers` is newest first).
+fn kept<'c>(
+    app: &DesiredApp,
+    containers: &[&'c ObservedContainer],
+) -> Option<&'c ObservedContainer> {
+    containers
+        .iter()
+        .find(|c| c.label(labels::HASH_RECREATE) == Some(app.hashes.recreate.as_str()))
+        .or(containers.first())
+        .copied()
+}
+
+/// A kept container still under the aside name of a replacement that was interrupted (wharf
+/// stopped between renaming it and finishing) gets its app's name back, unless this plan
+/// replaces or removes it anyway: an app that keeps its old container (its rollout waits, or
+/// the image changed back) must not keep the aside name.
+fn restore_name(app: &DesiredApp, containers: &[&ObservedContainer], plan: &mut AppPlan) {
+    if app.deleting {
+        return;
+    }
+    let Some(current) = kept(app, containers) else {
+        return;
+    };
+    let name = container_name(&app.spec.key);
+    if !current
+        .summary
+        .name
+        .starts_with(&format!("{name}.replaced-"))
+    {
+        return;
+    }
+    let id = &current.summary.id;
+    let handled = plan.steps.iter().any(|s| match &s.action {
+        Action::Replace { old, .. } | Action::Remove { id: old } => old == id,
+        _ => false,
+    });
+    if !handled {
+        plan.steps.push(Step {
+            action: Action::Rename {
+                id: id.clone(),
+                name,
+            },
+            reason:
+                "an interrupted replacement left it aside; it keeps running under its app's name"
+                    .into(),
+        });
+    }
+}
+
+fn plan_containers(
+    desired: &Desired,
+    observed: &Observed,
+    app: &DesiredApp,
+    containers: &[&ObservedContainer],
+    rollouts: &mut Rollouts<'_>,
+    plan: &mut AppPlan,
+) {
     let grace = app.spec.container.stop_grace_seconds;
     if app.deleting {
         for c in containers {
@@ -81,12 +143,9 @@ pub(super) fn plan_app(
     }
 
     // Keep one container: the newest with the current recreate hash, else the newest.
-    let keep = containers
-        .iter()
-        .position(|c| c.label(labels::HASH_RECREATE) == Some(app.hashes.recreate.as_str()))
-        .unwrap_or(0);
-    for (i, c) in containers.iter().enumerate() {
-        if i != keep {
+    let current = kept(app, containers);
+    for c in containers {
+        if current.is_some_and(|k| k.summary.id != c.summary.id) {
             remove_steps(
                 plan,
                 c,
@@ -95,7 +154,7 @@ pub(super) fn plan_app(
             );
         }
     }
-    let Some(current) = containers.get(keep) else {
+    let Some(current) = current else {
         match create_steps(desired, observed, app, "no container".to_string()) {
             Ok(steps) => plan.steps.extend(steps),
             Err(why) => plan.waiting = Some(why),

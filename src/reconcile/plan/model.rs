@@ -278,6 +278,11 @@ pub enum Action {
     Remove {
         id: String,
     },
+    /// Gives a container its app's name back (one an interrupted replacement left aside).
+    Rename {
+        id: String,
+        name: String,
+    },
     /// Removes a named volume (a hard reset that discards the app's data).
     RemoveVolume {
         name: String,
@@ -304,6 +309,7 @@ impl Action {
             Action::Unpause(_) => "Unpaused",
             Action::Update { .. } => "Updated",
             Action::Remove { .. } => "Removed",
+            Action::Rename { .. } => "Renamed",
             Action::RemoveVolume { .. } => "VolumeRemoved",
             Action::Forget { .. } => "Deleted",
         }

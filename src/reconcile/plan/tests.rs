@@ -855,3 +855,38 @@ fn a_rollback_stops_the_rollout_of_its_image() {
     });
     assert_eq!(replacing(&plan(&d, &o, Instant::now())).len(), 5);
 }
+
+#[test]
+fn a_container_left_aside_by_an_interrupted_replacement_gets_its_name_back() {
+    let (mut d, o) = rollout_of(2);
+    let mut o = o;
+    for c in &mut o.containers {
+        let app = c.label(labels::APP).unwrap_or_default().to_string();
+        c.summary.name = format!("demo.{app}.replaced-{}", c.summary.id);
+    }
+    let renamed = |p: &Plan| -> Vec<String> {
+        p.apps
+            .values()
+            .flat_map(|a| &a.steps)
+            .filter_map(|s| match &s.action {
+                Action::Rename { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Width 1: one app is replaced (the replacement handles the aside name), the other waits
+    // for its turn under its own name again.
+    d.rollout_width = 1;
+    let p = plan(&d, &o, Instant::now());
+    assert_eq!(replacing(&p).len(), 1);
+    assert_eq!(renamed(&p).len(), 1, "{p:#?}");
+    // The image is the one they run: nothing to replace, both get their names back.
+    for c in &mut o.containers {
+        c.summary.image_id = "sha256:x".into();
+    }
+    let p = plan(&d, &o, Instant::now());
+    assert!(replacing(&p).is_empty());
+    let mut names = renamed(&p);
+    names.sort();
+    assert_eq!(names, ["demo.web00", "demo.web01"], "{p:#?}");
+}

@@ -1,6 +1,6 @@
 //! Faults wharf must survive with nothing lost, against the real engine: the data directory's
-//! file system running full, wharf SIGKILLed while converging, dockerd restarted under it, and
-//! an engine that stops answering chosen calls.
+//! file system running full, wharf SIGKILLed while converging and during image rollouts,
+//! dockerd restarted under it, and an engine that stops answering chosen calls.
 
 use std::process::Command;
 use std::time::Duration;
@@ -180,6 +180,26 @@ fn free_port() -> u16 {
 /// longer: the full run is 20 kills of 100 apps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wharf_killed_while_converging_ends_with_one_container_per_app() {
+    killed_while_converging(Churn::Spec).await;
+}
+
+/// The same during image rollouts: each round the apps' image moves to the other of two
+/// versions (rolled 10 apps at a time), and wharf is SIGKILLed somewhere in the rollout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wharf_killed_during_image_rollouts_ends_with_one_container_per_app() {
+    killed_while_converging(Churn::Image).await;
+}
+
+/// What changes every round of `killed_while_converging`.
+#[derive(Clone, Copy, PartialEq)]
+enum Churn {
+    /// The apps' spec (an environment variable naming the round).
+    Spec,
+    /// The engine's image behind the apps' reference (two versions, alternately).
+    Image,
+}
+
+async fn killed_while_converging(churn: Churn) {
     use rand::Rng;
     crate::support::images().await;
     let kills: usize = std::env::var("WHARF_CHAOS_KILLS")
@@ -191,22 +211,55 @@ async fn wharf_killed_while_converging_ends_with_one_container_per_app() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let data = tempfile::tempdir().expect("tempdir");
-    let instance = format!("chaos-{}", std::process::id());
+    let (namespace, reference) = match churn {
+        Churn::Spec => ("chaos", crate::support::IMAGE_V1.to_string()),
+        Churn::Image => (
+            "chaos-image",
+            format!("wharf-test/chaos-{}:current", std::process::id()),
+        ),
+    };
+    let instance = format!("{namespace}-{}", std::process::id());
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let docker = crate::support::docker().await;
     let label = format!("wharf.instance={instance}");
+    // An earlier run that failed may have left its containers, whose names these apps need.
+    crate::support::testkit::remove_containers(
+        &docker,
+        &format!("wharf.namespace={namespace}"),
+        |_| true,
+    )
+    .await
+    .expect("remove an earlier run's containers");
+    // Two versions of the image's own (no other test's container uses them).
+    let versions = [
+        format!("wharf-test/chaos-{}:a", std::process::id()),
+        format!("wharf-test/chaos-{}:b", std::process::id()),
+    ];
+    if churn == Churn::Image {
+        for (reference, version) in versions.iter().zip(["chaos-a", "chaos-b"]) {
+            crate::support::testkit::import_busybox(&docker, reference, version)
+                .await
+                .expect("import");
+        }
+    }
     let bundle = |round: usize| -> String {
-        (0..apps)
-            .map(|i| {
-                format!(
-                    "---\napiVersion: wharf/v1\nkind: App\nmetadata: {{name: app{i}, namespace: chaos}}\nspec:\n  image: {}\n  command: {}\n  env: {{ROUND: \"{round}\"}}\n  stopGracePeriod: 2s\n  update: {{minReadySeconds: 1}}\n",
-                    crate::support::IMAGE_V1,
-                    crate::support::SLEEPER
-                )
-            })
-            .collect()
+        let mut docs = match churn {
+            Churn::Spec => String::new(),
+            Churn::Image => format!(
+                "---\napiVersion: wharf/v1\nkind: Image\nmetadata: {{name: chaos}}\nspec:\n  ref: {reference}\n  pullPolicy: Never\n  rollout: {{maxUnavailable: 10}}\n"
+            ),
+        };
+        // The spec changes every round only when the spec is what churns.
+        let env_round = if churn == Churn::Spec { round } else { 0 };
+        for i in 0..apps {
+            docs.push_str(&format!(
+                "---\napiVersion: wharf/v1\nkind: App\nmetadata: {{name: app{i}, namespace: {namespace}}}\nspec:\n  image: {reference}\n  command: {}\n  env: {{ROUND: \"{env_round}\"}}\n  stopGracePeriod: 2s\n  update: {{minReadySeconds: 1}}\n",
+                crate::support::SLEEPER
+            ));
+        }
+        docs
     };
     let up = |http: reqwest::Client, base: String| async move {
         wait_for("wharf serve answering", Duration::from_secs(30), || async {
@@ -221,6 +274,9 @@ async fn wharf_killed_while_converging_ends_with_one_container_per_app() {
     let token = std::fs::read_to_string(data.path().join("admin.token")).expect("token");
     let token = token.trim().to_string();
     for round in 0..=kills {
+        if churn == Churn::Image {
+            retag(&docker, &versions[round % 2], &reference).await;
+        }
         let applied = http
             .post(format!("{base}/api/v1/apply"))
             .bearer_auth(&token)
@@ -256,12 +312,22 @@ async fn wharf_killed_while_converging_ends_with_one_container_per_app() {
     }
     // It converges to the last round: one container per app, running it, nothing set aside.
     let started = std::time::Instant::now();
-    let want = format!("ROUND={kills}");
+    let want = match churn {
+        Churn::Spec => format!("ROUND={kills}"),
+        Churn::Image => "ROUND=0".to_string(),
+    };
+    let want_image = docker
+        .inspect_image(&versions[kills % 2])
+        .await
+        .ok()
+        .and_then(|i| i.id);
     let settled = crate::support::poll_until(Duration::from_secs(300), || async {
         let containers = crate::support::testkit::containers_with(&docker, &label).await;
         let current = containers
             .iter()
             .filter(|c| c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
+            .filter(|c| !c.names.iter().flatten().any(|n| n.contains(".replaced-")))
+            .filter(|c| churn == Churn::Spec || c.image_id == want_image)
             .count();
         (containers.len() == apps && current == apps).then_some(containers)
     })
@@ -292,14 +358,20 @@ async fn wharf_killed_while_converging_ends_with_one_container_per_app() {
             "a replacement left behind: {name}"
         );
         let id = c.id.clone().unwrap_or_default();
-        let env = docker
-            .inspect_container(&id, None)
-            .await
-            .ok()
-            .and_then(|i| i.config)
-            .and_then(|c| c.env)
+        let inspected = docker.inspect_container(&id, None).await.ok();
+        let env = inspected
+            .as_ref()
+            .and_then(|i| i.config.as_ref())
+            .and_then(|c| c.env.clone())
             .unwrap_or_default();
         assert!(env.contains(&want), "{name} runs an older round: {env:?}");
+        if churn == Churn::Image {
+            assert_eq!(
+                inspected.and_then(|i| i.image),
+                want_image,
+                "{name} runs the last round's version"
+            );
+        }
         let app = c
             .labels
             .as_ref()
@@ -314,6 +386,32 @@ async fn wharf_killed_while_converging_ends_with_one_container_per_app() {
     crate::support::testkit::remove_containers(&docker, &label, |_| true)
         .await
         .expect("clean up");
+    if churn == Churn::Image {
+        for image in versions.iter().chain([&reference]) {
+            let _ = docker
+                .remove_image(
+                    image,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await;
+        }
+    }
+}
+
+/// Points the engine's `reference` at the image `source` (what a pull of a new version does).
+async fn retag(docker: &bollard::Docker, source: &str, reference: &str) {
+    let (repo, tag) = reference.rsplit_once(':').expect("repo:tag");
+    docker
+        .tag_image(
+            source,
+            Some(bollard::query_parameters::TagImageOptions {
+                repo: Some(repo.to_string()),
+                tag: Some(tag.to_string()),
+            }),
+        )
+        .await
+        .expect("tag");
 }
 
 /// Every app of the instance behind `label` has exactly one container, running, and there is

@@ -8,6 +8,7 @@
 //! - `model`: the data (`Desired`, `Observed`, `Plan`, `Step`, `Action`).
 //! - `app`: one app's steps; `image`: one Image object's steps.
 //! - `tests`: table tests of the planner and of status computation.
+//! - `rollout_tests`: image rollouts (width, a rollback stopping them, an aside name restored).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +22,8 @@ use crate::spec::validate::AppKey;
 mod app;
 mod image;
 mod model;
+#[cfg(test)]
+mod rollout_tests;
 #[cfg(test)]
 mod tests;
 

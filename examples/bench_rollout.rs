@@ -19,7 +19,6 @@ mod testkit;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::query_parameters::TagImageOptions;
 use wharf::reconcile::ControllerConfig;
 use wharf::server::{ServeConfig, Server};
 use wharf::spec::Kind;
@@ -44,17 +43,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 async fn point(docker: &Docker, source: &str) -> anyhow::Result<()> {
-    let (repo, tag) = IMAGE.rsplit_once(':').expect("repo:tag");
-    docker
-        .tag_image(
-            source,
-            Some(TagImageOptions {
-                repo: Some(repo.to_string()),
-                tag: Some(tag.to_string()),
-            }),
-        )
-        .await?;
-    Ok(())
+    testkit::retag(docker, source, IMAGE)
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 async fn image_id(docker: &Docker, reference: &str) -> anyhow::Result<String> {
@@ -121,12 +112,7 @@ async fn rollout(docker: &Docker, n: usize, width: u32, min_ready: u64) -> anyho
         let aside = testkit::containers_with(docker, &label)
             .await
             .iter()
-            .filter(|c| {
-                c.names
-                    .iter()
-                    .flatten()
-                    .any(|name| name.contains(".replaced-"))
-            })
+            .filter(|c| testkit::set_aside(c))
             .count();
         most_aside = most_aside.max(aside);
         if ready_on(&server, &new).await? == n {

@@ -606,22 +606,6 @@ async fn images_declared_in_the_watched_directory_follow_their_file() {
     registry.finish(&docker).await;
 }
 
-/// Points the engine's `reference` at the image `source` (a local re-tag: what a pull of a new
-/// version does to the engine's image list).
-async fn retag(docker: &bollard::Docker, source: &str, reference: &str) {
-    let (repo, tag) = reference.rsplit_once(':').expect("repo:tag");
-    docker
-        .tag_image(
-            source,
-            Some(bollard::query_parameters::TagImageOptions {
-                repo: Some(repo.to_string()),
-                tag: Some(tag.to_string()),
-            }),
-        )
-        .await
-        .expect("tag");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rollout_replaces_its_width_at_once_and_a_rollback_stops_it() {
     let h = Harness::start("t-img-rollout").await;
@@ -635,8 +619,12 @@ async fn a_rollout_replaces_its_width_at_once_and_a_rollback_stops_it() {
     }
     let wide = "wharf-test/rollout-wide:1";
     let fragile = "wharf-test/rollout-fragile:1";
-    retag(&docker, v1, wide).await;
-    retag(&docker, v1, fragile).await;
+    crate::support::testkit::retag(&docker, v1, wide)
+        .await
+        .expect("tag");
+    crate::support::testkit::retag(&docker, v1, fragile)
+        .await
+        .expect("tag");
     let settle = "  update: {minReadySeconds: 2}\n";
     // The fragile apps' process exits 3 on version 2 of the image.
     let exits_on_v2 = format!(
@@ -673,7 +661,9 @@ async fn a_rollout_replaces_its_width_at_once_and_a_rollback_stops_it() {
     };
 
     // Width 2: while the four apps roll, never more than two are set aside at once, and two are.
-    retag(&docker, v2, wide).await;
+    crate::support::testkit::retag(&docker, v2, wide)
+        .await
+        .expect("tag");
     let mut most_aside = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -682,10 +672,8 @@ async fn a_rollout_replaces_its_width_at_once_and_a_rollback_stops_it() {
             .await
             .iter()
             .filter(|c| {
-                c.names
-                    .iter()
-                    .flatten()
-                    .any(|n| n.contains(".w") && n.contains(".replaced-"))
+                crate::support::testkit::set_aside(c)
+                    && c.names.iter().flatten().any(|n| n.contains(".w"))
             })
             .count();
         most_aside = most_aside.max(aside);
@@ -716,7 +704,9 @@ async fn a_rollout_replaces_its_width_at_once_and_a_rollback_stops_it() {
     }
 
     // Width 1 by default: the first fragile app rolls back, and the rollout stops there.
-    retag(&docker, v2, fragile).await;
+    crate::support::testkit::retag(&docker, v2, fragile)
+        .await
+        .expect("tag");
     let failed = wait_for(
         "a fragile app rolled back",
         Duration::from_secs(30),
@@ -785,7 +775,9 @@ async fn a_rollout_replaces_its_width_at_once_and_a_rollback_stops_it() {
 
     // The image changes again (back to the version they run): the rollback no longer holds
     // anything back (Synced still records the last attempt).
-    retag(&docker, v1, fragile).await;
+    crate::support::testkit::retag(&docker, v1, fragile)
+        .await
+        .expect("tag");
     for app in fragile_apps {
         let doc = h.wait_ready(app).await;
         assert_eq!(doc["status"]["phase"], "Running", "{doc:#}");

@@ -80,6 +80,24 @@ pub async fn import_busybox(docker: &Docker, reference: &str, version: &str) -> 
     import_tar(docker, reference, tar).await
 }
 
+/// Points the engine's `reference` (`repo:tag`) at the image `source`: what a pull of a new
+/// version does to the engine's image list.
+pub async fn retag(docker: &Docker, source: &str, reference: &str) -> Result<(), String> {
+    let (repo, tag) = reference
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{reference} is not repo:tag"))?;
+    docker
+        .tag_image(
+            source,
+            Some(bollard::query_parameters::TagImageOptions {
+                repo: Some(repo.to_string()),
+                tag: Some(tag.to_string()),
+            }),
+        )
+        .await
+        .map_err(|e| format!("tagging {source} as {reference}: {e}"))
+}
+
 /// Imports a busybox image that also carries the host's git (`/usr/bin/git` and the shared
 /// libraries `ldd` names), as `git` and as the exec-path helpers a local `git pull` runs.
 pub async fn import_git(docker: &Docker, reference: &str) -> Result<(), String> {
@@ -222,6 +240,14 @@ pub async fn containers_with(
         }))
         .await
         .unwrap_or_default()
+}
+
+/// Whether a container is one a replacement set aside (`<name>.replaced-<id>`).
+pub fn set_aside(c: &bollard::models::ContainerSummary) -> bool {
+    c.names
+        .iter()
+        .flatten()
+        .any(|name| name.contains(".replaced-"))
 }
 
 /// How many containers carry `label`.

@@ -287,8 +287,14 @@ async fn update_all_pulls_only_changed_images_and_rolls_their_apps_one_at_a_time
     assert_eq!(status, 200, "{body:#}");
     assert_eq!(body["pulled"], 0, "{body:#}");
 
-    // A new push of team/app:stable; team/other is untouched.
+    // A new push of team/app:stable; team/other is untouched. The push tags the engine's copy
+    // too: point it back at the old version, as on a host where someone else pushed (else the
+    // check finds the engine already up to date, or not, depending on whether the loop's image
+    // list saw the tag move).
     registry.push(&docker, IMAGE_V2, "team/app:stable").await;
+    crate::support::testkit::retag(&docker, IMAGE_V1, &app_ref)
+        .await
+        .expect("tag");
     let (status, body) = h.post("/api/v1/images:update-all").await;
     assert_eq!(status, 200, "{body:#}");
     assert_eq!(

@@ -13,7 +13,9 @@
 //! 4. Latency of a 24 h query of one app among 100 apps with a full day of samples each (raw, and
 //!    by the minute after rollups), median of 20.
 //!
-//! Run: `cargo run --release --example bench_stats -- 100` (`SECONDS=60` for shorter phases).
+//! Run: `cargo run --release --example bench_stats -- 100` (`SECONDS=60` for shorter phases;
+//! `PHASES=files` or `PHASES=idle,engine,storage` for some of them only; the storage
+//! phase always runs last).
 
 #[path = "../tests/support/testkit.rs"]
 #[allow(dead_code)] // the image helpers the tests use too
@@ -30,7 +32,7 @@ use wharf::runtime::docker::{Deadlines, DockerRuntime};
 use wharf::server::{ServeConfig, Server};
 use wharf::spec::Kind;
 use wharf::stats::{Sampler, StatsConfig};
-use wharf::store::{Resolution, Sample, Store};
+use wharf::store::{ObjectSource, Resolution, Sample, Store, WriteItem};
 
 const IMAGE: &str = "wharf-bench/busybox:1";
 const INSTANCE: &str = "bench-stats";
@@ -91,6 +93,8 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(120);
+    let phases = std::env::var("PHASES").unwrap_or_else(|_| "idle,engine,files,storage".into());
+    let phase = |name: &str| phases.split(',').any(|p| p.trim() == name);
     let docker = Docker::connect_with_local_defaults()?
         .negotiate_version()
         .await?;
@@ -147,13 +151,18 @@ async fn main() -> anyhow::Result<()> {
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let (idle_me, idle_d) = measure(&dockerd, seconds, std::future::pending()).await?;
-    println!(
-        "idle (converged, nothing sampled): wharf {idle_me:.2}% · dockerd {idle_d:.2}% of one core"
-    );
+    if phase("idle") {
+        let (idle_me, idle_d) = measure(&dockerd, seconds, std::future::pending()).await?;
+        println!(
+            "idle (converged, nothing sampled): wharf {idle_me:.2}% · dockerd {idle_d:.2}% of one core"
+        );
+    }
 
     let mut figures = Vec::new();
     for (source, files) in [("engine one-shot stats", false), ("cgroup files", true)] {
+        if !phase(if files { "files" } else { "engine" }) {
+            continue;
+        }
         let docker_runtime = DockerRuntime::connect_local(Deadlines::default())?;
         let runtime: Arc<dyn Runtime> = Arc::new(if files {
             docker_runtime
@@ -167,6 +176,20 @@ async fn main() -> anyhow::Result<()> {
             INSTANCE.into(),
             StatsConfig::default(),
         );
+        // A first round primes the readings (and the cgroup reader's process ids, one inspect
+        // per container): what a sampler does once, at its start.
+        let t = Instant::now();
+        sampler
+            .sample_once()
+            .await
+            .map_err(|e| anyhow::anyhow!("{source}: priming round: {e}"))?;
+        println!(
+            "  {source}: priming round in {:.0} ms",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+        // Rounds that ended within the phase, and their samples: a round that cannot finish
+        // within the interval shows here rather than as a low CPU figure.
+        let done = std::sync::Mutex::new((0usize, 0usize));
         let rounds = async {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,16 +197,24 @@ async fn main() -> anyhow::Result<()> {
                 tick.tick().await;
                 let t = Instant::now();
                 match sampler.sample_once().await {
-                    Ok(k) => println!(
-                        "  {source}: {k} samples in {:.0} ms",
-                        t.elapsed().as_secs_f64() * 1000.0
-                    ),
+                    Ok(k) => {
+                        println!(
+                            "  {source}: {k} samples in {:.0} ms",
+                            t.elapsed().as_secs_f64() * 1000.0
+                        );
+                        let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
+                        done.0 += 1;
+                        done.1 += k;
+                    }
                     Err(e) => println!("  {source}: round failed: {e}"),
                 }
             }
         };
         let (me, d) = measure(&dockerd, seconds, rounds).await?;
-        println!("{source}, every 10 s: wharf {me:.2}% · dockerd {d:.2}% of one core");
+        let (rounds, samples) = *done.lock().unwrap_or_else(|p| p.into_inner());
+        println!(
+            "{source}, every 10 s: wharf {me:.2}% · dockerd {d:.2}% of one core ({rounds} rounds ended in {seconds} s, {samples} samples)"
+        );
         figures.push((source, me, d));
     }
     if let [(_, _, engine), (_, _, files)] = figures.as_slice() {
@@ -196,14 +227,15 @@ async fn main() -> anyhow::Result<()> {
     testkit::remove_containers(&docker, &format!("wharf.instance={INSTANCE}"), |_| true)
         .await
         .map_err(anyhow::Error::msg)?;
+    if !phase("storage") {
+        return Ok(());
+    }
 
     // Bytes per sample and a day's query.
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("stats.db");
     let store = Store::open(&path).await?;
     let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    store.vacuum().await?;
-    let empty = size(&path);
     let now = chrono::Utc::now().timestamp_millis();
     let day: Vec<i64> = (0..8640).map(|i| now - 86_400_000 + i * 10_000).collect();
     let samples = |uid: &str| -> Vec<Sample> {
@@ -225,18 +257,42 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect()
     };
-    let uid0 = uuid::Uuid::new_v4().to_string();
+    // Samples are stored only for objects that exist: declare the apps first.
+    let mut bundle = String::new();
+    for i in 0..n {
+        bundle += &format!(
+            "apiVersion: wharf/v1\nkind: App\nmetadata: {{name: q{i}, namespace: bench}}\nspec: {{image: '{IMAGE}'}}\n---\n"
+        );
+    }
+    let documents = wharf::spec::read_bundle(&bundle, wharf::spec::Format::Yaml, None)
+        .map_err(|e| anyhow::anyhow!("bench bundle: {e:?}"))?;
+    let items: Vec<WriteItem> = documents.iter().map(WriteItem::new).collect();
+    let uids: Vec<String> = store
+        .apply(&items, &ObjectSource::Api)
+        .await?
+        .into_iter()
+        .map(|(_, record)| record.uid)
+        .collect();
+    store.vacuum().await?;
+    let empty = size(&path);
+    let uid0 = uids[0].clone();
     store.insert_samples(&samples(&uid0)).await?;
     store.vacuum().await?;
     let per_sample = (size(&path) - empty) as f64 / day.len() as f64;
+    anyhow::ensure!(
+        store
+            .stats_series(&uid0, "", now - 86_400_000, now + 1, Resolution::Raw)
+            .await?
+            .len()
+            == day.len(),
+        "the day's samples were not all stored"
+    );
     println!(
         "storage: {per_sample:.1} bytes per raw sample (a day of one app: {} samples)",
         day.len()
     );
-    for _ in 1..n {
-        store
-            .insert_samples(&samples(&uuid::Uuid::new_v4().to_string()))
-            .await?;
+    for uid in &uids[1..] {
+        store.insert_samples(&samples(uid)).await?;
     }
     let t = Instant::now();
     store.roll_up(now - 86_400_000, now).await?;

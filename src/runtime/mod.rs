@@ -15,6 +15,7 @@ pub mod swarm;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 
 pub use crate::spec::status::HealthState;
@@ -315,6 +316,23 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> RuntimeResult<ExecOutput>;
     /// One reading of a container's counters (a one-shot stats call).
     async fn stats(&self, id: &str) -> RuntimeResult<ContainerStats>;
+    /// One reading of each container's counters, at most `concurrency` engine calls in flight;
+    /// each container's reading or why it could not be read, in no particular order. An adapter
+    /// that can read many containers more cheaply at once than one by one says so here.
+    async fn stats_many(
+        &self,
+        ids: Vec<String>,
+        concurrency: usize,
+    ) -> Vec<(String, RuntimeResult<ContainerStats>)> {
+        futures::stream::iter(ids)
+            .map(|id| async move {
+                let reading = self.stats(&id).await;
+                (id, reading)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await
+    }
     /// The engine's full inspect document of a container, as it gives it.
     async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value>;
     /// A container's log. With `follow`, the stream goes on until the container stops or the

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::task::JoinHandle;
 
 use crate::runtime::{ContainerState, ContainerStats, Runtime, labels};
@@ -70,27 +69,36 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Reads the counters of each `(container id, app uid, task id)`, `concurrency` at a time; a
-/// container that cannot be read this time is left out.
+/// Reads the counters of each `(container id, app uid, task id)`, at most `concurrency` engine
+/// calls in flight; a container that cannot be read this time is left out.
 pub async fn read_containers(
     runtime: &dyn Runtime,
     containers: impl IntoIterator<Item = (String, String, String)>,
     concurrency: usize,
 ) -> Vec<(String, String, String, ContainerStats)> {
-    futures::stream::iter(containers)
-        .map(|(id, uid, task)| async move {
-            match runtime.stats(&id).await {
-                Ok(stats) => Some((id, uid, task, stats)),
-                Err(e) => {
-                    tracing::debug!(container = %id, "no stats this time: {e}");
-                    None
-                }
+    // In the order given (the engine lists containers in a stable order), so that each
+    // container is read at about the same point of every round.
+    let mut ids = Vec::new();
+    let mut owners: HashMap<String, (String, String)> = HashMap::new();
+    for (id, uid, task) in containers {
+        ids.push(id.clone());
+        owners.insert(id, (uid, task));
+    }
+    runtime
+        .stats_many(ids, concurrency)
+        .await
+        .into_iter()
+        .filter_map(|(id, reading)| match reading {
+            Ok(stats) => {
+                let (uid, task) = owners.remove(&id)?;
+                Some((id, uid, task, stats))
+            }
+            Err(e) => {
+                tracing::debug!(container = %id, "no stats this time: {e}");
+                None
             }
         })
-        .buffer_unordered(concurrency.max(1))
-        .filter_map(|r| async move { r })
         .collect()
-        .await
 }
 
 pub struct Sampler {

@@ -187,27 +187,31 @@ impl Store {
         if samples.is_empty() {
             return Ok(());
         }
+        // A few hundred rows per statement (12 parameters each, well under SQLite's 32766):
+        // one statement per sample cost a round trip to the connection's thread each.
         let mut tx = self.pool.begin().await?;
-        for s in samples {
-            sqlx::query(
-                // Only for objects that still exist: a reading taken just before its app was
-                // forgotten must not outlive it.
-                "INSERT OR REPLACE INTO stats_samples (uid, task, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) SELECT ?1, ?12, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE EXISTS (SELECT 1 FROM objects WHERE uid = ?1)",
-            )
-            .bind(&s.uid)
-            .bind(s.t)
-            .bind(s.cpu)
-            .bind(s.mem)
-            .bind(s.mem_limit)
-            .bind(s.mem_max)
-            .bind(s.net_rx)
-            .bind(s.net_tx)
-            .bind(s.blk_read)
-            .bind(s.blk_write)
-            .bind(s.pids)
-            .bind(&s.task)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in samples.chunks(500) {
+            let mut query = sqlx::QueryBuilder::new(
+                "INSERT OR REPLACE INTO stats_samples (uid, task, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) SELECT * FROM (",
+            );
+            query.push_values(chunk, |mut row, s| {
+                row.push_bind(&s.uid)
+                    .push_bind(&s.task)
+                    .push_bind(s.t)
+                    .push_bind(s.cpu)
+                    .push_bind(s.mem)
+                    .push_bind(s.mem_limit)
+                    .push_bind(s.mem_max)
+                    .push_bind(s.net_rx)
+                    .push_bind(s.net_tx)
+                    .push_bind(s.blk_read)
+                    .push_bind(s.blk_write)
+                    .push_bind(s.pids);
+            });
+            // Only for objects that still exist: a reading taken just before its app was
+            // forgotten must not outlive it.
+            query.push(") AS v WHERE EXISTS (SELECT 1 FROM objects WHERE uid = v.column1)");
+            query.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -544,6 +548,25 @@ mod tests {
                 .await
                 .expect("none")
                 .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_one_statement_is_stored_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
+        let samples: Vec<Sample> = (0..1201)
+            .map(|i| sample(&uid, 10_000 * (i + 1), i as f64, i))
+            .collect();
+        store.insert_samples(&samples).await.expect("insert");
+        let stored = store
+            .stats_series(&uid, "", 0, i64::MAX, Resolution::Raw)
+            .await
+            .expect("series");
+        assert_eq!(stored.len(), 1201);
+        assert_eq!(
+            (stored[1200].cpu_percent, stored[1200].mem_usage),
+            (1200.0, 1200)
         );
     }
 

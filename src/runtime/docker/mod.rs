@@ -159,57 +159,125 @@ impl DockerRuntime {
         )
     }
 
-    /// A container's counters from the host's cgroup files, when they can be read (else the
-    /// engine is asked).
-    async fn stats_from_files(&self, id: &str) -> Option<ContainerStats> {
-        let cached = self
-            .pids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .copied();
-        let pid = match cached {
-            Some(pid) => pid,
-            None => {
-                let c = self
+    /// The counters of the containers `ids` from the host's cgroup files: the host's own
+    /// figures once, then each container's files, all in one blocking task (a container's
+    /// process id comes from one inspect, then from a cache). Returns the readings and the ids
+    /// that could not be read from files (the engine is asked for those).
+    async fn stats_from_files(
+        &self,
+        ids: Vec<String>,
+        concurrency: usize,
+    ) -> (Vec<(String, ContainerStats)>, Vec<String>) {
+        let (known, unknown): (Vec<_>, Vec<_>) = {
+            let pids = self.pids.lock().unwrap_or_else(|p| p.into_inner());
+            ids.into_iter()
+                .map(|id| {
+                    let pid = pids.get(&id).copied();
+                    (id, pid)
+                })
+                .partition(|(_, pid)| pid.is_some())
+        };
+        let mut unread = Vec::new();
+        let mut targets: Vec<(String, i64)> = known
+            .into_iter()
+            .filter_map(|(id, pid)| Some((id, pid?)))
+            .collect();
+        let inspected: Vec<(String, Option<i64>)> = futures::stream::iter(unknown)
+            .map(|(id, _)| async move {
+                let pid = self
                     .deadline(
                         "inspect container",
                         self.deadlines.call,
-                        self.docker.inspect_container(id, None),
+                        self.docker.inspect_container(&id, None),
                     )
                     .await
-                    .ok()?;
-                c.state.and_then(|s| s.pid).filter(|p| *p > 0)?
+                    .ok()
+                    .and_then(|c| c.state?.pid)
+                    .filter(|p| *p > 0);
+                (id, pid)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        for (id, pid) in inspected {
+            match pid {
+                Some(pid) => targets.push((id, pid)),
+                None => unread.push(id),
+            }
+        }
+        if targets.is_empty() {
+            return (Vec::new(), unread);
+        }
+        let read = tokio::task::spawn_blocking(move || {
+            let proc = std::path::Path::new("/proc");
+            let root = std::path::Path::new("/sys/fs/cgroup");
+            let host = super::cgroup::Host::read(proc);
+            targets
+                .into_iter()
+                .map(|(id, pid)| {
+                    let reading = match &host {
+                        Ok(host) => super::cgroup::read_stats(proc, root, host, &id, pid),
+                        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                    };
+                    (id, pid, reading)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::debug!("cgroup reading task failed, asking the engine: {e}");
+                return (Vec::new(), unread);
             }
         };
-        let full_id = id.to_string();
-        let read = tokio::task::spawn_blocking(move || {
-            super::cgroup::read_stats(
-                std::path::Path::new("/proc"),
-                std::path::Path::new("/sys/fs/cgroup"),
-                &full_id,
-                pid,
-            )
-        })
-        .await
-        .ok()?;
         let mut pids = self.pids.lock().unwrap_or_else(|p| p.into_inner());
-        match read {
-            Ok(stats) => {
-                // Containers come and go: past this size the cache starts over (one inspect
-                // per container to fill it again).
-                if pids.len() >= 10_000 {
-                    pids.clear();
+        let mut stats = Vec::with_capacity(read.len());
+        for (id, pid, reading) in read {
+            match reading {
+                Ok(reading) => {
+                    // Containers come and go: past this size the cache starts over (one
+                    // inspect per container to fill it again).
+                    if pids.len() >= 10_000 {
+                        pids.clear();
+                    }
+                    pids.insert(id.clone(), pid);
+                    stats.push((id, reading));
                 }
-                pids.insert(id.to_string(), pid);
-                Some(stats)
+                Err(e) => {
+                    // Restarted (a new process), or not visible from here: ask the engine.
+                    tracing::debug!(container = %id, "cgroup files not readable, asking the engine: {e}");
+                    pids.remove(&id);
+                    unread.push(id);
+                }
             }
-            Err(e) => {
-                // Restarted (a new process), or not visible from here: ask the engine.
-                tracing::debug!(container = %id, "cgroup files not readable, asking the engine: {e}");
-                pids.remove(id);
-                None
+        }
+        (stats, unread)
+    }
+
+    /// One reading of a container's counters with the engine's one-shot stats call.
+    async fn engine_stats(&self, id: &str) -> RuntimeResult<ContainerStats> {
+        let options = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let mut stream = self.docker.stats(id, Some(options));
+        let first = async {
+            match stream.next().await {
+                Some(reading) => reading.map(Some),
+                None => Ok(None),
             }
+        };
+        match self
+            .deadline("container stats", self.deadlines.call, first)
+            .await?
+        {
+            Some(reading) => Ok(container_stats(reading)),
+            None => Err(RuntimeError::Engine {
+                op: "container stats",
+                status: 0,
+                message: "the engine sent no stats".into(),
+            }),
         }
     }
 
@@ -470,33 +538,39 @@ impl Runtime for DockerRuntime {
     }
 
     async fn stats(&self, id: &str) -> RuntimeResult<ContainerStats> {
-        if self.local_files
-            && let Some(stats) = self.stats_from_files(id).await
-        {
-            return Ok(stats);
-        }
-        let options = StatsOptions {
-            stream: false,
-            one_shot: true,
-        };
-        let mut stream = self.docker.stats(id, Some(options));
-        let first = async {
-            match stream.next().await {
-                Some(reading) => reading.map(Some),
-                None => Ok(None),
+        if self.local_files {
+            let (mut read, _) = self.stats_from_files(vec![id.to_string()], 1).await;
+            if let Some((_, stats)) = read.pop() {
+                return Ok(stats);
             }
-        };
-        match self
-            .deadline("container stats", self.deadlines.call, first)
-            .await?
-        {
-            Some(reading) => Ok(container_stats(reading)),
-            None => Err(RuntimeError::Engine {
-                op: "container stats",
-                status: 0,
-                message: "the engine sent no stats".into(),
-            }),
         }
+        self.engine_stats(id).await
+    }
+
+    /// With a local engine, the cgroup files of all the containers in one go; the engine's
+    /// one-shot call for the ones that cannot be read that way.
+    async fn stats_many(
+        &self,
+        ids: Vec<String>,
+        concurrency: usize,
+    ) -> Vec<(String, RuntimeResult<ContainerStats>)> {
+        let (read, rest) = if self.local_files {
+            self.stats_from_files(ids, concurrency).await
+        } else {
+            (Vec::new(), ids)
+        };
+        let mut readings: Vec<_> = read.into_iter().map(|(id, s)| (id, Ok(s))).collect();
+        readings.extend(
+            futures::stream::iter(rest)
+                .map(|id| async move {
+                    let reading = self.engine_stats(&id).await;
+                    (id, reading)
+                })
+                .buffer_unordered(concurrency.max(1))
+                .collect::<Vec<_>>()
+                .await,
+        );
+        readings
     }
 
     async fn inspect_raw(&self, id: &str) -> RuntimeResult<serde_json::Value> {

@@ -65,7 +65,6 @@ pub fn compute(
     let exit_code = details
         .and_then(|d| d.exit_code)
         .filter(|_| matches!(state, Some(ContainerState::Exited | ContainerState::Dead)));
-    let current_failure = failure.filter(|f| f.generation == app.generation);
 
     let matches_spec = container.is_some_and(|c| {
         c.recreate_hash() == Some(app.hashes.recreate.as_str())
@@ -102,6 +101,11 @@ pub fn compute(
         .rolled_back
         .as_ref()
         .filter(|_| !matches_spec || held_back);
+    // A failure counts for its generation; a rolled-back replacement's only while the rollback
+    // holds (the image changed back to the version the app runs: nothing is failing any more).
+    let current_failure = failure
+        .filter(|f| f.generation == app.generation)
+        .filter(|f| f.reason != ROLLED_BACK || rolled_back.is_some());
     let converged = !app.deleting
         && matches_spec
         && in_declared_state

@@ -780,15 +780,34 @@ async fn a_rollout_replaces_its_width_at_once_and_a_rollback_stops_it() {
     assert_eq!(replacements, 1, "one attempt, then the rollout stopped");
 
     // The image changes again (back to the version they run): the rollback no longer holds
-    // anything back (Synced still records the last attempt).
+    // anything back, and the failed attempt is over (Synced again, no message).
     crate::support::testkit::retag(&docker, v1, fragile)
         .await
         .expect("tag");
     for app in fragile_apps {
-        let doc = h.wait_ready(app).await;
-        assert_eq!(doc["status"]["phase"], "Running", "{doc:#}");
-        let message = doc["status"]["message"].as_str().unwrap_or_default();
-        assert!(!message.contains("rollout stopped"), "{doc:#}");
+        wait_for(
+            &format!("{app} Ready and Synced with no message"),
+            Duration::from_secs(30),
+            || async {
+                let doc = h.get_app(app).await?;
+                let condition = |kind: &str| {
+                    doc["status"]["conditions"]
+                        .as_array()
+                        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+                        .is_some_and(|c| c["status"] == "True")
+                };
+                let quiet = doc["status"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty();
+                (doc["status"]["phase"] == "Running"
+                    && condition("Ready")
+                    && condition("Synced")
+                    && quiet)
+                    .then_some(())
+            },
+        )
+        .await;
     }
 
     h.finish().await;

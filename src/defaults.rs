@@ -24,7 +24,8 @@ pub const MAX_OPS: usize = 8;
 /// Apps of one image replaced at once in a rollout: one, so a bad version reaches one app
 /// before the rollback stops it.
 pub const ROLLOUT_WIDTH: u32 = 1;
-/// While work completes in quick succession, passes start at least this far apart.
+/// Passes woken by engine events or finished work start at least this far apart (as do passes
+/// for writes in quick succession).
 pub const MIN_PASS_INTERVAL: Duration = Duration::from_millis(200);
 /// Deadline of one registry request.
 pub const REGISTRY_TIMEOUT: Duration = Duration::from_secs(15);

@@ -346,7 +346,7 @@ impl Server {
                     store.clone(),
                     config.controller.instance.clone(),
                     config.stats.interval,
-                    Arc::clone(&wake),
+                    controller.observed_waker(),
                 );
                 tasks.push(hub.spawn());
                 tasks.push(SwarmUptime::spawn(store.clone(), Arc::clone(&hub)));

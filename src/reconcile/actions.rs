@@ -132,7 +132,7 @@ impl Controller {
         self.claim(key).await?;
         let result = self.act_claimed(key, &action).await;
         self.release(key);
-        self.wake.notify_one();
+        self.observed.notify_one();
         result
     }
 

@@ -2,7 +2,10 @@
 //! containers and the engine's images), plans, stores status, and hands each app's (and each
 //! Image's) steps to a worker.
 //!
-//! - Wakes on Docker events, store writes, finished work, requeue times and a periodic resync.
+//! - Wakes on store writes, Docker events, finished work, requeue times and a periodic resync.
+//!   Passes woken by the engine or by finished work start at least `min_pass_interval` apart
+//!   (each lists every container); a store write is looked at as soon as a burst of writes has
+//!   landed, unless the pass before was a write's too.
 //! - A pass whose listing failed plans nothing (never "remove everything" on an empty error).
 //! - Work is bounded-parallel across apps (a semaphore over container operations) and serial per
 //!   app: an app with work in flight is skipped until that work finishes.
@@ -123,7 +126,10 @@ pub struct Controller {
     pub(super) images: Arc<ImageService>,
     pub(super) observer: Observer,
     pub(super) config: ControllerConfig,
+    /// Woken by a change of what is declared (the API, the spec files).
     pub(super) wake: Arc<Notify>,
+    /// Woken by a change of what runs (an engine event, finished work, node agents).
+    pub(super) observed: Arc<Notify>,
     pub(super) ops: Arc<Semaphore>,
     // std Mutexes: held only for short, synchronous bookkeeping, never across an .await; when
     // both are held, the memory is taken first.
@@ -195,6 +201,7 @@ impl Controller {
             observer: Observer::new(config.instance.clone(), config.max_ops, config.resync),
             config,
             wake,
+            observed: Arc::new(Notify::new()),
             state: Mutex::new(LoopState {
                 docker_down: true,
                 ..LoopState::default()
@@ -229,9 +236,14 @@ impl Controller {
         Arc::clone(&self.images)
     }
 
-    /// Asks for a pass now (as a store write or a Docker event does).
+    /// Asks for a pass now (as a store write does).
     pub fn nudge(&self) {
         self.wake.notify_one();
+    }
+
+    /// What wakes the loop when something that runs changed (the node agents' reports).
+    pub fn observed_waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.observed)
     }
 
     pub fn health(&self) -> watch::Receiver<Health> {
@@ -292,22 +304,44 @@ impl Controller {
 
     async fn run(self: Arc<Self>) {
         let mut next: Option<Duration> = Some(Duration::ZERO);
-        let mut last_pass: Option<Instant> = None;
+        // When the last pass started, and whether a store write woke it.
+        let mut last_pass: Option<(Instant, bool)> = None;
         loop {
             let sleep = next.unwrap_or(self.config.resync).min(self.config.resync);
-            tokio::select! {
+            // Let a burst of events (kill, die, stop) or writes land before looking; while work
+            // completes in quick succession, look at most every `min_pass_interval`: each pass
+            // lists every container, which costs the engine too. A write is not kept waiting by
+            // a pass the engine woke (an in-place change answers in one engine call's time),
+            // but writes in quick succession are spaced like events.
+            let spaced = |declared: bool| {
+                last_pass
+                    .filter(|(_, by_write)| !declared || *by_write)
+                    .map(|(at, _)| at + self.config.min_pass_interval)
+            };
+            let declared = tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                _ = self.wake.notified() => {
-                    // Let a burst of events (kill, die, stop) land before looking, and while
-                    // work completes in quick succession, look at most every `min_pass_interval`:
-                    // each pass lists every container, which costs the engine too.
-                    let earliest = last_pass.map(|t| t + self.config.min_pass_interval);
-                    let burst = Instant::now() + Duration::from_millis(15);
-                    tokio::time::sleep_until(earliest.map_or(burst, |e| e.max(burst))).await;
+                _ = self.wake.notified() => Some(true),
+                _ = self.observed.notified() => Some(false),
+                _ = tokio::time::sleep(sleep) => None,
+            };
+            let mut by_write = declared == Some(true);
+            if let Some(declared) = declared {
+                let burst = Instant::now() + Duration::from_millis(15);
+                let earliest = spaced(declared).map_or(burst, |e| e.max(burst));
+                if declared {
+                    tokio::time::sleep_until(earliest).await;
+                } else {
+                    // A write while an engine-woken pass waits its turn: look now.
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(earliest) => {}
+                        _ = self.wake.notified() => {
+                            by_write = true;
+                            tokio::time::sleep(Duration::from_millis(15)).await;
+                        }
+                    }
                 }
-                _ = tokio::time::sleep(sleep) => {}
             }
-            last_pass = Some(Instant::now());
+            last_pass = Some((Instant::now(), by_write));
             next = self.pass().await;
         }
     }
@@ -332,14 +366,20 @@ impl Controller {
                     // Commands run in a container (health probes every interval, git) change
                     // nothing a pass looks at.
                     Ok(e) if e.action.starts_with("exec_") => {}
+                    // A signal sent (`docker kill`, the first step of `docker stop`): what it
+                    // does arrives as `die`, and a pass woken before that would find the
+                    // container still running and then have to wait `min_pass_interval` for it.
+                    Ok(e) if e.action == "kill" => {
+                        self.observer.container_changed(&e.id, &e.action);
+                    }
                     Ok(e) => {
                         tracing::debug!(id = %e.id, action = %e.action, image = e.image, "docker event");
                         if e.image {
                             self.observer.images_changed();
                         } else {
-                            self.observer.container_changed(&e.id);
+                            self.observer.container_changed(&e.id, &e.action);
                         }
-                        self.wake.notify_one();
+                        self.observed.notify_one();
                     }
                     Err(e) => {
                         tracing::debug!("Docker event stream: {e}");
@@ -351,7 +391,7 @@ impl Controller {
             // stopped containers too), then re-subscribe with backoff.
             self.observer.images_changed();
             self.observer.containers_changed();
-            self.wake.notify_one();
+            self.observed.notify_one();
             if started.elapsed() > Duration::from_secs(10) {
                 outage = backoff::outage();
             }
@@ -564,10 +604,12 @@ impl Controller {
             .await
     }
 
-    /// The engine's images, through the same cache as the loop's passes.
+    /// The engine's images as they are now (an image tagged a moment ago included, before its
+    /// event reaches the loop), listed afresh into the cache the loop's passes share.
     pub async fn engine_images(
         &self,
     ) -> Result<Vec<crate::runtime::ImageSummary>, crate::runtime::RuntimeError> {
+        self.observer.images_changed();
         self.observer
             .images(self.runtime.as_ref(), self.images.pulls())
             .await
@@ -669,7 +711,7 @@ impl Controller {
         }
         self.lock().release(&key);
         self.released.notify_waiters();
-        self.wake.notify_one();
+        self.observed.notify_one();
     }
 }
 

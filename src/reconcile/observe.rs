@@ -61,6 +61,11 @@ struct AtRest {
     touched: HashMap<String, u64>,
     /// Container id → (its state when inspected, the details, the `seq` before its listing).
     details: HashMap<String, (ContainerState, ContainerDetails, u64)>,
+    /// Containers whose last lifecycle event was an exit (`die`): until their next `start`, a
+    /// listing that says they run is checked with an inspect. The engine sends `die` before its
+    /// listing shows the exit (it releases the container's network first), so a pass woken by
+    /// the event could otherwise see the container still running and repair nothing.
+    exited: std::collections::HashSet<String>,
 }
 
 impl AtRest {
@@ -98,12 +103,21 @@ impl Observer {
         self.at_rest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The engine reported something about container `id`: its details are read again.
-    pub fn container_changed(&self, id: &str) {
+    /// The engine reported `action` about container `id`: its details are read again.
+    pub fn container_changed(&self, id: &str, action: &str) {
         let mut at_rest = self.at_rest();
         at_rest.seq += 1;
         let seq = at_rest.seq;
         at_rest.touched.insert(id.to_string(), seq);
+        match action {
+            "die" => {
+                at_rest.exited.insert(id.to_string());
+            }
+            "start" | "restart" | "destroy" => {
+                at_rest.exited.remove(id);
+            }
+            _ => {}
+        }
     }
 
     /// Events may have been missed (the stream was lost): every container is read again.
@@ -111,6 +125,7 @@ impl Observer {
         let mut at_rest = self.at_rest();
         at_rest.details.clear();
         at_rest.touched.clear();
+        at_rest.exited.clear();
         at_rest.seq += 1;
     }
 
@@ -173,14 +188,17 @@ impl Observer {
         wants: &Wants<'_>,
     ) -> Result<Observed, RuntimeError> {
         let seq = self.at_rest().seq;
-        let containers = runtime.list(&self.instance).await?;
+        let mut containers = runtime.list(&self.instance).await?;
         let images = self.images(runtime, wants.pulls).await?;
         let mut kept: HashMap<String, ContainerDetails> = HashMap::new();
         let need: Vec<String> = {
             let at_rest = self.at_rest();
+            let stale = |c: &ContainerSummary| {
+                c.state == ContainerState::Running && at_rest.exited.contains(&c.id)
+            };
             containers
                 .iter()
-                .filter(|c| (wants.details)(c))
+                .filter(|c| stale(c) || (wants.details)(c))
                 .filter(|c| {
                     let cached = (c.state != ContainerState::Running)
                         .then(|| at_rest.valid(&c.id, c.state))
@@ -204,6 +222,18 @@ impl Observer {
             .buffer_unordered(self.parallel)
             .collect()
             .await;
+        // An inspect reads the container itself, a listing the engine's copy of it, which
+        // follows an exit a little later: where they differ, the inspect is newer.
+        for c in &mut containers {
+            if let Some(Ok(ContainerDetails {
+                state: Some(state), ..
+            })) = inspected.get(&c.id)
+                && c.state == ContainerState::Running
+                && *state != ContainerState::Running
+            {
+                c.state = *state;
+            }
+        }
         let mut observed = Observed {
             images,
             ..Observed::default()
@@ -214,6 +244,7 @@ impl Observer {
                 containers.iter().map(|c| c.id.as_str()).collect();
             at_rest.details.retain(|id, _| listed.contains(id.as_str()));
             at_rest.touched.retain(|id, _| listed.contains(id.as_str()));
+            at_rest.exited.retain(|id| listed.contains(id.as_str()));
             for c in containers
                 .iter()
                 .filter(|c| c.state != ContainerState::Running)
@@ -346,7 +377,7 @@ mod tests {
             assert!(observed.containers[0].details.is_some(), "details kept");
         }
         assert_eq!(inspects(&fake), 1, "one inspect for three passes");
-        observer.container_changed(&a);
+        observer.container_changed(&a, "die");
         observer.observe(&fake, &wants).await.expect("observed");
         assert_eq!(inspects(&fake), 2, "an event makes it read again");
         // Running containers are read every time they are wanted.

@@ -95,7 +95,7 @@ impl Controller {
             }
         }
         self.release(&key);
-        self.wake.notify_one();
+        self.observed.notify_one();
     }
 
     async fn run_step(

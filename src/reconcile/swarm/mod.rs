@@ -234,7 +234,7 @@ impl Controller {
                     }
                 }
                 this.release(&key);
-                this.wake.notify_one();
+                this.observed.notify_one();
             });
         }
     }

@@ -32,7 +32,6 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use wharf::reconcile::ControllerConfig;
 use wharf::server::{ServeConfig, Server};
-use wharf::spec::Kind;
 
 const IMAGE: &str = "wharf-bench/busybox:1";
 const INSTANCE: &str = "bench-repair";
@@ -128,27 +127,9 @@ async fn main() -> anyhow::Result<()> {
     testkit::apply_bundle(server.addr, &server.token, bundle)
         .await
         .map_err(anyhow::Error::msg)?;
-    let started = Instant::now();
-    loop {
-        let running = server
-            .store
-            .list(Kind::App, Some("bench"))
-            .await?
-            .iter()
-            .filter(|r| {
-                r.app_status()
-                    .is_some_and(|s| s.phase == wharf::spec::status::Phase::Running)
-            })
-            .count();
-        if running == total {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(120),
-            "{running}/{total} running"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    testkit::wait_running(&server.store, "bench", total, Duration::from_secs(120))
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!("{total} apps running; {rounds} rounds of each measurement");
     tokio::time::sleep(Duration::from_secs(2)).await;
 

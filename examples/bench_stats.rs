@@ -30,7 +30,6 @@ use wharf::reconcile::ControllerConfig;
 use wharf::runtime::Runtime;
 use wharf::runtime::docker::{Deadlines, DockerRuntime};
 use wharf::server::{ServeConfig, Server};
-use wharf::spec::Kind;
 use wharf::stats::{Sampler, StatsConfig};
 use wharf::store::{ObjectSource, Resolution, Sample, Store, WriteItem};
 
@@ -126,28 +125,12 @@ async fn main() -> anyhow::Result<()> {
     testkit::apply_bundle(server.addr, &server.token, bundle)
         .await
         .map_err(anyhow::Error::msg)?;
-    let started = Instant::now();
-    loop {
-        let records = server.store.list(Kind::App, Some("bench")).await?;
-        let running = records
-            .iter()
-            .filter(|r| {
-                r.app_status()
-                    .is_some_and(|s| s.phase == wharf::spec::status::Phase::Running)
-            })
-            .count();
-        if running == n {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(300),
-            "{running}/{n} running"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let took = testkit::wait_running(&server.store, "bench", n, Duration::from_secs(300))
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!(
         "{n} apps running after {:.1}s; phases of {seconds}s each",
-        started.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
 

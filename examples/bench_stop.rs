@@ -26,7 +26,6 @@ use bollard::query_parameters::{
 };
 use wharf::reconcile::ControllerConfig;
 use wharf::server::{ServeConfig, Server};
-use wharf::spec::Kind;
 
 const IMAGE: &str = "wharf-bench/busybox:1";
 /// Ignores SIGTERM: only the SIGKILL at the end of the grace period stops it.
@@ -124,20 +123,9 @@ async fn wharf_delete(docker: &Docker, n: usize) -> anyhow::Result<Duration> {
     testkit::apply_bundle(server.addr, &server.token, yaml)
         .await
         .map_err(anyhow::Error::msg)?;
-    loop {
-        let records = server.store.list(Kind::App, Some("bench")).await?;
-        let running = records
-            .iter()
-            .filter(|r| {
-                r.app_status()
-                    .is_some_and(|s| s.phase == wharf::spec::status::Phase::Running)
-            })
-            .count();
-        if running == n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    testkit::wait_running(&server.store, "bench", n, Duration::from_secs(120))
+        .await
+        .map_err(anyhow::Error::msg)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let label = format!("wharf.instance={instance}");
     let http = reqwest::Client::new();

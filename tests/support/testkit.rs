@@ -254,3 +254,36 @@ pub fn set_aside(c: &bollard::models::ContainerSummary) -> bool {
 pub async fn count_containers(docker: &Docker, label: &str) -> usize {
     containers_with(docker, label).await.len()
 }
+
+/// Waits until `n` Apps of `namespace` in `store` are Running, polling every 200 ms for at most
+/// `limit`; returns how long it took, or an error saying how many ran.
+pub async fn wait_running(
+    store: &wharf::store::Store,
+    namespace: &str,
+    n: usize,
+    limit: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    let started = std::time::Instant::now();
+    loop {
+        let running = store
+            .list(wharf::spec::Kind::App, Some(namespace))
+            .await
+            .map_err(|e| format!("listing apps: {e}"))?
+            .iter()
+            .filter(|r| {
+                r.app_status()
+                    .is_some_and(|s| s.phase == wharf::spec::status::Phase::Running)
+            })
+            .count();
+        if running == n {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return Err(format!(
+                "{running} of {n} apps running after {}s",
+                limit.as_secs()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -24,8 +24,8 @@ pub const MAX_OPS: usize = 8;
 /// Apps of one image replaced at once in a rollout: one, so a bad version reaches one app
 /// before the rollback stops it.
 pub const ROLLOUT_WIDTH: u32 = 1;
-/// Passes woken by engine events or finished work start at least this far apart (as do passes
-/// for writes in quick succession).
+/// Passes woken by engine events or finished work start at least this far apart; passes for
+/// writes, exits and removals at least a quarter of this.
 pub const MIN_PASS_INTERVAL: Duration = Duration::from_millis(200);
 /// Deadline of one registry request.
 pub const REGISTRY_TIMEOUT: Duration = Duration::from_secs(15);

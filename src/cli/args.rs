@@ -348,9 +348,9 @@ pub struct ServeArgs {
     /// sets spec.rollout.maxUnavailable.
     #[arg(long, default_value_t = defaults::ROLLOUT_WIDTH, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rollout_width: u32,
-    /// Passes woken by engine events or finished work start at least this far apart (as do
-    /// passes for writes in quick succession); a write after an engine-woken pass is looked at
-    /// at once.
+    /// Passes woken by engine events or finished work start at least this far apart; a write,
+    /// or a container that exited or went away, is looked at at once (at most every quarter of
+    /// this).
     #[arg(long, default_value_t = Span(defaults::MIN_PASS_INTERVAL))]
     pub min_pass_interval: Span,
     /// Largest request body, in bytes.

@@ -3,9 +3,9 @@
 //! Image's) steps to a worker.
 //!
 //! - Wakes on store writes, Docker events, finished work, requeue times and a periodic resync.
-//!   Passes woken by the engine or by finished work start at least `min_pass_interval` apart
-//!   (each lists every container); a store write is looked at as soon as a burst of writes has
-//!   landed, unless the pass before was a write's too.
+//!   Passes for most events and finished work start at least `min_pass_interval` apart (each
+//!   lists every container); a store write, or a container that exited or went away, is looked
+//!   at as soon as a burst of them has landed, and at most every quarter of that interval.
 //! - A pass whose listing failed plans nothing (never "remove everything" on an empty error).
 //! - Work is bounded-parallel across apps (a semaphore over container operations) and serial per
 //!   app: an app with work in flight is skipped until that work finishes.
@@ -126,9 +126,10 @@ pub struct Controller {
     pub(super) images: Arc<ImageService>,
     pub(super) observer: Observer,
     pub(super) config: ControllerConfig,
-    /// Woken by a change of what is declared (the API, the spec files).
+    /// Woken by what needs a look at once: a change of what is declared (the API, the spec
+    /// files), or a container that exited or went away (a repair).
     pub(super) wake: Arc<Notify>,
-    /// Woken by a change of what runs (an engine event, finished work, node agents).
+    /// Woken by other changes of what runs (engine events, finished work, node agents).
     pub(super) observed: Arc<Notify>,
     pub(super) ops: Arc<Semaphore>,
     // std Mutexes: held only for short, synchronous bookkeeping, never across an .await; when
@@ -304,44 +305,48 @@ impl Controller {
 
     async fn run(self: Arc<Self>) {
         let mut next: Option<Duration> = Some(Duration::ZERO);
-        // When the last pass started, and whether a store write woke it.
+        // When the last pass started, and whether it was urgent (`wake`).
         let mut last_pass: Option<(Instant, bool)> = None;
         loop {
             let sleep = next.unwrap_or(self.config.resync).min(self.config.resync);
-            // Let a burst of events (kill, die, stop) or writes land before looking; while work
-            // completes in quick succession, look at most every `min_pass_interval`: each pass
-            // lists every container, which costs the engine too. A write is not kept waiting by
-            // a pass the engine woke (an in-place change answers in one engine call's time),
-            // but writes in quick succession are spaced like events.
-            let spaced = |declared: bool| {
-                last_pass
-                    .filter(|(_, by_write)| !declared || *by_write)
-                    .map(|(at, _)| at + self.config.min_pass_interval)
+            // Let a burst of events or writes land before looking; while work completes in
+            // quick succession, look at most every `min_pass_interval`: each pass lists every
+            // container, which costs the engine too. An urgent wake-up (a write, an exit, a
+            // removal) is not kept waiting by a routine pass (an in-place change answers in one
+            // engine call's time, a repair in one start's), and urgent ones in quick succession
+            // are spaced by a quarter of the interval (a `docker rm -f` sends `die`, then
+            // `destroy` a few ms later: the second look must not wait the whole interval).
+            let spaced = |urgent: bool| {
+                last_pass.and_then(|(at, was_urgent)| match (urgent, was_urgent) {
+                    (false, _) => Some(at + self.config.min_pass_interval),
+                    (true, true) => Some(at + self.config.min_pass_interval / 4),
+                    (true, false) => None,
+                })
             };
-            let declared = tokio::select! {
+            let urgent = tokio::select! {
                 _ = self.cancel.cancelled() => return,
                 _ = self.wake.notified() => Some(true),
                 _ = self.observed.notified() => Some(false),
                 _ = tokio::time::sleep(sleep) => None,
             };
-            let mut by_write = declared == Some(true);
-            if let Some(declared) = declared {
+            let mut was_urgent = urgent == Some(true);
+            if let Some(urgent) = urgent {
                 let burst = Instant::now() + Duration::from_millis(15);
-                let earliest = spaced(declared).map_or(burst, |e| e.max(burst));
-                if declared {
+                let earliest = spaced(urgent).map_or(burst, |e| e.max(burst));
+                if urgent {
                     tokio::time::sleep_until(earliest).await;
                 } else {
-                    // A write while an engine-woken pass waits its turn: look now.
+                    // An urgent wake-up while a routine pass waits its turn: look now.
                     tokio::select! {
                         _ = tokio::time::sleep_until(earliest) => {}
                         _ = self.wake.notified() => {
-                            by_write = true;
+                            was_urgent = true;
                             tokio::time::sleep(Duration::from_millis(15)).await;
                         }
                     }
                 }
             }
-            last_pass = Some((Instant::now(), by_write));
+            last_pass = Some((Instant::now(), was_urgent));
             next = self.pass().await;
         }
     }
@@ -379,7 +384,13 @@ impl Controller {
                         } else {
                             self.observer.container_changed(&e.id, &e.action);
                         }
-                        self.observed.notify_one();
+                        // An exit or a removal may need a repair at once; the rest (mostly
+                        // the creates and starts of wharf's own work) can wait their turn.
+                        if !e.image && matches!(e.action.as_str(), "die" | "destroy") {
+                            self.wake.notify_one();
+                        } else {
+                            self.observed.notify_one();
+                        }
                     }
                     Err(e) => {
                         tracing::debug!("Docker event stream: {e}");

@@ -97,6 +97,8 @@ async fn client_command(args: &Args) -> cli::CliResult {
         Command::Backup { out } => cli::backup::backup(&args.data, out.as_deref()).await,
         Command::Validate { files } => cli::validate(files),
         Command::Schema { kind, out } => cli::schema(*kind, out.as_deref()),
+        Command::Completion { shell } => cli::shell::completion(*shell),
+        Command::Man { out } => cli::shell::man(out),
         Command::Apply {
             files,
             dry_run,

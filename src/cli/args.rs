@@ -317,6 +317,20 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print a shell completion script: `wharf completion bash >
+    /// /etc/bash_completion.d/wharf`, `wharf completion zsh > "${fpath[1]}/_wharf"`, `wharf
+    /// completion fish > ~/.config/fish/completions/wharf.fish`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages: wharf.1 and one per command (wharf-serve.1, wharf-apply.1, …).
+    /// Install them under a MANPATH directory's man1, e.g. /usr/local/share/man/man1.
+    Man {
+        /// Directory for the pages (created if missing; existing pages are replaced).
+        #[arg(long, default_value = "man")]
+        out: PathBuf,
+    },
 }
 
 /// `wharf serve`'s flags; every default comes from `wharf::defaults`.

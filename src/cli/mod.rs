@@ -9,6 +9,7 @@ pub mod backup;
 pub mod images;
 pub mod nodes;
 pub mod security;
+pub mod shell;
 pub mod stats;
 
 mod apply;

@@ -400,3 +400,56 @@ async fn backup_copies_the_live_database_and_a_damaged_one_is_refused() {
     assert!(!serve.status.success());
     assert!(text(&serve).contains("is damaged"), "{}", text(&serve));
 }
+
+#[test]
+fn completion_scripts_complete_commands_and_man_pages_cover_every_command() {
+    // bash: source the script and ask it to complete `wharf ser` and `wharf images `.
+    let out = wharf(None, &["completion", "bash"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("wharf.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let complete = |words: &str, cword: usize| {
+        let probe = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _wharf wharf; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &probe])
+            .output()
+            .expect("run bash");
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let replies = complete("wharf ser", 1);
+    assert!(replies.lines().any(|l| l == "serve"), "{replies}");
+    let replies = complete("wharf images ''", 2);
+    for sub in ["pull", "update-all"] {
+        assert!(replies.lines().any(|l| l == sub), "{sub} in {replies}");
+    }
+    // zsh and fish scripts name the binary.
+    let zsh = wharf(None, &["completion", "zsh"]);
+    assert!(String::from_utf8_lossy(&zsh.stdout).starts_with("#compdef wharf"));
+    let fish = wharf(None, &["completion", "fish"]);
+    assert!(String::from_utf8_lossy(&fish.stdout).contains("complete -c wharf"));
+    // An unknown shell is refused with the choices.
+    let bad = wharf(None, &["completion", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("bash"), "{}", text(&bad));
+
+    // Man pages: one for wharf and one per command, each a roff page with its flags.
+    let pages = dir.path().join("man");
+    let out = wharf(None, &["man", "--out", pages.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for page in [
+        "wharf.1",
+        "wharf-serve.1",
+        "wharf-apply.1",
+        "wharf-images-pull.1",
+    ] {
+        let roff = std::fs::read_to_string(pages.join(page)).unwrap_or_default();
+        assert!(roff.contains(".TH"), "{page}: {roff:.200}");
+    }
+    let serve = std::fs::read_to_string(pages.join("wharf-serve.1")).unwrap();
+    assert!(serve.contains("min\\-pass\\-interval"), "{serve:.2000}");
+}

@@ -208,6 +208,8 @@ impl DockerRuntime {
         if targets.is_empty() {
             return (Vec::new(), unread);
         }
+        // Kept for the engine should the blocking task fail.
+        let target_ids: Vec<String> = targets.iter().map(|(id, _)| id.clone()).collect();
         let read = tokio::task::spawn_blocking(move || {
             let proc = std::path::Path::new("/proc");
             let root = std::path::Path::new("/sys/fs/cgroup");
@@ -228,6 +230,7 @@ impl DockerRuntime {
             Ok(read) => read,
             Err(e) => {
                 tracing::debug!("cgroup reading task failed, asking the engine: {e}");
+                unread.extend(target_ids);
                 return (Vec::new(), unread);
             }
         };

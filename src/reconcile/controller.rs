@@ -2,10 +2,9 @@
 //! containers and the engine's images), plans, stores status, and hands each app's (and each
 //! Image's) steps to a worker.
 //!
-//! - Wakes on store writes, Docker events, finished work, requeue times and a periodic resync.
-//!   Passes for most events and finished work start at least `min_pass_interval` apart (each
-//!   lists every container); a store write, or a container that exited or went away, is looked
-//!   at as soon as a burst of them has landed, and at most every quarter of that interval.
+//! - Wakes on store writes, Docker events, finished work, requeue times and a periodic resync,
+//!   paced by `pacing` (urgent wake-ups — writes, exits, removals — are not kept waiting by
+//!   routine ones).
 //! - A pass whose listing failed plans nothing (never "remove everything" on an empty error).
 //! - Work is bounded-parallel across apps (a semaphore over container operations) and serial per
 //!   app: an app with work in flight is skipped until that work finishes.
@@ -30,6 +29,7 @@ use super::execute::{ErrorClass, ExecError, execute};
 use super::images::ImageService;
 use super::memory::Memory;
 use super::observe::{Observer, Wants};
+use super::pacing::{self, LastPass};
 use super::plan::{Action, AppPlan, Desired, Observed, RolledBack, plan};
 use super::status::Failure;
 use crate::backoff;
@@ -305,48 +305,38 @@ impl Controller {
 
     async fn run(self: Arc<Self>) {
         let mut next: Option<Duration> = Some(Duration::ZERO);
-        // When the last pass started, and whether it was urgent (`wake`).
-        let mut last_pass: Option<(Instant, bool)> = None;
+        let mut last_pass: Option<LastPass> = None;
+        let min = self.config.min_pass_interval;
         loop {
             let sleep = next.unwrap_or(self.config.resync).min(self.config.resync);
-            // Let a burst of events or writes land before looking; while work completes in
-            // quick succession, look at most every `min_pass_interval`: each pass lists every
-            // container, which costs the engine too. An urgent wake-up (a write, an exit, a
-            // removal) is not kept waiting by a routine pass (an in-place change answers in one
-            // engine call's time, a repair in one start's), and urgent ones in quick succession
-            // are spaced by a quarter of the interval (a `docker rm -f` sends `die`, then
-            // `destroy` a few ms later: the second look must not wait the whole interval).
-            let spaced = |urgent: bool| {
-                last_pass.and_then(|(at, was_urgent)| match (urgent, was_urgent) {
-                    (false, _) => Some(at + self.config.min_pass_interval),
-                    (true, true) => Some(at + self.config.min_pass_interval / 4),
-                    (true, false) => None,
-                })
-            };
-            let urgent = tokio::select! {
+            // Woken (urgent or routine) or the timer's pass; see `pacing` for the spacing.
+            let woken = tokio::select! {
                 _ = self.cancel.cancelled() => return,
                 _ = self.wake.notified() => Some(true),
                 _ = self.observed.notified() => Some(false),
                 _ = tokio::time::sleep(sleep) => None,
             };
-            let mut was_urgent = urgent == Some(true);
-            if let Some(urgent) = urgent {
-                let burst = Instant::now() + Duration::from_millis(15);
-                let earliest = spaced(urgent).map_or(burst, |e| e.max(burst));
-                if urgent {
-                    tokio::time::sleep_until(earliest).await;
+            let mut urgent = woken == Some(true);
+            if let Some(woken_urgent) = woken {
+                let at = pacing::earliest(last_pass, woken_urgent, Instant::now(), min);
+                if woken_urgent {
+                    tokio::time::sleep_until(at).await;
                 } else {
-                    // An urgent wake-up while a routine pass waits its turn: look now.
+                    // An urgent wake-up while a routine pass waits its turn goes first.
                     tokio::select! {
-                        _ = tokio::time::sleep_until(earliest) => {}
+                        _ = tokio::time::sleep_until(at) => {}
                         _ = self.wake.notified() => {
-                            was_urgent = true;
-                            tokio::time::sleep(Duration::from_millis(15)).await;
+                            urgent = true;
+                            let at = pacing::earliest(last_pass, true, Instant::now(), min);
+                            tokio::time::sleep_until(at).await;
                         }
                     }
                 }
             }
-            last_pass = Some((Instant::now(), was_urgent));
+            last_pass = Some(LastPass {
+                at: Instant::now(),
+                urgent,
+            });
             next = self.pass().await;
         }
     }

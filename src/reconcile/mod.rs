@@ -21,6 +21,7 @@ pub mod execute;
 pub mod images;
 pub mod memory;
 pub mod observe;
+mod pacing;
 pub mod plan;
 pub mod preview;
 mod publish;

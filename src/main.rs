@@ -102,8 +102,9 @@ async fn client_command(args: &Args) -> cli::CliResult {
         Command::Apply {
             files,
             dry_run,
+            set,
             wait,
-        } => cli::apply(&client()?, files, *dry_run, wait.wait, wait.timeout.0).await,
+        } => cli::apply(&client()?, files, *dry_run, set, wait.wait, wait.timeout.0).await,
         Command::Diff { files } => cli::diff(&client()?, files).await,
         Command::Get {
             resource,

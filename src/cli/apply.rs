@@ -9,20 +9,27 @@ use serde_json::Value;
 use crate::reconcile::status::AppStatus;
 use crate::spec::{AppKey, Kind};
 
+use super::args::SetFlags;
 use super::client::{CliError, CliResult, Client, Exit};
 use super::files::{read_or_exit, wire_bundle};
 use super::images;
 
-/// `wharf apply -f … [--dry-run] [--wait --timeout]`.
+/// `wharf apply -f … [--dry-run] [--set NAME [--prune]] [--wait --timeout]`.
 pub async fn apply(
     client: &Client,
     paths: &[PathBuf],
     dry_run: bool,
+    set: &SetFlags,
     wait: bool,
     timeout: Duration,
 ) -> CliResult {
+    if let Some(name) = &set.set
+        && let Err(e) = crate::spec::names::check_name(name)
+    {
+        return Err(CliError::new(Exit::Invalid, format!("--set {name:?}: {e}")));
+    }
     let docs = read_or_exit(paths)?;
-    apply_bundle(client, wire_bundle(&docs), dry_run, wait, timeout).await
+    apply_bundle(client, wire_bundle(&docs), dry_run, set, wait, timeout).await
 }
 
 /// Sends a validated bundle to `/apply`, prints each result, and optionally waits.
@@ -30,10 +37,11 @@ pub(crate) async fn apply_bundle(
     client: &Client,
     bundle: Value,
     dry_run: bool,
+    set: &SetFlags,
     wait: bool,
     timeout: Duration,
 ) -> CliResult {
-    let query = if dry_run { "?dryRun=true" } else { "" };
+    let query = set.query(dry_run);
     let response = client
         .send(
             reqwest::Method::POST,
@@ -56,6 +64,7 @@ pub(crate) async fn apply_bundle(
     if wait && !dry_run {
         let targets: Vec<Target> = items
             .iter()
+            .filter(|i| i["result"] != "pruned")
             .map(|i| Target {
                 image: i["kind"] == "Image",
                 namespace: i["namespace"].as_str().unwrap_or("").to_string(),

@@ -310,7 +310,15 @@ pub async fn run(client: &Client, o: RunOptions<'_>) -> CliResult {
             CliError::new(Exit::Invalid, text.join("\n"))
         })?;
     let bundle = Value::Array(validated.iter().map(|v| v.document.to_value()).collect());
-    apply_bundle(client, bundle, o.dry_run, o.wait, o.timeout).await
+    apply_bundle(
+        client,
+        bundle,
+        o.dry_run,
+        &super::args::SetFlags::default(),
+        o.wait,
+        o.timeout,
+    )
+    .await
 }
 
 #[cfg(test)]

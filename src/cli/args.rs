@@ -57,6 +57,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
+        set: SetFlags,
+        #[command(flatten)]
         wait: WaitFlags,
     },
     /// List apps, images or (swarm mode) nodes, or show one.
@@ -481,6 +483,39 @@ pub struct WaitFlags {
     /// How long --wait waits.
     #[arg(long, default_value_t = Span(defaults::WAIT_TIMEOUT))]
     pub timeout: Span,
+}
+
+/// `--set NAME [--prune]`: an apply set, and the pruning of what left it.
+#[derive(clap::Args, Default)]
+pub struct SetFlags {
+    /// Label everything applied with this apply set (`wharf.set: NAME`).
+    #[arg(long, value_name = "NAME")]
+    pub set: Option<String>,
+    /// Delete the objects of --set that the files no longer contain (API-owned objects of that
+    /// set only); with --dry-run, list them.
+    #[arg(long, requires = "set")]
+    pub prune: bool,
+}
+
+impl SetFlags {
+    /// The apply's query string: `?dryRun=true&set=NAME&prune=true`, or empty.
+    pub fn query(&self, dry_run: bool) -> String {
+        let mut parts = Vec::new();
+        if dry_run {
+            parts.push("dryRun=true".to_string());
+        }
+        if let Some(set) = &self.set {
+            parts.push(format!("set={set}"));
+        }
+        if self.prune {
+            parts.push("prune=true".into());
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
 }
 
 /// `-o table|json|yaml`, table by default.

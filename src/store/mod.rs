@@ -9,6 +9,7 @@
 //! - `objects`: reads and writes of desired objects, deletion, statuses.
 //! - `admission`: policy, quota and host memory checks of App writes.
 //! - `ports`: port areas and host port claims.
+//! - `sets`: apply sets and their pruning.
 //! - `sources`: the watched directory's sync and its files' problems.
 //! - `events`: events about objects.
 //! - `security`: tokens, image requests, namespace policies, the audit log.
@@ -31,6 +32,7 @@ mod objects;
 mod ports;
 mod record;
 pub mod security;
+mod sets;
 mod sources;
 pub mod stats;
 
@@ -42,6 +44,7 @@ pub use record::{
     AppliedUpdate, MetadataView, ObjectRecord, ObjectSource, ObjectView, PortWants, WriteItem,
     WriteOutcome,
 };
+pub use sets::{Pruned, SET_LABEL, left_out};
 pub use sources::{SourceError, SyncReport};
 pub use stats::{Point, Resolution, Retention, Sample};
 

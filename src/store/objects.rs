@@ -189,17 +189,7 @@ impl Store {
         items: &[WriteItem],
         source: &ObjectSource,
     ) -> StoreResult<Vec<(WriteOutcome, ObjectRecord)>> {
-        let mut tx = self.write_tx().await?;
-        let mut out = Vec::with_capacity(items.len());
-        let mut book = None;
-        for item in items {
-            out.push(
-                self.write_in(&mut tx, item, source, None, &mut book)
-                    .await?,
-            );
-        }
-        tx.commit().await?;
-        Ok(out)
+        Ok(self.apply_and_prune(items, source, &[]).await?.0)
     }
 
     /// Runs every check `apply` would (ownership, resourceVersion, host ports, policy, quotas)

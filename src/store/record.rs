@@ -299,6 +299,8 @@ pub enum WriteOutcome {
     Created,
     Configured,
     Unchanged,
+    /// Marked for deletion by an apply set's prune (never the outcome of a write).
+    Pruned,
 }
 
 impl WriteOutcome {
@@ -307,6 +309,7 @@ impl WriteOutcome {
             WriteOutcome::Created => "created",
             WriteOutcome::Configured => "configured",
             WriteOutcome::Unchanged => "unchanged",
+            WriteOutcome::Pruned => "pruned",
         }
     }
 }

@@ -18,6 +18,7 @@ use wharf::store::{Admission, Store};
 const TOKEN: &str = "test-token";
 
 mod security;
+mod sets;
 
 struct Api {
     app: axum::Router,

@@ -10,7 +10,11 @@ use wharf::http::api_routes;
 
 use super::{Api, TOKEN, api, app, assert_error_shape};
 
-async fn token(api: &Api, grants: &[(&str, Role)], expires_at: Option<&str>) -> (String, String) {
+pub(super) async fn token(
+    api: &Api,
+    grants: &[(&str, Role)],
+    expires_at: Option<&str>,
+) -> (String, String) {
     let (id, secret) = new_token();
     let grants = principal(grants).grants;
     api.store

@@ -453,3 +453,117 @@ fn completion_scripts_complete_commands_and_man_pages_cover_every_command() {
     let serve = std::fs::read_to_string(pages.join("wharf-serve.1")).unwrap();
     assert!(serve.contains("min\\-pass\\-interval"), "{serve:.2000}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_sets_prune_only_their_own_left_out_apps_from_the_engine() {
+    let h = Harness::start("t-cli-set").await;
+    let dir = tempfile::tempdir().unwrap();
+    for app in ["a", "b"] {
+        std::fs::write(
+            dir.path().join(format!("{app}.yaml")),
+            h.sleeper_app(app, ""),
+        )
+        .unwrap();
+    }
+    let path = dir.path().to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let h = &h;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            tokio::task::block_in_place(|| wharf(Some(h), &args))
+        }
+    };
+    let out = run(&[
+        "apply",
+        "-f",
+        &path,
+        "--set",
+        "ci",
+        "--wait",
+        "--timeout",
+        "60s",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Beside the set: an app of the API without a set, one of another set, one of a file.
+    let (status, body) = h.apply(&h.sleeper_app("plain", "")).await;
+    assert_eq!(status, 200, "{body}");
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("o.yaml"), h.sleeper_app("o", "")).unwrap();
+    let other = other.to_str().unwrap().to_string();
+    let out = run(&["apply", "-f", &other, "--set", "other"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    h.write_spec("f.yaml", &h.sleeper_app("f", ""));
+    for app in ["plain", "o", "f"] {
+        h.wait_ready(app).await;
+    }
+    let ids = |apps: &'static [&'static str]| {
+        let h = &h;
+        async move {
+            let mut ids = Vec::new();
+            for app in apps {
+                ids.push(h.container_id(app).await.expect("a container"));
+            }
+            ids
+        }
+    };
+    const KEPT: &[&str] = &["a", "plain", "o", "f"];
+    let before = ids(KEPT).await;
+
+    // --prune needs --set: a usage error.
+    let out = run(&["apply", "-f", &path, "--prune"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
+    let out = run(&["apply", "-f", &path, "--set", "ci", "--prune", "--dry-run"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ns = &h.namespace;
+    assert!(
+        text(&out).contains(&format!("app/{ns}/b pruned (dry run)")),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        h.container_id("b").await.is_some(),
+        "a dry run removes nothing"
+    );
+
+    let out = run(&[
+        "apply",
+        "-f",
+        &path,
+        "--set",
+        "ci",
+        "--prune",
+        "--wait",
+        "--timeout",
+        "60s",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("app/{ns}/b pruned")),
+        "{}",
+        text(&out)
+    );
+    crate::support::wait_for(
+        "b's container removed",
+        std::time::Duration::from_secs(30),
+        || async { h.container_id("b").await.is_none().then_some(()) },
+    )
+    .await;
+    crate::support::wait_for(
+        "b forgotten",
+        std::time::Duration::from_secs(30),
+        || async { h.get_app("b").await.is_none().then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        ids(KEPT).await,
+        before,
+        "nothing outside the pruned app was recreated"
+    );
+    h.finish().await;
+}

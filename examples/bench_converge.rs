@@ -284,7 +284,7 @@ async fn wharf_converge(n: usize) -> anyhow::Result<WharfRun> {
         ..ControllerConfig::default()
     };
     let runtime = Arc::new(Counting {
-        inner: DockerRuntime::connect_local(Deadlines::default())?,
+        inner: DockerRuntime::connect_local(Deadlines::default()),
         calls: Mutex::new(BTreeMap::new()),
     });
     let server = Server::start_with(config, runtime.clone()).await?;

@@ -49,7 +49,7 @@ async fn agent(args: &Args, token_file: Option<&std::path::Path>) -> anyhow::Res
     if token.is_empty() {
         anyhow::bail!("the agent token is empty");
     }
-    let engine = std::sync::Arc::new(DockerRuntime::connect_local(Deadlines::default())?);
+    let engine = std::sync::Arc::new(DockerRuntime::connect_local(Deadlines::default()));
     let config = wharf::agent::client::AgentConfig {
         server: args.server.clone(),
         token,

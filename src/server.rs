@@ -151,6 +151,9 @@ pub fn admin_token(data_dir: &Path) -> Result<String, ServeError> {
 async fn host_memory(runtime: &dyn Runtime) -> i64 {
     match runtime.host_memory().await {
         Ok(m) => return m,
+        Err(e @ crate::runtime::RuntimeError::Unavailable(_)) => tracing::warn!(
+            "{e}. Meanwhile wharf serves its API (/readyz answers 503), keeps every accepted write, and reconciles as soon as the engine answers; admission checks use this host's memory"
+        ),
         Err(e) => tracing::warn!("the engine's memory is unknown ({e}); using this host's"),
     }
     match procfs::Meminfo::current() {
@@ -245,7 +248,7 @@ pub struct Server {
 impl Server {
     /// Starts against the local Docker Engine (`DOCKER_HOST` or the default socket).
     pub async fn start(config: ServeConfig) -> Result<Self, ServeError> {
-        let runtime = DockerRuntime::connect_local(config.deadlines)?;
+        let runtime = DockerRuntime::connect_local(config.deadlines);
         Self::start_on(config, Arc::new(runtime)).await
     }
 

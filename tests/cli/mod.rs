@@ -2,6 +2,7 @@
 //! server and engine, with the documented exit codes.
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use crate::support::{Harness, IMAGE_V1};
 
@@ -326,6 +327,128 @@ async fn serve_stops_gracefully_on_sigterm() {
     assert_eq!(waited.status.code(), Some(0), "{log}");
     assert!(log.contains("SIGTERM: shutting down"), "{log}");
     assert!(log.contains("stopped:"), "{log}");
+}
+
+/// On a machine whose engine is not there yet, `wharf serve` starts anyway: the API answers and
+/// keeps writes, `/readyz` answers 503 saying how to start an engine, and the log says the same;
+/// once the engine's socket appears, wharf connects and reconciles what it was given.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_without_an_engine_answers_503_then_reconciles_once_one_answers() {
+    crate::support::images().await;
+    let engine_socket = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+        .unwrap_or_else(|| "/var/run/docker.sock".into());
+    let data = tempfile::tempdir().unwrap();
+    let socket_dir = tempfile::tempdir().unwrap();
+    let socket = socket_dir.path().join("docker.sock");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let instance = format!("no-engine-{}", std::process::id());
+    let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "serve",
+            "--no-specs",
+            "--listen",
+            &addr.to_string(),
+            "--instance",
+            &instance,
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run wharf serve");
+    let http = reqwest::Client::new();
+    let ready = crate::support::wait_for("the API answers", Duration::from_secs(60), || async {
+        let r = http
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .ok()?;
+        Some((
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.ok()?,
+        ))
+    })
+    .await;
+    assert_eq!(ready.0, 503, "{}", ready.1);
+    let why = ready.1["dockerError"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("start one") && why.contains("DOCKER_HOST"),
+        "{}",
+        ready.1
+    );
+
+    let token = std::fs::read_to_string(data.path().join("admin.token")).unwrap();
+    let app = format!(
+        "apiVersion: wharf/v1\nkind: App\nmetadata: {{name: web, namespace: later}}\nspec:\n{}",
+        Harness::sleeper_spec(IMAGE_V1)
+    );
+    let r = http
+        .post(format!("http://{addr}/api/v1/apply"))
+        .bearer_auth(token.trim())
+        .header("content-type", "application/yaml")
+        .body(app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "a write is accepted without an engine"
+    );
+
+    std::os::unix::fs::symlink(&engine_socket, &socket).unwrap();
+    crate::support::wait_for(
+        "ready once the engine answers",
+        Duration::from_secs(60),
+        || async {
+            let r = http
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    let docker = crate::support::docker().await;
+    crate::support::wait_for(
+        "the app's container running",
+        Duration::from_secs(60),
+        || async {
+            let c = docker.inspect_container("later.web", None).await.ok()?;
+            c.state?.running?.then_some(())
+        },
+    )
+    .await;
+
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    let waited = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("wharf exits");
+    crate::support::testkit::remove_containers(
+        &docker,
+        &format!("wharf.instance={instance}"),
+        |_| true,
+    )
+    .await
+    .expect("remove the test's container");
+    let log = text(&waited);
+    assert!(
+        log.contains("start one") && log.contains("/readyz answers 503"),
+        "the log says how to start an engine: {log}"
+    );
 }
 
 /// `wharf backup` copies the database while the server writes to it; a damaged database is

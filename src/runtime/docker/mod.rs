@@ -55,11 +55,20 @@ impl Default for Deadlines {
     }
 }
 
+/// Why there is no client for the local engine, and how to start one.
+fn no_engine_hint(e: &BollardError) -> String {
+    format!(
+        "no Docker Engine here ({e}): start one (`sudo systemctl start docker`, or `sudo dockerd &` once an engine is installed, e.g. Debian's docker.io) or point DOCKER_HOST at one"
+    )
+}
+
 /// Docker's own default stop grace period.
 const DOCKER_DEFAULT_GRACE: u64 = 10;
 
 pub struct DockerRuntime {
-    docker: Docker,
+    /// The engine's client, made at the first call that finds the engine's socket: wharf starts
+    /// (and serves its API, `/readyz` answering 503) before an engine is there.
+    client: std::sync::OnceLock<Docker>,
     negotiated: AtomicBool,
     deadlines: Deadlines,
     /// The engine runs on this host: stats come from its cgroup files (see `cgroup.rs`).
@@ -71,13 +80,23 @@ pub struct DockerRuntime {
 impl DockerRuntime {
     /// Connects lazily to the local engine (`DOCKER_HOST` or the default socket); the first
     /// `ping` negotiates the API version.
-    pub fn connect_local(deadlines: Deadlines) -> RuntimeResult<Self> {
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
-            .with_timeout(Self::backstop(&deadlines));
+    /// An engine that is not there yet (no socket) is not an error here: each call answers
+    /// `Unavailable`, saying how to start one, until it is there.
+    pub fn connect_local(deadlines: Deadlines) -> Self {
         let remote = std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://"));
         let local_files = !remote && std::path::Path::new("/sys/fs/cgroup").is_dir();
-        Ok(Self::with_client(docker, deadlines, local_files))
+        Self::new(deadlines, local_files)
+    }
+
+    /// The engine's client: made once, when the local engine's socket is first found.
+    fn docker(&self) -> RuntimeResult<&Docker> {
+        if let Some(docker) = self.client.get() {
+            return Ok(docker);
+        }
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| RuntimeError::Unavailable(no_engine_hint(&e)))?
+            .with_timeout(Self::backstop(&self.deadlines));
+        Ok(self.client.get_or_init(|| docker))
     }
 
     /// bollard's own timeout: a backstop; `deadline` below is the real one.
@@ -85,9 +104,20 @@ impl DockerRuntime {
         deadlines.pull + deadlines.stop_extra + Duration::from_secs(600)
     }
 
-    fn with_client(docker: Docker, deadlines: Deadlines, local_files: bool) -> Self {
+    /// A stream from the engine's client, or the one error that there is no engine yet.
+    fn stream<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(&Docker) -> BoxStream<'static, RuntimeResult<T>>,
+    ) -> BoxStream<'static, RuntimeResult<T>> {
+        match self.docker() {
+            Ok(docker) => make(docker),
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        }
+    }
+
+    fn new(deadlines: Deadlines, local_files: bool) -> Self {
         Self {
-            docker,
+            client: std::sync::OnceLock::new(),
             negotiated: AtomicBool::new(false),
             deadlines,
             local_files,
@@ -95,11 +125,17 @@ impl DockerRuntime {
         }
     }
 
+    fn with_client(docker: Docker, deadlines: Deadlines, local_files: bool) -> Self {
+        let runtime = Self::new(deadlines, local_files);
+        let _ = runtime.client.set(docker);
+        runtime
+    }
+
     /// The engine host's name (`docker info`'s Name).
     pub async fn engine_name(&self) -> RuntimeResult<String> {
         self.ping().await?;
         let info = self
-            .deadline("info", self.deadlines.call, self.docker.info())
+            .deadline("info", self.deadlines.call, self.docker()?.info())
             .await?;
         Ok(info.name.unwrap_or_default())
     }
@@ -184,16 +220,19 @@ impl DockerRuntime {
             .collect();
         let inspected: Vec<(String, Option<i64>)> = futures::stream::iter(unknown)
             .map(|(id, _)| async move {
-                let pid = self
-                    .deadline(
-                        "inspect container",
-                        self.deadlines.call,
-                        self.docker.inspect_container(&id, None),
-                    )
-                    .await
-                    .ok()
-                    .and_then(|c| c.state?.pid)
-                    .filter(|p| *p > 0);
+                let pid = match self.docker() {
+                    Ok(docker) => self
+                        .deadline(
+                            "inspect container",
+                            self.deadlines.call,
+                            docker.inspect_container(&id, None),
+                        )
+                        .await
+                        .ok()
+                        .and_then(|c| c.state?.pid)
+                        .filter(|p| *p > 0),
+                    Err(_) => None,
+                };
                 (id, pid)
             })
             .buffer_unordered(concurrency.max(1))
@@ -264,7 +303,7 @@ impl DockerRuntime {
             stream: false,
             one_shot: true,
         };
-        let mut stream = self.docker.stats(id, Some(options));
+        let mut stream = self.docker()?.stats(id, Some(options));
         let first = async {
             match stream.next().await {
                 Some(reading) => reading.map(Some),
@@ -298,7 +337,7 @@ impl DockerRuntime {
             .deadline(
                 "list containers",
                 self.deadlines.call,
-                self.docker.list_containers(Some(options)),
+                self.docker()?.list_containers(Some(options)),
             )
             .await?;
         Ok(list.into_iter().filter_map(container_summary).collect())
@@ -346,7 +385,7 @@ impl Runtime for DockerRuntime {
     async fn host_memory(&self) -> RuntimeResult<i64> {
         self.ping().await?;
         let info = self
-            .deadline("info", self.deadlines.call, self.docker.info())
+            .deadline("info", self.deadlines.call, self.docker()?.info())
             .await?;
         info.mem_total
             .filter(|m| *m > 0)
@@ -359,14 +398,14 @@ impl Runtime for DockerRuntime {
                 .deadline(
                     "negotiate version",
                     self.deadlines.call,
-                    self.docker.clone().negotiate_version(),
+                    self.docker()?.clone().negotiate_version(),
                 )
                 .await?;
             tracing::info!(api_version = %negotiated.client_version(), "negotiated Docker API version");
             self.negotiated.store(true, Ordering::Release);
         }
         let version = self
-            .deadline("version", self.deadlines.call, self.docker.version())
+            .deadline("version", self.deadlines.call, self.docker()?.version())
             .await
             .inspect_err(|_| self.negotiated.store(false, Ordering::Release))?;
         Ok(version.version.unwrap_or_default())
@@ -381,7 +420,7 @@ impl Runtime for DockerRuntime {
             .deadline(
                 "inspect container",
                 self.deadlines.call,
-                self.docker.inspect_container(id, None),
+                self.docker()?.inspect_container(id, None),
             )
             .await?;
         let state = c.state.unwrap_or_default();
@@ -427,7 +466,7 @@ impl Runtime for DockerRuntime {
             .deadline(
                 "inspect volume",
                 self.deadlines.call,
-                self.docker.inspect_volume(name),
+                self.docker()?.inspect_volume(name),
             )
             .await
         {
@@ -440,7 +479,7 @@ impl Runtime for DockerRuntime {
             labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             ..Default::default()
         };
-        self.call("create volume", self.docker.create_volume(request))
+        self.call("create volume", self.docker()?.create_volume(request))
             .await
             .map(|_| ())
     }
@@ -454,7 +493,7 @@ impl Runtime for DockerRuntime {
             .deadline(
                 "create container",
                 self.deadlines.call,
-                self.docker
+                self.docker()?
                     .create_container(Some(options), create_body(spec)),
             )
             .await?;
@@ -465,7 +504,7 @@ impl Runtime for DockerRuntime {
     }
 
     async fn start(&self, id: &str) -> RuntimeResult<()> {
-        self.call("start container", self.docker.start_container(id, None))
+        self.call("start container", self.docker()?.start_container(id, None))
             .await
     }
 
@@ -475,25 +514,25 @@ impl Runtime for DockerRuntime {
         self.deadline(
             "stop container",
             limit,
-            self.docker.stop_container(id, Some(options)),
+            self.docker()?.stop_container(id, Some(options)),
         )
         .await
     }
 
     async fn pause(&self, id: &str) -> RuntimeResult<()> {
-        self.call("pause container", self.docker.pause_container(id))
+        self.call("pause container", self.docker()?.pause_container(id))
             .await
     }
 
     async fn unpause(&self, id: &str) -> RuntimeResult<()> {
-        self.call("unpause container", self.docker.unpause_container(id))
+        self.call("unpause container", self.docker()?.unpause_container(id))
             .await
     }
 
     async fn update(&self, id: &str, limits: &Limits) -> RuntimeResult<()> {
         self.call(
             "update container",
-            self.docker.update_container(id, update_body(limits)),
+            self.docker()?.update_container(id, update_body(limits)),
         )
         .await
     }
@@ -509,7 +548,7 @@ impl Runtime for DockerRuntime {
             .deadline(
                 "remove container",
                 limit,
-                self.docker.remove_container(id, Some(options)),
+                self.docker()?.remove_container(id, Some(options)),
             )
             .await
         {
@@ -524,7 +563,7 @@ impl Runtime for DockerRuntime {
         self.deadline(
             "restart container",
             limit,
-            self.docker.restart_container(id, Some(options)),
+            self.docker()?.restart_container(id, Some(options)),
         )
         .await
     }
@@ -535,7 +574,7 @@ impl Runtime for DockerRuntime {
         };
         self.call(
             "kill container",
-            self.docker.kill_container(id, Some(options)),
+            self.docker()?.kill_container(id, Some(options)),
         )
         .await
     }
@@ -581,7 +620,7 @@ impl Runtime for DockerRuntime {
             .deadline(
                 "inspect container",
                 self.deadlines.call,
-                self.docker.inspect_container(id, None),
+                self.docker()?.inspect_container(id, None),
             )
             .await?;
         serde_json::to_value(c).map_err(|e| RuntimeError::Engine {
@@ -596,7 +635,8 @@ impl Runtime for DockerRuntime {
             .deadline(
                 "remove volume",
                 self.deadlines.call,
-                self.docker.remove_volume(name, None::<RemoveVolumeOptions>),
+                self.docker()?
+                    .remove_volume(name, None::<RemoveVolumeOptions>),
             )
             .await
         {
@@ -611,7 +651,7 @@ impl Runtime for DockerRuntime {
         };
         self.call(
             "rename container",
-            self.docker.rename_container(id, options),
+            self.docker()?.rename_container(id, options),
         )
         .await
     }
@@ -621,7 +661,7 @@ impl Runtime for DockerRuntime {
             .deadline(
                 "list images",
                 self.deadlines.call,
-                self.docker.list_images(None::<ListImagesOptions>),
+                self.docker()?.list_images(None::<ListImagesOptions>),
             )
             .await?;
         Ok(list
@@ -652,7 +692,7 @@ impl Runtime for DockerRuntime {
         };
         self.call(
             "remove image",
-            self.docker.remove_image(image, Some(options), None),
+            self.docker()?.remove_image(image, Some(options), None),
         )
         .await
         .map(|_| ())

@@ -37,14 +37,15 @@ impl DockerRuntime {
             .deadline(
                 "create exec",
                 self.deadlines.call,
-                self.docker.create_exec(id, config),
+                self.docker()?.create_exec(id, config),
             )
             .await?;
+        let docker = self.docker()?;
         let run = async {
             let mut stdout = Vec::new();
             let mut stderr = Vec::new();
             if let StartExecResults::Attached { mut output, .. } =
-                self.docker.start_exec(&exec.id, None).await?
+                docker.start_exec(&exec.id, None).await?
             {
                 while let Some(chunk) = output.next().await {
                     match chunk? {
@@ -63,7 +64,7 @@ impl DockerRuntime {
             .deadline(
                 "inspect exec",
                 self.deadlines.call,
-                self.docker.inspect_exec(&exec.id),
+                self.docker()?.inspect_exec(&exec.id),
             )
             .await?;
         Ok(ExecOutput {
@@ -78,10 +79,12 @@ impl DockerRuntime {
         id: &str,
         options: &LogOptions,
     ) -> BoxStream<'static, RuntimeResult<LogChunk>> {
-        self.docker
-            .logs(id, Some(logs_query(options)))
-            .map(|chunk| log_chunk("container logs", chunk))
-            .boxed()
+        self.stream(|docker| {
+            docker
+                .logs(id, Some(logs_query(options)))
+                .map(|chunk| log_chunk("container logs", chunk))
+                .boxed()
+        })
     }
 
     /// A service's log through the manager (all its tasks, on every node), or one task's.
@@ -92,18 +95,16 @@ impl DockerRuntime {
         options: &LogOptions,
     ) -> BoxStream<'static, RuntimeResult<LogChunk>> {
         let query = logs_query(options);
-        match task {
-            Some(task) => self
-                .docker
+        self.stream(|docker| match task {
+            Some(task) => docker
                 .task_logs(task, Some(query))
                 .map(|chunk| log_chunk("task logs", chunk))
                 .boxed(),
-            None => self
-                .docker
+            None => docker
                 .service_logs(service, Some(query))
                 .map(|chunk| log_chunk("service logs", chunk))
                 .boxed(),
-        }
+        })
     }
 
     pub(super) async fn pull_image(
@@ -122,7 +123,9 @@ impl DockerRuntime {
             serveraddress: Some(c.server.clone()),
             ..Default::default()
         });
-        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        let mut stream = self
+            .docker()?
+            .create_image(Some(options), None, credentials);
         let idle = self.deadlines.call;
         let whole = async {
             // Each message must arrive within the call deadline: a stalled pull fails instead of
@@ -184,10 +187,12 @@ impl DockerRuntime {
             filters: Some(filters),
             ..Default::default()
         };
-        self.docker
-            .events(Some(options))
-            .map(convert_event(false))
-            .boxed()
+        self.stream(|docker| {
+            docker
+                .events(Some(options))
+                .map(convert_event(false))
+                .boxed()
+        })
     }
 
     fn task_filters(instance: &str) -> HashMap<String, Vec<String>> {
@@ -219,13 +224,13 @@ impl DockerRuntime {
             )])),
             ..Default::default()
         };
-        futures::stream::select(
-            self.docker
-                .events(Some(containers))
-                .map(convert_event(false)),
-            self.docker.events(Some(images)).map(convert_event(true)),
-        )
-        .boxed()
+        self.stream(|docker| {
+            futures::stream::select(
+                docker.events(Some(containers)).map(convert_event(false)),
+                docker.events(Some(images)).map(convert_event(true)),
+            )
+            .boxed()
+        })
     }
 }
 

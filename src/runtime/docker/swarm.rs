@@ -425,10 +425,12 @@ impl DockerRuntime {
             )])),
             ..Default::default()
         };
-        self.docker
-            .events(Some(options))
-            .map(super::streams::convert_event(false))
-            .boxed()
+        self.stream(|docker| {
+            docker
+                .events(Some(options))
+                .map(super::streams::convert_event(false))
+                .boxed()
+        })
     }
 }
 
@@ -436,7 +438,7 @@ impl DockerRuntime {
 impl Swarm for DockerRuntime {
     async fn membership(&self) -> RuntimeResult<SwarmMembership> {
         self.ping().await?;
-        let info = self.call("info", self.docker.info()).await?;
+        let info = self.call("info", self.docker()?.info()).await?;
         let swarm = info.swarm.unwrap_or_default();
         Ok(SwarmMembership {
             local_node_state: swarm
@@ -459,7 +461,7 @@ impl Swarm for DockerRuntime {
             ..Default::default()
         };
         let list = self
-            .call("list services", self.docker.list_services(Some(options)))
+            .call("list services", self.docker()?.list_services(Some(options)))
             .await?;
         Ok(list.into_iter().filter_map(read_service).collect())
     }
@@ -475,7 +477,7 @@ impl Swarm for DockerRuntime {
             )])),
         };
         let list = self
-            .call("list tasks", self.docker.list_tasks(Some(options)))
+            .call("list tasks", self.docker()?.list_tasks(Some(options)))
             .await?;
         Ok(list.into_iter().filter_map(read_task).collect())
     }
@@ -488,7 +490,7 @@ impl Swarm for DockerRuntime {
         let created = self
             .call(
                 "create service",
-                self.docker
+                self.docker()?
                     .create_service(service_body(spec, 0), credentials(registry)),
             )
             .await?;
@@ -514,7 +516,7 @@ impl Swarm for DockerRuntime {
         let answer = self
             .call(
                 "update service",
-                self.docker.update_service(
+                self.docker()?.update_service(
                     id,
                     service_body(spec, force_update),
                     options,
@@ -526,7 +528,7 @@ impl Swarm for DockerRuntime {
     }
 
     async fn remove_service(&self, id: &str) -> RuntimeResult<()> {
-        self.call("remove service", self.docker.delete_service(id))
+        self.call("remove service", self.docker()?.delete_service(id))
             .await
     }
 
@@ -534,7 +536,7 @@ impl Swarm for DockerRuntime {
         let list = self
             .call(
                 "list nodes",
-                self.docker.list_nodes(None::<ListNodesOptions>),
+                self.docker()?.list_nodes(None::<ListNodesOptions>),
             )
             .await?;
         let mut nodes: Vec<NodeState> = list.into_iter().filter_map(read_node).collect();
@@ -544,7 +546,7 @@ impl Swarm for DockerRuntime {
 
     async fn node_raw(&self, id: &str) -> RuntimeResult<serde_json::Value> {
         let node = self
-            .call("inspect node", self.docker.inspect_node(id))
+            .call("inspect node", self.docker()?.inspect_node(id))
             .await?;
         serde_json::to_value(node).map_err(|e| RuntimeError::Engine {
             op: "inspect node",
@@ -556,7 +558,7 @@ impl Swarm for DockerRuntime {
     async fn update_node(&self, id: &str, version: u64, update: &NodeUpdate) -> RuntimeResult<()> {
         // The update replaces the whole spec: keep the node's name and role as they are.
         let current = self
-            .call("inspect node", self.docker.inspect_node(id))
+            .call("inspect node", self.docker()?.inspect_node(id))
             .await?;
         let mut spec = current.spec.unwrap_or_default();
         spec.availability = Some(match update.availability.as_str() {
@@ -570,7 +572,7 @@ impl Swarm for DockerRuntime {
             .build();
         self.call(
             "update node",
-            self.docker.update_node(id, NodeSpec { ..spec }, options),
+            self.docker()?.update_node(id, NodeSpec { ..spec }, options),
         )
         .await
     }

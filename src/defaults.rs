@@ -11,6 +11,10 @@ pub const LISTEN: &str = "127.0.0.1:7999";
 pub const SPECS_DIR: &str = "specs";
 /// The data directory: database and admin token.
 pub const DATA_DIR: &str = ".wharf";
+/// `--git-branch`: the branch a git source follows.
+pub const GIT_BRANCH: &str = "main";
+/// `--git-poll`: how often a git source fetches (a signed webhook fetches at once).
+pub const GIT_POLL: Duration = Duration::from_secs(60);
 /// The server a client command talks to.
 pub const SERVER_URL: &str = "http://127.0.0.1:7999";
 /// Separates this wharf's containers from another's on the same engine.

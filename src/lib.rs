@@ -7,7 +7,8 @@
 //! # Layout
 //! The folders follow the data flow:
 //! - `spec`: wire types, parsing with locations, validation into domain types, hashing.
-//! - `source`: the watched directory → file-owned objects in the store.
+//! - `source`: the watched directory, or a followed git branch (`source/git.rs`) → file-owned
+//!   objects in the store.
 //! - `store`: sqlx/SQLite — desired objects, status, events; ownership and preconditions; port
 //!   claims; stats samples and rollups.
 //! - `reconcile`: observe → build desired → plan (pure) → execute, the loop, status, previews;

@@ -25,6 +25,7 @@ use crate::reconcile::{Controller, ControllerConfig};
 use crate::runtime::Runtime;
 use crate::runtime::docker::{Deadlines, DockerRuntime};
 use crate::runtime::swarm::Swarm;
+use crate::source::git::GitSource;
 use crate::spec::mode::Mode;
 use crate::stats::uptime::Recorder;
 use crate::stats::{Sampler, StatsConfig};
@@ -58,6 +59,8 @@ pub struct ServeConfig {
     pub audit_retention: Duration,
     /// Solo (containers of one engine) or swarm (services of the swarm the engine manages).
     pub mode: Mode,
+    /// Follow a remote git repository's branch as the source of spec files.
+    pub git: Option<crate::source::git::GitConfig>,
 }
 
 /// A PEM certificate chain and its private key.
@@ -83,6 +86,7 @@ impl ServeConfig {
             host_memory_percent: defaults::HOST_MEMORY_PERCENT,
             audit_retention: defaults::AUDIT_RETENTION,
             mode: Mode::Solo,
+            git: None,
         }
     }
 }
@@ -112,6 +116,9 @@ pub enum ServeError {
     /// `--mode swarm` against an engine that is not a swarm manager.
     #[error("{0}")]
     NotManager(String),
+    /// `--git …` cannot be followed as given.
+    #[error("{0}")]
+    Git(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -322,6 +329,16 @@ impl Server {
                 Arc::clone(&wake),
             ));
         }
+        let git_hook = match config.git.clone() {
+            Some(git) => {
+                let (source, hook) =
+                    GitSource::new(git, &config.data_dir, store.clone(), Arc::clone(&wake))
+                        .map_err(ServeError::Git)?;
+                tasks.push(source.spawn());
+                Some(hook)
+            }
+            None => None,
+        };
         tasks.extend(controller.spawn());
         tasks.push(spawn_audit_pruning(store.clone(), config.audit_retention));
         let sampler = Sampler::new(
@@ -368,6 +385,7 @@ impl Server {
             instance: config.controller.instance.clone(),
             max_body: config.max_body,
             agents: agents.clone(),
+            git: git_hook,
         };
         let listener =
             std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {

@@ -16,6 +16,8 @@
 //! - `swarm`: swarm mode on a real three-node swarm the test builds (dockerd daemons in
 //!   network namespaces), the rules of each mode, and the node agents (`wharf agent` processes,
 //!   one per node) for task stats, kill, inspect, git, logs and uptime.
+//! - `gitops`: `wharf serve --git`: a bare repository on disk and one served by `git daemon`,
+//!   pushes applied whole, a bad commit refused, signed webhooks.
 //! - `faults`: the data directory's file system running full (a small tmpfs): 507, nothing
 //!   half written, containers untouched, recovery when space returns.
 //! - `hostile`: alias bombs, deep nesting, huge strings, duplicate keys and a property run over
@@ -29,6 +31,7 @@ mod artifacts;
 mod cli;
 mod control_loop;
 mod faults;
+mod gitops;
 mod hostile;
 mod images;
 mod lifecycle;

@@ -349,6 +349,8 @@ pub struct ServeArgs {
     /// Do not watch a directory.
     #[arg(long, conflicts_with = "specs")]
     pub no_specs: bool,
+    #[command(flatten)]
+    pub git: GitFlags,
     #[arg(long, default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
     /// Separates this wharf's containers from another wharf's on the same engine.
@@ -402,13 +404,63 @@ pub struct ServeArgs {
     pub security: SecurityFlags,
 }
 
+/// `wharf serve --git URL …`: a remote repository's branch as the source of spec files, in
+/// place of the watched directory.
+#[derive(clap::Args)]
+pub struct GitFlags {
+    /// Follow this repository (https://, ssh://, git://, file:// or a path) instead of watching
+    /// a directory: wharf clones it into the data directory and applies each new commit of
+    /// the branch whole.
+    #[arg(long = "git", value_name = "URL", conflicts_with_all = ["specs", "no_specs"])]
+    pub url: Option<String>,
+    /// The branch to follow.
+    #[arg(long = "git-branch", value_name = "BRANCH", default_value = defaults::GIT_BRANCH, requires = "url")]
+    pub branch: String,
+    /// The directory of spec files inside the repository (default: its root).
+    #[arg(long = "git-path", value_name = "DIR", requires = "url")]
+    pub path: Option<PathBuf>,
+    /// How often to fetch; a signed webhook (POST /api/v1/hooks/git) fetches at once.
+    #[arg(long = "git-poll", default_value_t = Span(defaults::GIT_POLL), requires = "url")]
+    pub poll: Span,
+    /// A private key for an SSH URL (the host must be in known_hosts).
+    #[arg(long = "git-ssh-key", value_name = "FILE", requires = "url")]
+    pub ssh_key: Option<PathBuf>,
+    /// A file holding an HTTPS access token (else WHARF_GIT_TOKEN); re-read at every fetch.
+    #[arg(long = "git-token-file", value_name = "FILE", requires = "url")]
+    pub token_file: Option<PathBuf>,
+    /// A file holding the webhook secret (GitHub and Gitea sign with it; GitLab sends it).
+    #[arg(
+        long = "git-webhook-secret-file",
+        value_name = "FILE",
+        requires = "url"
+    )]
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+impl GitFlags {
+    fn config(self) -> Option<crate::source::git::GitConfig> {
+        Some(crate::source::git::GitConfig {
+            url: self.url?,
+            branch: self.branch,
+            path: self.path,
+            poll: self.poll.0.max(Duration::from_secs(1)),
+            ssh_key: self.ssh_key,
+            token_file: self.token_file,
+            token_env: std::env::var("WHARF_GIT_TOKEN").ok(),
+            webhook_secret_file: self.webhook_secret_file,
+        })
+    }
+}
+
 impl ServeArgs {
     /// The server's configuration, with its data directory.
     pub fn into_config(self, data_dir: PathBuf) -> Result<ServeConfig, String> {
         let security = self.security;
+        let git = self.git.config();
         Ok(ServeConfig {
             data_dir,
-            specs_dir: (!self.no_specs).then_some(self.specs),
+            specs_dir: (!self.no_specs && git.is_none()).then_some(self.specs),
+            git,
             listen: self.listen,
             controller: ControllerConfig {
                 instance: self.instance,

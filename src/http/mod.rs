@@ -21,6 +21,7 @@ pub mod body;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod hooks;
 pub mod image_requests;
 pub mod images;
 pub mod nodes;

@@ -10,8 +10,8 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use super::error::ApiError;
 use super::state::ApiState;
 use super::{
-    actions, agents, apply, apps, audit_log, auth, health, image_requests, images, nodes, policy,
-    sources, stats, tokens,
+    actions, agents, apply, apps, audit_log, auth, health, hooks, image_requests, images, nodes,
+    policy, sources, stats, tokens,
 };
 use crate::auth::{Need, Role};
 
@@ -270,6 +270,9 @@ pub fn api_table() -> Vec<(ApiRoute, MethodRouter<ApiState>)> {
     ]
 }
 
+/// The git webhook, under `/api/v1`: no bearer token, a forge's signature instead.
+pub const GIT_HOOK_PATH: &str = "/hooks/git";
+
 /// `GET /metrics`: every app's figures, so it needs a viewer of every namespace.
 pub const METRICS_NEED: Need = Need::Everywhere(Role::Viewer);
 
@@ -292,7 +295,10 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
-        ));
+        ))
+        // Added after the authentication layer, which it does not pass: the forge's signature
+        // is its authentication (see `hooks`).
+        .route(GIT_HOOK_PATH, post(hooks::git));
     let metrics = Router::new()
         .route("/metrics", guarded(METRICS_NEED, get(health::metrics)))
         .layer(middleware::from_fn_with_state(

@@ -10,6 +10,7 @@ use crate::agent::hub::AgentHub;
 use crate::reconcile::images::ImageService;
 use crate::reconcile::{Controller, Health};
 use crate::runtime::Runtime;
+use crate::source::git::GitHook;
 use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 use crate::stats::StatsConfig;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub max_body: usize,
     /// Swarm mode: the node agents.
     pub agents: Option<Arc<AgentHub>>,
+    /// `--git`: the webhook that makes the source fetch at once.
+    pub git: Option<Arc<GitHook>>,
 }
 
 impl ApiState {

@@ -20,6 +20,8 @@ use crate::spec::{Format, SpecError, read_bundle};
 use crate::store::EventType;
 use crate::store::{ObjectSource, Store, StoreError, WriteItem};
 
+pub mod git;
+
 /// Spec files larger than this are refused unread.
 const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Quiet time after the last change before a rescan.
@@ -121,28 +123,63 @@ fn read_file(path: &Path, label: &str) -> Result<Vec<WriteItem>, Vec<SpecError>>
 
 /// Scans once and makes the store match. Returns whether any object changed.
 pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
+    match scan_blocking(root).await {
+        Some(scanned) => apply_scan(store, &scanned, None).await,
+        None => Ok(false),
+    }
+}
+
+/// `scan` on the blocking pool; `None` (logged) when the directory cannot be read.
+pub async fn scan_blocking(root: &Path) -> Option<Scan> {
     let root_owned = root.to_path_buf();
-    let scanned = match tokio::task::spawn_blocking(move || scan(&root_owned)).await {
-        Ok(Ok(s)) => s,
+    match tokio::task::spawn_blocking(move || scan(&root_owned)).await {
+        Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
-            tracing::error!(dir = %root.display(), "cannot read the watched directory, keeping every object as it is: {e}");
-            return Ok(false);
+            tracing::error!(dir = %root.display(), "cannot read the spec files, keeping every object as it is: {e}");
+            None
         }
         Err(e) => {
-            tracing::error!("directory scan failed: {e}");
-            return Ok(false);
+            tracing::error!("spec file scan failed: {e}");
+            None
         }
-    };
+    }
+}
+
+/// Makes the store match a scan (bad files keep their previous objects) and reports each
+/// file's problems. `commit`: the git commit the files are, recorded on their objects.
+/// Returns whether any object changed.
+pub async fn apply_scan(
+    store: &Store,
+    scanned: &Scan,
+    commit: Option<&str>,
+) -> Result<bool, StoreError> {
     let bad: BTreeSet<ObjectSource> = scanned.bad.keys().cloned().collect();
-    let report = store.sync_files(&scanned.good, &bad).await?;
+    let report = store.sync_files(&scanned.good, &bad, commit).await?;
     for (kind, key, outcome) in &report.changed {
-        tracing::info!(object = %kind.describe(key), "{outcome:?} from the watched directory");
+        tracing::info!(object = %kind.describe(key), "{outcome:?} from the spec files");
     }
     for (kind, key) in &report.deleted {
         tracing::info!(object = %kind.describe(key), "its spec file no longer declares it: deleting");
     }
+    report_problems(
+        store,
+        scanned,
+        &report.conflicts,
+        "; its previously applied objects keep running unchanged",
+    )
+    .await?;
+    Ok(!report.changed.is_empty() || !report.deleted.is_empty())
+}
 
-    // Report problems once per change, and clear them when fixed.
+/// Records each file's problem (bad files, and `conflicts`: objects a file could not take)
+/// once per change, as a source error, in the log (with `kept`, what still runs, for a bad
+/// file) and as an event on the file's objects; clears the problems that are gone.
+pub async fn report_problems(
+    store: &Store,
+    scanned: &Scan,
+    conflicts: &BTreeMap<ObjectSource, Vec<String>>,
+    kept: &str,
+) -> Result<(), StoreError> {
     let mut problems: BTreeMap<&ObjectSource, String> = BTreeMap::new();
     for (source, errors) in &scanned.bad {
         let text = errors
@@ -152,14 +189,14 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
             .join("\n");
         problems.insert(source, text);
     }
-    for (source, conflicts) in &report.conflicts {
+    for (source, conflicts) in conflicts {
         problems.insert(source, conflicts.join("\n"));
     }
     for (source, message) in &problems {
         if store.set_source_error(source, Some(message)).await? {
             let file = source.file().unwrap_or_default();
-            let previous_kept = if bad.contains(*source) {
-                "; its previously applied objects keep running unchanged"
+            let previous_kept = if scanned.bad.contains_key(*source) {
+                kept
             } else {
                 ""
             };
@@ -190,7 +227,7 @@ pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
             );
         }
     }
-    Ok(!report.changed.is_empty() || !report.deleted.is_empty())
+    Ok(())
 }
 
 /// Watches `root` and keeps the store in step with it until aborted.

@@ -60,6 +60,10 @@ pub struct ObjectMeta {
     /// directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Server-set: the git commit a file-owned object was last applied from (`wharf serve
+    /// --git`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_commit: Option<String>,
 }
 
 /// An App: one container wharf keeps matching its spec.

@@ -208,6 +208,36 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Stores a named state of the installation (JSON), replacing the previous one.
+    pub async fn put_setting(&self, name: &str, value: &impl Serialize) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)")
+            .bind(name)
+            .bind(to_json(name, value)?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A named state stored by `put_setting`, if any.
+    pub async fn setting<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> StoreResult<Option<T>> {
+        let text: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| StoreError::Corrupt(format!("setting {name}: {e}")))
+        })
+        .transpose()
+    }
+}
+
 /// `value` as JSON text for a column; a value that cannot be written is an error, never an
 /// empty column.
 pub(crate) fn to_json(column: &str, value: &impl Serialize) -> StoreResult<String> {

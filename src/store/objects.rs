@@ -106,6 +106,7 @@ impl Store {
                     deletion_timestamp: None,
                     applied_update: None,
                     host_port_root,
+                    source_commit: None,
                 };
                 Self::save_in(tx, &record).await?;
                 Ok((WriteOutcome::Created, record))

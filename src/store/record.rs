@@ -56,6 +56,9 @@ pub struct MetadataView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<&'a str>,
     pub source: &'a ObjectSource,
+    /// The git commit a file-owned object was last applied from (`wharf serve --git`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_commit: Option<&'a str>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -126,6 +129,8 @@ pub struct ObjectRecord {
     pub applied_update: Option<AppliedUpdate>,
     /// The first port of the app's port area, when it declares one.
     pub host_port_root: Option<u16>,
+    /// The git commit the object was last applied from (`wharf serve --git`).
+    pub source_commit: Option<String>,
 }
 
 /// An in-place update wharf made: container labels cannot record it.
@@ -150,6 +155,7 @@ impl ObjectRecord {
                 creation_timestamp: &self.created_at,
                 deletion_timestamp: self.deletion_timestamp.as_deref(),
                 source: &self.source,
+                source_commit: self.source_commit.as_deref(),
                 labels: &self.labels,
                 annotations: &self.annotations,
             },
@@ -274,6 +280,7 @@ impl WriteItem {
                 deletion_timestamp: None,
                 applied_update: None,
                 host_port_root: None,
+                source_commit: None,
             },
         }
     }
@@ -405,6 +412,7 @@ impl ObjectRecord {
             host_port_root: row
                 .try_get::<Option<i64>, _>("host_port_root")?
                 .and_then(|p| u16::try_from(p).ok()),
+            source_commit: row.try_get("source_commit")?,
         })
     }
 }

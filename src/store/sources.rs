@@ -97,10 +97,14 @@ impl Store {
     /// failed to parse or validate (their objects are kept as they are). An object moves
     /// between files when its old file no longer declares it; it never moves from the API or
     /// from a bad file. File-owned objects no file declares any more are marked for deletion.
+    ///
+    /// `commit`: the git commit the files come from (`wharf serve --git`), recorded on every
+    /// live file-owned object; `None` clears it.
     pub async fn sync_files(
         &self,
         good: &BTreeMap<ObjectSource, Vec<WriteItem>>,
         bad: &BTreeSet<ObjectSource>,
+        commit: Option<&str>,
     ) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
         let mut tx = self.write_tx().await?;
@@ -188,6 +192,12 @@ impl Store {
             Self::mark_deleted_in(&mut tx, &mut record).await?;
             report.deleted.push((record.kind, record.key.clone()));
         }
+        sqlx::query(
+            "UPDATE objects SET source_commit = ?1 WHERE source LIKE 'file:%' AND deletion_timestamp IS NULL AND source_commit IS NOT ?1",
+        )
+        .bind(commit)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(report)
     }

@@ -58,6 +58,7 @@ async fn api_with(config: ControllerConfig) -> Api {
         instance: "api-test".into(),
         max_body: 16 * 1024,
         agents: None,
+        git: None,
     };
     Api {
         app: router(state),

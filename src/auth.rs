@@ -191,6 +191,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A shared secret kept in a file (a webhook's HMAC key): its text without the final newline.
+/// An unreadable or empty file is an error naming it.
+pub fn read_secret_file(file: &std::path::Path) -> Result<Vec<u8>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(format!("{} is empty", file.display()));
+    }
+    Ok(secret.as_bytes().to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,7 @@ pub mod git;
 pub mod http;
 pub mod images;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod reconcile;
 pub mod runtime;

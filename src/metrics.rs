@@ -57,6 +57,8 @@ pub struct Metrics {
     pub pass_seconds: Histogram,
     pub docker_errors: Counter,
     pub apply_requests: Family<ResultLabels, Counter>,
+    /// Notifications by webhook, event and result (the notifier counts into it).
+    pub notifications: Family<crate::notify::NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -67,6 +69,7 @@ impl Default for Metrics {
             pass_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             docker_errors: Counter::default(),
             apply_requests: Family::default(),
+            notifications: Family::default(),
         }
     }
 }
@@ -118,6 +121,11 @@ impl Metrics {
             "apply_requests",
             "POST /api/v1/apply requests by result",
             self.apply_requests.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications by webhook (scheme, host, port), event and result: delivered, failed (every attempt), dropped (queue full)",
+            self.notifications.clone(),
         );
         let queue = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
         queue.set(i64::try_from(queue_depth).unwrap_or(i64::MAX));

@@ -20,6 +20,7 @@ use crate::agent::uptime::SwarmUptime;
 use crate::auth::token_digest;
 use crate::defaults;
 use crate::http::{self, ApiState};
+use crate::notify::Notifier;
 use crate::policy::Policy;
 use crate::reconcile::{Controller, ControllerConfig};
 use crate::runtime::Runtime;
@@ -61,6 +62,10 @@ pub struct ServeConfig {
     pub mode: Mode,
     /// Follow a remote git repository's branch as the source of spec files.
     pub git: Option<crate::source::git::GitConfig>,
+    /// Where notable changes are posted (`--notify-webhook`).
+    pub notify: Vec<crate::notify::Webhook>,
+    /// The HMAC key of their signature (`--notify-secret-file`).
+    pub notify_secret_file: Option<PathBuf>,
 }
 
 /// A PEM certificate chain and its private key.
@@ -87,6 +92,8 @@ impl ServeConfig {
             audit_retention: defaults::AUDIT_RETENTION,
             mode: Mode::Solo,
             git: None,
+            notify: Vec::new(),
+            notify_secret_file: None,
         }
     }
 }
@@ -119,6 +126,8 @@ pub enum ServeError {
     /// `--git …` cannot be followed as given.
     #[error("{0}")]
     Git(String),
+    #[error("--notify-secret-file {0}")]
+    Notify(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -310,6 +319,16 @@ impl Server {
             });
         store.claim_mode(config.mode).await?;
         let wake = Arc::new(Notify::new());
+        let notify_secret = match &config.notify_secret_file {
+            Some(file) => Some(crate::auth::read_secret_file(file).map_err(ServeError::Notify)?),
+            None => None,
+        };
+        let (notifier, notify_tasks) = Notifier::start(
+            config.notify.clone(),
+            notify_secret,
+            config.controller.instance.clone(),
+        );
+        config.controller.notifier = notifier.clone();
         let controller = Controller::with_backend(
             store.clone(),
             Arc::clone(&runtime),
@@ -317,23 +336,29 @@ impl Server {
             config.controller.clone(),
             Arc::clone(&wake),
         );
-        let mut tasks = Vec::new();
+        let mut tasks = notify_tasks;
         if let Some(dir) = &config.specs_dir {
             // One scan before the loop starts, so a restart never plans on a stale store.
-            if let Err(e) = crate::source::sync_once(dir, &store).await {
+            if let Err(e) = crate::source::sync_once(dir, &store, &notifier).await {
                 tracing::error!("first scan of {}: {e}", dir.display());
             }
             tasks.push(crate::source::spawn(
                 dir.clone(),
                 store.clone(),
                 Arc::clone(&wake),
+                notifier.clone(),
             ));
         }
         let git_hook = match config.git.clone() {
             Some(git) => {
-                let (source, hook) =
-                    GitSource::new(git, &config.data_dir, store.clone(), Arc::clone(&wake))
-                        .map_err(ServeError::Git)?;
+                let (source, hook) = GitSource::new(
+                    git,
+                    &config.data_dir,
+                    store.clone(),
+                    Arc::clone(&wake),
+                    notifier.clone(),
+                )
+                .map_err(ServeError::Git)?;
                 tasks.push(source.spawn());
                 Some(hook)
             }

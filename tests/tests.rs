@@ -18,6 +18,8 @@
 //!   one per node) for task stats, kill, inspect, git, logs and uptime.
 //! - `gitops`: `wharf serve --git`: a bare repository on disk and one served by `git daemon`,
 //!   pushes applied whole, a bad commit refused, signed webhooks.
+//! - `notify`: `--notify-webhook` against the real engine: failures, recoveries and rejected
+//!   files posted, signed, filtered, retried and counted.
 //! - `faults`: the data directory's file system running full (a small tmpfs): 507, nothing
 //!   half written, containers untouched, recovery when space returns.
 //! - `hostile`: alias bombs, deep nesting, huge strings, duplicate keys and a property run over
@@ -35,6 +37,7 @@ mod gitops;
 mod hostile;
 mod images;
 mod lifecycle;
+mod notify;
 mod security;
 mod stats;
 mod swarm;

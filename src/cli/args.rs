@@ -351,6 +351,15 @@ pub struct ServeArgs {
     pub no_specs: bool,
     #[command(flatten)]
     pub git: GitFlags,
+    /// Post notable changes (app degraded, rolled back, failed or recovered, image updated,
+    /// node down, spec file rejected) as JSON to this URL. Repeatable; `URL#events=E1,E2` posts
+    /// only those events (app.degraded, app.rolledBack, app.failed, app.recovered,
+    /// image.updated, node.down, source.rejected).
+    #[arg(long = "notify-webhook", value_name = "URL")]
+    pub notify_webhooks: Vec<crate::notify::Webhook>,
+    /// Sign notifications with HMAC-SHA256 of this file's secret (X-Wharf-Signature-256).
+    #[arg(long, value_name = "FILE")]
+    pub notify_secret_file: Option<PathBuf>,
     #[arg(long, default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
     /// Separates this wharf's containers from another wharf's on the same engine.
@@ -461,6 +470,8 @@ impl ServeArgs {
             data_dir,
             specs_dir: (!self.no_specs && git.is_none()).then_some(self.specs),
             git,
+            notify: self.notify_webhooks,
+            notify_secret_file: self.notify_secret_file,
             listen: self.listen,
             controller: ControllerConfig {
                 instance: self.instance,

@@ -63,6 +63,8 @@ pub struct ControllerConfig {
     pub require_approved_images: bool,
     /// Apps of one image replaced at once in a rollout, unless its Image says otherwise.
     pub rollout_width: u32,
+    /// Where notable status changes are sent (`--notify-webhook`); nowhere by default.
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Default for ControllerConfig {
@@ -76,6 +78,7 @@ impl Default for ControllerConfig {
             registry_timeout: defaults::REGISTRY_TIMEOUT,
             require_approved_images: false,
             rollout_width: defaults::ROLLOUT_WIDTH,
+            notifier: crate::notify::Notifier::default(),
         }
     }
 }
@@ -188,6 +191,10 @@ impl Controller {
         let registry =
             RegistryClient::new(config.insecure_registries.clone(), config.registry_timeout);
         let memory = Arc::new(Mutex::new(Memory::default()));
+        let metrics = Arc::new(Metrics {
+            notifications: config.notifier.counts(),
+            ..Metrics::default()
+        });
         Arc::new(Self {
             store,
             images: Arc::new(ImageService::new(
@@ -209,7 +216,7 @@ impl Controller {
             }),
             released: Notify::new(),
             health: watch::channel(Health::default()).0,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             cancel: CancellationToken::new(),
             work: TaskTracker::new(),
             records: Mutex::new(None),

@@ -10,6 +10,7 @@ use super::controller::Controller;
 use super::execute::Execution;
 use super::plan::{AppPlan, Desired, Observed};
 use super::status::{self, ObjectStatus};
+use crate::notify::transitions;
 use crate::runtime::image_match::find_local;
 use crate::spec::validate::AppKey;
 use crate::store::{EventType, ObjectRecord, now_rfc3339};
@@ -79,8 +80,27 @@ impl Controller {
             );
             changed.extend(status_change(record, ObjectStatus::Image(computed)));
         }
+        self.store_statuses(changed, by_uid).await;
+    }
+
+    /// Stores the statuses that changed, then sends the notable changes among them
+    /// (`notify::transitions`) to the notifier.
+    pub(super) async fn store_statuses(
+        &self,
+        changed: Vec<(String, ObjectStatus)>,
+        by_uid: &HashMap<&str, &ObjectRecord>,
+    ) {
+        let notices: Vec<_> = changed
+            .iter()
+            .filter_map(|(uid, status)| Some(transitions(by_uid.get(uid.as_str())?, status)))
+            .flatten()
+            .collect();
         if let Err(e) = self.store.set_statuses(&changed).await {
             tracing::warn!("could not store {} statuses: {e}", changed.len());
+            return;
+        }
+        for notice in notices {
+            self.config.notifier.send(notice);
         }
     }
 

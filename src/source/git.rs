@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{apply_scan, report_problems, scan_blocking};
+use crate::notify::Notifier;
 use crate::store::{Store, StoreError, now_rfc3339};
 
 /// The setting under which the source's state is stored (shown at `/api/v1/sources`).
@@ -242,6 +243,7 @@ pub struct GitSource {
     store: Store,
     wake: Arc<Notify>,
     trigger: Arc<Notify>,
+    notifier: Notifier,
 }
 
 impl GitSource {
@@ -251,21 +253,14 @@ impl GitSource {
         data_dir: &Path,
         store: Store,
         wake: Arc<Notify>,
+        notifier: Notifier,
     ) -> Result<(Self, Arc<GitHook>), String> {
         config.check()?;
         let secret = match &config.webhook_secret_file {
-            Some(file) => {
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| format!("--git-webhook-secret-file {}: {e}", file.display()))?;
-                let secret = text.trim_end_matches(['\n', '\r']).as_bytes().to_vec();
-                if secret.is_empty() {
-                    return Err(format!(
-                        "--git-webhook-secret-file {} is empty",
-                        file.display()
-                    ));
-                }
-                Some(secret)
-            }
+            Some(file) => Some(
+                crate::auth::read_secret_file(file)
+                    .map_err(|e| format!("--git-webhook-secret-file {e}"))?,
+            ),
             None => None,
         };
         let trigger = Arc::new(Notify::new());
@@ -279,6 +274,7 @@ impl GitSource {
             store,
             wake,
             trigger,
+            notifier,
         };
         Ok((source, hook))
     }
@@ -406,12 +402,19 @@ impl GitSource {
                 "; commit {short} ({}) is rejected whole: the objects of the last applied commit keep running",
                 commit.subject
             );
-            report_problems(&self.store, &scanned, &BTreeMap::new(), &kept).await?;
+            report_problems(
+                &self.store,
+                &scanned,
+                &BTreeMap::new(),
+                &kept,
+                &self.notifier,
+            )
+            .await?;
             tracing::error!(commit = %short, subject = %commit.subject, files = scanned.bad.len(), "commit rejected: a spec file of it is invalid");
             status.rejected = Some(commit);
             return Ok(false);
         }
-        let changed = apply_scan(&self.store, &scanned, Some(&commit.sha)).await?;
+        let changed = apply_scan(&self.store, &scanned, Some(&commit.sha), &self.notifier).await?;
         tracing::info!(commit = %short, subject = %commit.subject, "applied the commit");
         status.commit = Some(commit);
         status.rejected = None;

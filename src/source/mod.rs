@@ -16,6 +16,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::notify::{Notice, Notifier};
 use crate::spec::{Format, SpecError, read_bundle};
 use crate::store::EventType;
 use crate::store::{ObjectSource, Store, StoreError, WriteItem};
@@ -122,9 +123,13 @@ fn read_file(path: &Path, label: &str) -> Result<Vec<WriteItem>, Vec<SpecError>>
 }
 
 /// Scans once and makes the store match. Returns whether any object changed.
-pub async fn sync_once(root: &Path, store: &Store) -> Result<bool, StoreError> {
+pub async fn sync_once(
+    root: &Path,
+    store: &Store,
+    notifier: &Notifier,
+) -> Result<bool, StoreError> {
     match scan_blocking(root).await {
-        Some(scanned) => apply_scan(store, &scanned, None).await,
+        Some(scanned) => apply_scan(store, &scanned, None, notifier).await,
         None => Ok(false),
     }
 }
@@ -152,6 +157,7 @@ pub async fn apply_scan(
     store: &Store,
     scanned: &Scan,
     commit: Option<&str>,
+    notifier: &Notifier,
 ) -> Result<bool, StoreError> {
     let bad: BTreeSet<ObjectSource> = scanned.bad.keys().cloned().collect();
     let report = store.sync_files(&scanned.good, &bad, commit).await?;
@@ -166,6 +172,7 @@ pub async fn apply_scan(
         scanned,
         &report.conflicts,
         "; its previously applied objects keep running unchanged",
+        notifier,
     )
     .await?;
     Ok(!report.changed.is_empty() || !report.deleted.is_empty())
@@ -179,6 +186,7 @@ pub async fn report_problems(
     scanned: &Scan,
     conflicts: &BTreeMap<ObjectSource, Vec<String>>,
     kept: &str,
+    notifier: &Notifier,
 ) -> Result<(), StoreError> {
     let mut problems: BTreeMap<&ObjectSource, String> = BTreeMap::new();
     for (source, errors) in &scanned.bad {
@@ -201,6 +209,14 @@ pub async fn report_problems(
                 ""
             };
             tracing::error!(file, "spec file rejected{previous_kept}:\n{message}");
+            notifier.send(Notice {
+                event: crate::notify::Event::SourceRejected,
+                time: crate::store::now_rfc3339(),
+                instance: String::new(),
+                object: None,
+                source: Some(source.to_string()),
+                message: format!("{file} was rejected{previous_kept}: {message}"),
+            });
             for record in store.by_source(source).await? {
                 store
                     .record_event(
@@ -231,7 +247,7 @@ pub async fn report_problems(
 }
 
 /// Watches `root` and keeps the store in step with it until aborted.
-pub fn spawn(root: PathBuf, store: Store, wake: Arc<Notify>) -> JoinHandle<()> {
+pub fn spawn(root: PathBuf, store: Store, wake: Arc<Notify>, notifier: Notifier) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (tx, mut rx) = mpsc::channel::<()>(1);
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -262,7 +278,7 @@ pub fn spawn(root: PathBuf, store: Store, wake: Arc<Notify>) -> JoinHandle<()> {
                     Err(e) => tracing::warn!(dir = %root.display(), "cannot watch yet: {e}"),
                 }
             }
-            match sync_once(&root, &store).await {
+            match sync_once(&root, &store, &notifier).await {
                 Ok(true) => wake.notify_one(),
                 Ok(false) => {}
                 Err(e) => tracing::error!("storing the watched directory failed: {e}"),

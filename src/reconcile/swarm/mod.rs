@@ -357,9 +357,7 @@ impl Controller {
                 changed.push((record.uid.clone(), computed));
             }
         }
-        if let Err(e) = self.store.set_statuses(&changed).await {
-            tracing::warn!("could not store {} statuses: {e}", changed.len());
-        }
+        self.store_statuses(changed, by_uid).await;
     }
 }
 

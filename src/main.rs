@@ -96,6 +96,13 @@ async fn client_command(args: &Args) -> cli::CliResult {
         }
         Command::Backup { out } => cli::backup::backup(&args.data, out.as_deref()).await,
         Command::Validate { files } => cli::validate(files),
+        Command::Convert {
+            file,
+            namespace,
+            out,
+            mode,
+            strict,
+        } => cli::convert::convert(file, namespace, *mode, out.as_deref(), *strict),
         Command::Schema { kind, out } => cli::schema(*kind, out.as_deref()),
         Command::Completion { shell } => cli::shell::completion(*shell),
         Command::Man { out } => cli::shell::man(out),

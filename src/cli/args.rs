@@ -128,6 +128,25 @@ pub enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Convert a docker compose file into App (and Image) documents, offline; every key not
+    /// carried over is listed on stderr with why.
+    Convert {
+        #[arg(short = 'f', long = "filename", value_name = "COMPOSE_FILE")]
+        file: PathBuf,
+        /// The namespace of the apps.
+        #[arg(short, long, default_value = crate::spec::validate::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// Write one NAME.yaml per service into DIR (default: every document to stdout).
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// The mode the documents are for: solo drops what only swarm mode has (replicas,
+        /// placement, reservations, update settings), with a warning.
+        #[arg(long, value_enum, default_value_t = Mode::Solo)]
+        mode: Mode,
+        /// Exit 3 when any key is not carried over.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Pull an Image now, or check every declared image for updates.
     Images {
         #[command(subcommand)]

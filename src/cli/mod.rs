@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod args;
 pub mod backup;
+pub mod convert;
 pub mod images;
 pub mod nodes;
 pub mod security;

@@ -187,3 +187,40 @@ fn modules_import_each_other_without_cycles() {
         }
     }
 }
+
+/// `examples/systemd/wharf.service` parses without a warning (every key known, every value
+/// valid) and keeps systemd's own exposure score at 2.5 or better ("OK"). Needs
+/// `systemd-analyze` (Debian's systemd package).
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("examples/systemd/wharf.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/wharf "), "{unit}");
+    // verify wants the program to exist: the test's own build stands in for the installed one.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wharf.service");
+    std::fs::write(
+        &file,
+        unit.replace("/usr/local/bin/wharf", env!("CARGO_BIN_EXE_wharf")),
+    )
+    .unwrap();
+    let analyze = |args: &[&str]| {
+        std::process::Command::new("systemd-analyze")
+            .args(args)
+            .arg(&file)
+            .output()
+            .expect("systemd-analyze runs (Debian: apt-get install systemd)")
+    };
+    let verify = analyze(&["verify"]);
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+    let security = analyze(&["security", "--offline=true", "--threshold=25"]);
+    assert!(
+        security.status.success(),
+        "exposure above 2.5:\n{}",
+        String::from_utf8_lossy(&security.stdout)
+    );
+}

@@ -690,3 +690,90 @@ async fn apply_sets_prune_only_their_own_left_out_apps_from_the_engine() {
     );
     h.finish().await;
 }
+
+/// `wharf convert` turns a compose file into documents that `wharf apply` runs on the real
+/// engine as compose would have: image, command, environment (with `${VAR:-default}`), memory
+/// limit and a published port.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_converted_compose_file_runs_on_the_engine() {
+    let h = Harness::start("t-convert").await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    std::fs::write(dir.path().join(".env"), "GREETING=from-dotenv\n").unwrap();
+    let compose = dir.path().join("compose.yaml");
+    std::fs::write(
+        &compose,
+        format!(
+            r#"
+services:
+  web:
+    image: {IMAGE_V1}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    environment:
+      GREETING: ${{GREETING}}
+      MODE: ${{MODE:-plain}}
+    mem_limit: 64m
+    ports:
+      - "127.0.0.1:{port}:8080"
+    depends_on: [db]
+    stop_grace_period: 2s
+"#
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = wharf(
+        Some(&h),
+        &[
+            "convert",
+            "-f",
+            compose.to_str().unwrap(),
+            "-n",
+            &h.namespace,
+            "-o",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("services.web.depends_on"),
+        "what is left behind is listed: {}",
+        text(&out)
+    );
+    let strict = wharf(
+        Some(&h),
+        &["convert", "-f", compose.to_str().unwrap(), "--strict"],
+    );
+    assert_eq!(strict.status.code(), Some(3), "{}", text(&strict));
+
+    let out_path = out_dir.to_str().unwrap().to_string();
+    let out = tokio::task::block_in_place(|| {
+        wharf(
+            Some(&h),
+            &["apply", "-f", &out_path, "--wait", "--timeout", "60s"],
+        )
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let c = h.inspect("web").await.expect("the container");
+    let config = c.config.clone().unwrap_or_default();
+    let env = config.env.unwrap_or_default();
+    assert!(env.contains(&"GREETING=from-dotenv".to_string()), "{env:?}");
+    assert!(env.contains(&"MODE=plain".to_string()), "{env:?}");
+    let host = c.host_config.clone().unwrap_or_default();
+    assert_eq!(host.memory, Some(64 * 1024 * 1024));
+    let bindings = host.port_bindings.unwrap_or_default();
+    let binding = bindings
+        .get("8080/tcp")
+        .cloned()
+        .flatten()
+        .unwrap_or_default();
+    assert_eq!(
+        binding.first().and_then(|b| b.host_port.clone()),
+        Some(port.to_string()),
+        "{bindings:?}"
+    );
+    h.finish().await;
+}

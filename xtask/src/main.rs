@@ -106,7 +106,14 @@ fn test(options: &Options) -> Result<(), String> {
     run(
         &root,
         "cargo",
-        &["clippy", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     let mut test = vec!["test".to_string()];
     test.extend(options.test_args.iter().cloned());
@@ -138,11 +145,11 @@ fn present(check: Check, package: &str) -> bool {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-    }) || ["/usr/sbin", "/sbin"]
-        .iter()
-        .any(|dir| Path::new(dir).join(program).is_file())
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        || ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|dir| Path::new(dir).join(program).is_file())
 }
 
 fn install_missing() -> Result<(), String> {
@@ -213,10 +220,7 @@ fn ensure_engine() -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", log_path.display()))?;
         println!("xtask: starting dockerd (log: {})", log_path.display());
         let mut dockerd = Command::new("dockerd");
-        dockerd
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err_log);
+        dockerd.stdin(Stdio::null()).stdout(log).stderr(err_log);
         // Its own process group: the engine outlives this task (and a ^C of it).
         std::os::unix::process::CommandExt::process_group(&mut dockerd, 0);
         dockerd

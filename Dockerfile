@@ -23,6 +23,8 @@ FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 # The dependencies first, in a layer of their own that source changes do not invalidate.
 COPY Cargo.toml Cargo.lock ./
+# The workspace's other member (the test task): cargo reads every member's manifest.
+COPY xtask xtask
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src

@@ -130,6 +130,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
             cli::nodes::get(&client()?, name.as_deref(), output.output).await
         }
         Command::Info { output } => cli::nodes::info(&client()?, output.output).await,
+        Command::Sources { output } => cli::sources::sources(&client()?, output.output).await,
         Command::Describe { resource, name, .. } if resource.starts_with("node") => {
             cli::nodes::describe(&client()?, name).await
         }

@@ -123,6 +123,12 @@ pub enum Command {
         #[command(flatten)]
         output: TableOutput,
     },
+    /// Spec file problems and, with `serve --git`, the followed branch and its applied commit.
+    /// Exit 3 while a file (or the branch's head) is rejected.
+    Sources {
+        #[command(flatten)]
+        output: TableOutput,
+    },
     /// Check files offline (for CI lint); non-zero exit on any error.
     Validate {
         #[arg(short = 'f', long = "filename", required = true)]

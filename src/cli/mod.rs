@@ -11,6 +11,7 @@ pub mod images;
 pub mod nodes;
 pub mod security;
 pub mod shell;
+pub mod sources;
 pub mod stats;
 
 mod apply;

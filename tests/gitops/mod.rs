@@ -171,6 +171,17 @@ async fn pushes_are_applied_whole_and_a_bad_commit_keeps_the_last_good_one() {
         message.contains("web.yaml:") && message.contains("spec.resources.memory"),
         "file, line and field: {message}"
     );
+    let out = tokio::task::block_in_place(|| crate::cli::wharf(Some(&h), &["sources"]));
+    let said = crate::cli::text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a rejected head exits 3: {said}"
+    );
+    assert!(
+        said.contains("rejected:") && said.contains("break web") && said.contains("file:web.yaml"),
+        "{said}"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         h.get_app("extra").await.is_none(),
@@ -196,6 +207,13 @@ async fn pushes_are_applied_whole_and_a_bad_commit_keeps_the_last_good_one() {
     assert!(
         body["errors"].as_array().is_some_and(Vec::is_empty),
         "{body}"
+    );
+    let out = tokio::task::block_in_place(|| crate::cli::wharf(Some(&h), &["sources"]));
+    let said = crate::cli::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("applied:") && said.contains("fix web, drop api"),
+        "{said}"
     );
     wait_for("api removed", Duration::from_secs(30), || async {
         h.container_id("api").await.is_none().then_some(())

@@ -739,3 +739,19 @@ async fn concurrent_writers_get_one_winner_per_version_and_lose_nothing() {
         .count();
     assert_eq!(names, 100);
 }
+
+#[tokio::test]
+async fn the_git_webhook_answers_404_when_no_repository_is_followed() {
+    let api = api().await;
+    let (status, body) = api
+        .call("POST", "/api/v1/hooks/git", "application/json", "{}", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_error_shape(&body, 404, "NotFound");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--git")),
+        "{body}"
+    );
+}

@@ -85,7 +85,7 @@ impl DockerRuntime {
     pub fn connect_local(deadlines: Deadlines) -> Self {
         let remote = std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://"));
         let local_files = !remote && std::path::Path::new("/sys/fs/cgroup").is_dir();
-        Self::new(deadlines, local_files)
+        Self::new(std::sync::OnceLock::new(), deadlines, local_files)
     }
 
     /// The engine's client: made once, when the local engine's socket is first found.
@@ -115,9 +115,9 @@ impl DockerRuntime {
         }
     }
 
-    fn new(deadlines: Deadlines, local_files: bool) -> Self {
+    fn new(client: std::sync::OnceLock<Docker>, deadlines: Deadlines, local_files: bool) -> Self {
         Self {
-            client: std::sync::OnceLock::new(),
+            client,
             negotiated: AtomicBool::new(false),
             deadlines,
             local_files,
@@ -126,9 +126,7 @@ impl DockerRuntime {
     }
 
     fn with_client(docker: Docker, deadlines: Deadlines, local_files: bool) -> Self {
-        let runtime = Self::new(deadlines, local_files);
-        let _ = runtime.client.set(docker);
-        runtime
+        Self::new(std::sync::OnceLock::from(docker), deadlines, local_files)
     }
 
     /// The engine host's name (`docker info`'s Name).

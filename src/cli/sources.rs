@@ -37,13 +37,8 @@ pub async fn sources(client: &Client, output: Output) -> CliResult {
             s(git, "/branch")
         );
         let commit = |c: &Value| {
-            let sha = s(c, "/sha");
-            format!(
-                "{} {} ({})",
-                &sha[..sha.len().min(12)],
-                s(c, "/subject"),
-                s(c, "/time")
-            )
+            let short: String = s(c, "/sha").chars().take(12).collect();
+            format!("{short} {} ({})", s(c, "/subject"), s(c, "/time"))
         };
         match git.get("commit").filter(|c| !c.is_null()) {
             Some(c) => println!("applied:  {}", commit(c)),

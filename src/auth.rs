@@ -187,7 +187,8 @@ pub fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
         == 0
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

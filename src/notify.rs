@@ -438,13 +438,7 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
         Err(_) => return String::new(),
     };
     mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    format!("sha256={}", crate::auth::hex(&mac.finalize().into_bytes()))
 }
 
 #[cfg(test)]

@@ -11,6 +11,16 @@ pub struct Vars {
 }
 
 impl Vars {
+    /// Variables from `(name, value)` pairs.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self {
+            values: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
@@ -248,18 +258,9 @@ pub fn shell_words(s: &str) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vars {
-        Vars {
-            values: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
     #[test]
     fn every_form_of_compose_variable_expands() {
-        let v = vars(&[("TAG", "1.36"), ("EMPTY", ""), ("PORT", "8080")]);
+        let v = Vars::from_pairs(&[("TAG", "1.36"), ("EMPTY", ""), ("PORT", "8080")]);
         let mut f = Findings::default();
         let mut run = |s: &str| interpolate(s, &v, &mut f);
         assert_eq!(run("busybox:${TAG}").unwrap(), "busybox:1.36");

@@ -14,15 +14,6 @@ fn solo(namespace: &str) -> Options {
     }
 }
 
-fn vars(pairs: &[(&str, &str)]) -> Vars {
-    Vars {
-        values: pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
-}
-
 /// Converts and validates every document as `wharf apply` would; returns the Apps by name.
 fn convert_valid(
     text: &str,
@@ -156,7 +147,7 @@ services:
       start_period: 20s
     stop_grace_period: 1m
 "#;
-    let v = vars(&[("DB_PASSWORD", "s3cret"), ("DOMAIN", "git.example.org")]);
+    let v = Vars::from_pairs(&[("DB_PASSWORD", "s3cret"), ("DOMAIN", "git.example.org")]);
     let (apps, _, warnings) = convert_valid(text, &v, Path::new("/srv/gitea"), &solo("git"));
     let s = &apps["server"]["spec"];
     assert_eq!(s["image"], "gitea/gitea:1.22", "default taken");
@@ -194,7 +185,7 @@ services:
 
     let missing = convert(
         text,
-        &vars(&[("DOMAIN", "x")]),
+        &Vars::from_pairs(&[("DOMAIN", "x")]),
         Path::new("/srv"),
         &solo("git"),
     );

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 use wharf::source::git::GitConfig;
 
 use crate::support::{Harness, wait_for};
@@ -270,18 +268,6 @@ fn git_daemon(base: &Path) -> Daemon {
     panic!("git daemon did not listen on 127.0.0.1:{port}");
 }
 
-fn github_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    let sig: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={sig}")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_webhook_fetches_at_once_and_a_bad_signature_changes_nothing() {
     let repo = Repo::new();
@@ -325,7 +311,10 @@ async fn a_signed_webhook_fetches_at_once_and_a_bad_signature_changes_nothing() 
     };
     for bad in [
         vec![],
-        vec![("X-Hub-Signature-256", github_signature("wrong", &body))],
+        vec![(
+            "X-Hub-Signature-256",
+            wharf::notify::signature(b"wrong", &body),
+        )],
         vec![("X-Gitlab-Token", "wrong".to_string())],
     ] {
         let (status, answer) = post(bad.clone()).await;
@@ -342,7 +331,7 @@ async fn a_signed_webhook_fetches_at_once_and_a_bad_signature_changes_nothing() 
 
     let (status, answer) = post(vec![(
         "X-Hub-Signature-256",
-        github_signature("s3cret-hook", &body),
+        wharf::notify::signature(b"s3cret-hook", &body),
     )])
     .await;
     assert_eq!(status, 202, "{answer}");

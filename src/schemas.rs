@@ -1,5 +1,5 @@
-//! The JSON Schemas wharf publishes (`schemas/*.json`, `wharf schema`): generated from the wire
-//! types, committed, and checked for staleness by the tests.
+//! The JSON Schemas wharf publishes (`schemas/*.json`, `wharf schema`) and the API's OpenAPI
+//! document: generated from the wire types, committed, and checked for staleness by the tests.
 
 use crate::policy::Policy;
 use crate::spec::{AppDocument, ImageDocument, NodeDocument};
@@ -14,5 +14,9 @@ pub fn published() -> Result<Vec<(&'static str, String)>, serde_json::Error> {
         ("image.json", text(schemars::schema_for!(ImageDocument))?),
         ("node.json", text(schemars::schema_for!(NodeDocument))?),
         ("policy.json", text(schemars::schema_for!(Policy))?),
+        (
+            "openapi.json",
+            serde_json::to_string_pretty(&crate::http::routes::openapi_document())? + "\n",
+        ),
     ])
 }

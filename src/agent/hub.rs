@@ -7,6 +7,7 @@
 //! its tasks' latest samples (cpu, memory, limits, counters), so the app's series, rollups,
 //! retention and status read the same as in solo mode.
 
+use schemars::JsonSchema;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +32,7 @@ pub const GIT_TIMEOUT: Duration = Duration::from_secs(300);
 const QUEUE: usize = 64;
 
 /// What an agent looks like from the API (`GET /nodes`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentView {
     pub connected: bool,

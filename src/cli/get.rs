@@ -143,6 +143,9 @@ pub enum SchemaKind {
     App,
     Image,
     Node,
+    Policy,
+    /// The REST API's OpenAPI 3.1 document.
+    Openapi,
 }
 
 /// `wharf schema [KIND] [--out DIR]`.
@@ -151,6 +154,8 @@ pub fn schema(kind: SchemaKind, out: Option<&Path>) -> CliResult {
         SchemaKind::App => "app.json",
         SchemaKind::Image => "image.json",
         SchemaKind::Node => "node.json",
+        SchemaKind::Policy => "policy.json",
+        SchemaKind::Openapi => "openapi.json",
     };
     let schemas = crate::schemas::published()
         .map_err(|e| CliError::new(Exit::Failure, format!("generating the schemas: {e}")))?;

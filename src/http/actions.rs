@@ -9,6 +9,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use schemars::JsonSchema;
 
 use super::extract::{Path, Query};
 use axum::http::{StatusCode, header};
@@ -50,7 +51,7 @@ impl From<ActionError> for ApiError {
 }
 
 /// What an action did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ActionResult {
     pub kind: &'static str,
     pub action: &'static str,
@@ -60,7 +61,7 @@ pub struct ActionResult {
 }
 
 /// What a git operation in the container printed, and what it found.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitResult {
     pub kind: &'static str,
@@ -107,7 +108,7 @@ pub async fn restart(
     run_action(&state, key_from_path(ns, name)?, AppAction::Restart).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct KillQuery {
     signal: Option<String>,
     /// Swarm mode: one task (id, id prefix or slot) instead of every running one.
@@ -189,7 +190,7 @@ async fn kill_tasks(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct HardResetQuery {
     #[serde(default)]
     volumes: bool,
@@ -230,7 +231,7 @@ async fn app_container(
     Ok((record, container))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 pub struct TaskQuery {
     /// Swarm mode: the task (id, id prefix or slot); the first running one by default.
     task: Option<String>,
@@ -263,7 +264,7 @@ pub async fn inspect(
     Ok(Json(inspected))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 pub struct LogsQuery {
     tail: Option<String>,
     since: Option<String>,
@@ -347,7 +348,7 @@ pub async fn logs(
 }
 
 /// A git operation's parameters, from the JSON body or the query string.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GitRequest {
     path: Option<String>,

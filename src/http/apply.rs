@@ -2,6 +2,7 @@
 //! object's diff and the loop's plan for it (through the controller's preview), nothing
 //! written.
 
+use schemars::JsonSchema;
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
@@ -28,7 +29,7 @@ use crate::store::{
     ownership_message,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyQuery {
     #[serde(default)]

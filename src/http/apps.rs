@@ -1,6 +1,7 @@
 //! Apps: label-selected lists, get (with usage and live pull progress), PUT, JSON merge PATCH,
 //! DELETE, events, and the namespace's users.
 
+use schemars::JsonSchema;
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -33,7 +34,7 @@ use crate::store::{Event, ObjectRecord, ObjectSource, ObjectView, WriteOutcome};
 pub type AppView<'a> = ObjectView<'a, LiveStatus<'a>>;
 
 /// The stored status with what is live.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct LiveStatus<'a> {
     #[serde(flatten)]
     pub stored: &'a ObjectStatus,
@@ -56,7 +57,7 @@ fn app_view(
     })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     label_selector: Option<String>,
@@ -271,7 +272,7 @@ async fn patch_once(state: &ApiState, key: &AppKey, patch: &Value) -> ApiResult<
     write_one(state, Kind::App, key, docs).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteQuery {
     resource_version: Option<String>,
@@ -301,14 +302,14 @@ pub async fn delete_app(
 }
 
 /// The owners of a namespace's apps (the SRC API's users).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct UserList {
     pub kind: &'static str,
     pub namespace: String,
     pub items: Vec<User>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct User {
     pub name: String,
     /// The names of the user's apps.

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
@@ -10,7 +11,7 @@ use super::state::ApiState;
 use super::time::parse_time;
 use crate::store::security::{AuditEntry, AuditQuery};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditParams {
     token: Option<String>,
@@ -60,7 +61,7 @@ pub async fn audit(
 }
 
 /// A page of the audit log, newest first; `nextBefore` asks for the page after it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditPage {
     pub items: Vec<AuditEntry>,

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::body::body;
@@ -16,7 +17,7 @@ use super::error::{ApiError, ApiResult};
 use super::state::ApiState;
 
 /// The answer to an accepted delivery.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct HookAccepted {
     /// `github`, `gitea`, `gogs` or `gitlab`: whose signature matched.
     pub forge: &'static str,

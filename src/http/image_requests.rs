@@ -7,6 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -23,7 +24,7 @@ use crate::spec::{Kind, parse_values, validate_bundle};
 use crate::store::security::ImageRequest;
 use crate::store::{ObjectSource, WriteItem};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageRequestBody {
     #[serde(rename = "ref")]
@@ -64,11 +65,11 @@ pub async fn request_image(
         .map_err(|e| ApiError::bad_request(format!("ref: {e}")))?;
     if let Some(key) = declaring_image(&state, &canonical).await? {
         return Ok(noted(
-            Json(AlreadyApproved {
+            Json(RequestAnswer::AlreadyApproved(AlreadyApproved {
                 reference: canonical.clone(),
                 state: RequestState::Approved,
                 image: key.name.clone(),
-            }),
+            })),
             format!("{canonical} is already approved (Image {})", key.name),
             None,
         ));
@@ -87,7 +88,7 @@ pub async fn request_image(
     Ok(noted((status, Json(r)), note, None))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestListParams {
     state: Option<String>,
@@ -112,7 +113,7 @@ pub async fn list_image_requests(
 }
 
 /// A request for a reference an Image already declares.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AlreadyApproved {
     #[serde(rename = "ref")]
     pub reference: String,
@@ -121,8 +122,17 @@ pub struct AlreadyApproved {
     pub image: String,
 }
 
+/// `POST /image-requests` answering 200: the pending request already made for the reference,
+/// or the Image that already declares it.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RequestAnswer {
+    Pending(ImageRequest),
+    AlreadyApproved(AlreadyApproved),
+}
+
 /// An approved request and the Image its approval declared.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Approved {
     #[serde(flatten)]
     pub request: ImageRequest,
@@ -239,7 +249,7 @@ pub async fn approve_image_request(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
     #[serde(default)]

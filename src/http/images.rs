@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -41,7 +42,7 @@ fn spec_of(record: &ObjectRecord) -> ApiResult<ImageSpec> {
 
 /// A declared Image as the API shows it: its document, marked managed, with the live pull
 /// progress while a pull is under way.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct DeclaredImage<'a> {
     #[serde(flatten)]
     pub object: ObjectView<'a>,
@@ -49,7 +50,7 @@ pub struct DeclaredImage<'a> {
 }
 
 /// An image in the engine that no Image object declares.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EngineImage {
     pub api_version: &'static str,
@@ -59,13 +60,13 @@ pub struct EngineImage {
     pub status: EngineImageStatus,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct EngineImageMeta {
     /// Its first tag, or the start of its id.
     pub name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EngineImageStatus {
     pub phase: ImagePhase,
@@ -79,7 +80,7 @@ pub struct EngineImageStatus {
 }
 
 /// One entry of the image list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ImageItem<'a> {
     Declared(DeclaredImage<'a>),
@@ -290,7 +291,7 @@ pub async fn update_all(State(state): State<ApiState>) -> ApiResult<Json<UpdateA
 }
 
 /// The answer to update-all.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct UpdateAll {
     /// How many images were pulled (their apps are then rolled).
     pub pulled: usize,
@@ -298,7 +299,7 @@ pub struct UpdateAll {
 }
 
 /// What update-all did for one declared Image.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateItem {
     pub name: String,
@@ -315,7 +316,7 @@ pub struct UpdateItem {
     pub local_digest: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UpdateResult {
     Skipped,
@@ -404,7 +405,7 @@ async fn update_one(state: &ApiState, spec: &ImageSpec, engine: &[ImageSummary])
     item
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteQuery {
     #[serde(default)]

@@ -25,6 +25,7 @@ pub mod hooks;
 pub mod image_requests;
 pub mod images;
 pub mod nodes;
+pub mod openapi;
 pub mod policy;
 pub mod routes;
 pub mod selector;

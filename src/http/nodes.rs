@@ -2,6 +2,7 @@
 //! nodes: `GET /api/v1/nodes` and `GET /api/v1/nodes/{node}` (the engine's inspect document).
 //! In solo mode the node routes answer 409 saying so.
 
+use schemars::JsonSchema;
 use std::sync::Arc;
 
 use axum::Json;
@@ -17,7 +18,7 @@ use super::state::ApiState;
 use super::stats::{HOST_HISTORY_LIMIT, time_of, window};
 use super::tasks::no_agent;
 use super::views::Items;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::agent::hub::AgentView;
 use crate::runtime::swarm::{NodeState, Swarm, SwarmMembership};
@@ -25,10 +26,11 @@ use crate::spec::Kind;
 use crate::spec::mode::Mode;
 use crate::spec::status::Condition;
 use crate::spec::validate::AppKey;
+use crate::stats::host::HostStats;
 use crate::store::ObjectSource;
 
 /// `GET /info`.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Info {
     pub mode: Mode,
@@ -41,7 +43,7 @@ pub struct Info {
     pub cluster: Option<SwarmMembership>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EngineInfo {
     pub connected: bool,
@@ -92,7 +94,7 @@ fn manager(state: &ApiState) -> ApiResult<Arc<dyn Swarm>> {
 
 /// One node in `GET /nodes`, with the number of tasks Swarm wants running on it and the
 /// `kind: Node` object that declares it, if any.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeView {
     #[serde(flatten)]
@@ -141,7 +143,7 @@ fn agent_condition(agent: Option<&AgentView>) -> Condition {
 }
 
 /// The Node object naming a node.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Declared {
     pub name: String,
@@ -249,21 +251,34 @@ pub async fn get(
 pub async fn node_stats(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NodeStats>> {
     let swarm = manager(&state)?;
     let hub = hub(&state)?;
     let node = find_node(swarm.as_ref(), &name).await?;
     let Some((_, reading)) = hub.host(&node.id) else {
         return Err(no_agent(&node.id, &node.hostname));
     };
-    let mut doc = json!({ "kind": "NodeStats", "node": node.id, "hostname": node.hostname });
-    if let (Some(doc), Value::Object(fields)) = (doc.as_object_mut(), reading) {
-        doc.extend(fields);
-    }
-    Ok(Json(doc))
+    Ok(Json(NodeStats {
+        kind: "NodeStats",
+        node: node.id,
+        hostname: node.hostname,
+        reading,
+    }))
 }
 
-#[derive(serde::Deserialize, Default)]
+/// `GET /nodes/{node}/stats`: a node's latest host reading.
+#[derive(Serialize, JsonSchema)]
+pub struct NodeStats {
+    pub kind: &'static str,
+    pub node: String,
+    pub hostname: String,
+    /// The reading's fields, as the node's agent sent them.
+    #[serde(flatten)]
+    #[schemars(with = "HostStats")]
+    pub reading: Value,
+}
+
+#[derive(serde::Deserialize, Default, JsonSchema)]
 pub struct HistoryQuery {
     since: Option<String>,
     until: Option<String>,
@@ -274,7 +289,7 @@ pub async fn node_stats_history(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     Query(query): Query<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NodeStatsHistory>> {
     let swarm = manager(&state)?;
     let node = find_node(swarm.as_ref(), &name).await?;
     let now = chrono::Utc::now().timestamp_millis();
@@ -283,14 +298,26 @@ pub async fn node_stats_history(
         .store
         .host_samples(&node.id, since, until, HOST_HISTORY_LIMIT)
         .await?;
-    Ok(Json(json!({
-        "kind": "NodeStatsHistory",
-        "node": node.id,
-        "hostname": node.hostname,
-        "since": time_of(since),
-        "until": time_of(until),
-        "items": items,
-    })))
+    Ok(Json(NodeStatsHistory {
+        kind: "NodeStatsHistory",
+        node: node.id,
+        hostname: node.hostname,
+        since: time_of(since),
+        until: time_of(until),
+        items,
+    }))
+}
+
+/// `GET /nodes/{node}/stats/history`: a node's stored host readings.
+#[derive(Serialize, JsonSchema)]
+pub struct NodeStatsHistory {
+    pub kind: &'static str,
+    pub node: String,
+    pub hostname: String,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    #[schemars(with = "Vec<HostStats>")]
+    pub items: Vec<Value>,
 }
 
 /// `DELETE /nodes/{name}`: deletes the `kind: Node` object named so (API-owned); the node
@@ -298,7 +325,7 @@ pub async fn node_stats_history(
 pub async fn delete(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NodeDeleted>> {
     let key = AppKey {
         namespace: String::new(),
         name,
@@ -308,10 +335,19 @@ pub async fn delete(
         .delete(Kind::Node, &key, Some(&ObjectSource::Api), None)
         .await?;
     state.wake.notify_one();
-    Ok(Json(json!({
-        "kind": "Node",
-        "name": key.name,
-        "uid": record.uid,
-        "message": "the Node object is deleted; the node keeps its availability and labels",
-    })))
+    Ok(Json(NodeDeleted {
+        kind: "Node",
+        name: key.name,
+        uid: record.uid,
+        message: "the Node object is deleted; the node keeps its availability and labels",
+    }))
+}
+
+/// `DELETE /nodes/{node}`: the deleted Node object.
+#[derive(Serialize, JsonSchema)]
+pub struct NodeDeleted {
+    pub kind: &'static str,
+    pub name: String,
+    pub uid: String,
+    pub message: &'static str,
 }

@@ -6,6 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -99,7 +100,7 @@ pub async fn delete_policy(
 
 /// A namespace's policy: its own override (`null` when it has none) and, when read, the policy
 /// in effect there and the host memory admission.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespacePolicy {
     pub namespace: String,
@@ -111,7 +112,7 @@ pub struct NamespacePolicy {
     pub host_memory_admission: Option<HostMemoryAdmission>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostMemoryAdmission {
     pub percent: u8,

@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::ApiResult;
@@ -11,7 +12,7 @@ use crate::source::git::{GitStatus, STATUS_SETTING};
 use crate::store::SourceError;
 
 /// Every spec file that currently fails to load or to take its objects, with why.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SourceProblems {
     pub errors: Vec<SourceError>,
     /// `--git`: the repository, branch, applied commit (sha, subject, time), a head refused

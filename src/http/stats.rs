@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use schemars::JsonSchema;
 
 use super::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use crate::stats::is_current;
 use crate::stats::uptime::{Downtime, Transition, summarize};
 use crate::store::{ObjectRecord, Point, Resolution, Retention};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 pub struct StatsQuery {
     since: Option<String>,
     until: Option<String>,
@@ -165,7 +166,7 @@ pub fn find_task(wanted: &str, current: &[TaskStatus], stored: &[String]) -> Opt
 }
 
 /// Which task a series is of.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSeriesOf {
     pub task: String,
@@ -176,7 +177,7 @@ pub struct TaskSeriesOf {
 }
 
 /// One task's series (swarm mode).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSeries {
     #[serde(flatten)]
@@ -190,7 +191,8 @@ pub fn time_of(ms: i64) -> Option<String> {
 }
 
 /// A reading with its time (`t`, unix ms) also as RFC 3339 (`time`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Timed{T}")]
 pub struct Timed<T> {
     #[serde(flatten)]
     pub reading: T,
@@ -207,7 +209,7 @@ impl<T> Timed<T> {
 }
 
 /// An app's stats over a window, at one resolution.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSeries {
     pub kind: &'static str,
@@ -228,7 +230,7 @@ pub struct StatsSeries {
 }
 
 /// An app's availability over a window (the SRC API's uptime summary).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Uptime {
     pub kind: &'static str,
@@ -251,7 +253,7 @@ pub struct Uptime {
 }
 
 /// A down interval with its ends also as RFC 3339.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TimedDowntime {
     #[serde(flatten)]
@@ -261,7 +263,7 @@ pub struct TimedDowntime {
 }
 
 /// Stored host readings over a window.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct HostHistory {
     pub kind: &'static str,
     pub since: Option<String>,
@@ -269,7 +271,7 @@ pub struct HostHistory {
     pub items: Vec<Value>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 pub struct UptimeQuery {
     duration: Option<String>,
 }
@@ -344,7 +346,7 @@ pub async fn host_now() -> ApiResult<Json<Timed<HostStats>>> {
     Ok(Json(Timed::at(reading.t, reading)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 pub struct HistoryQuery {
     since: Option<String>,
     until: Option<String>,
@@ -374,7 +376,7 @@ pub async fn host_history(
 
 /// The latest usage of an app, as its status shows it (the Flask API's container listing
 /// fields).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
     pub mem_usage: i64,

@@ -6,6 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::audit::noted;
@@ -19,7 +20,7 @@ use crate::spec::validate::check_namespace;
 use crate::store::security::TokenInfo;
 
 /// The token in use and what it may do.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WhoAmI {
     pub token_id: String,
@@ -27,7 +28,7 @@ pub struct WhoAmI {
 }
 
 /// A new token: its record and, this once, its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct NewToken {
     #[serde(flatten)]
     pub info: TokenInfo,
@@ -41,7 +42,7 @@ pub async fn whoami(Extension(principal): Extension<Principal>) -> Json<WhoAmI> 
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenRequest {
     #[serde(default)]

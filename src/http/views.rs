@@ -2,13 +2,15 @@
 //! items, and what an apply did. Typed, so the answers are what their types say (and an OpenAPI
 //! document can be generated from them).
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::spec::Kind;
 use crate::store::{ObjectRecord, WriteOutcome};
 
 /// `{"items": [...]}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "{T}Items")]
 pub struct Items<T> {
     pub items: Vec<T>,
 }
@@ -20,8 +22,9 @@ impl<T> Items<T> {
 }
 
 /// `AppList`, `ImageList`: documents as the API shows them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "{T}List")]
 pub struct ObjectList<T> {
     pub api_version: &'static str,
     pub kind: &'static str,
@@ -39,7 +42,7 @@ impl<T> ObjectList<T> {
 }
 
 /// The answer to `POST /api/v1/apply`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyResult {
     pub dry_run: bool,
@@ -47,7 +50,7 @@ pub struct ApplyResult {
 }
 
 /// What an apply did (or, in a dry run, would do) to one object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedObject {
     pub kind: Kind,
@@ -87,7 +90,7 @@ impl AppliedObject {
 }
 
 /// One step of a plan, as a dry run shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct PlannedStep {
     pub action: &'static str,
     pub reason: String,

@@ -11,6 +11,7 @@
 //! - Retry policy lives here, in one place: a failed or repairing app is held back with a per-app
 //!   exponential backoff (1 s doubling to 5 min, reset by a spec change or 10 min of health).
 
+use schemars::JsonSchema;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,7 +85,7 @@ impl Default for ControllerConfig {
 }
 
 /// What `/readyz` and the logs say about the loop.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     pub docker_connected: bool,

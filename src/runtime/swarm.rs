@@ -5,6 +5,7 @@
 //! planner compares like with like and a change made behind wharf's back shows as a field that
 //! differs. Nothing here decides anything.
 
+use schemars::JsonSchema;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -22,7 +23,7 @@ pub mod labels {
 }
 
 /// The engine's swarm membership, from its `/info`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SwarmMembership {
     /// `active`, `inactive`, `pending`, `error`, `locked`.
@@ -252,7 +253,7 @@ impl TaskState {
 }
 
 /// One node of the swarm.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeState {
     pub id: String,

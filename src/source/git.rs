@@ -15,6 +15,7 @@
 //! the URL's user information and the token are redacted from everything git says before it
 //! is logged or shown. This module never talks to Docker.
 
+use schemars::JsonSchema;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,7 +102,7 @@ impl GitConfig {
 }
 
 /// A commit of the followed branch.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Commit {
     pub sha: String,
     pub subject: String,
@@ -110,7 +111,7 @@ pub struct Commit {
 }
 
 /// What the source did last: shown at `GET /api/v1/sources`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitStatus {
     /// The repository, without user information.

@@ -103,7 +103,9 @@ impl fmt::Display for PullPolicy {
 
 /// Where an image request stands: waiting for an admin, approved (an Image declares the
 /// reference), or rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema, Deserialize,
+)]
 pub enum RequestState {
     Pending,
     Approved,

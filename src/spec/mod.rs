@@ -23,6 +23,7 @@ pub mod status;
 pub mod validate;
 pub mod wire;
 
+use schemars::JsonSchema;
 use std::fmt;
 
 use serde::Serialize;
@@ -34,7 +35,7 @@ pub use validate::{AppKey, AppSpec, validate_app};
 pub use wire::{AppDocument, ObjectMeta};
 
 /// The kinds of object wharf stores.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 pub enum Kind {
     App,
     Image,
@@ -123,7 +124,7 @@ impl Document {
 
 /// The spec of a stored object, as written (its wire form).
 #[allow(clippy::large_enum_variant)] // as for `Document`
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ObjectSpec {
     App(wire::AppSpec),
@@ -192,7 +193,7 @@ pub fn validate_document(document: &Document) -> Result<Object, Vec<SpecError>> 
 }
 
 /// One problem with an input, as precise as wharf can make it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SpecError {
     #[serde(skip_serializing_if = "Option::is_none")]

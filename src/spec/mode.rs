@@ -6,6 +6,7 @@
 //! field and the mode it belongs to — never silently dropped. Pure: the server says which mode
 //! it runs in.
 
+use schemars::JsonSchema;
 use std::fmt;
 
 use serde::Serialize;
@@ -15,7 +16,7 @@ use super::domain::AppSpec;
 use super::wire::DesiredState;
 
 /// What wharf drives: one engine's containers, or a swarm's services.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]

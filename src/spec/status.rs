@@ -2,13 +2,14 @@
 //! data with its wire names. Computing it is the loop's business (`reconcile/status.rs`); this
 //! module only says what it is.
 
+use schemars::JsonSchema;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 /// The stored status of an object of any kind.
 #[allow(clippy::large_enum_variant)] // one per record, read and written whole
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ObjectStatus {
     App(AppStatus),
@@ -33,7 +34,7 @@ impl ObjectStatus {
 }
 
 /// A condition's truth, spelled as Kubernetes does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ConditionStatus {
     True,
     False,
@@ -50,7 +51,7 @@ impl From<bool> for ConditionStatus {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Phase {
     Pending,
     Running,
@@ -63,7 +64,7 @@ pub enum Phase {
     Terminating,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     #[serde(rename = "type")]
@@ -74,7 +75,7 @@ pub struct Condition {
     pub last_transition_time: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppStatus {
     pub phase: Phase,
@@ -120,7 +121,7 @@ pub struct AppStatus {
 }
 
 /// The status of a `kind: Node` object: the node it names as the swarm reports it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
     /// `Ready=True` once the node has the declared availability and labels.
@@ -140,7 +141,7 @@ pub struct NodeStatus {
 }
 
 /// `status.replicas`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaCounts {
     pub desired: u64,
@@ -149,7 +150,7 @@ pub struct ReplicaCounts {
 }
 
 /// `status.updateStatus`: Swarm's words.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceUpdateStatus {
     /// `updating`, `paused`, `completed`, `rollback_started`, `rollback_paused`,
@@ -179,7 +180,7 @@ impl ServiceUpdateStatus {
 }
 
 /// One task in `status.tasks`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskStatus {
     pub id: String,
@@ -201,7 +202,7 @@ pub struct TaskStatus {
 }
 
 /// The node a task runs on.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskNode {
     pub id: String,
@@ -210,7 +211,7 @@ pub struct TaskNode {
 }
 
 /// `status.rolledBack`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolledBackStatus {
     pub generation: i64,
@@ -234,7 +235,7 @@ impl AppStatus {
 }
 
 /// Where an Image stands in the engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ImagePhase {
     Present,
     Pulling,
@@ -245,7 +246,7 @@ pub enum ImagePhase {
 
 /// Image status: what the engine has for the reference, who uses it, and the last pull and
 /// registry check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageStatus {
     pub phase: ImagePhase,
@@ -281,7 +282,7 @@ pub struct ImageStatus {
 }
 
 /// Where a pull stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PullPhase {
     Pulling,
     Pulled,
@@ -289,7 +290,7 @@ pub enum PullPhase {
 }
 
 /// Progress of one layer of a pull.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerProgress {
     pub status: String,
@@ -300,7 +301,7 @@ pub struct LayerProgress {
 }
 
 /// The last (or current) pull of an image.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PullState {
     pub state: PullPhase,
@@ -314,7 +315,7 @@ pub struct PullState {
 }
 
 /// The result of a container's health check, for containers that have one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthState {
     Starting,

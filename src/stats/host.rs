@@ -5,10 +5,11 @@
 //! zram devices), so partitions are not counted twice; network figures over every interface
 //! but loopback.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// CPU time since boot, in seconds, summed over all CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CpuTimes {
     pub total: f64,
@@ -24,7 +25,7 @@ pub struct CpuTimes {
 }
 
 /// Disk counters since boot, over whole devices.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DiskCounters {
     /// 512-byte sectors.
@@ -40,14 +41,14 @@ pub struct DiskCounters {
     pub write_time_ms: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkCounters {
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LoadAverage {
     pub one: f64,
     pub five: f64,
@@ -55,7 +56,7 @@ pub struct LoadAverage {
 }
 
 /// One reading of the host.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostStats {
     /// Unix milliseconds.

@@ -5,6 +5,7 @@
 //! `summarize` is pure: from the transitions of a window it computes the up/down series,
 //! availability, downtime intervals, restarts and OOM kills. The recorder is a task of its own.
 
+use schemars::JsonSchema;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ pub fn transition_for(event: &RuntimeEvent) -> Option<(UpState, &'static str, St
 }
 
 /// A time the app was down.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Downtime {
     pub from: i64,
@@ -53,7 +54,7 @@ pub struct Downtime {
 }
 
 /// An app's availability over a window.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub since: i64,

@@ -1,5 +1,6 @@
 //! Events about objects: what was done and what went wrong, newest 200 kept per object.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
@@ -7,7 +8,7 @@ use super::record::ObjectRecord;
 use super::{Store, StoreResult, now_rfc3339};
 
 /// Whether an event reports something done or something that went wrong.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum EventType {
     Normal,
     Warning,
@@ -34,7 +35,7 @@ impl TryFrom<String> for EventType {
 }
 
 /// An event about an object.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub time: String,

@@ -1,6 +1,7 @@
 //! The stored object as the store returns it (`ObjectRecord`: spec and status as their Rust
 //! types), what a write takes (`WriteItem`) and what it did (`WriteOutcome`).
 
+use schemars::JsonSchema;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -17,8 +18,9 @@ use crate::spec::{
 /// An object as the API shows it: `apiVersion`, `kind`, `metadata` (with the server-set fields),
 /// `spec` as written, and the server-owned `status` (`S`: the stored one, or a view that adds
 /// live figures to it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "ObjectViewWith{S}")]
 pub struct ObjectView<'a, S = &'a ObjectStatus> {
     pub api_version: &'static str,
     pub kind: Kind,
@@ -42,7 +44,7 @@ impl<'a> ObjectView<'a> {
 }
 
 /// `metadata` as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetadataView<'a> {
     pub name: &'a str,
@@ -107,6 +109,20 @@ impl std::str::FromStr for ObjectSource {
 impl Serialize for ObjectSource {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+impl JsonSchema for ObjectSource {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ObjectSource".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Who manages the object: `api` (the API and the CLI) or `file:PATH` (a spec file of the watched directory or the git checkout).",
+            "type": "string",
+            "pattern": "^(api|file:.+)$",
+        })
     }
 }
 
@@ -300,7 +316,7 @@ impl WriteItem {
 }
 
 /// What a write did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WriteOutcome {
     Created,

@@ -3,6 +3,7 @@
 //! Token secrets never reach this module: only their SHA-256 digests. This module never talks
 //! to Docker.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use sqlx::{FromRow, Row};
 
@@ -12,7 +13,7 @@ use super::{Store, StoreError, StoreResult, now_rfc3339};
 use crate::auth::{Grant, Principal};
 
 /// A token as listed (never its secret).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub id: String,
@@ -35,7 +36,7 @@ pub enum TokenRefusal {
 }
 
 /// One audit entry.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     pub id: i64,
@@ -75,7 +76,7 @@ pub struct AuditQuery {
 }
 
 /// A request to approve an image.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageRequest {
     pub id: i64,

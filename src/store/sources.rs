@@ -1,6 +1,7 @@
 //! Spec files: syncing a full scan of the watched directory into file-owned objects (in one
 //! transaction), and each file's problem.
 
+use schemars::JsonSchema;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -12,7 +13,7 @@ use crate::spec::Kind;
 use crate::spec::validate::AppKey;
 
 /// A problem reported for one source of specs (a file).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct SourceError {
     pub source: ObjectSource,
     pub time: String,

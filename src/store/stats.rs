@@ -5,11 +5,12 @@
 //! late sample or a restart never leaves a bucket half counted. This module never talks to
 //! Docker.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreResult};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UpState {
     Up,
@@ -36,7 +37,7 @@ impl UpState {
 }
 
 /// One recorded transition of one app.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Transition {
     #[serde(skip)]
@@ -74,7 +75,7 @@ pub struct Sample {
 }
 
 /// Which table a query reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Resolution {
     Raw,
@@ -96,7 +97,7 @@ impl Resolution {
 }
 
 /// One point of a stats series: a raw sample (avg = max) or a rollup bucket.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Point {
     /// Unix milliseconds (bucket start for rollups).

@@ -91,7 +91,19 @@ impl Api {
             .await
             .unwrap();
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        crate::support::openapi::check(
+            method,
+            path,
+            status.as_u16(),
+            content_type.as_deref(),
+            &bytes,
+        );
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -754,4 +766,42 @@ async fn the_git_webhook_answers_404_when_no_repository_is_followed() {
             .is_some_and(|m| m.contains("--git")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_token() {
+    let api = api().await;
+    let (status, body) = api
+        .call("GET", "/api/v1/openapi.json", "application/json", "", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body == wharf::http::routes::openapi_document());
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/openapi.json"))
+            .expect("schemas/openapi.json"),
+    )
+    .expect("schemas/openapi.json is JSON");
+    assert!(
+        body == committed,
+        "the served document is not schemas/openapi.json: run `cargo run -- schema --out schemas`"
+    );
+}
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_answers_405_in_the_error_shape() {
+    let api = api().await;
+    for (method, path) in [
+        ("PUT", "/api/v1/apps"),
+        ("DELETE", "/api/v1/apply"),
+        ("POST", "/api/v1/openapi.json"),
+        ("POST", "/readyz"),
+    ] {
+        let (status, body) = api.send(method, path, "").await;
+        assert_eq!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {body}"
+        );
+        assert_error_shape(&body, 405, "MethodNotAllowed");
+    }
 }

@@ -224,3 +224,126 @@ fn the_systemd_unit_verifies_and_is_hardened() {
         String::from_utf8_lossy(&security.stdout)
     );
 }
+
+/// The OpenAPI document has every route of the route table with its need, every route outside
+/// it, unique operation ids, and only references that resolve; each of its schemas compiles.
+#[test]
+fn the_openapi_document_has_every_route() {
+    let document = wharf::http::routes::openapi_document();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("paths");
+    let mut expected: Vec<(String, String)> = wharf::http::api_routes()
+        .iter()
+        .map(|r| {
+            let path = format!("/api/v1{}", r.path);
+            let op = &paths
+                .get(&path)
+                .unwrap_or_else(|| panic!("{path} is not in the document"))
+                [r.method.as_str().to_ascii_lowercase()];
+            assert!(op.is_object(), "{} {path} is not in the document", r.method);
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{ "bearer": [] }]),
+                "{path}"
+            );
+            let description = op["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains(&format!("Needs: {}.", r.need)),
+                "{} {path}: the description does not name the need {}",
+                r.method,
+                r.need
+            );
+            assert!(op["x-wharf-need"].is_object(), "{path}: x-wharf-need");
+            for status in ["401", "403"] {
+                assert!(op["responses"][status].is_object(), "{path}: no {status}");
+            }
+            (r.method.as_str().to_string(), path)
+        })
+        .collect();
+    for (method, path) in [
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("POST", "/api/v1/hooks/git"),
+        ("GET", "/api/v1/openapi.json"),
+    ] {
+        expected.push((method.into(), path.into()));
+    }
+    let mut documented: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("path item")
+                .keys()
+                .map(|m| (m.to_ascii_uppercase(), path.clone()))
+        })
+        .collect();
+    expected.sort();
+    documented.sort();
+    assert_eq!(
+        documented, expected,
+        "the document's operations are the routes"
+    );
+
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().expect("path item").values())
+        .map(|op| op["operationId"].as_str().expect("operationId"))
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique");
+
+    let text = document.to_string();
+    for reference in text.split("\"$ref\":\"").skip(1) {
+        let target = reference.split('"').next().unwrap_or_default();
+        let pointer = target.strip_prefix('#').expect("a local reference");
+        assert!(
+            document.pointer(pointer).is_some(),
+            "{target} does not resolve"
+        );
+    }
+    let schemas = document["components"]["schemas"]
+        .as_object()
+        .expect("schemas");
+    let validator = |schema: &serde_json::Value, what: &str| {
+        let root = serde_json::json!({
+            "allOf": [schema],
+            "components": { "schemas": schemas },
+        });
+        jsonschema::validator_for(&root).unwrap_or_else(|e| panic!("{what}: {e}"))
+    };
+    for name in schemas.keys() {
+        validator(
+            &serde_json::json!({ "$ref": format!("#/components/schemas/{name}") }),
+            name,
+        );
+    }
+    // Every JSON example validates against its schema: request bodies and errors.
+    let mut examples = 0;
+    let mut check = |media: &serde_json::Value, what: &str| {
+        if let Some(example) = media.get("example") {
+            let v = validator(&media["schema"], what);
+            assert!(
+                v.is_valid(example),
+                "{what}: the example does not validate: {example}"
+            );
+            examples += 1;
+        }
+    };
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            if let Some(media) = op["requestBody"]["content"].get("application/json") {
+                check(media, &format!("{method} {path}"));
+            }
+        }
+    }
+    for (name, response) in document["components"]["responses"]
+        .as_object()
+        .expect("responses")
+    {
+        check(&response["content"]["application/json"], name);
+    }
+    assert!(examples >= 15, "{examples} examples");
+}

@@ -627,7 +627,13 @@ async fn apply_sets_prune_only_their_own_left_out_apps_from_the_engine() {
         async move {
             let mut ids = Vec::new();
             for app in apps {
-                ids.push(h.container_id(app).await.expect("a container"));
+                let name = h.container_name(app);
+                let inspected = crate::support::docker()
+                    .await
+                    .inspect_container(&name, None)
+                    .await;
+                let id = inspected.map(|c| c.id.unwrap_or_default());
+                ids.push(id.unwrap_or_else(|e| panic!("{name}: no container: {e}")));
             }
             ids
         }

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod openapi;
 pub mod registry;
 pub mod stall;
 pub mod swarm;
@@ -231,7 +232,7 @@ impl Harness {
     ) -> (u16, Value) {
         let mut r = self
             .http
-            .request(method, self.url(path))
+            .request(method.clone(), self.url(path))
             .bearer_auth(self.token())
             .header("content-type", content_type);
         if let Some(b) = body {
@@ -239,7 +240,23 @@ impl Harness {
         }
         let response = r.send().await.expect("request");
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response.bytes().await.expect("response body");
+        openapi::check(
+            method.as_str(),
+            path,
+            status,
+            content_type.as_deref(),
+            &bytes,
+        );
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// GET `path` (from `/api/v1/…`).

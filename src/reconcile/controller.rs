@@ -97,6 +97,16 @@ pub struct Health {
     pub passes: u64,
 }
 
+impl Health {
+    /// Before the first answer from the engine: not ready, and `/readyz` says why.
+    fn connecting() -> Self {
+        Health {
+            docker_error: Some("connecting to the Docker Engine: no answer yet".into()),
+            ..Health::default()
+        }
+    }
+}
+
 #[derive(Default)]
 pub(super) struct LoopState {
     pub(super) inflight: BTreeSet<AppKey>,
@@ -216,7 +226,7 @@ impl Controller {
                 ..LoopState::default()
             }),
             released: Notify::new(),
-            health: watch::channel(Health::default()).0,
+            health: watch::channel(Health::connecting()).0,
             metrics,
             cancel: CancellationToken::new(),
             work: TaskTracker::new(),

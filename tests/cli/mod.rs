@@ -364,25 +364,27 @@ async fn serve_without_an_engine_answers_503_then_reconciles_once_one_answers() 
         .spawn()
         .expect("run wharf serve");
     let http = reqwest::Client::new();
-    let ready = crate::support::wait_for("the API answers", Duration::from_secs(60), || async {
-        let r = http
-            .get(format!("http://{addr}/readyz"))
-            .send()
-            .await
-            .ok()?;
-        Some((
-            r.status().as_u16(),
-            r.json::<serde_json::Value>().await.ok()?,
-        ))
-    })
+    // Before its first attempt at the engine, /readyz says it is connecting; after it, how to
+    // start one.
+    let ready = crate::support::wait_for(
+        "/readyz names the missing engine",
+        Duration::from_secs(60),
+        || async {
+            let r = http
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .ok()?;
+            let status = r.status().as_u16();
+            let body = r.json::<serde_json::Value>().await.ok()?;
+            assert_eq!(status, 503, "not ready without an engine: {body}");
+            let why = body["dockerError"].as_str().unwrap_or_default().to_string();
+            assert!(!why.is_empty(), "a 503 says why: {body}");
+            why.contains("start one").then_some(why)
+        },
+    )
     .await;
-    assert_eq!(ready.0, 503, "{}", ready.1);
-    let why = ready.1["dockerError"].as_str().unwrap_or_default();
-    assert!(
-        why.contains("start one") && why.contains("DOCKER_HOST"),
-        "{}",
-        ready.1
-    );
+    assert!(ready.contains("DOCKER_HOST"), "{ready}");
 
     let token = std::fs::read_to_string(data.path().join("admin.token")).unwrap();
     let app = format!(

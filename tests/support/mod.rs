@@ -432,13 +432,16 @@ impl Harness {
         path
     }
 
-    /// Removes what an earlier, interrupted run of the same test left behind.
+    /// Removes what an earlier, interrupted run of the same test left behind: instances named
+    /// `test-{name}-{pid}` exactly, never those of a test whose name only starts the same way
+    /// (`t-cli` must not remove the containers of `t-cli-set` running beside it).
     async fn remove_earlier_runs(&self, name: &str) {
         let prefix = format!("test-{name}-");
         testkit::remove_containers(&docker().await, "wharf.managed-by=wharf", |labels| {
             labels
                 .get("wharf.instance")
-                .is_some_and(|i| i.starts_with(&prefix))
+                .and_then(|i| i.strip_prefix(&prefix))
+                .is_some_and(|pid| pid.parse::<u32>().is_ok())
         })
         .await
         .expect("remove earlier runs' containers");

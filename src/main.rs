@@ -115,6 +115,11 @@ async fn client_command(args: &Args) -> cli::CliResult {
         Command::Diff { files } => cli::diff(&client()?, files).await,
         Command::Get {
             resource,
+            watch: true,
+            ..
+        } if !resource.starts_with("app") => cli::watch_refused(resource),
+        Command::Get {
+            resource,
             name,
             output,
             ..
@@ -194,6 +199,25 @@ async fn client_command(args: &Args) -> cli::CliResult {
                 namespace.as_deref(),
                 since.as_deref(),
                 *limit,
+                output.output,
+            )
+            .await
+        }
+        Command::Get {
+            name,
+            namespace,
+            selector,
+            owner,
+            output,
+            watch: true,
+            ..
+        } => {
+            cli::watch_apps(
+                &client()?,
+                namespace.as_deref(),
+                name.as_deref(),
+                selector.as_deref(),
+                owner.as_deref(),
                 output.output,
             )
             .await

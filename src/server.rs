@@ -398,6 +398,7 @@ impl Server {
                 Some(hub)
             }
         };
+        let api_stop = CancellationToken::new();
         let state = ApiState {
             store: store.clone(),
             runtime,
@@ -411,6 +412,7 @@ impl Server {
             max_body: config.max_body,
             agents: agents.clone(),
             git: git_hook,
+            stopping: api_stop.clone(),
         };
         let listener =
             std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
@@ -424,7 +426,6 @@ impl Server {
         listener.set_nonblocking(true).map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
         let app = http::router(state).into_make_service();
-        let api_stop = CancellationToken::new();
         let api = match &config.tls {
             Some(files) => {
                 let tls = RustlsConfig::from_pem_file(&files.cert, &files.key)

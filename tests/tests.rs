@@ -22,6 +22,9 @@
 //!   files posted, signed, filtered, retried and counted.
 //! - `faults`: the data directory's file system running full (a small tmpfs): 507, nothing
 //!   half written, containers untouched, recovery when space returns.
+//! - `ui`: the dashboard in a real headless Chromium (Debian's chromium and chromium-driver)
+//!   against a real wharf: roles, the editor, watch updates, buttons acting on Docker, charts,
+//!   logs, the API's errors; screenshots under `target/ui-screenshots/`.
 //! - `hostile`: alias bombs, deep nesting, huge strings, duplicate keys and a property run over
 //!   the spec reader and validator.
 
@@ -41,3 +44,4 @@ mod notify;
 mod security;
 mod stats;
 mod swarm;
+mod ui;

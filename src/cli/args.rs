@@ -75,6 +75,9 @@ pub enum Command {
         /// Only apps of this owner.
         #[arg(long)]
         owner: Option<String>,
+        /// Apps: after the list, print each change as it happens (until interrupted).
+        #[arg(short, long)]
+        watch: bool,
         #[command(flatten)]
         output: TableOutput,
     },

@@ -23,5 +23,5 @@ mod output;
 pub use apply::{apply, delete, delete_node, diff};
 pub use client::{CliError, CliResult, Client, Exit, report};
 pub use files::{read_paths, validate};
-pub use get::{SchemaKind, describe, get_apps, schema};
+pub use get::{SchemaKind, describe, get_apps, schema, watch_apps, watch_refused};
 pub use output::Output;

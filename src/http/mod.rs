@@ -6,7 +6,8 @@
 //! Leaf helpers (used by the resources, using none of them): `state`, `error`, `extract`,
 //! `body`, `time`, `audit`, `auth`, `selector`, `views` (shared answer shapes). One module per resource: `apply`, `apps`,
 //! `actions`, `images`, `image_requests`, `stats`, `tokens`, `policy`, `audit_log`, `sources`,
-//! `health`, `nodes`, `agents` (the node agents' connection; its hub lookup is shared), `tasks`
+//! `health`, `nodes`, `watch` (a list's changes as server-sent events), `ui` (the dashboard's
+//! embedded files), `agents` (the node agents' connection; its hub lookup is shared), `tasks`
 //! (swarm mode: reaching task containers through the agents, used by `actions`). `routes` holds the route table and the router, and is the only module that names
 //! the resources.
 
@@ -35,7 +36,9 @@ pub mod stats;
 pub mod tasks;
 pub mod time;
 pub mod tokens;
+pub mod ui;
 pub mod views;
+pub mod watch;
 
 pub use routes::{ApiRoute, METRICS_NEED, api_routes, router};
 pub use state::{ApiState, DEFAULT_MAX_BODY};

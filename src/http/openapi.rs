@@ -130,6 +130,16 @@ impl Op {
         self.answers::<T>(200, description)
     }
 
+    /// 200 with a stream of server-sent events, each event's `data:` a JSON `T`.
+    pub fn streams<T: JsonSchema>(mut self, description: &'static str) -> Self {
+        self.answers.push(Answer {
+            status: 200,
+            description,
+            content: Some(("text/event-stream", Some(schema_of::<T>))),
+        });
+        self
+    }
+
     /// Answers `status` with a body of `media` that is not JSON (text, a stream, an upgrade).
     pub fn answers_raw(
         mut self,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, ApiResult};
 use crate::agent::hub::AgentHub;
@@ -39,6 +40,9 @@ pub struct ApiState {
     pub agents: Option<Arc<AgentHub>>,
     /// `--git`: the webhook that makes the source fetch at once.
     pub git: Option<Arc<GitHook>>,
+    /// Cancelled when the server stops: streams that never end on their own (watches) end
+    /// then, so a graceful shutdown does not wait for them.
+    pub stopping: CancellationToken,
 }
 
 impl ApiState {

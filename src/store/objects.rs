@@ -331,6 +331,16 @@ impl Store {
         Ok(())
     }
 
+    /// The objects' change counter: it moves with every change of any object (see
+    /// `objects_since`), so a reader that saw the same value has nothing new to read.
+    pub async fn change_counter(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'resource_version'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Every object of `kinds` (in that order, each by namespace and name) with the objects'
     /// change counter, read in one snapshot — or `None` when the counter is still `seen`:
     /// every change of an object (write, status, deletion, in-place update record) moves it, so

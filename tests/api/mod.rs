@@ -59,6 +59,7 @@ async fn api_with(config: ControllerConfig) -> Api {
         max_body: 16 * 1024,
         agents: None,
         git: None,
+        stopping: tokio_util::sync::CancellationToken::new(),
     };
     Api {
         app: router(state),

@@ -1,6 +1,8 @@
 //! The `wharf` binary: offline validation for CI lint, and apply/get/diff/delete against a real
 //! server and engine, with the documented exit codes.
 
+mod watch;
+
 use std::process::{Command, Output};
 use std::time::Duration;
 

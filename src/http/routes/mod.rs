@@ -11,7 +11,7 @@ use axum::routing::{MethodRouter, get, post};
 use super::error::ApiError;
 use super::openapi::{self, Documented, Op};
 use super::state::ApiState;
-use super::{auth, health, hooks};
+use super::{auth, health, hooks, ui};
 use crate::auth::{Need, Role};
 use crate::reconcile::Health;
 
@@ -211,6 +211,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(metrics)
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
+        .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body))

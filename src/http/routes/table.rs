@@ -11,7 +11,7 @@ use crate::http::state::ApiState;
 use crate::http::views::{ApplyResult, Items, ObjectList};
 use crate::http::{
     actions, agents, apply, apps, audit_log, image_requests, images, nodes, policy, sources, stats,
-    tokens,
+    tokens, watch,
 };
 use crate::policy::Policy;
 use crate::spec::AppDocument;
@@ -143,6 +143,23 @@ pub fn api_table() -> Vec<(ApiRoute, MethodRouter<ApiState>)> {
             .query::<nodes::HistoryQuery>()
             .ok::<nodes::NodeStatsHistory>("The readings in the window, oldest first.")
             .errors(&[400, 404, 409]),
+        ),
+        // Apps: only the namespaces the token may read; nodes: a viewer of every namespace.
+        route(M::GET, "/watch", Token, get(watch::watch)).doc(
+            Op::new(
+                "watch",
+                "Watch",
+                "A list's changes as server-sent events (apps, images or nodes)",
+            )
+            .describe(
+                "Opens with every item as `ADDED`, then `SYNCED`; then each change \
+                as `ADDED`, `MODIFIED` or `DELETED`, the item as the list's GET \
+                shows it. A list that cannot be read is an `ERROR` event and the \
+                stream goes on. Comments every 15 s keep it open.",
+            )
+            .query::<watch::WatchQuery>()
+            .streams::<watch::WatchEvent>("The events, as `event: TYPE` and `data: JSON`.")
+            .errors(&[400, 409, 502, 503]),
         ),
         // Lists only the namespaces the token may read.
         route(M::GET, "/apps", Token, get(apps::list_all)).doc(

@@ -15,6 +15,15 @@ use crate::auth::{Need, Principal, Role, digests_equal, token_digest};
 use crate::store::now_rfc3339;
 use crate::store::security::{NewAudit, TokenRefusal};
 
+/// Why a token is refused, in the words of a 401.
+pub fn refusal_message(refusal: &TokenRefusal) -> String {
+    match refusal {
+        TokenRefusal::Unknown => "the token is not valid".to_string(),
+        TokenRefusal::Expired(id) => format!("token {id} has expired"),
+        TokenRefusal::Revoked(id) => format!("token {id} was revoked"),
+    }
+}
+
 pub fn is_write(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -41,11 +50,7 @@ pub async fn authenticate(
         match state.store.principal_for(&digest, &now_rfc3339()).await {
             Ok(Ok(p)) => p,
             Ok(Err(refusal)) => {
-                let why = match refusal {
-                    TokenRefusal::Unknown => "the token is not valid".to_string(),
-                    TokenRefusal::Expired(id) => format!("token {id} has expired"),
-                    TokenRefusal::Revoked(id) => format!("token {id} was revoked"),
-                };
+                let why = refusal_message(&refusal);
                 tracing::warn!(path = %request.uri().path(), "refused: {why}");
                 return ApiError::unauthorized(why).into_response();
             }

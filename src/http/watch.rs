@@ -5,7 +5,8 @@
 //! change of an item is `ADDED`, `MODIFIED` or `DELETED` with the item as the list's `GET`
 //! shows it (the watch reads it through the same handler, so the two never differ). A list
 //! that cannot be read is an `ERROR` event with the API's error body; the stream goes on and
-//! reads again.
+//! reads again. A stream whose token is revoked or expires ends with an `ERROR` (401) within
+//! [`TOKEN_CHECK`].
 //!
 //! What wakes it: the store's change counter, read every [`CHECK`] (one indexed row, so a
 //! quiet watch costs nearly nothing, and a write through any wharf instance on the same
@@ -18,7 +19,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Extension, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
@@ -27,18 +28,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::auth::refusal_message;
 use super::error::{ApiError, ApiResult};
 use super::extract::Query;
 use super::state::ApiState;
 use super::{apps, images, nodes};
-use crate::auth::{Need, Principal, Role};
+use crate::auth::{Need, Principal, Role, digests_equal, token_digest};
 use crate::spec::validate::check_namespace;
+use crate::store::now_rfc3339;
 
 /// How often the store's change counter is read.
 pub const CHECK: Duration = Duration::from_millis(250);
 
 /// How often images and nodes are read again when the store did not change.
 pub const ENGINE_REFRESH: Duration = Duration::from_secs(2);
+
+/// How often a watch checks that its token is still valid: a revoked or expired token's
+/// stream ends (with an `ERROR` event, 401) within this long.
+pub const TOKEN_CHECK: Duration = Duration::from_secs(5);
 
 /// What to watch.
 #[derive(Deserialize, JsonSchema)]
@@ -97,6 +104,7 @@ impl WatchEventType {
 pub async fn watch(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     Query(query): Query<WatchQuery>,
 ) -> ApiResult<Response> {
     if let Some(ns) = &query.namespace {
@@ -117,11 +125,25 @@ pub async fn watch(
     // The first read answers as the list would: a watch that cannot start is refused with the
     // list's own error (nodes in solo mode, an engine that is down for images).
     let first = read(&state, &principal, &query).await?;
+    // The admin token is the data directory's file and lives as long as the server; every
+    // other token is checked again while the stream lasts.
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(token_digest)
+        .filter(|d| !digests_equal(d, &state.admin_sha256));
     let (tx, rx) = mpsc::channel::<Event>(64);
     let stopping = state.stopping.clone();
     tokio::spawn(async move {
+        let watch = Watch {
+            state,
+            principal,
+            token,
+            query,
+        };
         tokio::select! {
-            _ = follow(state, principal, query, first, tx) => {}
+            _ = watch.follow(first, tx) => {}
             _ = stopping.cancelled() => {}
         }
     });
@@ -220,59 +242,87 @@ fn changes(before: &Items, after: &Items) -> Vec<Event> {
     out
 }
 
-async fn follow(
+/// One client's watch.
+struct Watch {
     state: ApiState,
     principal: Principal,
+    /// The digest of its token, unless it is the admin token.
+    token: Option<[u8; 32]>,
     query: WatchQuery,
-    first: Items,
-    tx: mpsc::Sender<Event>,
-) {
-    let mut sent = Items::new();
-    let mut pending = changes(&sent, &first);
-    pending.push(event(WatchEventType::Synced, None, None));
-    sent = first;
-    let refresh = match query.kind {
-        WatchKind::Apps => state.stats.interval.max(Duration::from_secs(1)),
-        WatchKind::Images | WatchKind::Nodes => ENGINE_REFRESH,
-    };
-    let mut counter = state.store.change_counter().await.ok();
-    let mut last_read = tokio::time::Instant::now();
-    let mut failing = false;
-    loop {
-        for e in pending.drain(..) {
-            if tx.send(e).await.is_err() {
-                return; // the client went away
+}
+
+impl Watch {
+    async fn follow(self, first: Items, tx: mpsc::Sender<Event>) {
+        let state = &self.state;
+        let mut pending = changes(&Items::new(), &first);
+        pending.push(event(WatchEventType::Synced, None, None));
+        let mut sent = first;
+        let refresh = match self.query.kind {
+            WatchKind::Apps => state.stats.interval.max(Duration::from_secs(1)),
+            WatchKind::Images | WatchKind::Nodes => ENGINE_REFRESH,
+        };
+        let mut counter = state.store.change_counter().await.ok();
+        let mut last_read = tokio::time::Instant::now();
+        let mut last_auth = tokio::time::Instant::now();
+        let mut failing = false;
+        loop {
+            for e in pending.drain(..) {
+                if tx.send(e).await.is_err() {
+                    return; // the client went away
+                }
             }
-        }
-        tokio::time::sleep(CHECK).await;
-        let now_counter = state.store.change_counter().await.ok();
-        let changed = now_counter.is_none() || now_counter != counter;
-        if !changed && !failing && last_read.elapsed() < refresh {
-            continue;
-        }
-        counter = now_counter;
-        last_read = tokio::time::Instant::now();
-        match read(&state, &principal, &query).await {
-            Ok(items) => {
-                failing = false;
-                pending = changes(&sent, &items);
-                sent = items;
+            tokio::time::sleep(CHECK).await;
+            if last_auth.elapsed() >= TOKEN_CHECK {
+                last_auth = tokio::time::Instant::now();
+                if let Some(refused) = self.refused().await {
+                    let _gone = tx.send(error_event(&refused)).await;
+                    return;
+                }
             }
-            Err(e) if !failing => {
-                failing = true;
-                let body = serde_json::json!({
-                    "code": e.status.as_u16(),
-                    "reason": e.reason,
-                    "message": e.message,
-                });
-                pending = vec![event(WatchEventType::Error, None, Some(body))];
+            let now_counter = state.store.change_counter().await.ok();
+            let changed = now_counter.is_none() || now_counter != counter;
+            if !changed && !failing && last_read.elapsed() < refresh {
+                continue;
             }
-            Err(_) => {}
-        }
-        if tx.is_closed() {
-            return;
+            counter = now_counter;
+            last_read = tokio::time::Instant::now();
+            match read(state, &self.principal, &self.query).await {
+                Ok(items) => {
+                    failing = false;
+                    pending = changes(&sent, &items);
+                    sent = items;
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    pending = vec![error_event(&e)];
+                }
+                Err(_) => {}
+            }
+            if tx.is_closed() {
+                return;
+            }
         }
     }
+
+    /// Why the watch's token may no longer read, if it may not (revoked, expired).
+    async fn refused(&self) -> Option<ApiError> {
+        let digest = self.token.as_ref()?;
+        match self.state.store.principal_for(digest, &now_rfc3339()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(refusal)) => Some(ApiError::unauthorized(refusal_message(&refusal))),
+            // The store cannot say now: the next check asks again.
+            Err(_) => None,
+        }
+    }
+}
+
+fn error_event(e: &ApiError) -> Event {
+    let body = serde_json::json!({
+        "code": e.status.as_u16(),
+        "reason": e.reason,
+        "message": e.message,
+    });
+    event(WatchEventType::Error, None, Some(body))
 }
 
 #[cfg(test)]

@@ -114,3 +114,75 @@ async fn get_apps_watch_prints_the_list_then_each_change() {
     );
     h.finish().await;
 }
+
+/// A watch lasts only as long as its token: revoked, the stream ends with a 401 `ERROR`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_token_ends_its_watch() {
+    let h = Harness::start("t-watch-revoke").await;
+    let (status, made) = h
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            "application/json",
+            Some(
+                serde_json::json!({"grants": [{"namespace": h.namespace, "role": "viewer"}]})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let secret = made["token"].as_str().expect("secret").to_string();
+    let id = made["id"].as_str().expect("id").to_string();
+    let mut stream = h
+        .http
+        .get(h.url(&format!(
+            "/api/v1/watch?kind=apps&namespace={}",
+            h.namespace
+        )))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut text = String::new();
+    while !text.contains("SYNCED") {
+        let chunk = stream.chunk().await.expect("read").expect("a chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let (status, body) = h
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            "application/json",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let revoked = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = stream.chunk().await.expect("read") {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream went on after the revocation: {text}"
+    );
+    let last = text.rsplit("event: ").next().unwrap_or_default();
+    assert!(
+        last.starts_with("ERROR") && last.contains("401") && last.contains("revoked"),
+        "{text}"
+    );
+    println!(
+        "a revoked token's watch ended {} ms after the revocation",
+        revoked.elapsed().as_millis()
+    );
+    h.finish().await;
+}

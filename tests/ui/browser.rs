@@ -38,6 +38,11 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium of `width`×`height`, for the server at
     /// `base` (`http://127.0.0.1:PORT`).
     pub async fn start(base: &str, width: u32, height: u32) -> Self {
+        Self::start_with(base, width, height, &[]).await
+    }
+
+    /// `start` with more Chromium arguments (e.g. `--force-dark-mode`).
+    pub async fn start_with(base: &str, width: u32, height: u32, extra: &[&str]) -> Self {
         let chromium = program("chromium", "chromium");
         let driver = program("chromedriver", "chromium-driver");
         let port = {
@@ -51,23 +56,25 @@ impl Browser {
             .spawn()
             .expect("start chromedriver");
         let profile = tempfile::tempdir().expect("tempdir");
+        let mut args = vec![
+            "--headless=new".to_string(),
+            // Root in a container: Chromium's sandbox needs user namespaces it lacks.
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--no-first-run".into(),
+            "--disable-extensions".into(),
+            "--disable-background-networking".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+            format!("--window-size={width},{height}"),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
                 "binary": format!("/usr/bin/{chromium}"),
-                "args": [
-                    "--headless=new",
-                    // Root in a container: Chromium's sandbox needs user namespaces it lacks.
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--no-first-run",
-                    "--disable-extensions",
-                    "--disable-background-networking",
-                    format!("--user-data-dir={}", profile.path().display()),
-                    format!("--window-size={width},{height}"),
-                ],
+                "args": args,
             }),
         );
         let url = format!("http://127.0.0.1:{port}");

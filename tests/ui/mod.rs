@@ -125,6 +125,29 @@ async fn a_viewer_gets_no_actions_and_a_wrong_token_is_told_so() {
     let whoami = b.text_of("#who-name").await;
     assert!(whoami.contains("viewer"), "{whoami}");
 
+    // Dark, as the system asks: the same page in the dark palette.
+    let dark = Browser::start_with(&base(&h), 1280, 800, &["--force-dark-mode"]).await;
+    log_in(&dark, &viewer).await;
+    let matches = dark
+        .js(
+            "return matchMedia('(prefers-color-scheme: dark)').matches",
+            vec![],
+        )
+        .await;
+    assert_eq!(matches, json!(true), "the browser asks for dark");
+    let background = dark
+        .js(
+            "return getComputedStyle(document.body).backgroundColor",
+            vec![],
+        )
+        .await;
+    assert_eq!(background, json!("rgb(21, 23, 26)"), "the dark palette");
+    dark.goto(&format!("/ui/#/apps/{}/shown", h.namespace))
+        .await;
+    dark.text_of("[data-chart='CPU']").await;
+    dark.shot("app-dark-1280").await;
+    dark.finish().await;
+
     // Log out: the token leaves sessionStorage and the login form is back.
     b.click("#logout").await;
     b.text_of("#token").await;
@@ -242,6 +265,19 @@ async fn an_editor_applies_watches_stops_and_reads_an_app_in_the_browser() {
     );
     b.shot("app-1280").await;
 
+    // Follow the log, restart with the button: the new container's output arrives.
+    b.click("#follow").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.click("[data-action='restart']").await;
+    b.click("#confirm-ok").await;
+    b.wait_js(
+        "the restarted container's output, followed",
+        Duration::from_secs(30),
+        "return document.querySelector('#logs').textContent.split('hello from the dashboard').length - 1 >= 2 ? true : null;",
+    )
+    .await;
+    h.wait_ready("web").await;
+
     // Stop with the button (confirmed) → the container is stopped in Docker.
     b.click("[data-action='stop']").await;
     b.click("#confirm-ok").await;
@@ -306,6 +342,35 @@ async fn an_editor_applies_watches_stops_and_reads_an_app_in_the_browser() {
     b.goto("/ui/#/host").await;
     b.text_of("#host-charts figure").await;
     b.shot("host-1280").await;
+
+    // The image's delete guard speaks through the page: web's image, declared, is in use.
+    let (status, body) = h
+        .apply(&format!(
+            "apiVersion: wharf/v1\nkind: Image\nmetadata:\n  name: ui-busybox\nspec:\n  ref: {IMAGE_V1}\n  pullPolicy: Never\n"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    b.goto("/ui/#/images").await;
+    let delete = "const row = [...document.querySelectorAll('#images-table tr')].find(r => r.cells[0] && r.cells[0].innerText === 'ui-busybox'); if (!row) return null; row.querySelector('button.danger').click(); return true;";
+    b.wait_js("the image's Delete button", Duration::from_secs(20), delete)
+        .await;
+    b.click("#confirm-ok").await;
+    let guard = b.text_of("#image-error .error").await;
+    assert!(guard.contains("409"), "{guard}");
+    assert!(guard.contains("web"), "the guard names its user: {guard}");
+
+    // A file-owned app is read-only and names its file.
+    h.write_spec("owned.yaml", &h.sleeper_app("owned", ""));
+    h.wait_ready("owned").await;
+    b.goto(&format!("/ui/#/apps/{ns}/owned")).await;
+    let owned = b.text_of("#spec p").await;
+    assert!(owned.contains("owned.yaml"), "{owned}");
+    assert_eq!(
+        b.js("return document.querySelector('#spec textarea')", vec![])
+            .await,
+        Value::Null,
+        "no editor for a file's app"
+    );
     b.goto("/ui/#/sources").await;
     b.text_of("#source-errors").await;
     b.shot("sources-1280").await;

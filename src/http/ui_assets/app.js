@@ -108,6 +108,7 @@ const get = (path, signal) => call('GET', path, { signal });
 // until the page goes away.
 async function watch(kind, namespace, on, signal) {
   let delay = 500;
+  let failed = false;
   while (!signal.aborted) {
     try {
       const q = `kind=${kind}${namespace ? `&namespace=${enc(namespace)}` : ''}`;
@@ -130,7 +131,17 @@ async function watch(kind, namespace, on, signal) {
             if (line.startsWith('event:')) type = line.slice(6).trim();
             else if (line.startsWith('data:')) data += line.slice(5).trim();
           }
-          if (data) on(type, JSON.parse(data));
+          if (!data) continue;
+          const parsed = JSON.parse(data);
+          if (type === 'ERROR') {
+            // The token was revoked or expired: the stream ends and so does the session.
+            if (parsed.error?.code === 401) { logout(`Your token was refused: ${parsed.error.message}`); return; }
+            notice(`Could not refresh this list: ${parsed.error?.message}; retrying.`);
+            failed = true;
+            continue;
+          }
+          if (failed) { notice(''); failed = false; }
+          on(type, parsed);
         }
       }
     } catch (e) {
@@ -710,11 +721,12 @@ async function imagesPage(main, signal) {
       cell: (i) => (i.status?.usedByApps || i.status?.usedBy || []).map((u) => (typeof u === 'string' ? u : `${u.namespace}/${u.name}`)).join(', ') || '–' },
     { key: 'pull', label: 'Pull', narrow: true, value: (i) => i.status?.pull?.state || '', cell: pullCell },
     { key: 'do', label: '', value: () => 0, cell: (i) => h('div', { class: 'actions' },
+      // Only declared Images are wharf's to pull and delete; the engine's others are shown.
       i.managed ? h('button', { type: 'button', disabled: !editor, onclick: () => act(out, () => call('POST', `/images/${enc(name(i))}/pull`)) }, 'Pull') : null,
-      h('button', { type: 'button', class: 'danger', disabled: !editor, onclick: async () => {
-        if (!(await confirmAction(`Delete image ${name(i)}?`))) return;
+      i.managed ? h('button', { type: 'button', class: 'danger', disabled: !editor, onclick: async () => {
+        if (!(await confirmAction(`Delete image ${name(i)} (the Image and the engine's image)?`))) return;
         await act(out, () => call('DELETE', `/images/${enc(name(i))}`));
-      } }, 'Delete')) },
+      } }, 'Delete') : null) },
   ];
   const draw = () => place.replaceChildren(items.size
     ? sortable(columns, [...items.values()], sort, (x) => { sort = x; draw(); })

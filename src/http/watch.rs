@@ -19,7 +19,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
@@ -107,20 +107,34 @@ pub async fn watch(
     headers: HeaderMap,
     Query(query): Query<WatchQuery>,
 ) -> ApiResult<Response> {
-    if let Some(ns) = &query.namespace {
-        check_namespace(ns).map_err(ApiError::bad_request)?;
-        if query.kind != WatchKind::Apps {
+    // The route itself needs only a token: what the list needs is checked here, as its own
+    // route would (a namespace's viewer for one namespace, a viewer of every one for nodes;
+    // the list of every namespace keeps those the token may read).
+    let need = match (&query.kind, &query.namespace) {
+        (WatchKind::Apps, Some(ns)) => {
+            check_namespace(ns).map_err(ApiError::bad_request)?;
+            Some(Need::Namespace(Role::Viewer))
+        }
+        (_, Some(_)) => {
             return Err(ApiError::bad_request(
                 "namespace: only apps are namespaced (images and nodes are watched whole)",
             ));
         }
-    }
-    if query.kind == WatchKind::Nodes && !principal.may(Need::Everywhere(Role::Viewer), None) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "watching nodes needs a viewer of every namespace",
-        ));
+        (WatchKind::Nodes, None) => Some(Need::Everywhere(Role::Viewer)),
+        (WatchKind::Apps | WatchKind::Images, None) => None,
+    };
+    if let Some(need) = need
+        && !principal.may(need, query.namespace.as_deref())
+    {
+        let scope = query
+            .namespace
+            .as_deref()
+            .map(|ns| format!(" ({ns})"))
+            .unwrap_or_default();
+        return Err(ApiError::forbidden(format!(
+            "token {} may not watch this: it needs {need}{scope}",
+            principal.token_id
+        )));
     }
     // The first read answers as the list would: a watch that cannot start is refused with the
     // list's own error (nodes in solo mode, an engine that is down for images).

@@ -133,6 +133,17 @@ async fn a_revoked_token_ends_its_watch() {
     assert_eq!(status, 201, "{made}");
     let secret = made["token"].as_str().expect("secret").to_string();
     let id = made["id"].as_str().expect("id").to_string();
+    // Another namespace's apps, or the nodes: refused, as their own routes would.
+    for query in ["kind=apps&namespace=elsewhere", "kind=nodes"] {
+        let refused = h
+            .http
+            .get(h.url(&format!("/api/v1/watch?{query}")))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .expect("watch");
+        assert_eq!(refused.status(), 403, "{query}");
+    }
     let mut stream = h
         .http
         .get(h.url(&format!(

@@ -155,7 +155,10 @@ pub fn api_table() -> Vec<(ApiRoute, MethodRouter<ApiState>)> {
                 "Opens with every item as `ADDED`, then `SYNCED`; then each change \
                 as `ADDED`, `MODIFIED` or `DELETED`, the item as the list's GET \
                 shows it. A list that cannot be read is an `ERROR` event and the \
-                stream goes on. Comments every 15 s keep it open.",
+                stream goes on; a revoked or expired token's stream ends with a \
+                401 `ERROR`. Comments every 15 s keep it open. Apps of every \
+                namespace keep those the token may read; one namespace's need its \
+                viewer, nodes a viewer of every namespace (else 403).",
             )
             .query::<watch::WatchQuery>()
             .streams::<watch::WatchEvent>("The events, as `event: TYPE` and `data: JSON`.")

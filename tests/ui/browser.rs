@@ -178,8 +178,13 @@ impl Browser {
         element.send_keys(text).await.expect("type");
     }
 
-    /// Saves a PNG of the window as `target/ui-screenshots/NAME.png`.
+    /// Saves a PNG of the window as `target/ui-screenshots/NAME.png`, once the page has had
+    /// nothing blocked by its Content-Security-Policy.
     pub async fn shot(&self, name: &str) -> PathBuf {
+        let blocked = self
+            .js("return document.body.dataset.cspViolations || null", vec![])
+            .await;
+        assert_eq!(blocked, Value::Null, "{name}: the policy blocked something");
         let png = self.client.screenshot().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         let path = screenshot_dir().join(format!("{name}.png"));

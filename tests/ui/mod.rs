@@ -263,6 +263,17 @@ async fn an_editor_applies_watches_stops_and_reads_an_app_in_the_browser() {
         same.contains("unchanged"),
         "the page's YAML is the app: {same}"
     );
+    // The memory bar is drawn to scale (the policy forbids style attributes; the page sets
+    // the property).
+    let share = b
+        .wait_js(
+            "the memory bar",
+            Duration::from_secs(20),
+            "const s = document.querySelector('h1 ~ p .bar > span'); if (!s) return null; return s.getBoundingClientRect().width / s.parentElement.getBoundingClientRect().width;",
+        )
+        .await;
+    let share = share.as_f64().unwrap();
+    assert!(share < 0.5, "a 64 MiB limit is far from used: {share}");
     b.shot("app-1280").await;
 
     // Follow the log, restart with the button: the new container's output arrives.

@@ -20,6 +20,8 @@ function h(tag, attrs, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
+    // Through the CSSOM: the policy refuses style attributes, not style properties.
+    else if (k === 'style') el.style.cssText = v;
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, v);
   }
@@ -952,6 +954,12 @@ async function render() {
   return show(main, abort.signal);
 }
 
+// Anything the Content-Security-Policy blocks is a bug of this page: counted where the tests
+// look, and logged.
+document.addEventListener('securitypolicyviolation', (e) => {
+  document.body.dataset.cspViolations = String(Number(document.body.dataset.cspViolations || 0) + 1);
+  console.error(`blocked by the Content-Security-Policy: ${e.violatedDirective} ${e.blockedURI}`);
+});
 document.getElementById('logout').addEventListener('click', () => logout());
 window.addEventListener('hashchange', render);
 render();

@@ -1,4 +1,4 @@
-//! The dashboard at `/ui`: three files embedded in the binary at compile time (`ui_assets/`),
+//! The dashboard at `/ui`: five files embedded in the binary at compile time (`ui_assets/`),
 //! served without a token (they hold no data; every figure comes from the API with the
 //! token the user pastes). Each answer carries a Content-Security-Policy that allows scripts,
 //! styles and requests from this origin only — no inline script, no other host.
@@ -26,6 +26,16 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("ui_assets/app.js"),
+    ),
+    (
+        "draw.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui_assets/draw.js"),
+    ),
+    (
+        "pages.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui_assets/pages.js"),
     ),
     (
         "style.css",

@@ -19,6 +19,10 @@ pub const GIT_POLL: Duration = Duration::from_secs(60);
 pub const SERVER_URL: &str = "http://127.0.0.1:7999";
 /// Separates this wharf's containers from another's on the same engine.
 pub const INSTANCE: &str = "default";
+/// The leader's lease (several instances on PostgreSQL): renewed every fifth of it; a leader
+/// that cannot renew stops Docker writes 3/10 of it before its end; another instance leads
+/// within 12 s of the leader's last renewal (see `cluster`).
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
 /// A full reconcile pass at least this often.
 pub const RESYNC: Duration = Duration::from_secs(30);
 /// Container operations in flight at once. On 2 cores raw create+start of 50 and 100

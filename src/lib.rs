@@ -57,6 +57,7 @@ pub mod agent;
 pub mod auth;
 pub mod backoff;
 pub mod cli;
+pub mod cluster;
 pub mod compose;
 pub mod defaults;
 pub mod git;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wharf::cli::args::{Args, Command, ImagesCommand, PolicyCommand, ServeArgs, TokenCommand};
+use wharf::cli::args::{
+    Args, Command, ImagesCommand, PolicyCommand, ServeArgs, StoreCommand, TokenCommand,
+};
 use wharf::cli::{self, Client, Exit};
 use wharf::runtime::docker::{Deadlines, DockerRuntime};
 use wharf::server::Server;
@@ -95,6 +97,9 @@ async fn client_command(args: &Args) -> cli::CliResult {
             unreachable!("serve and agent are handled before")
         }
         Command::Backup { out } => cli::backup::backup(&args.data, out.as_deref()).await,
+        Command::Store(StoreCommand::Copy { from, to }) => {
+            cli::backup::store_copy(&args.data, from.clone(), to).await
+        }
         Command::Validate { files } => cli::validate(files),
         Command::Convert {
             file,
@@ -135,6 +140,7 @@ async fn client_command(args: &Args) -> cli::CliResult {
             cli::nodes::get(&client()?, name.as_deref(), output.output).await
         }
         Command::Info { output } => cli::nodes::info(&client()?, output.output).await,
+        Command::Status { output } => cli::cluster::status(&client()?, output.output).await,
         Command::Sources { output } => cli::sources::sources(&client()?, output.output).await,
         Command::Describe { resource, name, .. } if resource.starts_with("node") => {
             cli::nodes::describe(&client()?, name).await

@@ -59,6 +59,9 @@ pub struct Metrics {
     pub apply_requests: Family<ResultLabels, Counter>,
     /// Notifications by webhook, event and result (the notifier counts into it).
     pub notifications: Family<crate::notify::NotificationLabels, Counter>,
+    /// 1 while this instance holds the leader's lease (always alone on SQLite), else 0; set
+    /// when the metrics are read.
+    pub leader: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -70,6 +73,7 @@ impl Default for Metrics {
             docker_errors: Counter::default(),
             apply_requests: Family::default(),
             notifications: Family::default(),
+            leader: Gauge::default(),
         }
     }
 }
@@ -126,6 +130,11 @@ impl Metrics {
             "notifications",
             "Notifications by webhook (scheme, host, port), event and result: delivered, failed (every attempt), dropped (queue full)",
             self.notifications.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this instance leads (holds the leader's lease; always alone on SQLite), else 0",
+            self.leader.clone(),
         );
         let queue = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
         queue.set(i64::try_from(queue_depth).unwrap_or(i64::MAX));

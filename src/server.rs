@@ -18,6 +18,8 @@ use procfs::Current;
 use crate::agent::hub::AgentHub;
 use crate::agent::uptime::SwarmUptime;
 use crate::auth::token_digest;
+use crate::cluster::fence::Fenced;
+use crate::cluster::{ClusterConfig, Leadership};
 use crate::defaults;
 use crate::http::{self, ApiState};
 use crate::notify::Notifier;
@@ -30,7 +32,7 @@ use crate::source::git::GitSource;
 use crate::spec::mode::Mode;
 use crate::stats::uptime::Recorder;
 use crate::stats::{Sampler, StatsConfig};
-use crate::store::{Admission, PortRange, Store};
+use crate::store::{Admission, Database, PortRange, Store};
 
 pub const TOKEN_FILE: &str = "admin.token";
 
@@ -41,6 +43,16 @@ pub const DATABASE_FILE: &str = "wharf.db";
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
+    /// The database (`--database`); `None`: SQLite in the data directory.
+    pub database: Option<Database>,
+    /// This instance's id among the instances on one database (`--server-id`); `None`:
+    /// `HOSTNAME:PORT`.
+    pub server_id: Option<String>,
+    /// Where the other instances and users reach this one (`--advertise`); `None`: the
+    /// listen address.
+    pub advertise: Option<String>,
+    /// The leader's lease (`--lease-ttl`).
+    pub lease_ttl: Duration,
     /// `None` disables the watched directory.
     pub specs_dir: Option<PathBuf>,
     pub listen: SocketAddr,
@@ -76,9 +88,41 @@ pub struct TlsFiles {
 }
 
 impl ServeConfig {
+    /// The database this configuration names: `--database`, else `DATA/wharf.db`.
+    pub fn database(&self) -> Database {
+        self.database
+            .clone()
+            .unwrap_or_else(|| Database::Sqlite(self.data_dir.join(DATABASE_FILE)))
+    }
+
+    /// This instance's place in an election: its id, address and lease.
+    pub fn cluster(&self) -> ClusterConfig {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let id = self.server_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "wharf".into());
+            format!("{host}:{}", self.listen.port())
+        });
+        ClusterConfig {
+            id,
+            address: self
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{}", self.listen)),
+            ttl: self.lease_ttl,
+        }
+    }
+
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
+            database: None,
+            server_id: None,
+            advertise: None,
+            lease_ttl: defaults::LEASE_TTL,
             specs_dir: Some(PathBuf::from(defaults::SPECS_DIR)),
             listen: SocketAddr::from(([127, 0, 0, 1], 7999)),
             controller: ControllerConfig::default(),
@@ -259,6 +303,10 @@ pub struct Server {
     api_stop: CancellationToken,
     api: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+    /// PostgreSQL: the election loop, and what stops it (giving the lease up).
+    election: Option<(CancellationToken, JoinHandle<()>)>,
+    /// This instance's place among the instances on its database.
+    pub leadership: Leadership,
 }
 
 impl Server {
@@ -308,7 +356,9 @@ impl Server {
         })?;
         let token = admin_token(&config.data_dir)?;
         let host_memory = host_memory(runtime.as_ref()).await;
-        let store = Store::open(&config.data_dir.join(DATABASE_FILE))
+        let database = config.database();
+        tracing::info!(%database, "opening the store");
+        let store = Store::connect(&database)
             .await?
             .with_port_areas(config.port_areas)
             .with_admission(Admission {
@@ -318,6 +368,19 @@ impl Server {
                 mode: config.mode,
             });
         store.claim_mode(config.mode).await?;
+        // Alone on SQLite this instance always leads; on PostgreSQL it leads while it holds
+        // the lease, and every Docker write it makes is fenced by it.
+        let cluster = config.cluster();
+        let leadership = if store.backend().is_postgres() {
+            tracing::info!(id = %cluster.id, address = %cluster.address, "several instances may share this database: electing a leader");
+            Leadership::elected(cluster)
+        } else {
+            Leadership::single(cluster)
+        };
+        let runtime: Arc<dyn Runtime> = Arc::new(Fenced::new(runtime, leadership.clone()));
+        let swarm: Option<Arc<dyn Swarm>> =
+            swarm.map(|s| Arc::new(Fenced::new(s, leadership.clone())) as Arc<dyn Swarm>);
+        config.controller.leadership = leadership.clone();
         let wake = Arc::new(Notify::new());
         let notify_secret = match &config.notify_secret_file {
             Some(file) => Some(crate::auth::read_secret_file(file).map_err(ServeError::Notify)?),
@@ -337,17 +400,44 @@ impl Server {
             Arc::clone(&wake),
         );
         let mut tasks = notify_tasks;
+        let election = match &database {
+            Database::Postgres(url) => {
+                tasks.push(crate::cluster::notify::spawn(
+                    url.clone(),
+                    Arc::clone(&wake),
+                ));
+                // The lease on connections of its own: a busy API never delays a renewal.
+                let lease_store = Store::connect(&database).await?;
+                let stop = CancellationToken::new();
+                Some((stop.clone(), leadership.spawn(lease_store, stop)))
+            }
+            Database::Sqlite(_) => None,
+        };
         if let Some(dir) = &config.specs_dir {
             // One scan before the loop starts, so a restart never plans on a stale store.
-            if let Err(e) = crate::source::sync_once(dir, &store, &notifier).await {
+            if leadership.is_leader()
+                && let Err(e) = crate::source::sync_once(dir, &store, &notifier).await
+            {
                 tracing::error!("first scan of {}: {e}", dir.display());
             }
-            tasks.push(crate::source::spawn(
+            // Only the leader follows its watched directory: instances whose directories
+            // differ never undo each other's files.
+            let (dir, store, wake, notifier) = (
                 dir.clone(),
                 store.clone(),
                 Arc::clone(&wake),
                 notifier.clone(),
-            ));
+            );
+            tasks.push(
+                leadership.spawn_while_leading("the watched directory", move || {
+                    vec![crate::source::spawn(
+                        dir.clone(),
+                        store.clone(),
+                        Arc::clone(&wake),
+                        notifier.clone(),
+                    )]
+                }),
+            );
         }
         let git_hook = match config.git.clone() {
             Some(git) => {
@@ -365,24 +455,28 @@ impl Server {
             None => None,
         };
         tasks.extend(controller.spawn());
-        tasks.push(spawn_audit_pruning(store.clone(), config.audit_retention));
+        // The leader alone prunes, samples stats and records uptime.
+        let (pruned, retention) = (store.clone(), config.audit_retention);
+        tasks.push(leadership.spawn_while_leading("audit pruning", move || {
+            vec![spawn_audit_pruning(pruned.clone(), retention)]
+        }));
         let sampler = Sampler::new(
             store.clone(),
             Arc::clone(&runtime),
             config.controller.instance.clone(),
             config.stats.clone(),
         );
-        tasks.extend(sampler.spawn());
+        tasks.push(leadership.spawn_while_leading("stats sampling", move || sampler.spawn()));
         // Solo mode records uptime from its engine's events; swarm mode from the node agents.
         let agents = match config.mode {
             Mode::Solo => {
-                tasks.extend(
-                    Recorder::new(
-                        store.clone(),
-                        Arc::clone(&runtime),
-                        config.controller.instance.clone(),
-                    )
-                    .spawn(),
+                let recorder = Recorder::new(
+                    store.clone(),
+                    Arc::clone(&runtime),
+                    config.controller.instance.clone(),
+                );
+                tasks.push(
+                    leadership.spawn_while_leading("uptime recording", move || recorder.spawn()),
                 );
                 None
             }
@@ -413,6 +507,7 @@ impl Server {
             agents: agents.clone(),
             git: git_hook,
             stopping: api_stop.clone(),
+            leadership: leadership.clone(),
         };
         let listener =
             std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
@@ -481,6 +576,8 @@ impl Server {
             api_stop,
             api: Some(api),
             tasks,
+            election,
+            leadership,
         })
     }
 
@@ -499,6 +596,11 @@ impl Server {
             tracing::warn!("the API did not stop within {}s", (API_DRAIN * 2).as_secs());
         }
         let left = self.controller.stop(SHUTDOWN_GRACE).await;
+        // The loop issues nothing more: give the lease up, so another instance leads at once.
+        if let Some((stop, election)) = self.election.take() {
+            stop.cancel();
+            let _ended = election.await;
+        }
         for t in &self.tasks {
             t.abort();
         }

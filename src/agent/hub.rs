@@ -539,10 +539,10 @@ mod tests {
     use super::*;
     use crate::agent::protocol::{Reply, TaskContainer};
 
-    async fn store_with_app() -> (tempfile::TempDir, Store, String) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
-        (dir, store, uid)
+    async fn store_with_app() -> (crate::store::TestDb, Store, String) {
+        let db = crate::store::TestDb::sqlite();
+        let (store, uid) = crate::store::store_with_one_app(&db).await;
+        (db, store, uid)
     }
 
     fn hello(node: &str) -> Hello {

@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod args;
 pub mod backup;
+pub mod cluster;
 pub mod convert;
 pub mod images;
 pub mod nodes;

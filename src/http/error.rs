@@ -71,6 +71,11 @@ impl ApiError {
             RuntimeError::Pull { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "ImagePullFailed", e.to_string())
             }
+            RuntimeError::NotLeader(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NotLeader",
+                format!("{context}: {m}"),
+            ),
             RuntimeError::Unavailable(_) | RuntimeError::Timeout { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "DockerUnavailable",
@@ -125,6 +130,13 @@ impl From<StoreError> for ApiError {
                 StatusCode::INSUFFICIENT_STORAGE,
                 "InsufficientStorage",
                 "the data directory's file system is full: nothing was written (the request is rolled back whole); free space and send it again",
+            ),
+            down if down.is_unavailable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DatabaseUnavailable",
+                format!(
+                    "the database does not answer ({down}): nothing was written; send the request again when it is back"
+                ),
             ),
             other => ApiError::internal("the store", other),
         }

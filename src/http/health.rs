@@ -39,9 +39,9 @@ pub async fn metrics(State(state): State<ApiState>) -> ApiResult<Response> {
             })
         })
         .collect();
-    let text = state
-        .controller
-        .metrics()
+    let metrics = state.controller.metrics();
+    metrics.leader.set(i64::from(state.leadership.is_leader()));
+    let text = metrics
         .render(
             &state.store,
             state.controller.queue_depth(),
@@ -60,12 +60,55 @@ pub async fn metrics(State(state): State<ApiState>) -> ApiResult<Response> {
         .into_response())
 }
 
+/// `/readyz`: whether this instance can serve. The leader: the engine answers, a pass has
+/// completed and the database answers. Another instance: the database answers (it serves the
+/// API; the leader reconciles).
 pub async fn readyz(State(state): State<ApiState>) -> Response {
     let health = state.health.borrow().clone();
-    let status = if health.docker_connected && health.passes > 0 {
+    let database = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.store.change_counter(),
+    )
+    .await;
+    let database_error = match database {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("the database did not answer within 2 s".to_string()),
+    };
+    let leader = state.leadership.view();
+    let ready = database_error.is_none()
+        && (!leader.leading || (health.docker_connected && health.passes > 0));
+    let readiness = Readiness {
+        ready,
+        role: if leader.leading { "leader" } else { "follower" },
+        instance_id: state.leadership.id().to_string(),
+        leader: leader.leader,
+        database_connected: database_error.is_none(),
+        database_error,
+        health,
+    };
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(health)).into_response()
+    (status, Json(readiness)).into_response()
+}
+
+/// `/readyz`'s answer: the loop's health and this instance's place in the cluster.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    pub ready: bool,
+    /// `leader` (reconciles) or `follower` (serves the API; writes wake the leader).
+    pub role: &'static str,
+    /// This instance's id (`--server-id`).
+    pub instance_id: String,
+    /// The leader's id, as far as this instance knows.
+    pub leader: Option<String>,
+    pub database_connected: bool,
+    /// Why the database does not answer, while it does not.
+    pub database_error: Option<String>,
+    #[serde(flatten)]
+    pub health: crate::reconcile::Health,
 }

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod audit_log;
 pub mod auth;
 pub mod body;
+pub mod cluster;
 pub mod error;
 pub mod extract;
 pub mod health;

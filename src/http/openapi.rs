@@ -213,7 +213,7 @@ const ERRORS: &[(u16, &str, &str)] = &[
     (
         503,
         "DockerUnavailable",
-        "The engine does not answer. Also EngineUnavailable (a dry run cannot observe it), AgentUnavailable (swarm mode: a node without its agent).",
+        "The engine does not answer. Also DatabaseUnavailable (the database does not answer; nothing was written), EngineUnavailable (a dry run cannot observe it), AgentUnavailable (swarm mode: a node without its agent), NotLeader (an action on an instance that has not been able to reach the leader).",
     ),
     (
         507,
@@ -230,9 +230,10 @@ fn error_name(status: u16) -> &'static str {
 }
 
 /// The statuses a route's need adds: 401 without a valid token, 403 for a token that may not
-/// (an agent's token may only connect; the others' roles and namespaces).
+/// (an agent's token may only connect; the others' roles and namespaces), and 503 when the
+/// database that holds the tokens does not answer.
 fn need_errors(_: Need) -> &'static [u16] {
-    &[401, 403]
+    &[401, 403, 503]
 }
 
 /// `x-wharf-need`: what the caller's token needs, as machine-readable fields.

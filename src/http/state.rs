@@ -43,6 +43,8 @@ pub struct ApiState {
     /// Cancelled when the server stops: streams that never end on their own (watches) end
     /// then, so a graceful shutdown does not wait for them.
     pub stopping: CancellationToken,
+    /// This instance's place among the instances on its database.
+    pub leadership: crate::cluster::Leadership,
 }
 
 impl ApiState {

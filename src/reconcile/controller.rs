@@ -66,6 +66,8 @@ pub struct ControllerConfig {
     pub rollout_width: u32,
     /// Where notable status changes are sent (`--notify-webhook`); nowhere by default.
     pub notifier: crate::notify::Notifier,
+    /// Passes run only while this instance leads (always, alone on SQLite).
+    pub leadership: crate::cluster::Leadership,
 }
 
 impl Default for ControllerConfig {
@@ -80,6 +82,7 @@ impl Default for ControllerConfig {
             require_approved_images: false,
             rollout_width: defaults::ROLLOUT_WIDTH,
             notifier: crate::notify::Notifier::default(),
+            leadership: crate::cluster::Leadership::default(),
         }
     }
 }
@@ -311,8 +314,11 @@ impl Controller {
             );
             return left;
         }
-        // The statuses as the finished work left them (the pass starts no new work).
-        if tokio::time::timeout(grace, self.pass()).await.is_err() {
+        // The statuses as the finished work left them (the pass starts no new work); only the
+        // leader writes statuses.
+        if self.config.leadership.is_leader()
+            && tokio::time::timeout(grace, self.pass()).await.is_err()
+        {
             tracing::warn!(
                 "the last status update did not finish within {}s",
                 grace.as_secs()
@@ -350,6 +356,16 @@ impl Controller {
                         }
                     }
                 }
+            }
+            if !self.config.leadership.is_leader() {
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    _ = self.config.leadership.until_leader() => {}
+                }
+                // A new term starts from a full observation (images and stopped containers
+                // included), so the work a previous leader left half done is adopted as found.
+                self.observer.images_changed();
+                self.observer.containers_changed();
             }
             last_pass = Some(LastPass {
                 at: Instant::now(),

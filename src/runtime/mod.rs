@@ -255,6 +255,10 @@ pub enum RuntimeError {
         status: u16,
         message: String,
     },
+    /// A write this instance may not issue: it does not hold the leader's lease (several
+    /// instances on one database), so the step was not sent to the engine.
+    #[error("not issued: {0}")]
+    NotLeader(String),
 }
 
 impl RuntimeError {
@@ -267,6 +271,7 @@ impl RuntimeError {
             RuntimeError::Unavailable(_) => "DockerUnavailable",
             RuntimeError::Pull { .. } => "ImagePullBackOff",
             RuntimeError::Engine { .. } => "DockerError",
+            RuntimeError::NotLeader(_) => "NotLeader",
         }
     }
 }

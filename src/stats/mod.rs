@@ -275,8 +275,8 @@ mod tests {
     #[tokio::test]
     async fn samples_come_from_two_readings_of_running_apps() {
         use crate::runtime::fake::FakeRuntime;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
+        let db = crate::store::TestDb::sqlite();
+        let (store, uid) = crate::store::store_with_one_app(&db).await;
         let fake = Arc::new(FakeRuntime::default());
         fake.add_image("busybox:1");
         let spec = crate::runtime::CreateSpec {

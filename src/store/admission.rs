@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::record::{ObjectRecord, WriteItem, decode_error};
 use super::{Store, StoreError, StoreResult};
@@ -71,7 +71,7 @@ impl Store {
         policy_with(&self.admission.policy, over)
     }
 
-    pub(super) async fn load_usage(tx: &mut Transaction<'_, Sqlite>) -> StoreResult<UsageBook> {
+    pub(super) async fn load_usage(tx: &mut Transaction<'_, Any>) -> StoreResult<UsageBook> {
         let records: Vec<ObjectRecord> = sqlx::query_as(
             "SELECT * FROM objects WHERE kind = 'App' AND deletion_timestamp IS NULL",
         )
@@ -92,7 +92,7 @@ impl Store {
     /// admission, with usage as of `tx`. `uid` is the app's (new or stored).
     pub(super) async fn admit_in(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         book: &mut Option<UsageBook>,
         item: &WriteItem,
         uid: &str,
@@ -127,7 +127,7 @@ impl Store {
             ));
         }
         let over: Option<String> =
-            sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = ?")
+            sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = $1")
                 .bind(&item.key.namespace)
                 .fetch_optional(&mut **tx)
                 .await?;

@@ -56,7 +56,7 @@ impl Store {
         message: &str,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO events (uid, kind, namespace, name, time, type, reason, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (uid, kind, namespace, name, time, type, reason, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&record.uid)
         .bind(record.kind.as_str())
@@ -69,7 +69,7 @@ impl Store {
         .execute(&self.pool)
         .await?;
         sqlx::query(
-            "DELETE FROM events WHERE uid = ? AND id NOT IN (SELECT id FROM events WHERE uid = ? ORDER BY id DESC LIMIT 200)",
+            "DELETE FROM events WHERE uid = $1 AND id NOT IN (SELECT id FROM events WHERE uid = $2 ORDER BY id DESC LIMIT 200)",
         )
         .bind(&record.uid)
         .bind(&record.uid)
@@ -80,11 +80,12 @@ impl Store {
 
     /// Events of an object, oldest first.
     pub async fn events(&self, uid: &str) -> StoreResult<Vec<Event>> {
-        let rows =
-            sqlx::query("SELECT time, type, reason, message FROM events WHERE uid = ? ORDER BY id")
-                .bind(uid)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT time, type, reason, message FROM events WHERE uid = $1 ORDER BY id",
+        )
+        .bind(uid)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok(Event::from_row(r)?)).collect()
     }
 }

@@ -1,6 +1,9 @@
-//! The store: desired objects, their status and events, in SQLite through sqlx.
+//! The store: desired objects, their status and events, in SQLite (embedded, the default) or
+//! PostgreSQL (several instances on one database), through sqlx's `Any` driver.
 //!
-//! Every write the API acknowledges is committed first (WAL, `synchronous=FULL`). Ownership
+//! Every write the API acknowledges is committed first (SQLite: WAL, `synchronous=FULL`). One set
+//! of queries serves both databases: `$N` placeholders, `ON CONFLICT` upserts, BIGINT integers;
+//! `migrations/sqlite` and `migrations/postgres` end in the same tables and columns. Ownership
 //! (`api` or `file:PATH`), `resourceVersion` preconditions and generation bumps are enforced
 //! here, inside transactions, so no caller can get them half right. This module never talks to
 //! Docker and knows nothing of HTTP.
@@ -16,18 +19,18 @@
 //! - `stats`: stats samples, rollups, host samples, uptime transitions.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Any, AnyPool, Transaction};
 
 mod admission;
 pub mod backup;
+pub mod copy;
+mod database;
 mod events;
+mod lease;
 mod objects;
 mod ports;
 mod record;
@@ -35,9 +38,13 @@ pub mod security;
 mod sets;
 mod sources;
 pub mod stats;
+#[cfg(any(test, feature = "testing"))]
+pub mod testdb;
 
 pub use admission::Admission;
+pub use database::{Backend, Database};
 pub use events::{Event, EventType};
+pub use lease::{InstanceRow, Lease};
 pub use objects::ownership_message;
 pub use ports::PortRange;
 pub use record::{
@@ -79,7 +86,33 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The PostgreSQL channel every change of desired state is announced on (`announce`).
+pub const CHANGES_CHANNEL: &str = "wharf_changes";
+
 impl StoreError {
+    /// The database could not be reached or went away in the middle (PostgreSQL down or
+    /// restarting, the network to it lost, every connection busy past the pool's timeout):
+    /// nothing of the request was committed, and it may be sent again.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL's connection exceptions (class 08) and its shutdown and start-up
+            // answers (57P01-57P03).
+            sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        }
+    }
+
     /// SQLite could not write for lack of space (SQLITE_FULL, or an I/O error on a full file
     /// system); the transaction was rolled back whole.
     pub fn is_disk_full(&self) -> bool {
@@ -104,7 +137,8 @@ pub fn now_rfc3339() -> String {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     port_areas: PortRange,
     admission: Arc<Admission>,
 }
@@ -112,43 +146,24 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
     pub async fn open(path: &Path) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            // A connection that comes back still counted in a transaction is closed, not
-            // reused: when a COMMIT fails for lack of space SQLite has already rolled the
-            // transaction back, sqlx's ROLLBACK then fails, and its count stays at one, so every
-            // later transaction on that connection would fail ("non-zero transaction depth").
-            .after_release(|conn, _| {
-                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|e| backup::classify(path, e))?;
-        // A damaged file is refused before anything reads or writes it.
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|e| backup::classify(path, e))?;
-        backup::quick_check(&mut conn, path).await?;
-        drop(conn);
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(e) => backup::classify(path, e),
-                other => StoreError::Migrate(other),
-            })?;
+        Self::connect(&Database::Sqlite(path.to_path_buf())).await
+    }
+
+    /// Opens the database `database` names (SQLite: creating the file if needed) and applies
+    /// the migrations it lacks.
+    pub async fn connect(database: &Database) -> StoreResult<Self> {
+        let (pool, backend) = database::connect(database).await?;
         Ok(Self {
             pool,
+            backend,
             port_areas: PortRange::default(),
             admission: Arc::new(Admission::default()),
         })
+    }
+
+    /// Which database this store is on.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Closes the database's connections (the file can then be copied or removed).
@@ -156,20 +171,47 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// A write transaction that takes the write lock up front (`BEGIN IMMEDIATE`): a deferred
-    /// one that reads first and writes later fails at once with SQLITE_BUSY when another
-    /// writer got in between, instead of waiting for the busy timeout.
-    pub(super) async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction that holds the store's one write lock from its start, so a
+    /// transaction that reads and then writes sees no other writer in between (preconditions,
+    /// port claims and quotas are checked and written at once). SQLite: `BEGIN IMMEDIATE` (a
+    /// deferred one that reads first would fail with SQLITE_BUSY when another writer got in).
+    /// PostgreSQL: a transaction-scoped advisory lock, which every instance on the database
+    /// takes the same way.
+    pub(super) async fn write_tx(&self) -> StoreResult<Transaction<'static, Any>> {
+        match self.backend {
+            Backend::Sqlite { .. } => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres { .. } => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(database::WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
-    pub(super) async fn next_rv(tx: &mut Transaction<'_, Sqlite>) -> StoreResult<i64> {
+    pub(super) async fn next_rv(tx: &mut Transaction<'_, Any>) -> StoreResult<i64> {
         let rv: i64 = sqlx::query_scalar(
             "UPDATE counters SET value = value + 1 WHERE name = 'resource_version' RETURNING value",
         )
         .fetch_one(&mut **tx)
         .await?;
         Ok(rv)
+    }
+
+    /// Announces a change of desired state to every instance on PostgreSQL (`NOTIFY`, delivered
+    /// when the transaction commits; repeats within one are folded), so the leader's loop wakes
+    /// whichever instance took the write. Statuses are not announced: only the leader writes
+    /// them.
+    pub(super) async fn announce(tx: &mut Transaction<'_, Any>) -> StoreResult<()> {
+        if tx.backend_name() == "PostgreSQL" {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(CHANGES_CHANNEL)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -197,7 +239,7 @@ impl Store {
                 "this data directory was made for {s} mode and wharf was started with --mode {mode}: its objects belong to {s} mode (start it with --mode {s}, or use another --data-dir for {mode} mode)"
             ))),
             _ => {
-                sqlx::query("INSERT OR REPLACE INTO settings (name, value) VALUES ('mode', ?)")
+                sqlx::query("INSERT INTO settings (name, value) VALUES ('mode', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
                     .bind(mode.as_str())
                     .execute(&mut *tx)
                     .await?;
@@ -212,7 +254,9 @@ impl Store {
     /// Stores a named state of the installation (JSON), replacing the previous one.
     pub async fn put_setting(&self, name: &str, value: &impl Serialize) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)")
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
             .bind(name)
             .bind(to_json(name, value)?)
             .execute(&mut *tx)
@@ -226,7 +270,7 @@ impl Store {
         &self,
         name: &str,
     ) -> StoreResult<Option<T>> {
-        let text: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+        let text: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -245,10 +289,67 @@ pub(crate) fn to_json(column: &str, value: &impl Serialize) -> StoreResult<Strin
         .map_err(|e| StoreError::Corrupt(format!("{column} cannot be stored: {e}")))
 }
 
-/// For unit tests elsewhere in the crate: a store in `dir` holding one app, `demo/web`.
+/// A database for a unit test: a SQLite file in a temporary directory, or a fresh database on
+/// the test process's PostgreSQL server.
 #[cfg(test)]
-pub(crate) async fn store_with_one_app(dir: &std::path::Path) -> (Store, String) {
-    let store = Store::open(&dir.join("db.sqlite")).await.expect("store");
+pub(crate) struct TestDb {
+    _dir: Option<tempfile::TempDir>,
+    database: Database,
+}
+
+#[cfg(test)]
+impl TestDb {
+    pub(crate) fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = Database::Sqlite(dir.path().join("wharf.db"));
+        Self {
+            _dir: Some(dir),
+            database,
+        }
+    }
+
+    pub(crate) async fn postgres() -> Self {
+        Self {
+            _dir: None,
+            database: testdb::database().await,
+        }
+    }
+
+    /// The store on this database (each call opens another pool on it).
+    pub(crate) async fn open(&self) -> Store {
+        Store::connect(&self.database)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.database))
+    }
+}
+
+/// Runs each named store test, `async fn NAME(db: TestDb)`, once on SQLite and once on
+/// PostgreSQL (as `NAME::sqlite` and `NAME::postgres`).
+#[cfg(test)]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(crate::store::TestDb::sqlite()).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(crate::store::TestDb::postgres().await).await
+                }
+            }
+        )*
+    };
+}
+#[cfg(test)]
+pub(crate) use on_both_databases;
+
+/// For unit tests elsewhere in the crate: a store on `db` holding one app, `demo/web`.
+#[cfg(test)]
+pub(crate) async fn store_with_one_app(db: &TestDb) -> (Store, String) {
+    let store = db.open().await;
     let app = crate::spec::read_bundle(
         "apiVersion: wharf/v1\nkind: App\nmetadata: {name: web, namespace: demo}\nspec: {image: 'busybox:1'}\n",
         crate::spec::Format::Yaml,

@@ -2,7 +2,7 @@
 //! generation bumps, deletion (marked, then forgotten once the loop has removed what it made),
 //! statuses and the in-place update wharf applied.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::admission::UsageBook;
 use super::record::{ObjectRecord, ObjectSource, WriteItem, WriteOutcome, decode_error};
@@ -26,11 +26,11 @@ pub fn ownership_message(kind: Kind, key: &AppKey, owner: &ObjectSource) -> Stri
 
 impl Store {
     pub(super) async fn get_in(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         kind: Kind,
         key: &AppKey,
     ) -> StoreResult<Option<ObjectRecord>> {
-        sqlx::query_as("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+        sqlx::query_as("SELECT * FROM objects WHERE kind = $1 AND namespace = $2 AND name = $3")
             .bind(kind.as_str())
             .bind(&key.namespace)
             .bind(&key.name)
@@ -40,7 +40,7 @@ impl Store {
     }
 
     pub async fn get(&self, kind: Kind, key: &AppKey) -> StoreResult<Option<ObjectRecord>> {
-        sqlx::query_as("SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?")
+        sqlx::query_as("SELECT * FROM objects WHERE kind = $1 AND namespace = $2 AND name = $3")
             .bind(kind.as_str())
             .bind(&key.namespace)
             .bind(&key.name)
@@ -56,7 +56,7 @@ impl Store {
         namespace: Option<&str>,
     ) -> StoreResult<Vec<ObjectRecord>> {
         sqlx::query_as(
-            "SELECT * FROM objects WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2) ORDER BY namespace, name",
+            "SELECT * FROM objects WHERE kind = $1 AND ($2 IS NULL OR namespace = $2) ORDER BY namespace, name",
         )
         .bind(kind.as_str())
         .bind(namespace)
@@ -69,7 +69,7 @@ impl Store {
     /// precondition.
     pub(super) async fn write_in(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         item: &WriteItem,
         source: &ObjectSource,
         take_over_from: Option<&ObjectSource>,
@@ -90,6 +90,7 @@ impl Store {
                 let uid = uuid::Uuid::new_v4().to_string();
                 self.admit_in(tx, book, item, &uid, true).await?;
                 let host_port_root = self.claim_ports_in(tx, item, &uid, None).await?;
+                Self::announce(tx).await?;
                 let rv = Self::next_rv(tx).await?;
                 let record = ObjectRecord {
                     kind: item.kind,
@@ -147,6 +148,7 @@ impl Store {
                 if spec_changed || resurrect {
                     record.generation += 1;
                 }
+                Self::announce(tx).await?;
                 record.resource_version = Self::next_rv(tx).await?;
                 record.spec = spec;
                 record.labels = meta.labels.clone();
@@ -161,10 +163,10 @@ impl Store {
 
     /// Stores `record`'s spec and metadata, new or changed (its status and creation time, once
     /// stored, are kept).
-    async fn save_in(tx: &mut Transaction<'_, Sqlite>, record: &ObjectRecord) -> StoreResult<()> {
+    async fn save_in(tx: &mut Transaction<'_, Any>, record: &ObjectRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, status, created_at, deletion_timestamp, host_port_root) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, NULL, $12) \
              ON CONFLICT (uid) DO UPDATE SET generation = excluded.generation, resource_version = excluded.resource_version, source = excluded.source, labels = excluded.labels, annotations = excluded.annotations, spec = excluded.spec, deletion_timestamp = NULL, host_port_root = excluded.host_port_root",
         )
         .bind(record.kind.as_str())
@@ -245,13 +247,14 @@ impl Store {
     }
 
     pub(super) async fn mark_deleted_in(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         record: &mut ObjectRecord,
     ) -> StoreResult<()> {
+        Self::announce(tx).await?;
         record.resource_version = Self::next_rv(tx).await?;
         record.deletion_timestamp = Some(now_rfc3339());
         sqlx::query(
-            "UPDATE objects SET deletion_timestamp = ?, resource_version = ? WHERE uid = ?",
+            "UPDATE objects SET deletion_timestamp = $1, resource_version = $2 WHERE uid = $3",
         )
         .bind(&record.deletion_timestamp)
         .bind(record.resource_version)
@@ -266,7 +269,7 @@ impl Store {
     pub async fn forget(&self, uid: &str) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let done =
-            sqlx::query("DELETE FROM objects WHERE uid = ? AND deletion_timestamp IS NOT NULL")
+            sqlx::query("DELETE FROM objects WHERE uid = $1 AND deletion_timestamp IS NOT NULL")
                 .bind(uid)
                 .execute(&mut *tx)
                 .await?;
@@ -280,7 +283,7 @@ impl Store {
                 "stats_rollups",
                 "uptime_transitions",
             ] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
+                sqlx::query(&format!("DELETE FROM {table} WHERE uid = $1"))
                     .bind(uid)
                     .execute(&mut *tx)
                     .await?;
@@ -299,7 +302,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         for (uid, status) in statuses {
             let rv = Self::next_rv(&mut tx).await?;
-            sqlx::query("UPDATE objects SET status = ?, resource_version = ? WHERE uid = ?")
+            sqlx::query("UPDATE objects SET status = $1, resource_version = $2 WHERE uid = $3")
                 .bind(to_json("status", status)?)
                 .bind(rv)
                 .bind(uid)
@@ -319,7 +322,7 @@ impl Store {
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "UPDATE objects SET applied_container_id = ?, applied_update_hash = ? WHERE uid = ?",
+            "UPDATE objects SET applied_container_id = $1, applied_update_hash = $2 WHERE uid = $3",
         )
         .bind(container_id)
         .bind(hash)
@@ -361,7 +364,7 @@ impl Store {
         let mut records = Vec::new();
         for kind in kinds {
             let some: Vec<ObjectRecord> =
-                sqlx::query_as("SELECT * FROM objects WHERE kind = ?1 ORDER BY namespace, name")
+                sqlx::query_as("SELECT * FROM objects WHERE kind = $1 ORDER BY namespace, name")
                     .bind(kind.as_str())
                     .fetch_all(&mut *tx)
                     .await
@@ -378,10 +381,8 @@ mod tests {
     use super::*;
     use crate::spec::status::{AppStatus, ObjectStatus};
 
-    #[tokio::test]
-    async fn every_change_of_an_object_moves_the_change_counter() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
+    async fn every_change_of_an_object_moves_the_change_counter(db: crate::store::TestDb) {
+        let (store, uid) = crate::store::store_with_one_app(&db).await;
         let kinds = [Kind::App, Kind::Image];
         let read = |seen| {
             let store = store.clone();
@@ -422,4 +423,6 @@ mod tests {
         let (_, records) = read(Some(after_delete)).await.expect("a removal");
         assert!(records.is_empty());
     }
+
+    crate::store::on_both_databases!(every_change_of_an_object_moves_the_change_counter);
 }

@@ -1,7 +1,7 @@
 //! Host ports: port areas (blocks allocated first-fit from `--port-area-range`) and explicit
 //! `hostPort` claims, checked against every other app's inside the write's transaction.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::record::WriteItem;
 use super::{Store, StoreError, StoreResult};
@@ -61,7 +61,7 @@ impl Store {
     /// first, so a refusal leaves `tx` untouched.
     pub(super) async fn claim_ports_in(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         item: &WriteItem,
         uid: &str,
         current_root: Option<u16>,
@@ -72,7 +72,7 @@ impl Store {
         let wants = &item.ports;
         for (field, port, protocol) in &wants.host_ports {
             let clash: Option<(String, String, i64, i64, String)> = sqlx::query_as(
-                "SELECT namespace, name, first, last, protocol FROM port_claims WHERE uid != ? AND first <= ? AND last >= ? AND (protocol = '*' OR protocol = ?) LIMIT 1",
+                "SELECT namespace, name, first, last, protocol FROM port_claims WHERE uid != $1 AND first <= $2 AND last >= $3 AND (protocol = '*' OR protocol = $4) LIMIT 1",
             )
             .bind(uid)
             .bind(i64::from(*port))
@@ -97,7 +97,7 @@ impl Store {
             Some(size) => Some(self.allocate_in(tx, item, uid, size, current_root).await?),
             None => None,
         };
-        sqlx::query("DELETE FROM port_claims WHERE uid = ?")
+        sqlx::query("DELETE FROM port_claims WHERE uid = $1")
             .bind(uid)
             .execute(&mut **tx)
             .await?;
@@ -111,7 +111,7 @@ impl Store {
             .map(|(_, port, protocol)| (*port, *port, protocol.clone()));
         for (first, last, protocol) in area.into_iter().chain(explicit) {
             sqlx::query(
-                "INSERT INTO port_claims (uid, namespace, name, first, last, protocol) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO port_claims (uid, namespace, name, first, last, protocol) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(uid)
             .bind(&item.key.namespace)
@@ -129,7 +129,7 @@ impl Store {
     /// claim: the current one when it is still free, else the lowest that fits.
     pub(super) async fn allocate_in(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         item: &WriteItem,
         uid: &str,
         size: u16,
@@ -139,7 +139,7 @@ impl Store {
         let size = u32::from(size.max(1));
         let (lo, hi) = (u32::from(range.first), u32::from(range.last));
         let taken: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT first, last FROM port_claims WHERE uid != ? AND last >= ? AND first <= ? ORDER BY first",
+            "SELECT first, last FROM port_claims WHERE uid != $1 AND last >= $2 AND first <= $3 ORDER BY first",
         )
         .bind(uid)
         .bind(i64::from(range.first))
@@ -198,16 +198,13 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
-    #[tokio::test]
-    async fn port_areas_are_allocated_first_fit_and_host_ports_are_claimed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("db.sqlite"))
-            .await
-            .expect("store")
-            .with_port_areas(PortRange {
-                first: 100,
-                last: 129,
-            });
+    async fn port_areas_are_allocated_first_fit_and_host_ports_are_claimed(
+        db: crate::store::TestDb,
+    ) {
+        let store = db.open().await.with_port_areas(PortRange {
+            first: 100,
+            last: 129,
+        });
         let area = |n: u16| format!("  portArea: {{size: {n}}}\n");
         assert_eq!(root(&store, &item("a", &area(10))).await, Ok(Some(100)));
         assert_eq!(root(&store, &item("b", &area(10))).await, Ok(Some(110)));
@@ -263,4 +260,6 @@ mod tests {
         assert!(store.forget(&record.uid).await.expect("forgot"));
         assert_eq!(root(&store, &item("h", &area(10))).await, Ok(Some(100)));
     }
+
+    crate::store::on_both_databases!(port_areas_are_allocated_first_fit_and_host_ports_are_claimed);
 }

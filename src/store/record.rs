@@ -363,8 +363,8 @@ fn read_status(kind: Kind, key: &AppKey, text: &str) -> Option<ObjectStatus> {
         .ok()
 }
 
-impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for ObjectRecord {
-    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for ObjectRecord {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
         Self::read(row).map_err(|e| match e {
             StoreError::Database(e) => e,
             other => sqlx::Error::Decode(Box::new(other)),
@@ -385,7 +385,7 @@ pub(super) fn decode_error(e: sqlx::Error) -> StoreError {
 
 impl ObjectRecord {
     /// Reads one row of `objects` (through `FromRow`).
-    fn read(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Self> {
+    fn read(row: &sqlx::any::AnyRow) -> StoreResult<Self> {
         let json = |col: &str| -> StoreResult<serde_json::Value> {
             let text: String = row.try_get(col)?;
             serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
@@ -471,19 +471,17 @@ impl PortWants {
 mod tests {
     use crate::spec::Kind;
     use crate::spec::validate::AppKey;
-    use crate::store::{Store, StoreError};
+    use crate::store::StoreError;
 
-    #[tokio::test]
-    async fn a_corrupt_row_is_named_as_such_and_an_unreadable_spec_is_kept() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("db.sqlite"))
-            .await
-            .expect("store");
+    async fn a_corrupt_row_is_named_as_such_and_an_unreadable_spec_is_kept(
+        db: crate::store::TestDb,
+    ) {
+        let store = db.open().await;
         for (name, labels, spec) in [
             ("bad-labels", "not json", "{}"),
             ("old-spec", "{}", r#"{"imageName": "from another version"}"#),
         ] {
-            sqlx::query("INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, created_at) VALUES ('App', 'demo', ?1, ?1, 1, 1, 'api', ?2, '{}', ?3, '')")
+            sqlx::query("INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, created_at) VALUES ('App', 'demo', $1, $1, 1, 1, 'api', $2, '{}', $3, '')")
                 .bind(name)
                 .bind(labels)
                 .bind(spec)
@@ -512,4 +510,6 @@ mod tests {
         );
         assert!(kept.app_spec().is_err(), "it no longer validates: frozen");
     }
+
+    crate::store::on_both_databases!(a_corrupt_row_is_named_as_such_and_an_unreadable_spec_is_kept);
 }

@@ -112,7 +112,7 @@ impl Store {
         let created_at = now_rfc3339();
         let grants_json = serde_json::to_string(grants).map_err(|e| corrupt("grants", e))?;
         sqlx::query(
-            "INSERT INTO tokens (id, sha256, description, grants, created_at, created_by, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tokens (id, sha256, description, grants, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
         .bind(&digest[..])
@@ -134,7 +134,7 @@ impl Store {
         })
     }
 
-    fn row_to_token(row: &sqlx::sqlite::SqliteRow) -> StoreResult<TokenInfo> {
+    fn row_to_token(row: &sqlx::any::AnyRow) -> StoreResult<TokenInfo> {
         let grants: String = row.try_get("grants")?;
         Ok(TokenInfo {
             id: row.try_get("id")?,
@@ -156,12 +156,12 @@ impl Store {
 
     /// Marks a token revoked; `NotFound` when there is no such token.
     pub async fn revoke_token(&self, id: &str) -> StoreResult<TokenInfo> {
-        sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_rfc3339())
             .bind(id)
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT * FROM tokens WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM tokens WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -176,7 +176,7 @@ impl Store {
         digest: &[u8; 32],
         now: &str,
     ) -> StoreResult<Result<Principal, TokenRefusal>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE sha256 = ?")
+        let row = sqlx::query("SELECT * FROM tokens WHERE sha256 = $1")
             .bind(&digest[..])
             .fetch_optional(&self.pool)
             .await?;
@@ -198,7 +198,7 @@ impl Store {
 
     pub async fn record_audit(&self, entry: &NewAudit<'_>) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO audit (time, token_id, method, route, path, namespace, status, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit (time, token_id, method, route, path, namespace, status, result) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(now_rfc3339())
         .bind(entry.token_id)
@@ -215,7 +215,7 @@ impl Store {
 
     /// Deletes audit entries older than `before` (RFC 3339); returns how many.
     pub async fn prune_audit(&self, before: &str) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM audit WHERE time < ?")
+        let done = sqlx::query("DELETE FROM audit WHERE time < $1")
             .bind(before)
             .execute(&self.pool)
             .await?;
@@ -224,7 +224,7 @@ impl Store {
 
     pub async fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let rows = sqlx::query(
-            "SELECT * FROM audit WHERE (?1 IS NULL OR token_id = ?1) AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR time >= ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
+            "SELECT * FROM audit WHERE ($1 IS NULL OR token_id = $1) AND ($2 IS NULL OR namespace = $2) AND ($3 IS NULL OR time >= $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
         )
         .bind(&query.token_id)
         .bind(&query.namespace)
@@ -250,7 +250,7 @@ impl Store {
             .collect()
     }
 
-    fn row_to_request(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ImageRequest> {
+    fn row_to_request(row: &sqlx::any::AnyRow) -> StoreResult<ImageRequest> {
         Ok(ImageRequest::from_row(row)?)
     }
 
@@ -262,16 +262,17 @@ impl Store {
         requested_by: &str,
     ) -> StoreResult<(bool, ImageRequest)> {
         let mut tx = self.write_tx().await?;
-        let pending = sqlx::query("SELECT * FROM image_requests WHERE reference = ? AND state = ?")
-            .bind(reference)
-            .bind(RequestState::Pending.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let pending =
+            sqlx::query("SELECT * FROM image_requests WHERE reference = $1 AND state = $2")
+                .bind(reference)
+                .bind(RequestState::Pending.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(row) = pending {
             return Ok((false, Self::row_to_request(&row)?));
         }
         let row = sqlx::query(
-            "INSERT INTO image_requests (reference, reason, requested_by, requested_at, state) VALUES (?, ?, ?, ?, ?) RETURNING *",
+            "INSERT INTO image_requests (reference, reason, requested_by, requested_at, state) VALUES ($1, $2, $3, $4, $5) RETURNING *",
         )
         .bind(reference)
         .bind(reason)
@@ -285,7 +286,7 @@ impl Store {
     }
 
     pub async fn image_request(&self, id: i64) -> StoreResult<Option<ImageRequest>> {
-        let row = sqlx::query("SELECT * FROM image_requests WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM image_requests WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -299,7 +300,7 @@ impl Store {
         state: Option<RequestState>,
     ) -> StoreResult<Vec<ImageRequest>> {
         let rows = sqlx::query(
-            "SELECT * FROM image_requests WHERE (?1 IS NULL OR requested_by = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY id DESC",
+            "SELECT * FROM image_requests WHERE ($1 IS NULL OR requested_by = $1) AND ($2 IS NULL OR state = $2) ORDER BY id DESC",
         )
         .bind(requested_by)
         .bind(state.map(RequestState::as_str))
@@ -317,7 +318,7 @@ impl Store {
         message: &str,
     ) -> StoreResult<ImageRequest> {
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT * FROM image_requests WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM image_requests WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -332,7 +333,7 @@ impl Store {
             )));
         }
         let row = sqlx::query(
-            "UPDATE image_requests SET state = ?, decided_by = ?, decided_at = ?, message = ? WHERE id = ? RETURNING *",
+            "UPDATE image_requests SET state = $1, decided_by = $2, decided_at = $3, message = $4 WHERE id = $5 RETURNING *",
         )
         .bind(state.as_str())
         .bind(decided_by)
@@ -350,7 +351,7 @@ impl Store {
         namespace: &str,
     ) -> StoreResult<Option<serde_json::Value>> {
         let text: Option<String> =
-            sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = ?")
+            sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = $1")
                 .bind(namespace)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -367,7 +368,7 @@ impl Store {
         match policy {
             Some(p) => {
                 sqlx::query(
-                    "INSERT INTO namespace_policies (namespace, policy, updated_at, updated_by) VALUES (?, ?, ?, ?) ON CONFLICT (namespace) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                    "INSERT INTO namespace_policies (namespace, policy, updated_at, updated_by) VALUES ($1, $2, $3, $4) ON CONFLICT (namespace) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
                 )
                 .bind(namespace)
                 .bind(p.to_string())
@@ -377,7 +378,7 @@ impl Store {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM namespace_policies WHERE namespace = ?")
+                sqlx::query("DELETE FROM namespace_policies WHERE namespace = $1")
                     .bind(namespace)
                     .execute(&self.pool)
                     .await?;
@@ -403,15 +404,8 @@ mod tests {
     use super::*;
     use crate::auth::{Role, new_token, token_digest};
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("w.db")).await.expect("open");
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn tokens_are_found_by_digest_until_revoked_or_expired() {
-        let (_dir, store) = store().await;
+    async fn tokens_are_found_by_digest_until_revoked_or_expired(db: crate::store::TestDb) {
+        let store = db.open().await;
         let grants = vec![Grant {
             namespace: "demo".into(),
             role: Role::Editor,
@@ -470,9 +464,8 @@ mod tests {
         assert_eq!(listed.len(), 2);
     }
 
-    #[tokio::test]
-    async fn image_requests_are_decided_once() {
-        let (_dir, store) = store().await;
+    async fn image_requests_are_decided_once(db: crate::store::TestDb) {
+        let store = db.open().await;
         let (created, first) = store
             .request_image("docker.io/library/busybox:1.36", "tools", "tok_a")
             .await
@@ -512,9 +505,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn audit_entries_are_filtered_and_pruned_by_age() {
-        let (_dir, store) = store().await;
+    async fn audit_entries_are_filtered_and_pruned_by_age(db: crate::store::TestDb) {
+        let store = db.open().await;
         let entry = |token_id| NewAudit {
             token_id,
             method: "POST",
@@ -555,4 +547,10 @@ mod tests {
         );
         assert!(store.audit(&query(None)).await.expect("read").is_empty());
     }
+
+    crate::store::on_both_databases!(
+        tokens_are_found_by_digest_until_revoked_or_expired,
+        image_requests_are_decided_once,
+        audit_entries_are_filtered_and_pruned_by_age
+    );
 }

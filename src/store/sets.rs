@@ -30,7 +30,7 @@ impl Store {
     /// namespace and name.
     pub async fn set_members(&self, set: &str) -> StoreResult<Vec<ObjectRecord>> {
         let api: Vec<ObjectRecord> = sqlx::query_as(
-            "SELECT * FROM objects WHERE source = ? AND deletion_timestamp IS NULL ORDER BY kind, namespace, name",
+            "SELECT * FROM objects WHERE source = $1 AND deletion_timestamp IS NULL ORDER BY kind, namespace, name",
         )
         .bind(ObjectSource::Api.to_string())
         .fetch_all(&self.pool)
@@ -99,12 +99,10 @@ mod tests {
         item
     }
 
-    #[tokio::test]
-    async fn a_prune_deletes_only_the_left_out_api_objects_of_its_own_set() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("wharf.db"))
-            .await
-            .expect("store");
+    async fn a_prune_deletes_only_the_left_out_api_objects_of_its_own_set(
+        db: crate::store::TestDb,
+    ) {
+        let store = db.open().await;
         let first = [
             item("a", Some("ci")),
             item("b", Some("ci")),
@@ -143,12 +141,10 @@ mod tests {
         assert_eq!(live, expected, "only b, of set ci and left out, is deleted");
     }
 
-    #[tokio::test]
-    async fn a_prune_target_changed_since_it_was_read_fails_the_whole_apply() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("wharf.db"))
-            .await
-            .expect("store");
+    async fn a_prune_target_changed_since_it_was_read_fails_the_whole_apply(
+        db: crate::store::TestDb,
+    ) {
+        let store = db.open().await;
         store
             .apply(
                 &[item("a", Some("ci")), item("b", Some("ci"))],
@@ -179,4 +175,9 @@ mod tests {
             "nothing of the refused apply is written"
         );
     }
+
+    crate::store::on_both_databases!(
+        a_prune_deletes_only_the_left_out_api_objects_of_its_own_set,
+        a_prune_target_changed_since_it_was_read_fails_the_whole_apply
+    );
 }

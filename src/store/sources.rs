@@ -38,7 +38,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let source = source.to_string();
         let current: Option<String> =
-            sqlx::query_scalar("SELECT message FROM source_errors WHERE source = ?")
+            sqlx::query_scalar("SELECT message FROM source_errors WHERE source = $1")
                 .bind(&source)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -47,7 +47,7 @@ impl Store {
         }
         match message {
             Some(m) => {
-                sqlx::query("INSERT INTO source_errors (source, time, message) VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET time = excluded.time, message = excluded.message")
+                sqlx::query("INSERT INTO source_errors (source, time, message) VALUES ($1, $2, $3) ON CONFLICT (source) DO UPDATE SET time = excluded.time, message = excluded.message")
                     .bind(&source)
                     .bind(now_rfc3339())
                     .bind(m)
@@ -55,7 +55,7 @@ impl Store {
                     .await?;
             }
             None => {
-                sqlx::query("DELETE FROM source_errors WHERE source = ?")
+                sqlx::query("DELETE FROM source_errors WHERE source = $1")
                     .bind(&source)
                     .execute(&self.pool)
                     .await?;
@@ -84,7 +84,7 @@ impl Store {
 
     /// Objects owned by one source.
     pub async fn by_source(&self, source: &ObjectSource) -> StoreResult<Vec<ObjectRecord>> {
-        sqlx::query_as("SELECT * FROM objects WHERE source = ? ORDER BY namespace, name")
+        sqlx::query_as("SELECT * FROM objects WHERE source = $1 ORDER BY namespace, name")
             .bind(source.to_string())
             .fetch_all(&self.pool)
             .await
@@ -194,7 +194,7 @@ impl Store {
             report.deleted.push((record.kind, record.key.clone()));
         }
         sqlx::query(
-            "UPDATE objects SET source_commit = ?1 WHERE source LIKE 'file:%' AND deletion_timestamp IS NULL AND source_commit IS NOT ?1",
+            "UPDATE objects SET source_commit = $1 WHERE source LIKE 'file:%' AND deletion_timestamp IS NULL AND source_commit IS DISTINCT FROM $1",
         )
         .bind(commit)
         .execute(&mut *tx)

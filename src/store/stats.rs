@@ -1,7 +1,7 @@
 //! Stats history in the store: raw samples, per-minute and per-hour rollups, and retention.
 //!
 //! Everything here is SQL over two tables keyed `(uid, …, time)`: an app's range is one index
-//! range scan. Rollups are recomputed for recent buckets (idempotent `INSERT OR REPLACE`), so a
+//! range scan. Rollups are recomputed for recent buckets (idempotent upserts), so a
 //! late sample or a restart never leaves a bucket half counted. This module never talks to
 //! Docker.
 
@@ -192,27 +192,48 @@ impl Store {
         // one statement per sample cost a round trip to the connection's thread each.
         let mut tx = self.pool.begin().await?;
         for chunk in samples.chunks(500) {
-            let mut query = sqlx::QueryBuilder::new(
-                "INSERT OR REPLACE INTO stats_samples (uid, task, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) SELECT * FROM (",
+            // `$N` placeholders written here: sqlx's query builder writes `?` for the Any
+            // driver, which PostgreSQL does not take.
+            let mut sql = String::from(
+                "INSERT INTO stats_samples (uid, task, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) SELECT * FROM (VALUES ",
             );
-            query.push_values(chunk, |mut row, s| {
-                row.push_bind(&s.uid)
-                    .push_bind(&s.task)
-                    .push_bind(s.t)
-                    .push_bind(s.cpu)
-                    .push_bind(s.mem)
-                    .push_bind(s.mem_limit)
-                    .push_bind(s.mem_max)
-                    .push_bind(s.net_rx)
-                    .push_bind(s.net_tx)
-                    .push_bind(s.blk_read)
-                    .push_bind(s.blk_write)
-                    .push_bind(s.pids);
-            });
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let n = i * 12;
+                sql.push('(');
+                for c in 1..=12 {
+                    if c > 1 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", n + c));
+                }
+                sql.push(')');
+            }
             // Only for objects that still exist: a reading taken just before its app was
             // forgotten must not outlive it.
-            query.push(") AS v WHERE EXISTS (SELECT 1 FROM objects WHERE uid = v.column1)");
-            query.build().execute(&mut *tx).await?;
+            sql.push_str(
+                ") AS v WHERE EXISTS (SELECT 1 FROM objects WHERE uid = v.column1) \
+                 ON CONFLICT (uid, task, t) DO UPDATE SET cpu = excluded.cpu, mem = excluded.mem, mem_limit = excluded.mem_limit, mem_max = excluded.mem_max, net_rx = excluded.net_rx, net_tx = excluded.net_tx, blk_read = excluded.blk_read, blk_write = excluded.blk_write, pids = excluded.pids",
+            );
+            let mut query = sqlx::query(&sql);
+            for s in chunk {
+                query = query
+                    .bind(&s.uid)
+                    .bind(&s.task)
+                    .bind(s.t)
+                    .bind(s.cpu)
+                    .bind(s.mem)
+                    .bind(s.mem_limit)
+                    .bind(s.mem_max)
+                    .bind(s.net_rx)
+                    .bind(s.net_tx)
+                    .bind(s.blk_read)
+                    .bind(s.blk_write)
+                    .bind(s.pids);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -221,7 +242,7 @@ impl Store {
     /// The newest sample of an app.
     pub async fn latest_sample(&self, uid: &str) -> StoreResult<Option<Sample>> {
         let row: Option<PointRow> = sqlx::query_as(
-            "SELECT t, 1, cpu, cpu, mem, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = ? AND task = '' ORDER BY t DESC LIMIT 1",
+            "SELECT t, 1, cpu, cpu, mem, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = $1 AND task = '' ORDER BY t DESC LIMIT 1",
         )
         .bind(uid)
         .fetch_optional(&self.pool)
@@ -240,7 +261,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT s.t, 1, s.cpu, s.cpu, s.mem, s.mem_max, s.mem_limit, s.net_rx, s.net_tx, s.blk_read, s.blk_write, s.pids, s.uid
              FROM stats_samples s
-             JOIN (SELECT uid, max(t) AS t FROM stats_samples WHERE task = '' AND t >= ?1 GROUP BY uid) newest
+             JOIN (SELECT uid, max(t) AS t FROM stats_samples WHERE task = '' AND t >= $1 GROUP BY uid) newest
                ON s.uid = newest.uid AND s.task = '' AND s.t = newest.t",
         )
         .bind(since)
@@ -268,7 +289,7 @@ impl Store {
         let rows: Vec<PointRow> = match resolution {
             Resolution::Raw => {
                 sqlx::query_as(
-                    "SELECT t, 1, cpu, cpu, mem, mem, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = ? AND task = ? AND t >= ? AND t < ? ORDER BY t",
+                    "SELECT t, 1, cpu, cpu, mem, mem, mem_limit, net_rx, net_tx, blk_read, blk_write, pids FROM stats_samples WHERE uid = $1 AND task = $2 AND t >= $3 AND t < $4 ORDER BY t",
                 )
                 .bind(uid)
                 .bind(task)
@@ -279,7 +300,7 @@ impl Store {
             }
             rollup => {
                 sqlx::query_as(
-                    "SELECT t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max FROM stats_rollups WHERE uid = ? AND task = ? AND step = ? AND t >= ? AND t < ? ORDER BY t",
+                    "SELECT t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max FROM stats_rollups WHERE uid = $1 AND task = $2 AND step = $3 AND t >= $4 AND t < $5 ORDER BY t",
                 )
                 .bind(uid)
                 .bind(task)
@@ -303,9 +324,10 @@ impl Store {
             now.div_euclid(minute) * minute,
         );
         sqlx::query(
-            "INSERT OR REPLACE INTO stats_rollups (uid, task, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
-             SELECT uid, task, 60, (t / 60000) * 60000 AS b, count(*), avg(cpu), max(cpu), CAST(avg(mem) AS INTEGER), max(mem), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids)
-             FROM stats_samples WHERE t >= ? AND t < ? GROUP BY uid, task, b",
+            "INSERT INTO stats_rollups (uid, task, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
+             SELECT uid, task, 60, (t / 60000) * 60000 AS b, count(*), avg(cpu), max(cpu), CAST(sum(mem) AS BIGINT) / count(*), max(mem), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids)
+             FROM stats_samples WHERE t >= $1 AND t < $2 GROUP BY uid, task, b
+             ON CONFLICT (uid, task, step, t) DO UPDATE SET n = excluded.n, cpu_avg = excluded.cpu_avg, cpu_max = excluded.cpu_max, mem_avg = excluded.mem_avg, mem_max = excluded.mem_max, mem_limit = excluded.mem_limit, net_rx = excluded.net_rx, net_tx = excluded.net_tx, blk_read = excluded.blk_read, blk_write = excluded.blk_write, pids_max = excluded.pids_max",
         )
         .bind(lo)
         .bind(hi)
@@ -314,9 +336,10 @@ impl Store {
         let hour = 3_600_000;
         let (lo, hi) = (from.div_euclid(hour) * hour, now.div_euclid(hour) * hour);
         sqlx::query(
-            "INSERT OR REPLACE INTO stats_rollups (uid, task, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
-             SELECT uid, task, 3600, (t / 3600000) * 3600000 AS b, sum(n), sum(cpu_avg * n) / sum(n), max(cpu_max), CAST(sum(mem_avg * n) / sum(n) AS INTEGER), max(mem_max), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids_max)
-             FROM stats_rollups WHERE step = 60 AND t >= ? AND t < ? GROUP BY uid, task, b",
+            "INSERT INTO stats_rollups (uid, task, step, t, n, cpu_avg, cpu_max, mem_avg, mem_max, mem_limit, net_rx, net_tx, blk_read, blk_write, pids_max)
+             SELECT uid, task, 3600, (t / 3600000) * 3600000 AS b, CAST(sum(n) AS BIGINT), CAST(sum(cpu_avg * n) / sum(n) AS DOUBLE PRECISION), max(cpu_max), CAST(sum(mem_avg * n) AS BIGINT) / CAST(sum(n) AS BIGINT), max(mem_max), max(mem_limit), max(net_rx), max(net_tx), max(blk_read), max(blk_write), max(pids_max)
+             FROM stats_rollups WHERE step = 60 AND t >= $1 AND t < $2 GROUP BY uid, task, b
+             ON CONFLICT (uid, task, step, t) DO UPDATE SET n = excluded.n, cpu_avg = excluded.cpu_avg, cpu_max = excluded.cpu_max, mem_avg = excluded.mem_avg, mem_max = excluded.mem_max, mem_limit = excluded.mem_limit, net_rx = excluded.net_rx, net_tx = excluded.net_tx, blk_read = excluded.blk_read, blk_write = excluded.blk_write, pids_max = excluded.pids_max",
         )
         .bind(lo)
         .bind(hi)
@@ -326,8 +349,13 @@ impl Store {
         Ok(())
     }
 
-    /// Rewrites the database file compactly (benchmarks measure its size).
+    /// Rewrites the database file compactly (benchmarks measure its size). PostgreSQL:
+    /// `VACUUM`, which its autovacuum also does.
     pub async fn vacuum(&self) -> StoreResult<()> {
+        if self.backend.is_postgres() {
+            sqlx::query("VACUUM").execute(&self.pool).await?;
+            return Ok(());
+        }
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await?;
@@ -342,7 +370,7 @@ impl Store {
     /// reported.
     pub async fn stats_tasks(&self, uid: &str, since: i64, until: i64) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT task FROM stats_samples WHERE uid = ? AND task != '' AND t >= ? AND t < ? GROUP BY task ORDER BY min(t), task",
+            "SELECT task FROM stats_samples WHERE uid = $1 AND task != '' AND t >= $2 AND t < $3 GROUP BY task ORDER BY min(t), task",
         )
         .bind(uid)
         .bind(since)
@@ -359,7 +387,7 @@ impl Store {
         t: i64,
         doc: &serde_json::Value,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT OR REPLACE INTO host_samples (node, t, doc) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO host_samples (node, t, doc) VALUES ($1, $2, $3) ON CONFLICT (node, t) DO UPDATE SET doc = excluded.doc")
             .bind(node)
             .bind(t)
             .bind(doc.to_string())
@@ -378,7 +406,7 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<serde_json::Value>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT doc FROM host_samples WHERE node = ? AND t >= ? AND t < ? ORDER BY t LIMIT ?",
+            "SELECT doc FROM host_samples WHERE node = $1 AND t >= $2 AND t < $3 ORDER BY t LIMIT $4",
         )
         .bind(node)
         .bind(since)
@@ -403,7 +431,7 @@ impl Store {
         for t in transitions {
             sqlx::query(
                 // As for samples: nothing is recorded for an app that is gone.
-                "INSERT INTO uptime_transitions (uid, t, state, event, detail) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM objects WHERE uid = ?1)",
+                "INSERT INTO uptime_transitions (uid, t, state, event, detail) SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM objects WHERE uid = $1)",
             )
             .bind(&t.uid)
             .bind(t.t)
@@ -433,14 +461,14 @@ impl Store {
             detail,
         };
         let before: Option<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT t, state, event, detail FROM uptime_transitions WHERE uid = ? AND t < ? ORDER BY t DESC, id DESC LIMIT 1",
+            "SELECT t, state, event, detail FROM uptime_transitions WHERE uid = $1 AND t < $2 ORDER BY t DESC, id DESC LIMIT 1",
         )
         .bind(uid)
         .bind(since)
         .fetch_optional(&self.pool)
         .await?;
         let within: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT t, state, event, detail FROM uptime_transitions WHERE uid = ? AND t >= ? AND t < ? ORDER BY t, id",
+            "SELECT t, state, event, detail FROM uptime_transitions WHERE uid = $1 AND t >= $2 AND t < $3 ORDER BY t, id",
         )
         .bind(uid)
         .bind(since)
@@ -453,7 +481,7 @@ impl Store {
     /// When the last transition of an app was recorded.
     pub async fn last_transition_time(&self, uid: &str) -> StoreResult<Option<i64>> {
         Ok(
-            sqlx::query_scalar("SELECT max(t) FROM uptime_transitions WHERE uid = ?")
+            sqlx::query_scalar("SELECT max(t) FROM uptime_transitions WHERE uid = $1")
                 .bind(uid)
                 .fetch_one(&self.pool)
                 .await?,
@@ -462,7 +490,7 @@ impl Store {
 
     /// Notes that `instance` watched the engine at `t`.
     pub async fn uptime_heartbeat(&self, instance: &str, t: i64) -> StoreResult<()> {
-        sqlx::query("INSERT OR REPLACE INTO uptime_heartbeat (instance, t) VALUES (?, ?)")
+        sqlx::query("INSERT INTO uptime_heartbeat (instance, t) VALUES ($1, $2) ON CONFLICT (instance) DO UPDATE SET t = excluded.t")
             .bind(instance)
             .bind(t)
             .execute(&self.pool)
@@ -472,7 +500,7 @@ impl Store {
 
     pub async fn last_uptime_heartbeat(&self, instance: &str) -> StoreResult<Option<i64>> {
         Ok(
-            sqlx::query_scalar("SELECT t FROM uptime_heartbeat WHERE instance = ?")
+            sqlx::query_scalar("SELECT t FROM uptime_heartbeat WHERE instance = $1")
                 .bind(instance)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -483,20 +511,20 @@ impl Store {
     pub async fn prune_stats(&self, now: i64, retention: &Retention) -> StoreResult<u64> {
         let mut removed = 0;
         for table in ["stats_samples", "host_samples"] {
-            removed += sqlx::query(&format!("DELETE FROM {table} WHERE t < ?"))
+            removed += sqlx::query(&format!("DELETE FROM {table} WHERE t < $1"))
                 .bind(now - retention.raw_ms)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
         }
         // Transitions are kept as long as the longest history.
-        removed += sqlx::query("DELETE FROM uptime_transitions WHERE t < ?")
+        removed += sqlx::query("DELETE FROM uptime_transitions WHERE t < $1")
             .bind(now - retention.hour_ms)
             .execute(&self.pool)
             .await?
             .rows_affected();
         for (step, keep) in [(60, retention.minute_ms), (3600, retention.hour_ms)] {
-            removed += sqlx::query("DELETE FROM stats_rollups WHERE step = ? AND t < ?")
+            removed += sqlx::query("DELETE FROM stats_rollups WHERE step = $1 AND t < $2")
                 .bind(step)
                 .bind(now - keep)
                 .execute(&self.pool)
@@ -524,10 +552,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_latest_samples_of_all_apps_come_in_one_query() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
+    async fn the_latest_samples_of_all_apps_come_in_one_query(db: crate::store::TestDb) {
+        let (store, uid) = crate::store::store_with_one_app(&db).await;
         let mut samples = vec![
             sample(&uid, 1_000, 10.0, 1),
             sample(&uid, 2_000, 20.0, 2),
@@ -552,10 +578,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_batch_larger_than_one_statement_is_stored_whole() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (store, uid) = crate::store::store_with_one_app(dir.path()).await;
+    async fn a_batch_larger_than_one_statement_is_stored_whole(db: crate::store::TestDb) {
+        let (store, uid) = crate::store::store_with_one_app(&db).await;
         let samples: Vec<Sample> = (0..1201)
             .map(|i| sample(&uid, 10_000 * (i + 1), i as f64, i))
             .collect();
@@ -571,12 +595,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn rollups_are_averages_and_maxima_of_their_buckets() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("db.sqlite"))
-            .await
-            .expect("store");
+    async fn rollups_are_averages_and_maxima_of_their_buckets(db: crate::store::TestDb) {
+        let store = db.open().await;
         // Two hours of 10 s samples for one app, cpu and memory rising with time; a second app
         // with one sample.
         let base = 1_700_000_400_000 - 1_700_000_400_000 % 3_600_000;
@@ -585,7 +605,7 @@ mod tests {
             .chain([sample("b", base + 5_000, 50.0, 7)])
             .collect();
         for uid in ["a", "b"] {
-            sqlx::query("INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, created_at) VALUES ('App', 'demo', ?1, ?1, 1, 1, 'api', '{}', '{}', '{}', '')")
+            sqlx::query("INSERT INTO objects (kind, namespace, name, uid, generation, resource_version, source, labels, annotations, spec, created_at) VALUES ('App', 'demo', $1, $1, 1, 1, 'api', '{}', '{}', '{}', '')")
                 .bind(uid)
                 .execute(&store.pool)
                 .await
@@ -673,4 +693,10 @@ mod tests {
             2
         );
     }
+
+    crate::store::on_both_databases!(
+        the_latest_samples_of_all_apps_come_in_one_query,
+        a_batch_larger_than_one_statement_is_stored_whole,
+        rollups_are_averages_and_maxima_of_their_buckets
+    );
 }

@@ -60,6 +60,7 @@ async fn api_with(config: ControllerConfig) -> Api {
         agents: None,
         git: None,
         stopping: tokio_util::sync::CancellationToken::new(),
+        leadership: wharf::cluster::Leadership::default(),
     };
     Api {
         app: router(state),

@@ -9,11 +9,11 @@ use axum::middleware::{self};
 use axum::routing::{MethodRouter, get, post};
 
 use super::error::ApiError;
+use super::health::Readiness;
 use super::openapi::{self, Documented, Op};
 use super::state::ApiState;
 use super::{auth, health, hooks, ui};
 use crate::auth::{Need, Role};
-use crate::reconcile::Health;
 
 mod table;
 
@@ -123,8 +123,8 @@ fn extra_routes() -> Vec<Documented> {
                 "Health",
                 "Readiness: the store and the engine answer, the loop runs",
             )
-            .ok::<Health>("Ready.")
-            .answers::<Health>(503, "Not ready; the fields say what is missing."),
+            .ok::<Readiness>("Ready.")
+            .answers::<Readiness>(503, "Not ready; the fields say what is missing."),
         ),
         plain(
             Method::GET,

@@ -10,8 +10,8 @@ use crate::http::openapi::{self, Op};
 use crate::http::state::ApiState;
 use crate::http::views::{ApplyResult, Items, ObjectList};
 use crate::http::{
-    actions, agents, apply, apps, audit_log, image_requests, images, nodes, policy, sources, stats,
-    tokens, watch,
+    actions, agents, apply, apps, audit_log, cluster, image_requests, images, nodes, policy,
+    sources, stats, tokens, watch,
 };
 use crate::policy::Policy;
 use crate::spec::AppDocument;
@@ -51,6 +51,19 @@ pub fn api_table() -> Vec<(ApiRoute, MethodRouter<ApiState>)> {
         route(M::GET, "/whoami", Token, get(tokens::whoami)).doc(
             Op::new("whoami", "Tokens", "The calling token: its id and grants")
                 .ok::<tokens::WhoAmI>("The token."),
+        ),
+        route(M::GET, "/cluster", Token, get(cluster::cluster)).doc(
+            Op::new(
+                "cluster",
+                "Cluster",
+                "The instances on this database and which one leads",
+            )
+            .describe(
+                "Several instances on one PostgreSQL database elect a leader, which \
+                reconciles; every instance serves the API. `self` is the instance that \
+                answered. Alone on SQLite, the instance always leads.",
+            )
+            .ok::<cluster::ClusterView>("The instances, the leader and the lease."),
         ),
         // The mode, the engine and (swarm mode) the cluster.
         route(M::GET, "/info", Token, get(nodes::info)).doc(

@@ -18,6 +18,9 @@
 //!   one per node) for task stats, kill, inspect, git, logs and uptime.
 //! - `gitops`: `wharf serve --git`: a bare repository on disk and one served by `git daemon`,
 //!   pushes applied whole, a bad commit refused, signed webhooks.
+//! - `ha`: several `wharf serve` processes on one PostgreSQL the tests start (Debian's
+//!   postgresql): the leader's election, writes through a follower, SIGKILL failover, the fence
+//!   after SIGSTOP, PostgreSQL restarted under load.
 //! - `notify`: `--notify-webhook` against the real engine: failures, recoveries and rejected
 //!   files posted, signed, filtered, retried and counted.
 //! - `faults`: the data directory's file system running full (a small tmpfs): 507, nothing
@@ -37,6 +40,7 @@ mod cli;
 mod control_loop;
 mod faults;
 mod gitops;
+mod ha;
 mod hostile;
 mod images;
 mod lifecycle;

@@ -91,6 +91,11 @@ async fn run_action(
         AppAction::Kill { .. } => "kill",
         AppAction::HardReset { .. } => "hard-reset",
     };
+    // Actions run on the leader: another instance's fence would refuse their steps anyway.
+    state
+        .leadership
+        .check()
+        .map_err(|e| ApiError::runtime("the action", e))?;
     let message = state.controller.act(&key, action).await?;
     Ok(Json(ActionResult {
         kind: "ActionResult",

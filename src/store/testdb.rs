@@ -208,6 +208,13 @@ impl PgServer {
     }
 }
 
+impl Drop for PgServer {
+    /// A server of a test's own stops with it (the process's shared one lives in a static).
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 fn spawn(
     postgres: &Path,
     args: &[String],

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 
 struct Shared {
     patterns: Mutex<Vec<String>>,
+    /// Every request line seen, with when its head arrived.
+    seen: Mutex<Vec<(std::time::Instant, String)>>,
     /// Bumped when the patterns are cleared: held requests are dropped.
     cleared: watch::Sender<u64>,
     held: AtomicUsize,
@@ -37,6 +39,7 @@ impl StallProxy {
         let (cleared, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             patterns: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
             cleared,
             held: AtomicUsize::new(0),
         });
@@ -66,6 +69,21 @@ impl StallProxy {
     pub fn clear(&self) {
         self.patterns().clear();
         self.shared.cleared.send_modify(|n| *n += 1);
+    }
+
+    /// The request lines of the writes (anything but GET and HEAD) that arrived at or after
+    /// `since`.
+    pub fn writes_since(&self, since: std::time::Instant) -> Vec<String> {
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(at, line)| {
+                *at >= since && !line.starts_with("GET ") && !line.starts_with("HEAD ")
+            })
+            .map(|(_, line)| line.clone())
+            .collect()
     }
 
     /// Requests held so far.
@@ -105,6 +123,11 @@ async fn serve(mut client: UnixStream, target: PathBuf, shared: Arc<Shared>) {
     };
     let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
     let request_line = head.lines().next().unwrap_or_default().to_string();
+    shared
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((std::time::Instant::now(), request_line.clone()));
     let stalled = shared
         .patterns
         .lock()

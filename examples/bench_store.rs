@@ -23,7 +23,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn documents(namespace: &str, n: usize, round: usize) -> Vec<wharf::spec::Document> {
+fn documents(namespace: &str, n: usize, round: usize) -> Vec<wharf::spec::Validated> {
     let mut yaml = String::new();
     for i in 0..n {
         yaml.push_str(&format!(
@@ -33,7 +33,7 @@ fn documents(namespace: &str, n: usize, round: usize) -> Vec<wharf::spec::Docume
     read_bundle(&yaml, Format::Yaml, None).expect("valid documents")
 }
 
-async fn apply(store: &Store, docs: &[wharf::spec::Document]) -> f64 {
+async fn apply(store: &Store, docs: &[wharf::spec::Validated]) -> f64 {
     let items: Vec<WriteItem> = docs.iter().map(WriteItem::new).collect();
     let t = Instant::now();
     store
@@ -96,7 +96,7 @@ async fn measure(database: &Database) -> Figures {
     }
     store.roll_up(now - 86_400_000, now).await.expect("rollups");
     let uid = &records[0].uid;
-    let mut series = |resolution: Resolution| {
+    let series = |resolution: Resolution| {
         let store = store.clone();
         let uid = uid.clone();
         async move {

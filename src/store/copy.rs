@@ -303,27 +303,22 @@ async fn copy_table(
     let per_statement = (PARAMETERS / names.len()).max(1);
     let mut copied = 0u64;
     for chunk in rows.chunks(per_statement) {
-        let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name, names.join(", "));
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            table.name,
+            names.join(", "),
+            super::placeholders(chunk.len(), names.len())
+        );
         let mut values = Vec::with_capacity(chunk.len() * names.len());
-        for (r, row) in chunk.iter().enumerate() {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for (c, (name, col)) in table.columns.iter().enumerate() {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", r * names.len() + c + 1));
-                let value = match col {
+        for row in chunk {
+            for (name, col) in table.columns {
+                values.push(match col {
                     Text => Value::Text(row.try_get(*name)?),
                     Int => Value::Int(row.try_get(*name)?),
                     Float => Value::Float(row.try_get(*name)?),
                     Bytes => Value::Bytes(row.try_get(*name)?),
-                };
-                values.push(value);
+                });
             }
-            sql.push(')');
         }
         let mut query = sqlx::query(&sql);
         for value in values {

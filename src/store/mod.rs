@@ -282,6 +282,26 @@ impl Store {
     }
 }
 
+/// `($1, $2, …), (…)`: `rows` groups of `columns` numbered placeholders for a multi-row
+/// insert (sqlx's query builder writes `?` for the Any driver, which PostgreSQL does not take).
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 1..=columns {
+            if c > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * columns + c));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// `value` as JSON text for a column; a value that cannot be written is an error, never an
 /// empty column.
 pub(crate) fn to_json(column: &str, value: &impl Serialize) -> StoreResult<String> {

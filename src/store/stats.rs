@@ -192,25 +192,10 @@ impl Store {
         // one statement per sample cost a round trip to the connection's thread each.
         let mut tx = self.pool.begin().await?;
         for chunk in samples.chunks(500) {
-            // `$N` placeholders written here: sqlx's query builder writes `?` for the Any
-            // driver, which PostgreSQL does not take.
             let mut sql = String::from(
                 "INSERT INTO stats_samples (uid, task, t, cpu, mem, mem_limit, mem_max, net_rx, net_tx, blk_read, blk_write, pids) SELECT * FROM (VALUES ",
             );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let n = i * 12;
-                sql.push('(');
-                for c in 1..=12 {
-                    if c > 1 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("${}", n + c));
-                }
-                sql.push(')');
-            }
+            sql.push_str(&super::placeholders(chunk.len(), 12));
             // Only for objects that still exist: a reading taken just before its app was
             // forgotten must not outlive it.
             sql.push_str(

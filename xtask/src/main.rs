@@ -27,6 +27,9 @@ const PACKAGES: &[(&str, Check)] = &[
     ("util-linux", Check::Program("nsenter")),
     // The systemd unit's verification.
     ("systemd", Check::Program("systemd-analyze")),
+    // The store tests on PostgreSQL and the HA tests: a server each test process starts
+    // (initdb into a temporary directory).
+    ("postgresql", Check::Package),
     // The dashboard's tests: a real headless browser over WebDriver.
     ("chromium", Check::Program("chromium")),
     ("chromium-driver", Check::Program("chromedriver")),

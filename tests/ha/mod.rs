@@ -9,7 +9,7 @@
 //! run); `WHARF_HA_APPS` the apps applied each round (50).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
